@@ -1,0 +1,3 @@
+from testbed.agent.server import main
+
+raise SystemExit(main())

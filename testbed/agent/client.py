@@ -1,0 +1,66 @@
+"""The host side of the agent protocol (see ``testbed.agent.server``)."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from testbed._errors import AgentError
+
+
+class AgentClient:
+    """Talks to one guest's agent over the management network, with its token."""
+
+    def __init__(self, url: str, token: str, timeout: float = 120.0) -> None:
+        u = urllib.parse.urlsplit(url)
+        self.host, self.port = u.hostname or "", u.port or 80
+        self.url = url
+        self._token = token
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
+        try:
+            conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                         headers={"Authorization": f"Bearer {self._token}",
+                                  "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = json.loads(resp.read() or b"{}")
+        except (OSError, http.client.HTTPException, json.JSONDecodeError) as e:
+            raise AgentError(f"agent at {self.url} unreachable: {e}") from e
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise AgentError(f"agent at {self.url}: {resp.status} {data.get('error', '')}")
+        return data
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/health", timeout=5))
+
+    def wait_ready(self, timeout: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.health()
+            except AgentError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+
+    def run_steps(self, steps: list[dict[str, Any]], images: dict[str, Path]) -> dict[str, Any]:
+        """Run steps; returns the agent's answer with screenshots decoded to bytes."""
+        payload = {"steps": steps,
+                   "images": {n: base64.b64encode(p.read_bytes()).decode()
+                              for n, p in images.items()}}
+        answer = dict(self._call("POST", "/steps", payload))
+        answer["screenshots"] = {n: base64.b64decode(b)
+                                 for n, b in answer.get("screenshots", {}).items()}
+        return answer
+
+    def shutdown(self) -> None:
+        self._call("POST", "/shutdown", {}, timeout=10)

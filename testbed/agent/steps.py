@@ -1,0 +1,158 @@
+"""The step vocabulary, in one place. An app profile composes these into named actions.
+
+Every step is a mapping with exactly one verb key:
+
+``{run: [argv...]}``
+    start a program in the guest's desktop session (the host fills in the app's launch command)
+``{click_image: FILE, confidence: 0.9, offset: [dx, dy], timeout: 10}``
+    find a reference image on the screen (waiting up to ``timeout`` s) and click its centre,
+    moved by ``offset``
+``{wait_image: FILE, timeout: 20, confidence: 0.9}``
+    wait until a reference image shows
+``{type: TEXT, secret: false}``
+    type text; ASCII with the keyboard, anything else by clipboard paste. ``secret`` keeps the
+    text out of every log
+``{press: KEY}`` / ``{hotkey: [KEY, ...]}``
+    press one key / a key combination
+``{screenshot: NAME}``
+    take a screenshot, returned to the host as ``NAME.png``
+``{sleep: SECONDS}``
+    wait
+
+Steps run with pyautogui on the display in ``DISPLAY``. A failing step raises ``StepFailed``
+with a message for people; the agent then takes a screenshot of the moment.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image, ImageGrab
+
+VERBS = ("run", "click_image", "wait_image", "type", "press", "hotkey", "screenshot", "sleep")
+DEFAULT_CONFIDENCE = 0.9
+DEFAULT_TIMEOUT = 10.0
+
+
+class StepFailed(Exception):
+    """A step could not be done; the message says which and why."""
+
+
+@dataclass
+class StepContext:
+    """What steps may use: reference images by file name, and where launched programs go."""
+
+    images: Mapping[str, Image.Image]
+    spawn: Callable[[list[str]], int]
+    screenshots: dict[str, bytes] = field(default_factory=dict)
+
+
+def verb_of(step: Mapping[str, Any]) -> str:
+    verbs = [k for k in step if k in VERBS]
+    if len(verbs) != 1:
+        raise StepFailed(f"a step needs exactly one of {', '.join(VERBS)}: {sorted(step)}")
+    return verbs[0]
+
+
+def describe(step: Mapping[str, Any]) -> str:
+    """The step as a log line, with secret text replaced."""
+    verb = verb_of(step)
+    if verb == "type" and step.get("secret"):
+        return "type <secret>"
+    return f"{verb} {step[verb]}"
+
+
+def grab() -> Image.Image:
+    return ImageGrab.grab(xdisplay=os.environ.get("DISPLAY"))
+
+
+def png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _gui() -> Any:
+    import pyautogui  # imported late: it needs DISPLAY
+
+    pyautogui.PAUSE = 0.05
+    return pyautogui
+
+
+def locate(ctx: StepContext, name: str, confidence: float, timeout: float) -> tuple[int, int]:
+    """Centre of reference image ``name`` on the screen, waiting up to ``timeout`` seconds."""
+    if name not in ctx.images:
+        raise StepFailed(f"no reference image {name!r}")
+    gui = _gui()
+    needle = ctx.images[name]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            box = gui.locate(needle, grab(), confidence=confidence)
+        except gui.ImageNotFoundException:
+            box = None
+        if box is not None:
+            return int(box.left + box.width // 2), int(box.top + box.height // 2)
+        if time.monotonic() >= deadline:
+            raise StepFailed(f"image {name} not found on screen within {timeout:g} s")
+        time.sleep(0.2)
+
+
+def type_text(text: str) -> None:
+    gui = _gui()
+    if text.isascii():
+        gui.write(text, interval=0.01)
+        return
+    # pyautogui types ASCII only: paste anything else through the clipboard (xclip).
+    subprocess.run(
+        ["xclip", "-selection", "clipboard"], input=text.encode(), check=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5,
+    )
+    gui.hotkey("ctrl", "v")
+
+
+def run_step(ctx: StepContext, step: Mapping[str, Any]) -> str:
+    """Run one step; returns a short outcome. Raises StepFailed."""
+    verb = verb_of(step)
+    arg = step[verb]
+    conf = float(step.get("confidence", DEFAULT_CONFIDENCE))
+    timeout = float(step.get("timeout", DEFAULT_TIMEOUT))
+    gui = None if verb in ("run", "screenshot", "sleep") else _gui()
+    try:
+        if verb == "run":
+            argv = [str(a) for a in arg] if isinstance(arg, list) else str(arg).split()
+            return f"started pid {ctx.spawn(argv)}"
+        if verb == "click_image":
+            x, y = locate(ctx, str(arg), conf, timeout)
+            dx, dy = step.get("offset", (0, 0))
+            gui.click(x + int(dx), y + int(dy))
+            return f"clicked {x + int(dx)},{y + int(dy)}"
+        if verb == "wait_image":
+            x, y = locate(ctx, str(arg), conf, timeout)
+            return f"seen at {x},{y}"
+        if verb == "type":
+            type_text(str(arg))
+            return "typed"
+        if verb == "press":
+            gui.press(str(arg))
+            return "pressed"
+        if verb == "hotkey":
+            gui.hotkey(*[str(k) for k in arg])
+            return "pressed"
+        if verb == "screenshot":
+            ctx.screenshots[str(arg)] = png(grab())
+            return f"screenshot {arg}"
+        if verb == "sleep":
+            time.sleep(float(arg))
+            return "slept"
+    except StepFailed:
+        raise
+    except Exception as e:  # pyautogui, Xlib and OS errors become step failures
+        raise StepFailed(f"{describe(step)}: {type(e).__name__}: {e}") from e
+    raise StepFailed(f"unknown verb {verb}")

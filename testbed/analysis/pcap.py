@@ -1,0 +1,616 @@
+"""Streaming pcap / pcapng header reader (pure Python, no dpkt/scapy).
+
+Contract:
+- `read_packets(path)` yields one `Packet` per IPv4/IPv6 frame, in file order, in
+  constant memory. Non-IP frames (ARP, LLDP, ...) are skipped and counted.
+- A file that is not a capture, or uses a link type we cannot decode, raises
+  `CaptureFormatError` (file name + what was found). Unreadable files raise
+  `AnalysisError`.
+- Damage (truncation, absurd lengths, broken blocks) never raises: reading stops at
+  the damage, every packet before it is yielded, and a warning naming the byte offset
+  and packet number is recorded on `PcapReader.warnings` (and passed to `on_warning`).
+
+`PcapReader.iter_raw()` is the fast path used by the aggregators: it yields plain
+tuples with packed addresses and the protocol number, and creates no `Packet` objects.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from testbed._errors import AnalysisError, CaptureFormatError
+
+__all__ = [
+    "LINKTYPE_NAMES",
+    "Packet",
+    "PcapReader",
+    "RawPacket",
+    "proto_name",
+    "read_packets",
+]
+
+
+class Packet(NamedTuple):
+    """One IP packet's headers. Ports are 0 when the protocol has none (or a non-first
+    fragment); `length` is the original wire length of the frame."""
+
+    ts: float
+    src: str
+    dst: str
+    proto: str
+    sport: int
+    dport: int
+    length: int
+
+
+# (ts, src packed, dst packed, proto number, sport, dport, wire length)
+RawPacket = tuple[float, bytes, bytes, int, int, int, int]
+
+_CHUNK = 1 << 20
+# Largest frame we accept; anything above is damage (a 64 KiB IP packet plus link and
+# capture headers fits comfortably; jumbo/TSO frames up to 256 KiB are still accepted).
+MAX_FRAME = 1 << 18
+# Largest pcapng block: frame + generous room for options.
+MAX_BLOCK = MAX_FRAME + (1 << 16)
+
+LINKTYPE_NAMES = {
+    0: "BSD loopback",
+    1: "Ethernet",
+    12: "raw IP",
+    101: "raw IP",
+    113: "Linux SLL",
+    228: "raw IPv4",
+    229: "raw IPv6",
+    276: "Linux SLL2",
+}
+
+_PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
+
+
+def proto_name(number: int) -> str:
+    """'tcp', 'udp', 'icmp', 'icmpv6', or the protocol number as a string."""
+    name = _PROTO_NAMES.get(number)
+    return name if name is not None else str(number)
+
+
+_H = struct.Struct("!H")
+_HH = struct.Struct("!HH")
+_ETHERTYPE_IPV4 = 0x0800
+_ETHERTYPE_IPV6 = 0x86DD
+_VLAN_TAGS = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
+# IPv6 extension headers that carry a (next header, length) pair.
+_V6_EXT = frozenset((0, 43, 60, 135, 139, 140, 253, 254))
+_BSD_AF_INET6 = frozenset((10, 24, 28, 30))
+
+_PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
+    b"\xa1\xb2\xc3\xd4": (">", 1e-6),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e-9),
+    b"\xa1\xb2\x3c\x4d": (">", 1e-9),
+}
+_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+_OTHER_MAGICS = {
+    b"\x34\xcd\xb2\xa1": "a modified (Kuznetzov) pcap, which is not supported",
+    b"\xa1\xb2\xcd\x34": "a modified (Kuznetzov) pcap, which is not supported",
+    b"\x1f\x8b": "a gzip-compressed file (decompress it first)",
+    b"\x28\xb5\x2f\xfd": "a zstd-compressed file (decompress it first)",
+    b"PK\x03\x04": "a zip archive",
+}
+
+
+def _decode_ip(buf: bytes, off: int, end: int, ts: float, length: int) -> RawPacket | None:
+    """Decode the IPv4/IPv6 header at buf[off:end]; None when it is not IP or too short."""
+    if off >= end:
+        return None
+    version = buf[off] >> 4
+    if version == 4:
+        if end - off < 20:
+            return None
+        ihl = (buf[off] & 0x0F) << 2
+        proto = buf[off + 9]
+        src = buf[off + 12 : off + 16]
+        dst = buf[off + 16 : off + 20]
+        if _H.unpack_from(buf, off + 6)[0] & 0x1FFF:  # non-first fragment: no ports
+            return (ts, src, dst, proto, 0, 0, length)
+        p = off + ihl
+    elif version == 6:
+        if end - off < 40:
+            return None
+        proto = buf[off + 6]
+        src = buf[off + 8 : off + 24]
+        dst = buf[off + 24 : off + 40]
+        p = off + 40
+        while True:
+            if proto in _V6_EXT:
+                if p + 2 > end:
+                    return (ts, src, dst, proto, 0, 0, length)
+                proto = buf[p]
+                p += (buf[p + 1] + 1) << 3
+            elif proto == 44:  # fragment
+                if p + 8 > end:
+                    return (ts, src, dst, proto, 0, 0, length)
+                nxt = buf[p]
+                if _H.unpack_from(buf, p + 2)[0] & 0xFFF8:
+                    return (ts, src, dst, nxt, 0, 0, length)
+                proto = nxt
+                p += 8
+            elif proto == 51:  # AH
+                if p + 2 > end:
+                    return (ts, src, dst, proto, 0, 0, length)
+                proto = buf[p]
+                p += (buf[p + 1] + 2) << 2
+            else:
+                break
+    else:
+        return None
+    if (proto == 6 or proto == 17 or proto == 132) and p + 4 <= end:
+        sport, dport = _HH.unpack_from(buf, p)
+        return (ts, src, dst, proto, sport, dport, length)
+    return (ts, src, dst, proto, 0, 0, length)
+
+
+def _l3_offset(linktype: int, buf: bytes, off: int, end: int) -> int:
+    """Offset of the IP header in a frame, or -1 when the frame carries no IP."""
+    if linktype == 1:
+        if end - off < 14:
+            return -1
+        etype = _H.unpack_from(buf, off + 12)[0]
+        p = off + 14
+        while etype in _VLAN_TAGS:
+            if p + 4 > end:
+                return -1
+            etype = _H.unpack_from(buf, p + 2)[0]
+            p += 4
+        return p if etype == _ETHERTYPE_IPV4 or etype == _ETHERTYPE_IPV6 else -1
+    if linktype == 113:
+        if end - off < 16:
+            return -1
+        etype = _H.unpack_from(buf, off + 14)[0]
+        return off + 16 if etype == _ETHERTYPE_IPV4 or etype == _ETHERTYPE_IPV6 else -1
+    if linktype == 276:
+        if end - off < 20:
+            return -1
+        etype = _H.unpack_from(buf, off)[0]
+        return off + 20 if etype == _ETHERTYPE_IPV4 or etype == _ETHERTYPE_IPV6 else -1
+    if linktype == 101 or linktype == 228 or linktype == 229 or linktype == 12:
+        return off
+    if linktype == 0:
+        if end - off < 4:
+            return -1
+        fam = int.from_bytes(buf[off : off + 4], "little")
+        if fam > 0xFFFF:
+            fam = int.from_bytes(buf[off : off + 4], "big")
+        return off + 4 if fam == 2 or fam in _BSD_AF_INET6 else -1
+    return -1
+
+
+FrameDecoder = Callable[[bytes, int, int, float, int], "RawPacket | None"]
+
+
+def _frame_decoder(linktype: int) -> FrameDecoder:
+    """A one-call decoder for `linktype` frames, with a fused fast path for IPv4."""
+    if linktype == 1:
+        etype_off, ip_off = 12, 14
+    elif linktype == 113:
+        etype_off, ip_off = 14, 16
+    elif linktype == 276:
+        etype_off, ip_off = 0, 20
+    else:
+        etype_off, ip_off = -1, 0 if linktype in (101, 228, 229, 12) else 4
+    if etype_off >= 0:
+        gap = ip_off - etype_off - 2
+        fused = struct.Struct(
+            f"!{etype_off}xH{gap}xB5xHxB2x4s4s" if gap else f"!{etype_off}xHB5xHxB2x4s4s"
+        )
+    else:
+        fused = struct.Struct(f"!{ip_off}xB5xHxB2x4s4s")
+    need = ip_off + 20
+    unpack = fused.unpack_from
+    ports = _HH.unpack_from
+    generic = _decode_ip
+    l3 = _l3_offset
+
+    def slow(buf: bytes, p: int, end: int, ts: float, length: int) -> RawPacket | None:
+        off = l3(linktype, buf, p, end)
+        return None if off < 0 else generic(buf, off, end, ts, length)
+
+    if etype_off >= 0:
+
+        def decode(buf: bytes, p: int, end: int, ts: float, length: int) -> RawPacket | None:
+            if end - p >= need:
+                etype, vihl, frag, proto, src, dst = unpack(buf, p)
+                if etype == 0x0800 and vihl >> 4 == 4:
+                    if frag & 0x1FFF:
+                        return (ts, src, dst, proto, 0, 0, length)
+                    q = p + ip_off + ((vihl & 15) << 2)
+                    if (proto == 6 or proto == 17 or proto == 132) and q + 4 <= end:
+                        sport, dport = ports(buf, q)
+                        return (ts, src, dst, proto, sport, dport, length)
+                    return (ts, src, dst, proto, 0, 0, length)
+            return slow(buf, p, end, ts, length)
+
+    else:
+
+        def decode(buf: bytes, p: int, end: int, ts: float, length: int) -> RawPacket | None:
+            if end - p >= need:
+                vihl, frag, proto, src, dst = unpack(buf, p)
+                if vihl >> 4 == 4:
+                    if frag & 0x1FFF:
+                        return (ts, src, dst, proto, 0, 0, length)
+                    q = p + ip_off + ((vihl & 15) << 2)
+                    if (proto == 6 or proto == 17 or proto == 132) and q + 4 <= end:
+                        sport, dport = ports(buf, q)
+                        return (ts, src, dst, proto, sport, dport, length)
+                    return (ts, src, dst, proto, 0, 0, length)
+            return slow(buf, p, end, ts, length)
+
+    return decode
+
+
+class PcapReader:
+    """A capture file opened for streaming.
+
+    `PcapReader(path, on_warning=None)` sniffs the format at once (raising
+    `CaptureFormatError` / `AnalysisError`); iterating yields `Packet`s, `iter_raw()`
+    yields `RawPacket` tuples. After (or during) iteration: `warnings` (damage found),
+    `frames` (records read), `packets` (IP packets yielded), `skipped` (non-IP frames),
+    `link_types` (set of link types seen), `format` ("pcap" / "pcapng").
+    Each iteration re-reads the file and resets the counters.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], on_warning: Callable[[str], None] | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.on_warning = on_warning
+        self.warnings: list[str] = []
+        self.frames = 0
+        self.packets = 0
+        self.skipped = 0
+        self.link_types: set[int] = set()
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(4)
+        except OSError as e:
+            raise AnalysisError(f"cannot read capture {self.path}: {e.strerror or e}") from e
+        self.format = self._sniff(head)
+
+    # -- format detection ------------------------------------------------------------
+    def _sniff(self, head: bytes) -> str:
+        name = self.path.name
+        if not head:
+            raise CaptureFormatError(f"{name}: empty file, not a pcap/pcapng capture")
+        if head in _PCAP_MAGICS:
+            return "pcap"
+        if head == _PCAPNG_SHB:
+            return "pcapng"
+        if len(head) < 4:
+            if any(m.startswith(head) for m in (*_PCAP_MAGICS, _PCAPNG_SHB)):
+                return "truncated"
+        for magic, what in _OTHER_MAGICS.items():
+            if head.startswith(magic):
+                raise CaptureFormatError(f"{name}: not a pcap/pcapng capture, found {what}")
+        raise CaptureFormatError(f"{name}: not a pcap/pcapng capture (magic bytes {head.hex(' ')})")
+
+    def _warn(self, message: str) -> None:
+        message = f"{self.path.name}: {message}"
+        self.warnings.append(message)
+        if self.on_warning is not None:
+            self.on_warning(message)
+
+    def _unknown_link(self, linktype: int, where: str) -> CaptureFormatError:
+        known = ", ".join(f"{k} ({v})" for k, v in sorted(LINKTYPE_NAMES.items()))
+        return CaptureFormatError(
+            f"{self.path.name}: unsupported link type {linktype} {where}; supported: {known}"
+        )
+
+    # -- iteration -------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Packet]:
+        names: dict[bytes, str] = {}
+        ntop = socket.inet_ntop
+        for ts, src, dst, proto, sport, dport, length in self.iter_raw():
+            s = names.get(src)
+            if s is None:
+                s = names[src] = ntop(socket.AF_INET if len(src) == 4 else socket.AF_INET6, src)
+            d = names.get(dst)
+            if d is None:
+                d = names[dst] = ntop(socket.AF_INET if len(dst) == 4 else socket.AF_INET6, dst)
+            yield Packet(ts, s, d, proto_name(proto), sport, dport, length)
+
+    def iter_raw(self) -> Iterator[RawPacket]:
+        """Yield `(ts, src, dst, proto, sport, dport, length)` with packed addresses."""
+        self.warnings = []
+        self.frames = self.packets = self.skipped = 0
+        self.link_types = set()
+        if self.format == "truncated":
+            self._warn("truncated at byte 0 inside the file header; no packets")
+            return
+        try:
+            f = open(self.path, "rb")
+        except OSError as e:
+            raise AnalysisError(f"cannot read capture {self.path}: {e.strerror or e}") from e
+        try:
+            if self.format == "pcap":
+                yield from self._iter_pcap(f)
+            else:
+                yield from self._iter_pcapng(f)
+        finally:
+            f.close()
+
+    def _iter_pcap(self, f: BinaryIO) -> Iterator[RawPacket]:
+        read = f.read
+        hdr = read(24)
+        if len(hdr) < 24:
+            self._warn(f"truncated at byte {len(hdr)} inside the 24-byte pcap file header")
+            return
+        order, scale = _PCAP_MAGICS[hdr[:4]]
+        snaplen, network = struct.unpack_from(order + "II", hdr, 16)
+        linktype = network & 0x0FFFFFFF
+        if linktype not in LINKTYPE_NAMES:
+            raise self._unknown_link(linktype, "in the pcap file header")
+        self.link_types.add(linktype)
+        limit = max(MAX_FRAME, min(snaplen, 1 << 24))
+        rec = struct.Struct(order + "IIII")
+        unpack_rec = rec.unpack_from
+        decode = _frame_decoder(linktype)
+
+        buf = read(_CHUNK)
+        base = 24  # file offset of buf[0]
+        pos = 0
+        n = 0
+        frames = packets = skipped = 0
+        try:
+            while True:
+                blen = len(buf)
+                if pos + 16 > blen:
+                    more = read(_CHUNK)
+                    if not more:
+                        if pos < blen:
+                            self._warn(
+                                f"truncated at byte {base + pos}: packet {n + 1} has a "
+                                f"partial record header ({blen - pos} of 16 bytes)"
+                            )
+                        return
+                    buf = buf[pos:] + more
+                    base += pos
+                    pos = 0
+                    continue
+                sec, frac, incl, orig = unpack_rec(buf, pos)
+                if incl > limit:
+                    self._warn(
+                        f"damaged at byte {base + pos}: packet {n + 1} claims {incl} captured "
+                        f"bytes (limit {limit}); stopped reading"
+                    )
+                    return
+                start = pos + 16
+                end = start + incl
+                if end > blen:
+                    more = read(max(_CHUNK, end - blen))
+                    if not more:
+                        self._warn(
+                            f"truncated at byte {base + pos}: packet {n + 1} has "
+                            f"{blen - start} of {incl} captured bytes"
+                        )
+                        return
+                    buf = buf[pos:] + more
+                    base += pos
+                    pos = 0
+                    continue
+                n += 1
+                pos = end
+                frames += 1
+                pkt = decode(buf, start, end, sec + frac * scale, orig)
+                if pkt is None:
+                    skipped += 1
+                    continue
+                packets += 1
+                yield pkt
+        finally:
+            self.frames += frames
+            self.packets += packets
+            self.skipped += skipped
+
+    def _iter_pcapng(self, f: BinaryIO) -> Iterator[RawPacket]:
+        read = f.read
+        buf = read(_CHUNK)
+        base = 0
+        pos = 0
+        n = 0
+        order = "<"
+        u32 = struct.Struct("<I")
+        epb = struct.Struct("<IIIII")
+        spb = struct.Struct("<I")
+        u16 = struct.Struct("<H")
+        # per interface: (linktype, units per second, offset seconds, snaplen)
+        ifaces: list[tuple[int, float, float, int]] = []
+        decoders = {t: _frame_decoder(t) for t in LINKTYPE_NAMES}
+        last_ts = 0.0
+        frames = packets = skipped = 0
+        try:
+            while True:
+                blen = len(buf)
+                if pos + 12 > blen:
+                    more = read(_CHUNK)
+                    if not more:
+                        if pos < blen:
+                            self._warn(
+                                f"truncated at byte {base + pos}: partial block header after "
+                                f"packet {n} ({blen - pos} bytes left)"
+                            )
+                        return
+                    buf = buf[pos:] + more
+                    base += pos
+                    pos = 0
+                    continue
+                btype_raw = buf[pos : pos + 4]
+                if btype_raw == _PCAPNG_SHB:
+                    bom = buf[pos + 8 : pos + 12]
+                    if bom == b"\x4d\x3c\x2b\x1a":
+                        order = "<"
+                    elif bom == b"\x1a\x2b\x3c\x4d":
+                        order = ">"
+                    else:
+                        if base + pos == 0:
+                            raise CaptureFormatError(
+                                f"{self.path.name}: pcapng section header with bad "
+                                f"byte-order magic {bom.hex(' ')}"
+                            )
+                        self._warn(
+                            f"damaged at byte {base + pos}: section header with bad "
+                            f"byte-order magic after packet {n}; stopped reading"
+                        )
+                        return
+                    u32 = struct.Struct(order + "I")
+                    epb = struct.Struct(order + "IIIII")
+                    spb = struct.Struct(order + "I")
+                    u16 = struct.Struct(order + "H")
+                    ifaces = []
+                btype = u32.unpack_from(buf, pos)[0]
+                tlen = u32.unpack_from(buf, pos + 4)[0]
+                if tlen < 12 or tlen & 3 or tlen > MAX_BLOCK:
+                    self._warn(
+                        f"damaged at byte {base + pos}: block of type {btype:#x} after packet "
+                        f"{n} claims length {tlen}; stopped reading"
+                    )
+                    return
+                end = pos + tlen
+                if end > blen:
+                    more = read(max(_CHUNK, end - blen))
+                    if not more:
+                        self._warn(
+                            f"truncated at byte {base + pos}: block of type {btype:#x} after "
+                            f"packet {n} has {blen - pos} of {tlen} bytes"
+                        )
+                        return
+                    buf = buf[pos:] + more
+                    base += pos
+                    pos = 0
+                    continue
+                if u32.unpack_from(buf, end - 4)[0] != tlen:
+                    self._warn(
+                        f"damaged at byte {base + pos}: block of type {btype:#x} after packet "
+                        f"{n} has mismatched trailing length; stopped reading"
+                    )
+                    return
+                start = pos
+                pos = end
+                if btype == 6:  # enhanced packet block
+                    if tlen < 32:
+                        self._warn(f"damaged at byte {base + start}: short packet block")
+                        return
+                    iface, hi, lo, cap, orig = epb.unpack_from(buf, start + 8)
+                    n += 1
+                    frames += 1
+                    if iface >= len(ifaces):
+                        self._warn(
+                            f"damaged at byte {base + start}: packet {n} names interface "
+                            f"{iface}, which was not described; packet skipped"
+                        )
+                        skipped += 1
+                        continue
+                    linktype, units, tsoff, _snap = ifaces[iface]
+                    data = start + 28
+                    if data + cap > end - 4:
+                        self._warn(
+                            f"damaged at byte {base + start}: packet {n} claims {cap} captured "
+                            f"bytes in a {tlen}-byte block; packet skipped"
+                        )
+                        skipped += 1
+                        continue
+                    last_ts = ((hi << 32) | lo) / units + tsoff
+                    fend = data + cap
+                elif btype == 3:  # simple packet block: interface 0, takes the last ts seen
+                    orig = spb.unpack_from(buf, start + 8)[0]
+                    n += 1
+                    frames += 1
+                    if not ifaces:
+                        self._warn(
+                            f"damaged at byte {base + start}: packet {n} before any interface "
+                            "description; packet skipped"
+                        )
+                        skipped += 1
+                        continue
+                    linktype, units, tsoff, snap = ifaces[0]
+                    data = start + 12
+                    cap = min(orig, snap) if snap else orig
+                    fend = min(data + cap, end - 4)
+                elif btype == 1:  # interface description block
+                    if tlen < 20:
+                        self._warn(f"damaged at byte {base + start}: short interface block")
+                        return
+                    linktype = u16.unpack_from(buf, start + 8)[0]
+                    snap = u32.unpack_from(buf, start + 12)[0]
+                    if linktype not in LINKTYPE_NAMES:
+                        raise self._unknown_link(
+                            linktype, f"on interface {len(ifaces)} (block at byte {base + start})"
+                        )
+                    units, tsoff = self._idb_options(buf, start + 16, end - 4, order)
+                    ifaces.append((linktype, units, tsoff, snap))
+                    self.link_types.add(linktype)
+                    continue
+                elif btype == 2:  # obsolete packet block
+                    if tlen < 32:
+                        self._warn(f"damaged at byte {base + start}: short packet block")
+                        return
+                    iface = u16.unpack_from(buf, start + 8)[0]
+                    _, hi, lo, cap, orig = epb.unpack_from(buf, start + 8)
+                    n += 1
+                    frames += 1
+                    if iface >= len(ifaces) or start + 28 + cap > end - 4:
+                        self._warn(f"damaged at byte {base + start}: packet {n} skipped")
+                        skipped += 1
+                        continue
+                    linktype, units, tsoff, _snap = ifaces[iface]
+                    last_ts = ((hi << 32) | lo) / units + tsoff
+                    data = start + 28
+                    fend = data + cap
+                else:
+                    continue  # SHB, name resolution, statistics, custom, ...
+                pkt = decoders[linktype](buf, data, fend, last_ts, orig)
+                if pkt is None:
+                    skipped += 1
+                    continue
+                packets += 1
+                yield pkt
+        finally:
+            self.frames += frames
+            self.packets += packets
+            self.skipped += skipped
+
+    @staticmethod
+    def _idb_options(buf: bytes, p: int, end: int, order: str) -> tuple[float, float]:
+        """(timestamp units per second, timestamp offset seconds) from IDB options."""
+        units = 1e6
+        tsoff = 0.0
+        hh = struct.Struct(order + "HH")
+        while p + 4 <= end:
+            code, olen = hh.unpack_from(buf, p)
+            if code == 0:
+                break
+            v = p + 4
+            if v + olen > end:
+                break
+            if code == 9 and olen >= 1:  # if_tsresol
+                r = buf[v]
+                units = float(2 ** (r & 0x7F)) if r & 0x80 else float(10 ** (r & 0x7F))
+            elif code == 14 and olen >= 8:  # if_tsoffset
+                tsoff = float(struct.unpack_from(order + "q", buf, v)[0])
+            p = v + ((olen + 3) & ~3)
+        return units, tsoff
+
+
+def read_packets(
+    path: str | os.PathLike[str], on_warning: Callable[[str], None] | None = None
+) -> Iterator[Packet]:
+    """Stream the IP packets of a pcap/pcapng file.
+
+    Raises `CaptureFormatError` at once when the file is not a capture (unknown link
+    types in pcapng are found, and raised, while iterating). Damage is reported through
+    `on_warning(message)`; use `PcapReader` to get counters and the warnings list.
+    """
+    return iter(PcapReader(path, on_warning))

@@ -1,0 +1,77 @@
+"""tcpdump on the gateway's guest-facing interface: the capture that is ground truth.
+
+Started with ``-U`` (packet-buffered) and stopped with SIGTERM, never SIGKILL, so that the pcap
+is complete and tcpdump prints its statistics (captured / received by filter / dropped by
+kernel), which the run records.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from testbed._errors import CaptureError
+from testbed.provider.abstracts import Provider
+
+STATS = {
+    "captured": re.compile(r"(\d+) packets? captured"),
+    "received": re.compile(r"(\d+) packets? received by filter"),
+    "dropped": re.compile(r"(\d+) packets? dropped by kernel"),
+}
+
+
+@dataclass
+class CaptureStats:
+    captured: int | None = None
+    received: int | None = None
+    dropped: int | None = None
+    complete: bool = False  # tcpdump printed its statistics (it was stopped cleanly)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_stats(text: str) -> CaptureStats:
+    stats = CaptureStats()
+    for key, rx in STATS.items():
+        m = rx.search(text)
+        if m:
+            setattr(stats, key, int(m.group(1)))
+    stats.complete = stats.captured is not None and stats.dropped is not None
+    return stats
+
+
+class Tcpdump:
+    def __init__(self, provider: Provider, interface: str, pcap: Path, log: Path) -> None:
+        self.provider, self.interface, self.pcap, self.log = provider, interface, pcap, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        argv = ["tcpdump", "-i", self.interface, "-n", "-U", "-s", "0", "-Z", "root",
+                "--immediate-mode", "-w", str(self.pcap)]
+        self.proc = self.provider.spawn_on_gateway(argv, self.log)
+        deadline = time.monotonic() + timeout
+        while "listening on" not in self.log.read_text(errors="replace"):
+            if self.proc.poll() is not None:
+                raise CaptureError(f"tcpdump exited ({self.proc.returncode}): "
+                                   f"{self.log.read_text(errors='replace').strip()}")
+            if time.monotonic() > deadline:
+                raise CaptureError(f"tcpdump did not start listening within {timeout:g} s")
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 10.0) -> CaptureStats:
+        if self.proc is None:
+            return CaptureStats()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return parse_stats(self.log.read_text(errors="replace"))

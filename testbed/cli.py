@@ -1,0 +1,133 @@
+"""The ``testbed`` command. User mistakes give one clear line and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from testbed._errors import TestbedError
+
+DEFAULT_RESULTS = Path(os.environ.get("TESTBED_RESULTS", "results"))
+MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
+
+
+def _print_verdicts(verdicts: list) -> None:  # list[Verdict]
+    print("\nVerdicts")
+    for v in verdicts:
+        print(f"  {MARK.get(v.status, v.status):<13} {v.id}: {v.reason}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from testbed.orchestrator.run import run_scenario
+    from testbed.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    outcome = run_scenario(scenario, args.results, progress=lambda m: print(m, flush=True))
+    if outcome.analysis is not None:
+        print("\nEndpoints (analysis/endpoints.csv)")
+        print(outcome.analysis.table)
+    _print_verdicts(outcome.verdicts)
+    print(f"\nresults: {outcome.run.path} (status: {outcome.status})")
+    if not outcome.verdicts:
+        print("no verdicts: the run produced no capture to judge", file=sys.stderr)
+    return 0 if outcome.all_passed else 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from testbed.scenario.commands import validate
+
+    return validate(args.files)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from testbed.scenario.commands import print_schema
+
+    return print_schema(args.kind)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from testbed.orchestrator.analyze import analyze_run
+    from testbed.orchestrator.rundir import RunDir
+    from testbed.verdicts.check import check_run
+
+    run = RunDir.open(args.run)
+    for db in args.geoip or []:
+        if not db.is_file():
+            raise TestbedError(f"{db}: no such GeoIP database")
+    analysis = analyze_run(run, args.geoip)
+    print(analysis.table)
+    verdicts = check_run(run.path)
+    _print_verdicts(verdicts)
+    return 0 if verdicts and all(v.status == "pass" for v in verdicts) else 1
+
+
+def cmd_lab_cleanup(args: argparse.Namespace) -> int:
+    from testbed.lab.netns import sweep
+
+    if os.geteuid() != 0:
+        raise TestbedError("testbed lab cleanup needs root (it removes network namespaces)")
+    removed = sweep()
+    for r in removed:
+        print(f"removed {r}")
+    print(f"lab cleanup: {len(removed)} leftover(s) removed")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="testbed",
+        description="Run reproducible lab experiments on network clients: drive builds through "
+        "their GUIs, capture their traffic at a gateway, place every server on the map, and "
+        "check the findings.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run a scenario end to end",
+                       description="Run a scenario: bring up guests and the gateway, drive the "
+                       "sessions, capture, analyse, judge. Exit 0 when every verdict passes.")
+    r.add_argument("scenario", type=Path, help="scenario file, e.g. scenarios/skype-2013-lab.yaml")
+    r.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                   help="where runs are written (default: %(default)s)")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check scenario and app-profile files",
+                       description="Check files; each problem is printed as FILE:LINE: KEY: "
+                       "MESSAGE. Exit 2 when any file is invalid.")
+    v.add_argument("files", nargs="+", help="scenario or app profile files (or folders)")
+    v.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
+    s.add_argument("--kind", choices=["scenario", "app"], default="scenario")
+    s.set_defaults(func=cmd_schema)
+
+    a = sub.add_parser("analyze", help="rebuild a run's analysis and verdicts from its capture")
+    a.add_argument("run", type=Path, help="a run directory: results/<scenario>/<run-id>")
+    a.add_argument("--geoip", type=Path, action="append",
+                   help="place endpoints with this MaxMind-format database instead of the "
+                   "run's own (repeatable)")
+    a.set_defaults(func=cmd_analyze)
+
+    lab = sub.add_parser("lab", help="the embedded lab")
+    lab_sub = lab.add_subparsers(dest="lab_command", required=True, metavar="COMMAND")
+    c = lab_sub.add_parser("cleanup", help="remove leftovers (namespaces, links, processes) "
+                           "of lab runs that were killed")
+    c.set_defaults(func=cmd_lab_cleanup)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except TestbedError as e:
+        print(f"testbed: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("testbed: interrupted; the lab was torn down", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Linux network namespaces, veth pairs and processes inside them — the lab's raw material.
+
+Every object the lab makes carries the run's prefix ``tbed-<tag>`` (namespaces) or
+``tb<tag>`` (links in the root namespace), so ``sweep`` can find and remove leftovers of a
+run that was killed, and touches nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from testbed._errors import LabError
+
+NS_PREFIX = "tbed-"
+NS_PATTERN = re.compile(r"^tbed-[0-9a-f]{4}-[a-z0-9]+$")
+LINK_PATTERN = re.compile(r"^tb[0-9a-f]{4}m\d+$")
+NETNS_ETC = Path("/etc/netns")
+
+
+def sh(*argv: str, ns: str | None = None, check: bool = True, input: str | None = None) -> str:
+    """Run a command (in namespace ``ns``); a failure becomes a LabError quoting stderr."""
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=30, input=input)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise LabError(f"`{' '.join(cmd)}` failed: {e}") from e
+    if check and res.returncode != 0:
+        raise LabError(f"`{' '.join(cmd)}` failed: {res.stderr.strip() or res.returncode}")
+    return res.stdout
+
+
+def namespaces() -> list[str]:
+    out = sh("ip", "netns", "list", check=False)
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def pids_in(ns: str) -> list[int]:
+    out = sh("ip", "netns", "pids", ns, check=False)
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def kill_all_in(ns: str, grace: float = 3.0) -> None:
+    """SIGTERM every process in ``ns`` (tcpdump and mitmdump flush on it), then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = pids_in(ns)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and pids_in(ns):
+            time.sleep(0.05)
+
+
+def delete_ns(ns: str) -> None:
+    kill_all_in(ns)
+    sh("ip", "netns", "delete", ns, check=False)
+    shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)
+
+
+def root_links() -> list[str]:
+    out = sh("ip", "-o", "link", "show", check=False)
+    return [m.group(1) for m in re.finditer(r"^\d+: ([^:@\s]+)", out, re.M)]
+
+
+def sweep(tag: str | None = None) -> list[str]:
+    """Remove lab namespaces and root links (of one run, or of every run); returns names."""
+    removed = []
+    for ns in namespaces():
+        if NS_PATTERN.match(ns) and (tag is None or ns.startswith(f"{NS_PREFIX}{tag}-")):
+            delete_ns(ns)
+            removed.append(f"netns {ns}")
+    for link in root_links():
+        if LINK_PATTERN.match(link) and (tag is None or link.startswith(f"tb{tag}m")):
+            sh("ip", "link", "delete", link, check=False)
+            removed.append(f"link {link}")
+    for d in NETNS_ETC.glob(f"{NS_PREFIX}*") if NETNS_ETC.exists() else []:
+        if NS_PATTERN.match(d.name) and (tag is None or d.name.startswith(f"{NS_PREFIX}{tag}-")):
+            shutil.rmtree(d, ignore_errors=True)
+    removed += sweep_x_locks()
+    return removed
+
+
+def sweep_x_locks() -> list[str]:
+    """Remove X lock files and sockets whose server is gone (lab displays are :100 and up)."""
+    removed = []
+    for lock in Path("/tmp").glob(".X[0-9]*-lock"):
+        n = lock.name[2:-5]
+        if not n.isdigit() or int(n) < 100:
+            continue
+        try:
+            pid = int(lock.read_text().strip())
+            os.kill(pid, 0)
+            continue  # still running
+        except (ValueError, OSError):
+            pass
+        lock.unlink(missing_ok=True)
+        Path(f"/tmp/.X11-unix/X{n}").unlink(missing_ok=True)
+        removed.append(f"display :{n}")
+    return removed
+
+
+def free_display(start: int = 100) -> int:
+    n = start
+    while Path(f"/tmp/.X{n}-lock").exists() or Path(f"/tmp/.X11-unix/X{n}").exists():
+        n += 1
+    return n
+
+
+def spawn(ns: str, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start ``argv`` inside ``ns`` with exactly ``env``; output goes to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        try:
+            return subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=env, start_new_session=True)
+        except OSError as e:
+            raise LabError(f"cannot start {argv[0]} in {ns}: {e}") from e
+
+
+def wait_for(path: Path, proc: subprocess.Popen[bytes], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise LabError(f"{what} exited with status {proc.returncode} before it was ready")
+        if time.monotonic() > deadline:
+            raise LabError(f"{what} was not ready after {timeout:g} s")
+        time.sleep(0.05)

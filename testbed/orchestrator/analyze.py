@@ -1,0 +1,111 @@
+"""Stage ``analyze``: the run's capture → ``analysis/`` (endpoints, places, the seed table).
+
+Reads only the run directory (manifest, ``lab/internet.yaml``, ``capture/gateway.pcap``), so
+``testbed analyze RUN`` rebuilds it on an old run.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from testbed._errors import AnalysisError
+from testbed.analysis import (
+    EndpointReport,
+    Geo,
+    MapEntry,
+    Placement,
+    Row,
+    classify,
+    extract_endpoints,
+    format_table,
+    seed_table,
+    write_csv,
+    write_mmdb,
+)
+from testbed.lab.internet_map import load_internet
+from testbed.orchestrator.rundir import RunDir
+
+
+@dataclass
+class Analysis:
+    report: EndpointReport
+    rows: list[Row]
+    table: str
+    places: dict[str, dict[str, Any]]
+    geoip: list[dict[str, Any]]
+
+
+def lab_database(run: RunDir) -> Path | None:
+    """Write the lab's map (``lab/internet.yaml``) as a MaxMind-format database."""
+    internet_file = run.path / "lab" / "internet.yaml"
+    if not internet_file.exists():
+        return None
+    internet = load_internet(internet_file)
+    out = run.path / "analysis" / "geo" / f"lab-{internet.name}.mmdb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_mmdb(out, [MapEntry(f"{s.address}/32", s.country, internet.country_name(s.country))
+                     for s in internet.servers],
+               description=f"testbed lab map {internet.name} (from {internet_file.name})")
+    return out
+
+
+def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
+    manifest = run.manifest()
+    guests: dict[str, str] = manifest.get("guests", {})
+    variants = list(guests)
+    infrastructure = list(manifest.get("infrastructure", {}))
+    if not run.pcap.exists():
+        raise AnalysisError(f"{run.pcap}: no capture in this run")
+    report = extract_endpoints(run.pcap, {a: v for v, a in guests.items()}, infrastructure)
+
+    stands_for: dict[str, str] = {}
+    lab_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    internet_file = run.path / "lab" / "internet.yaml"
+    if internet_file.exists():
+        internet = load_internet(internet_file)
+        stands_for = internet.stands_for()
+        lab_nets = [ipaddress.ip_network(f"{a}/32") for a in stands_for]
+    databases = list(geoip or [])
+    lab_db = lab_database(run)
+    if lab_db is not None and not geoip:
+        databases.insert(0, lab_db)
+    if not databases:
+        raise AnalysisError("no GeoIP database to place endpoints with (use --geoip FILE.mmdb)")
+
+    places: dict[str, dict[str, Any]] = {}
+    with Geo(databases) as geo:
+
+        def placement(address: str) -> Placement | None:
+            return None if classify(address, lab_nets) else geo.place(address)
+
+        def kind(address: str) -> str | None:
+            return classify(address, lab_nets)
+
+        for address in sorted({e.address for e in report.endpoints}):
+            special = kind(address)
+            p = placement(address)
+            places[address] = {
+                "special": special,
+                "country": p.iso_code if p else None,
+                "country_name": p.country_name if p else None,
+                "database": p.database if p else None,
+                "network": p.network if p else None,
+                "stands_for": stands_for.get(address),
+            }
+        rows = seed_table(report, variants, placement, kind, stands_for)
+        provenance = geo.provenance()
+
+    out = run.path / "analysis"
+    out.mkdir(exist_ok=True)
+    (out / "endpoints.json").write_text(json.dumps(
+        {**report.to_json(), "variants": variants, "places": places, "geoip": provenance},
+        indent=1) + "\n")
+    write_csv(rows, out / "endpoints.csv", variants)
+    table = format_table(rows, variants)
+    (out / "endpoints.txt").write_text(table + "\n")
+    run.update_manifest(geoip=provenance)
+    return Analysis(report=report, rows=rows, table=table, places=places, geoip=provenance)

@@ -1,0 +1,124 @@
+"""Drive the scenario's sessions: turn each step into its app-profile action, send the action's
+steps to the variant's agent, and record what happened in ``events.jsonl``.
+
+A failed action (timeout, image not found, agent unreachable) keeps its error and a screenshot
+of the guest at that moment; the variant's later actions are skipped and say why; other
+variants go on. Verdicts that depend on a failed or skipped action become inconclusive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from testbed._errors import AgentError
+from testbed.orchestrator.rundir import RunDir
+from testbed.provider.abstracts import GuestHandle
+from testbed.scenario import Scenario, Step
+from testbed.scenario.model import fill
+
+IMAGE_VERBS = ("click_image", "wait_image")
+
+
+def _fill_any(value: Any, values: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return fill(value, values)
+    if isinstance(value, list):
+        return [_fill_any(v, values) for v in value]
+    return value
+
+
+class Driver:
+    def __init__(self, scenario: Scenario, guests: dict[str, GuestHandle], run: RunDir,
+                 canary: str, progress: Callable[[str], None]) -> None:
+        self.scenario, self.guests, self.run = scenario, guests, run
+        self.canary = canary
+        self.progress = progress
+        self.failed: dict[str, str] = {}  # variant -> first failed action
+
+    def values(self, step: Step) -> dict[str, str]:
+        client = self.scenario.clients[step.variant]
+        guest = self.guests[step.variant]
+        values = {"user": client.user, "password": client.password(), "canary": self.canary,
+                  "python": guest.env.get("python", "python3"),
+                  "build": str(client.build_path or "")}
+        params = {k: fill(v, {"canary": self.canary}) for k, v in step.params.items()}
+        values.update(params)
+        for k, v in step.params.items():
+            if v in self.scenario.clients:
+                values[f"{k}_user"] = self.scenario.clients[v].user
+        return values
+
+    def resolve(self, step: Step) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+        """The agent steps of one scenario step, placeholders filled, and the images they use."""
+        app = self.scenario.clients[step.variant].app
+        values = self.values(step)
+        out, images = [], {}
+        for raw in app.actions[step.action]:
+            s = {k: _fill_any(v, values) for k, v in raw.items()}
+            if "run" in raw and raw["run"] == "launch":
+                s["run"] = [fill(a, values) for a in app.launch]
+            if "type" in raw and "{password}" in str(raw["type"]):
+                s["secret"] = True
+            for verb in IMAGE_VERBS:
+                if verb in s:
+                    images[s[verb]] = app.images_dir / s[verb]
+            out.append(s)
+        return out, images
+
+    def act(self, session: str, step: Step) -> bool:
+        start = time.time()
+        record: dict[str, Any] = {"session": session, "variant": step.variant,
+                                  "action": step.action, "start": start,
+                                  "params": {k: v for k, v in self.values(step).items()
+                                             if k in step.params}}
+        if step.variant in self.failed:
+            record.update(end=start, outcome="skipped",
+                          error=f"skipped: {step.variant}'s action "
+                                f"{self.failed[step.variant]!r} failed earlier")
+            self.run.event(**record)
+            self.progress(f"  {step.variant}: {step.action} skipped")
+            return False
+        steps, images = self.resolve(step)
+        try:
+            answer = self.guests[step.variant].agent.run_steps(steps, images)
+        except AgentError as e:
+            answer = {"ok": False, "error": str(e), "results": [], "screenshots": {}}
+        shots = {}
+        for name, data in answer.get("screenshots", {}).items():
+            fname = name if name != "failure" else f"{step.action}-failure"
+            shots[name] = str(self.run.screenshot(step.variant, fname, data)
+                              .relative_to(self.run.path))
+        ok = bool(answer.get("ok"))
+        record.update(end=time.time(), outcome="ok" if ok else "failed",
+                      error=answer.get("error"), steps=answer.get("results", []),
+                      screenshots=shots)
+        self.run.event(**record)
+        took = record["end"] - start
+        if ok:
+            self.progress(f"  {step.variant}: {step.action} ok ({took:.1f} s)")
+        else:
+            self.failed.setdefault(step.variant, step.action)
+            self.progress(f"  {step.variant}: {step.action} FAILED: {answer.get('error')}")
+        return ok
+
+    def drive(self) -> None:
+        for session in self.scenario.sessions:
+            self.progress(f"session {session.name}")
+            if not session.parallel:
+                for step in session.steps:
+                    self.act(session.name, step)
+                continue
+            # parallel: each variant's steps in order, variants at the same time
+            lanes: dict[str, list[Step]] = {}
+            for step in session.steps:
+                lanes.setdefault(step.variant, []).append(step)
+            with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
+                futures = [pool.submit(lambda steps=steps: [self.act(session.name, s)
+                                                            for s in steps])
+                           for steps in lanes.values()]
+                for f in futures:
+                    f.result()

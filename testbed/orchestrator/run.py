@@ -1,0 +1,176 @@
+"""The orchestrator: one run of a scenario, stage by stage.
+
+    network → capture start → guests → sessions → capture stop → teardown → analyze → verdicts
+
+Cross-cutting work lives here, not in providers: every phase is timed and its status kept in
+``manifest.json``; capture is started before the first guest and stopped (cleanly) before
+teardown; teardown runs whatever happens — failure, SIGTERM or Ctrl-C — and the results of a
+crashed run stay readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from testbed._errors import LabError, TestbedError
+from testbed.capture import CaptureStats, Mitmdump, Tcpdump
+from testbed.lab.internet_map import load_internet
+from testbed.orchestrator.analyze import Analysis, analyze_run
+from testbed.orchestrator.drive import Driver
+from testbed.orchestrator.rundir import RunDir
+from testbed.provider import GuestHandle, Provider, get_provider
+from testbed.scenario import Scenario
+from testbed.verdicts import Verdict
+from testbed.verdicts.check import check_run
+
+
+@dataclass
+class RunOutcome:
+    run: RunDir
+    analysis: Analysis | None
+    verdicts: list[Verdict]
+    status: str
+
+    @property
+    def all_passed(self) -> bool:
+        return self.status == "complete" and bool(self.verdicts) and all(
+            v.status == "pass" for v in self.verdicts)
+
+
+def tool_versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("testbed", "mitmproxy", "geoip2", "maxminddb", "pyautogui", "pytest",
+                "python-vagrant"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[pkg] = metadata.version(pkg)
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        res = subprocess.run(["tcpdump", "--version"], capture_output=True, text=True, timeout=5)
+        out["tcpdump"] = (res.stdout or res.stderr).splitlines()[0]
+    return out
+
+
+class Phases:
+    """Times each phase and records it in the manifest as it goes."""
+
+    def __init__(self, run: RunDir, progress: Callable[[str], None]) -> None:
+        self.run, self.progress = run, progress
+        self.records: dict[str, dict[str, Any]] = {}
+        self.t0 = time.monotonic()
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.time()
+        self.records[name] = {"start": start, "status": "running"}
+        self.run.update_manifest(phases=self.records)
+        self.progress(f"[{time.monotonic() - self.t0:5.1f}s] {name}")
+        try:
+            yield
+        except BaseException as e:
+            self.records[name].update(end=time.time(), status="failed",
+                                      error=str(e) or type(e).__name__)
+            raise
+        else:
+            self.records[name].update(end=time.time(), status="ok")
+        finally:
+            self.records[name]["seconds"] = round(self.records[name]["end"] - start, 3)
+            self.run.update_manifest(phases=self.records)
+
+
+class _Interrupted(KeyboardInterrupt):
+    pass
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Interrupted(f"interrupted by signal {signal.Signals(signum).name}")
+
+
+def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], None] = print,
+                 state_dir: Path | None = None) -> RunOutcome:
+    """Run ``scenario`` end to end; returns the outcome (never raises for a failed step)."""
+    if scenario.provider != "lab" or scenario.internet_path is None:
+        raise LabError(f"{scenario.path}: provider {scenario.provider!r} cannot run on this "
+                       "machine yet; only the embedded lab (provider: lab) is available")
+    internet = load_internet(scenario.internet_path)
+    run = RunDir.create(results, scenario.name)
+    shutil.copyfile(scenario.path, run.path / "scenario.yaml")
+    shutil.copyfile(internet.path, run.path / "lab" / "internet.yaml")
+    canary = f"CANARY-{secrets.token_hex(6)}"
+    run.update_manifest(
+        testbed_run=1, run_id=run.run_id, status="running", started=time.time(),
+        scenario={"name": scenario.name, "path": str(scenario.path), "sha256": scenario.sha256},
+        provider=scenario.provider, canary=canary, tools=tool_versions(),
+        expectations=[{"id": e.id, "variant": e.variant, "kind": e.kind, "place": e.place,
+                       "description": e.description} for e in scenario.expectations],
+    )
+    progress(f"run {run.path}")
+    provider: Provider = get_provider(scenario.provider)(run.path, internet)
+    phases = Phases(run, progress)
+    status = "complete"
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
+    tcpdump = mitm = None
+    stats = CaptureStats()
+    try:
+        with phases.phase("network"):
+            gateway = provider.start_network()
+            run.update_manifest(infrastructure=gateway.infrastructure,
+                                lab={"tag": getattr(provider, "tag", None)})
+        with phases.phase("capture-start"):
+            tcpdump = Tcpdump(provider, gateway.capture_interface, run.pcap,
+                              run.path / "capture" / "tcpdump.log")
+            tcpdump.start()
+            mitm = Mitmdump(provider, gateway.mitm_port, run.path / "capture" / "flows.mitm",
+                            (state_dir or results / ".lab-ca"),
+                            run.path / "capture" / "mitmdump.log")
+            mitm.start()
+        guests: dict[str, GuestHandle] = {}
+        with phases.phase("guests"):
+            for i, variant in enumerate(scenario.clients):
+                guests[variant] = provider.start_guest(variant, i, mitm.ca_cert)
+            run.update_manifest(guests={v: g.address for v, g in guests.items()})
+        with phases.phase("sessions"):
+            Driver(scenario, guests, run, canary, progress).drive()
+    except (TestbedError, KeyboardInterrupt) as e:
+        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        progress(f"run {status}: {e}")
+        run.update_manifest(error=str(e) or type(e).__name__)
+    finally:
+        try:
+            with phases.phase("capture-stop"):
+                if mitm is not None:
+                    mitm.stop()
+                if tcpdump is not None:
+                    stats = tcpdump.stop()
+                run.update_manifest(capture=stats.to_json())
+        finally:
+            with phases.phase("teardown"):
+                provider.teardown()
+            for s, h in old.items():
+                signal.signal(s, h)
+    run.update_manifest(status=status)
+    if status == "interrupted":
+        raise KeyboardInterrupt
+    analysis = None
+    verdicts: list[Verdict] = []
+    if run.pcap.exists():
+        with phases.phase("analyze"):
+            analysis = analyze_run(run)
+        with phases.phase("verdicts"):
+            verdicts = check_run(run.path)
+    run.update_manifest(finished=time.time())
+    return RunOutcome(run=run, analysis=analysis, verdicts=verdicts, status=status)
+
+
+__all__ = ["RunOutcome", "run_scenario", "sys"]

@@ -1,0 +1,222 @@
+"""JSON Schemas (draft 2020-12) of the scenario language v1 and of app profiles.
+
+The schemas check shape only; `testbed.scenario.load` adds the checks across files (app
+profiles, variants, actions, placeholders, referenced files). ``description`` of a
+``pattern``/``enum`` schema doubles as the "expected ..." text of its error message.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+# ISO 3166-1 alpha-2, officially assigned codes, plus XK (Kosovo, used by GeoIP databases).
+ISO_COUNTRIES: frozenset[str] = frozenset(
+    """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ
+    BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM
+    DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS
+    GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN
+    KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ
+    MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM
+    PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV
+    SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI
+    VN VU WF WS XK YE YT ZA ZM ZW
+    """.split()
+)
+
+NAME_PATTERN = "^[a-z0-9][a-z0-9._-]*$"
+_NAME = {
+    "type": "string",
+    "pattern": NAME_PATTERN,
+    "description": "a lower-case name (letters, digits, '.', '_', '-')",
+}
+_IDENT = {
+    "type": "string",
+    "pattern": "^[a-z_][a-z0-9_]*$",
+    "description": "a lower-case identifier (letters, digits, '_')",
+}
+_ENV = {
+    "type": "string",
+    "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+    "description": "an environment variable name",
+}
+_TEXT = {"type": "string", "minLength": 1}
+
+_PLACE = {
+    "type": "object",
+    "description": "a place an endpoint is in",
+    "properties": {
+        "country": {
+            "type": "string",
+            "enum": sorted(ISO_COUNTRIES),
+            "description": "an ISO 3166-1 alpha-2 country code such as CN or GB",
+        }
+    },
+    "required": ["country"],
+    "additionalProperties": False,
+}
+
+_SCENARIO: dict[str, Any] = {
+    "$schema": DIALECT,
+    "$id": "urn:testbed:scenario:v1",
+    "title": "testbed scenario, version 1",
+    "type": "object",
+    "properties": {
+        "scenario": _NAME,
+        "version": {"const": 1},
+        "description": {"type": "string"},
+        "provider": {"enum": ["lab", "vagrant"]},
+        "lab": {
+            "type": "object",
+            "properties": {"internet": {**_TEXT, "description": "lab data file, relative path"}},
+            "required": ["internet"],
+            "additionalProperties": False,
+        },
+        "clients": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": _NAME,
+            "additionalProperties": {"$ref": "#/$defs/client"},
+        },
+        "sessions": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/session"}},
+        "expectations": {"type": "array", "items": {"$ref": "#/$defs/expectation"}},
+    },
+    "required": ["scenario", "version", "provider", "clients", "sessions"],
+    "additionalProperties": False,
+    "if": {"properties": {"provider": {"const": "lab"}}, "required": ["provider"]},
+    "then": {"required": ["lab"]},
+    "$defs": {
+        "client": {
+            "type": "object",
+            "properties": {
+                "app": {**_NAME, "description": "an app profile name (apps/<name>.yaml)"},
+                "build": {**_TEXT, "description": "build profile file, relative path"},
+                "account": {
+                    "type": "object",
+                    "properties": {"user": _TEXT, "password_env": _ENV},
+                    "required": ["user"],
+                    "additionalProperties": False,
+                },
+            },
+            "required": ["app", "account"],
+            "additionalProperties": False,
+        },
+        "session": {
+            "type": "object",
+            "properties": {
+                "name": _TEXT,
+                "parallel": {"type": "boolean"},
+                "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
+            },
+            "required": ["name", "steps"],
+            "additionalProperties": False,
+        },
+        "step": {
+            "type": "object",
+            "description": "variant and action, plus string parameters (to, from, text, ...)",
+            "properties": {"variant": {"type": "string"}, "action": {"type": "string"}},
+            "required": ["variant", "action"],
+            "propertyNames": _IDENT,
+            "additionalProperties": {"type": "string"},
+        },
+        "expectation": {
+            "type": "object",
+            "properties": {
+                "variant": {"type": "string"},
+                "id": _NAME,
+                "description": {"type": "string"},
+                "reaches": _PLACE,
+                "never_reaches": _PLACE,
+            },
+            "required": ["variant"],
+            "additionalProperties": False,
+            "oneOf": [{"required": ["reaches"]}, {"required": ["never_reaches"]}],
+        },
+    },
+}
+
+_SECONDS = {"type": "number", "exclusiveMinimum": 0}
+_CONFIDENCE = {"type": "number", "exclusiveMinimum": 0, "maximum": 1}
+
+
+def _verb(verb: str, value: dict[str, Any], **options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {verb: value, **options},
+        "required": [verb],
+        "additionalProperties": False,
+    }
+
+
+_APP_STEP = {
+    "type": "object",
+    "description": "exactly one of run, click_image, wait_image, type, press, hotkey, "
+    "screenshot, sleep",
+    "oneOf": [
+        _verb("run", {"oneOf": [_TEXT, {"type": "array", "minItems": 1, "items": _TEXT}]}),
+        _verb(
+            "click_image",
+            _TEXT,
+            confidence=_CONFIDENCE,
+            offset={
+                "type": "array",
+                "prefixItems": [{"type": "integer"}, {"type": "integer"}],
+                "minItems": 2,
+                "maxItems": 2,
+            },
+            timeout=_SECONDS,
+        ),
+        _verb("wait_image", _TEXT, timeout=_SECONDS, confidence=_CONFIDENCE),
+        _verb("type", {"type": "string"}, secret={"type": "boolean"}),
+        _verb("press", _TEXT),
+        _verb("hotkey", {"type": "array", "minItems": 1, "items": _TEXT}),
+        _verb("screenshot", _NAME),
+        _verb("sleep", {"type": "number", "minimum": 0}),
+    ],
+}
+
+_APP: dict[str, Any] = {
+    "$schema": DIALECT,
+    "$id": "urn:testbed:app-profile:v1",
+    "title": "testbed app profile",
+    "type": "object",
+    "properties": {
+        "app": {**_NAME, "description": "the profile's name, same as its file name"},
+        "description": {"type": "string"},
+        "images": {**_TEXT, "description": "folder of reference images, relative path"},
+        "launch": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+        "actions": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": _IDENT,
+            "additionalProperties": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"$ref": "#/$defs/step"},
+            },
+        },
+    },
+    "required": ["app", "launch", "actions"],
+    "additionalProperties": False,
+    "$defs": {"step": _APP_STEP},
+}
+
+KINDS = ("scenario", "app")
+
+
+def scenario_schema() -> dict[str, Any]:
+    """The JSON Schema of a scenario file (a fresh copy)."""
+    return copy.deepcopy(_SCENARIO)
+
+
+def app_profile_schema() -> dict[str, Any]:
+    """The JSON Schema of an app profile file (a fresh copy)."""
+    return copy.deepcopy(_APP)
+
+
+def schema_for(kind: str) -> dict[str, Any]:
+    """``"scenario"`` or ``"app"``; raises KeyError for other kinds."""
+    return {"scenario": scenario_schema, "app": app_profile_schema}[kind]()
