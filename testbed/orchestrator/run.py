@@ -104,6 +104,7 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
         raise LabError(f"{scenario.path}: provider {scenario.provider!r} cannot run on this "
                        "machine yet; only the embedded lab (provider: lab) is available")
     internet = load_internet(scenario.internet_path)
+    results = results.resolve()
     run = RunDir.create(results, scenario.name)
     shutil.copyfile(scenario.path, run.path / "scenario.yaml")
     shutil.copyfile(internet.path, run.path / "lab" / "internet.yaml")

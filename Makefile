@@ -1,0 +1,60 @@
+# testbed — the two commands a newcomer runs (as root, on Debian):
+#   make experiment    set-up, then the seed study on the embedded lab
+#   make test          set-up, then the whole test suite (what CI runs)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        := .venv
+BIN         := $(VENV)/bin
+SCENARIO    ?= scenarios/skype-2013-lab.yaml
+APT_PACKAGES := tcpdump xvfb scrot xclip iproute2 iptables procps python3-tk python3-venv \
+                fonts-dejavu-core fonts-wqy-microhei
+# The newest Python >= 3.11 on this machine (3.12+ gets current mitmproxy), with Tk and venv.
+PYTHON ?= $(shell for v in 3.14 3.13 3.12 3.11; do \
+            for p in $$(command -v python$$v) $$HOME/.pyenv/versions/$$v*/bin/python$$v; do \
+              [ -x "$$p" ] && "$$p" -c 'import tkinter, venv' 2>/dev/null && { echo $$p; exit; }; \
+            done; done; echo python3)
+
+.PHONY: help setup system venv experiment test lint cleanup clean
+
+help:
+	@echo "make experiment   set up, then run $(SCENARIO) on the embedded lab"
+	@echo "make test         set up, then run the whole test suite"
+	@echo "make lint         ruff + mypy"
+	@echo "make cleanup      remove leftovers of a lab run that was killed"
+
+setup: system venv
+
+# System packages, installed with apt-get only when one is missing.
+system:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing system packages:" $$missing; \
+	    [ "$$(id -u)" = 0 ] || { echo "need root to apt-get install:" $$missing; exit 1; }; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@echo "creating $(VENV) with $(PYTHON)"
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+experiment: setup
+	$(BIN)/testbed run $(SCENARIO)
+
+test: setup
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check testbed tests
+	$(BIN)/mypy testbed
+
+cleanup: venv
+	$(BIN)/testbed lab cleanup
+
+clean:
+	rm -rf $(VENV) *.egg-info
