@@ -124,6 +124,28 @@ def _finish(agg: dict[tuple[str, bytes, int, int], list[Any]]) -> list[Endpoint]
     return out
 
 
+def _add(
+    agg: dict[tuple[str, bytes, int, int], list[Any]],
+    key: tuple[str, bytes, int, int],
+    po: int,
+    pi: int,
+    bo: int,
+    bi: int,
+    first: float,
+    last: float,
+) -> None:
+    rec = agg.get(key)
+    if rec is None:
+        agg[key] = [po, pi, bo, bi, first, last]
+    else:
+        rec[0] += po
+        rec[1] += pi
+        rec[2] += bo
+        rec[3] += bi
+        rec[4] = min(rec[4], first)
+        rec[5] = max(rec[5], last)
+
+
 def extract_endpoints(
     pcap_path: str | os.PathLike[str],
     guests: Mapping[str, str],
@@ -143,45 +165,26 @@ def extract_endpoints(
     reader = PcapReader(pcap_path)
     get_guest = guest_of.get
 
-    for ts, src, dst, proto, sport, dport, length in reader.iter_raw():
+    for (src, dst, proto, sport, dport), (count, nbytes, first, last) in reader.flows().items():
+        n = int(count)
         sv = get_guest(src)
         dv = get_guest(dst)
         if sv is None and dv is None:
-            unattributed += 1
+            unattributed += n
             continue
         is_infra = False
         if sv is not None:  # outbound from a guest
             target = infra_agg if dst in infra else agg
             is_infra = target is infra_agg
-            key = (sv, dst, proto, dport)
-            rec = target.get(key)
-            if rec is None:
-                target[key] = [1, 0, length, 0, ts, ts]
-            else:
-                rec[0] += 1
-                rec[2] += length
-                if ts < rec[4]:
-                    rec[4] = ts
-                if ts > rec[5]:
-                    rec[5] = ts
+            _add(target, (sv, dst, proto, dport), n, 0, int(nbytes), 0, first, last)
         if dv is not None:  # inbound to a guest
             target = infra_agg if src in infra else agg
             is_infra = is_infra or target is infra_agg
-            key = (dv, src, proto, sport)
-            rec = target.get(key)
-            if rec is None:
-                target[key] = [0, 1, 0, length, ts, ts]
-            else:
-                rec[1] += 1
-                rec[3] += length
-                if ts < rec[4]:
-                    rec[4] = ts
-                if ts > rec[5]:
-                    rec[5] = ts
+            _add(target, (dv, src, proto, sport), 0, n, 0, int(nbytes), first, last)
         if is_infra:
-            infra_count += 1
+            infra_count += n
         else:
-            attributed += 1
+            attributed += n
 
     stats = CaptureStats(
         frames_read=reader.frames,

@@ -10,8 +10,11 @@ Contract:
   the damage, every packet before it is yielded, and a warning naming the byte offset
   and packet number is recorded on `PcapReader.warnings` (and passed to `on_warning`).
 
-`PcapReader.iter_raw()` is the fast path used by the aggregators: it yields plain
-tuples with packed addresses and the protocol number, and creates no `Packet` objects.
+Fast paths: `PcapReader.iter_raw()` yields plain tuples (packed addresses, protocol
+number) instead of `Packet`s; `PcapReader.flows()` aggregates per-direction 5-tuple
+counters inside the read loop (one struct call per plain IPv4 TCP/UDP frame) and is what
+`extract_endpoints` uses. Simple packet blocks (pcapng SPB) carry no timestamp: they get
+the last timestamp seen in the file.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from testbed._errors import AnalysisError, CaptureFormatError
 
 __all__ = [
     "LINKTYPE_NAMES",
+    "FlowKey",
+    "Flows",
     "Packet",
     "PcapReader",
     "RawPacket",
@@ -252,6 +257,93 @@ def _frame_decoder(linktype: int) -> FrameDecoder:
     return decode
 
 
+FlowKey = tuple[bytes, bytes, int, int, int]  # (src, dst, proto, sport, dport), packed
+Flows = dict[FlowKey, list[float]]  # -> [packets, bytes, first_seen, last_seen]
+FastAdder = Callable[[bytes, int, int, float, int], bool]
+
+
+def _fast_adder(linktype: int, tables: dict[int, dict[bytes, list[float]]]) -> FastAdder:
+    """Aggregate a plain IPv4 (no options, not a later fragment) TCP/UDP frame into
+    `tables[proto][src+dst+ports]` with one struct call; False when it is not one."""
+    if linktype == 1:
+        fmt, ip_off = "!12xHB5xHxB2x12s", 14
+    elif linktype == 113:
+        fmt, ip_off = "!14xHB5xHxB2x12s", 16
+    elif linktype == 276:
+        fmt, ip_off = "!H18xB5xHxB2x12s", 20
+    elif linktype in (101, 228, 12):
+        fmt, ip_off = "!B5xHxB2x12s", 0
+    else:
+        return lambda buf, p, end, ts, length: False
+    unpack = struct.Struct(fmt).unpack_from
+    need = ip_off + 24
+    tcp = tables.setdefault(6, {})
+    udp = tables.setdefault(17, {})
+
+    def add(
+        buf: bytes, p: int, end: int, ts: float, length: int, has_etype: bool = ip_off > 0
+    ) -> bool:
+        if end - p < need:
+            return False
+        if has_etype:
+            etype, vihl, frag, proto, key = unpack(buf, p)
+            if etype != 0x0800:
+                return False
+        else:
+            vihl, frag, proto, key = unpack(buf, p)
+        if vihl != 0x45 or frag & 0x1FFF:
+            return False
+        if proto == 6:
+            table = tcp
+        elif proto == 17:
+            table = udp
+        else:
+            return False
+        st = table.get(key)
+        if st is None:
+            table[key] = [1, length, ts, ts]
+        else:
+            st[0] += 1
+            st[1] += length
+            if ts > st[3]:
+                st[3] = ts
+            elif ts < st[2]:
+                st[2] = ts
+        return True
+
+    return add
+
+
+def _add_generic(flows: Flows, pkt: RawPacket) -> None:
+    ts = pkt[0]
+    length = pkt[6]
+    key = (pkt[1], pkt[2], pkt[3], pkt[4], pkt[5])
+    st = flows.get(key)
+    if st is None:
+        flows[key] = [1, length, ts, ts]
+    else:
+        st[0] += 1
+        st[1] += length
+        if ts > st[3]:
+            st[3] = ts
+        elif ts < st[2]:
+            st[2] = ts
+
+
+def _merge_fast(flows: Flows, tables: dict[int, dict[bytes, list[float]]]) -> None:
+    for proto, table in tables.items():
+        for k, st in table.items():
+            key = (k[0:4], k[4:8], proto, (k[8] << 8) | k[9], (k[10] << 8) | k[11])
+            old = flows.get(key)
+            if old is None:
+                flows[key] = st
+            else:
+                old[0] += st[0]
+                old[1] += st[1]
+                old[2] = min(old[2], st[2])
+                old[3] = max(old[3], st[3])
+
+
 class PcapReader:
     """A capture file opened for streaming.
 
@@ -324,6 +416,18 @@ class PcapReader:
 
     def iter_raw(self) -> Iterator[RawPacket]:
         """Yield `(ts, src, dst, proto, sport, dport, length)` with packed addresses."""
+        return self._run(None)
+
+    def flows(self) -> Flows:
+        """Fast path: read the whole file and return per-direction flow counters,
+        `{(src, dst, proto, sport, dport): [packets, bytes, first_seen, last_seen]}`
+        (packed addresses, protocol number), without creating per-packet objects."""
+        flows: Flows = {}
+        for _ in self._run(flows):
+            pass
+        return flows
+
+    def _run(self, agg: Flows | None) -> Iterator[RawPacket]:
         self.warnings = []
         self.frames = self.packets = self.skipped = 0
         self.link_types = set()
@@ -334,15 +438,20 @@ class PcapReader:
             f = open(self.path, "rb")
         except OSError as e:
             raise AnalysisError(f"cannot read capture {self.path}: {e.strerror or e}") from e
+        tables: dict[int, dict[bytes, list[float]]] = {}
         try:
             if self.format == "pcap":
-                yield from self._iter_pcap(f)
+                yield from self._iter_pcap(f, agg, tables)
             else:
-                yield from self._iter_pcapng(f)
+                yield from self._iter_pcapng(f, agg, tables)
         finally:
             f.close()
+            if agg is not None:
+                _merge_fast(agg, tables)
 
-    def _iter_pcap(self, f: BinaryIO) -> Iterator[RawPacket]:
+    def _iter_pcap(
+        self, f: BinaryIO, agg: Flows | None, tables: dict[int, dict[bytes, list[float]]]
+    ) -> Iterator[RawPacket]:
         read = f.read
         hdr = read(24)
         if len(hdr) < 24:
@@ -358,6 +467,8 @@ class PcapReader:
         rec = struct.Struct(order + "IIII")
         unpack_rec = rec.unpack_from
         decode = _frame_decoder(linktype)
+        add = _fast_adder(linktype, tables) if agg is not None else None
+        add_generic = _add_generic
 
         buf = read(_CHUNK)
         base = 24  # file offset of buf[0]
@@ -404,18 +515,27 @@ class PcapReader:
                 n += 1
                 pos = end
                 frames += 1
-                pkt = decode(buf, start, end, sec + frac * scale, orig)
+                ts = sec + frac * scale
+                if add is not None and add(buf, start, end, ts, orig):
+                    packets += 1
+                    continue
+                pkt = decode(buf, start, end, ts, orig)
                 if pkt is None:
                     skipped += 1
                     continue
                 packets += 1
+                if agg is not None:
+                    add_generic(agg, pkt)
+                    continue
                 yield pkt
         finally:
             self.frames += frames
             self.packets += packets
             self.skipped += skipped
 
-    def _iter_pcapng(self, f: BinaryIO) -> Iterator[RawPacket]:
+    def _iter_pcapng(
+        self, f: BinaryIO, agg: Flows | None, tables: dict[int, dict[bytes, list[float]]]
+    ) -> Iterator[RawPacket]:
         read = f.read
         buf = read(_CHUNK)
         base = 0
@@ -423,12 +543,15 @@ class PcapReader:
         n = 0
         order = "<"
         u32 = struct.Struct("<I")
+        u32x2 = struct.Struct("<II").unpack_from
         epb = struct.Struct("<IIIII")
         spb = struct.Struct("<I")
         u16 = struct.Struct("<H")
         # per interface: (linktype, units per second, offset seconds, snaplen)
         ifaces: list[tuple[int, float, float, int]] = []
         decoders = {t: _frame_decoder(t) for t in LINKTYPE_NAMES}
+        adders = {t: _fast_adder(t, tables) for t in LINKTYPE_NAMES} if agg is not None else None
+        add_generic = _add_generic
         last_ts = 0.0
         frames = packets = skipped = 0
         try:
@@ -447,8 +570,8 @@ class PcapReader:
                     base += pos
                     pos = 0
                     continue
-                btype_raw = buf[pos : pos + 4]
-                if btype_raw == _PCAPNG_SHB:
+                btype, tlen = u32x2(buf, pos)
+                if btype == 0x0A0D0D0A:  # section header (palindromic: any byte order)
                     bom = buf[pos + 8 : pos + 12]
                     if bom == b"\x4d\x3c\x2b\x1a":
                         order = "<"
@@ -466,12 +589,12 @@ class PcapReader:
                         )
                         return
                     u32 = struct.Struct(order + "I")
+                    u32x2 = struct.Struct(order + "II").unpack_from
+                    btype, tlen = u32x2(buf, pos)
                     epb = struct.Struct(order + "IIIII")
                     spb = struct.Struct(order + "I")
                     u16 = struct.Struct(order + "H")
                     ifaces = []
-                btype = u32.unpack_from(buf, pos)[0]
-                tlen = u32.unpack_from(buf, pos + 4)[0]
                 if tlen < 12 or tlen & 3 or tlen > MAX_BLOCK:
                     self._warn(
                         f"damaged at byte {base + pos}: block of type {btype:#x} after packet "
@@ -571,11 +694,17 @@ class PcapReader:
                     fend = data + cap
                 else:
                     continue  # SHB, name resolution, statistics, custom, ...
+                if adders is not None and adders[linktype](buf, data, fend, last_ts, orig):
+                    packets += 1
+                    continue
                 pkt = decoders[linktype](buf, data, fend, last_ts, orig)
                 if pkt is None:
                     skipped += 1
                     continue
                 packets += 1
+                if agg is not None:
+                    add_generic(agg, pkt)
+                    continue
                 yield pkt
         finally:
             self.frames += frames

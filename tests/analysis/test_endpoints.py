@@ -16,12 +16,12 @@ GATEWAY = "10.0.0.1"
 
 
 def frame(ts: float, src: str, dst: str, proto: str, sp: int = 0, dp: int = 0, wire: int = 0):
-    data = pb.ether(pb.packet(src, dst, proto, sp, dp))
+    data = pb.ether(pb.packet(src, dst, proto, sp, dp, bytes(10)))
     return pb.Frame(ts, data, wire or len(data))
 
 
-@pytest.fixture
-def capture(tmp_path: Path) -> Path:
+@pytest.fixture(params=["pcap", "pcapng", "pcap-sll"])
+def capture(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     frames = [
         frame(T0 + 1, "10.0.0.2", "203.0.113.10", "tcp", 50000, 443, 100),
         frame(T0 + 2, "203.0.113.10", "10.0.0.2", "tcp", 443, 50000, 1500),
@@ -36,6 +36,14 @@ def capture(tmp_path: Path) -> Path:
         frame(T0 + 11, "10.0.0.2", "198.51.100.9", "icmp", wire=98),
         pb.Frame(T0 + 12, pb.arp()),
     ]
+    if request.param == "pcapng":
+        return pb.write(
+            tmp_path / "cap.pcapng", pb.pcapng_bytes([(pb.ETH, 9)], [(0, f) for f in frames])
+        )
+    if request.param == "pcap-sll":
+        for f in frames:  # Ethernet header -> SLL header; the ARP frame stays non-IP
+            f.data = b"\x00\x00\x00\x01\x00\x06" + f.data[6:12] + b"\x00\x00" + f.data[12:]
+        return pb.write(tmp_path / "cap.pcap", pb.pcap_bytes(frames, pb.SLL))
     return pb.write(tmp_path / "cap.pcap", pb.pcap_bytes(frames))
 
 

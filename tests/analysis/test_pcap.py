@@ -256,3 +256,41 @@ def test_many_packets_across_chunks(tmp_path: Path) -> None:
     reader = PcapReader(pb.write(tmp_path / "m.pcap", pb.pcap_bytes(frames)))
     assert sum(1 for _ in reader.iter_raw()) == 2000
     assert reader.warnings == []
+
+
+def _flows_from_raw(reader: PcapReader) -> dict:
+    out: dict = {}
+    for ts, src, dst, proto, sport, dport, length in reader.iter_raw():
+        st = out.setdefault((src, dst, proto, sport, dport), [0, 0, ts, ts])
+        st[0] += 1
+        st[1] += length
+        st[2] = min(st[2], ts)
+        st[3] = max(st[3], ts)
+    return out
+
+
+@pytest.mark.parametrize("link", [pb.ETH, pb.SLL, pb.SLL2, pb.RAW])
+def test_flows_fast_path_matches_iteration(tmp_path: Path, link: int) -> None:
+    frames, _ = sample_frames(link)
+    # Repeat with shuffled times so first/last are not simply file order.
+    more = [pb.Frame(T0 - 5 + (i * 7 % 5), f.data, f.wire) for i, f in enumerate(frames * 3)]
+    opts = pb.ipv4("10.0.0.2", "192.0.2.1", 6, b"")  # IPv4 with options: generic path
+    opts = bytes([0x46]) + opts[1:20] + b"\x01\x01\x01\x01" + pb.l4("tcp", 7, 8)[1]
+    if link == pb.ETH:
+        more.append(pb.Frame(T0, pb.ether(opts)))
+    data = pb.pcap_bytes(frames + more, link)
+    for cut in (len(data), len(data) - 3):
+        reader = PcapReader(pb.write(tmp_path / "f.pcap", data[:cut]))
+        want = _flows_from_raw(reader)
+        counts = (reader.frames, reader.packets, reader.skipped, reader.warnings)
+        assert reader.flows() == want
+        assert (reader.frames, reader.packets, reader.skipped, reader.warnings) == counts
+        if link == pb.ETH and cut == len(data):
+            assert (b"\x0a\x00\x00\x02", b"\xc0\x00\x02\x01", 6, 7, 8) in want
+
+
+def test_flows_fast_path_pcapng(tmp_path: Path) -> None:
+    frames, _ = sample_frames(pb.ETH)
+    data = pb.pcapng_bytes([(pb.ETH, 9)], [(0, f) for f in frames * 2])
+    reader = PcapReader(pb.write(tmp_path / "f.pcapng", data))
+    assert reader.flows() == _flows_from_raw(reader)

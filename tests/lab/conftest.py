@@ -1,0 +1,73 @@
+"""Helpers for tests that run the embedded lab for real (root only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TESTBED = [sys.executable, "-m", "testbed"]
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("Xvfb") is None or shutil.which("tcpdump") is None,
+    reason="the lab needs root, Xvfb and tcpdump (make setup installs them; run as root)",
+)
+
+
+def lab_state() -> dict[str, list[str]]:
+    """Every lab namespace and root link that exists right now."""
+    ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return {
+        "netns": sorted(line.split()[0] for line in ns.splitlines() if line.startswith("tbed-")),
+        "links": sorted(w.rstrip(":").split("@")[0] for w in links.split()
+                        if w.startswith("tb") and w[2:6].isalnum() and "m" in w[6:8]),
+    }
+
+
+def processes_mentioning(text: str) -> list[str]:
+    out = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd:
+            out.append(f"{proc.name}: {cmd.strip()}")
+    return out
+
+
+def xvfb_count() -> int:
+    return len(processes_mentioning("Xvfb :"))
+
+
+def run_dirs(results: Path) -> list[Path]:
+    return sorted(p.parent for p in results.glob("*/*/manifest.json"))
+
+
+def wait_for_phase(results: Path, phase: str, timeout: float = 60) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in run_dirs(results):
+            try:
+                m = json.loads((run / "manifest.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if phase in m.get("phases", {}):
+                return run
+        time.sleep(0.1)
+    raise AssertionError(f"no run reached phase {phase!r} within {timeout} s")
+
+
+def copy_scenarios(dst: Path) -> Path:
+    shutil.copytree(ROOT / "scenarios", dst / "scenarios")
+    return dst / "scenarios"

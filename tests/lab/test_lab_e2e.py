@@ -1,0 +1,128 @@
+"""The seed scenario on the embedded lab, for real: namespaces, Xvfb, the agent driving the
+reference client with pyautogui, tcpdump and mitmdump at the gateway, geoip2, pytest verdicts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from testbed.lab.internet_map import load_internet
+from testbed.lab.refclient.network import BuildProfile
+
+from .conftest import ROOT, TESTBED, lab_state, needs_root, processes_mentioning, run_dirs, xvfb_count
+
+pytestmark = [needs_root, pytest.mark.e2e, pytest.mark.root]
+VARIANTS = ("regular", "tom-en", "tom-zh")
+SECRET = "s3cret-Passw0rd-for-tests"
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    before = lab_state()
+    xvfb_before = xvfb_count()
+    env = dict(os.environ, TESTBED_PASSWORD_REGULAR=SECRET)
+    proc = subprocess.run([*TESTBED, "run", "scenarios/skype-2013-lab.yaml",
+                           "--results", str(results)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    (run,) = run_dirs(results)
+    return {"proc": proc, "run": run, "before": before, "xvfb_before": xvfb_before}
+
+
+def test_exits_zero_and_prints_table_and_three_passing_verdicts(seed_run):
+    proc = seed_run["proc"]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "address" in proc.stdout and "stands_for" in proc.stdout
+    assert proc.stdout.count("PASS ") == 3
+    verdicts = json.loads((seed_run["run"] / "verdicts.json").read_text())["verdicts"]
+    assert {v["id"]: v["status"] for v in verdicts} == {
+        "regular-never_reaches-country-CN": "pass",
+        "tom-en-reaches-country-CN": "pass",
+        "tom-zh-reaches-country-CN": "pass",
+    }
+    for v in verdicts:
+        assert v["evidence"], v
+        assert v["geoip"][0]["sha256"]
+
+
+def test_table_matches_the_profiles_exactly(seed_run):
+    run = seed_run["run"]
+    internet = load_internet(run / "lab" / "internet.yaml")
+    with (run / "analysis" / "endpoints.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    by_address = {r["address"]: r for r in rows}
+    for variant in VARIANTS:
+        profile = BuildProfile.load(ROOT / "scenarios" / "lab" / "builds" / f"{variant}.yaml")
+        hosts = {urllib.parse.urlsplit(u).hostname for u in profile.login + profile.launch}
+        expected = {s.address for s in internet.servers if s.name in hosts}
+        expected.add("239.255.255.250")
+        got = {a for a, r in by_address.items() if r[variant] == "x"}
+        assert got == expected, f"{variant}: missing {expected - got}, extra {got - expected}"
+        china = [r for r in rows if r[variant] == "x" and r["country"] == "CN"]
+        assert (not china) if variant == "regular" else china, variant
+    ssdp = by_address["239.255.255.250"]
+    assert ssdp["country"] == "[multicast]" and ssdp["country_name"] == ""
+    for r in rows:
+        if r["address"] != "239.255.255.250":
+            assert r["stands_for"] == internet.by_address()[r["address"]].stands_for
+
+
+def test_run_directory_is_complete(seed_run):
+    run = seed_run["run"]
+    m = json.loads((run / "manifest.json").read_text())
+    assert m["status"] == "complete"
+    assert m["scenario"]["sha256"]
+    assert m["capture"]["complete"] and m["capture"]["dropped"] == 0
+    assert m["capture"]["captured"] > 100
+    assert {"network", "capture-start", "guests", "sessions", "capture-stop", "teardown",
+            "analyze", "verdicts"} <= set(m["phases"])
+    assert all(p["status"] == "ok" for p in m["phases"].values())
+    assert m["tools"]["mitmproxy"] and m["tools"]["tcpdump"]
+    assert m["geoip"][0]["database_type"]
+    for variant in VARIANTS:
+        for phase in ("launch", "login", "about"):
+            png = run / "screenshots" / variant / f"{phase}.png"
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert (run / "junit.xml").read_text().count("<testcase") == 3
+    assert (run / "capture" / "flows.mitm").stat().st_size > 0
+    events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    assert {(e["variant"], e["action"]) for e in events} >= {
+        ("regular", "login"), ("tom-en", "chat_wait"), ("regular", "chat_send")}
+    assert all(e["outcome"] == "ok" for e in events)
+
+
+def test_chat_went_through_the_relay_with_the_canary(seed_run):
+    run = seed_run["run"]
+    canary = json.loads((run / "manifest.json").read_text())["canary"]
+    received = [json.loads(x) for x in (run / "lab" / "internet.jsonl").read_text().splitlines()]
+    sends = [r for r in received if r["path"].endswith("/send")]
+    assert len(sends) == 1 and canary in sends[0]["body"]
+
+
+def test_no_secret_in_results(seed_run):
+    run = seed_run["run"]
+    for f in run.rglob("*"):
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f
+    assert SECRET not in seed_run["proc"].stdout + seed_run["proc"].stderr
+
+
+def test_nothing_of_the_run_remains(seed_run):
+    assert lab_state() == seed_run["before"]
+    assert xvfb_count() == seed_run["xvfb_before"]
+    assert processes_mentioning(str(seed_run["run"])) == []
+
+
+def test_pytest_checks_the_finished_run_again(seed_run):
+    run = seed_run["run"]
+    proc = subprocess.run(["pytest", str(run), "-p", "no:cacheprovider", "-q"],
+                          cwd=run, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PATH=f"{Path(TESTBED[0]).parent}:{os.environ['PATH']}"))
+    assert proc.returncode == 0, proc.stdout
+    assert "3 passed" in proc.stdout
