@@ -1,0 +1,105 @@
+"""Verdicts: pass only on evidence, fail with the evidence, inconclusive with a reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from testbed.verdicts import FAIL, INCONCLUSIVE, PASS, RunFacts, evaluate
+
+NEVER_CN = {"id": "r", "variant": "regular", "kind": "never_reaches", "place": {"country": "CN"}}
+REACHES_CN = {"id": "t", "variant": "tom-en", "kind": "reaches", "place": {"country": "CN"}}
+GOOD_CAPTURE = {"captured": 100, "received": 100, "dropped": 0, "complete": True}
+DB = [{"file": "lab.mmdb", "sha256": "ab" * 32}]
+
+
+def endpoint(variant: str, address: str, **kw: Any) -> dict[str, Any]:
+    base = {"variant": variant, "address": address, "proto": "tcp", "port": 443,
+            "packets_out": 3, "packets_in": 2, "bytes_out": 300, "bytes_in": 200,
+            "first_seen": 1.7e9, "last_seen": 1.7e9 + 1}
+    return base | kw
+
+
+PLACES = {
+    "203.0.113.15": {"special": None, "country": "CN", "country_name": "China",
+                     "database": "lab.mmdb (2026-11-26)", "stands_for": "211.100.40.15"},
+    "198.51.100.39": {"special": None, "country": "US", "country_name": "United States",
+                      "database": "lab.mmdb (2026-11-26)", "stands_for": "64.4.21.39"},
+    "239.255.255.250": {"special": "multicast", "country": None},
+    "198.51.100.99": {"special": None, "country": None},
+}
+
+
+def facts(endpoints, capture=GOOD_CAPTURE, failed=None) -> RunFacts:
+    return RunFacts(endpoints=endpoints, places=PLACES, capture=capture,
+                    failed_actions=failed or {}, geoip=DB)
+
+
+def test_never_reaches_passes_on_a_complete_capture_with_evidence_of_traffic():
+    v = evaluate(NEVER_CN, facts([endpoint("regular", "198.51.100.39"),
+                                  endpoint("regular", "239.255.255.250", proto="udp")]))
+    assert v.status == PASS
+    assert "none in CN" in v.reason and "US" in v.reason
+    assert v.evidence[0]["endpoints"] == 2
+    assert v.geoip == DB
+
+
+def test_never_reaches_fails_with_the_flow_as_evidence():
+    v = evaluate(NEVER_CN, facts([endpoint("regular", "203.0.113.15")]))
+    assert v.status == FAIL
+    assert v.reason.startswith("regular reached CN: 203.0.113.15 (stands for 211.100.40.15, China")
+    assert v.evidence[0]["address"] == "203.0.113.15"
+    assert v.evidence[0]["stands_for"] == "211.100.40.15"
+
+
+def test_another_variants_china_traffic_does_not_count():
+    v = evaluate(NEVER_CN, facts([endpoint("regular", "198.51.100.39"),
+                                  endpoint("tom-en", "203.0.113.15")]))
+    assert v.status == PASS
+
+
+def test_empty_capture_is_inconclusive_never_pass():
+    v = evaluate(NEVER_CN, facts([]))
+    assert v.status == INCONCLUSIVE
+    assert "no traffic of regular was captured" in v.reason
+
+
+def test_dropped_packets_make_a_negative_claim_inconclusive():
+    v = evaluate(NEVER_CN, facts([endpoint("regular", "198.51.100.39")],
+                                 capture=GOOD_CAPTURE | {"dropped": 7}))
+    assert v.status == INCONCLUSIVE and "dropped 7 packets" in v.reason
+
+
+def test_unclean_capture_stop_is_inconclusive():
+    v = evaluate(NEVER_CN, facts([endpoint("regular", "198.51.100.39")],
+                                 capture={"complete": False}))
+    assert v.status == INCONCLUSIVE and "incomplete" in v.reason
+
+
+def test_failed_login_makes_a_negative_claim_inconclusive():
+    v = evaluate(NEVER_CN, facts([endpoint("regular", "198.51.100.39")],
+                                 failed={"regular": ["login failed: image not found"]}))
+    assert v.status == INCONCLUSIVE and "login failed" in v.reason
+
+
+def test_unplaced_endpoint_cannot_be_ruled_out():
+    v = evaluate(NEVER_CN, facts([endpoint("regular", "198.51.100.99")]))
+    assert v.status == INCONCLUSIVE and "could not be placed: 198.51.100.99" in v.reason
+
+
+def test_reaches_passes_on_evidence_even_after_a_failed_action():
+    v = evaluate(REACHES_CN, facts([endpoint("tom-en", "203.0.113.15")],
+                                   failed={"tom-en": ["chat_send failed"]}))
+    assert v.status == PASS and v.evidence[0]["country"] == "CN"
+
+
+def test_reaches_without_evidence_fails_or_is_inconclusive():
+    only_us = [endpoint("tom-en", "198.51.100.39")]
+    assert evaluate(REACHES_CN, facts(only_us)).status == FAIL
+    v = evaluate(REACHES_CN, facts(only_us, failed={"tom-en": ["login failed"]}))
+    assert v.status == INCONCLUSIVE and "cannot rule it out" in v.reason
+
+
+def test_multicast_is_never_a_place():
+    place = {"id": "m", "variant": "regular", "kind": "reaches", "place": {"country": "IE"}}
+    v = evaluate(place, facts([endpoint("regular", "239.255.255.250", proto="udp")]))
+    assert v.status == FAIL
