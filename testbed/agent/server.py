@@ -41,7 +41,7 @@ class Agent:
         self.children: list[subprocess.Popen[bytes]] = []
 
     def spawn(self, argv: list[str]) -> int:
-        log = open(self.workdir / f"app-{len(self.children)}.log", "ab")  # noqa: SIM115
+        log = open(self.workdir / f"app-{len(self.children)}.log", "ab")
         proc = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=self.workdir,
@@ -100,7 +100,8 @@ def _safe(step: dict[str, Any]) -> str:
 def make_handler(agent: Agent, server_ref: list[ThreadingHTTPServer]) -> type:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
-            sys.stderr.write(f"agent: {self.command} {self.path} {args[1] if len(args) > 1 else ''}\n")
+            status = args[1] if len(args) > 1 else ""
+            sys.stderr.write(f"agent: {self.command} {self.path} {status}\n")
 
         def _reply(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

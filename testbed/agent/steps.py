@@ -123,7 +123,7 @@ def run_step(ctx: StepContext, step: Mapping[str, Any]) -> str:
     arg = step[verb]
     conf = float(step.get("confidence", DEFAULT_CONFIDENCE))
     timeout = float(step.get("timeout", DEFAULT_TIMEOUT))
-    gui = None if verb in ("run", "screenshot", "sleep") else _gui()
+    gui: Any = None if verb in ("run", "screenshot", "sleep") else _gui()
     try:
         if verb == "run":
             argv = [str(a) for a in arg] if isinstance(arg, list) else str(arg).split()

@@ -117,8 +117,11 @@ class Driver:
             for step in session.steps:
                 lanes.setdefault(step.variant, []).append(step)
             with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
-                futures = [pool.submit(lambda steps=steps: [self.act(session.name, s)
-                                                            for s in steps])
+                futures = [pool.submit(self._lane, session.name, steps)
                            for steps in lanes.values()]
                 for f in futures:
                     f.result()
+
+    def _lane(self, session: str, steps: list[Step]) -> None:
+        for step in steps:
+            self.act(session, step)

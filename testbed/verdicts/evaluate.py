@@ -93,8 +93,10 @@ def evaluate(expectation: dict[str, Any], facts: RunFacts) -> Verdict:
     mine = [e for e in facts.endpoints if e["variant"] == variant]
     hits = [_evidence(e, facts.places.get(e["address"], {})) for e in mine
             if _matches(facts.places.get(e["address"], {}), place)]
-    seen: set[str] = set()
-    hits = [h for h in hits if not (h["address"] in seen or seen.add(h["address"]))]
+    first: dict[str, dict[str, Any]] = {}
+    for h in hits:
+        first.setdefault(h["address"], h)
+    hits = list(first.values())
     v = Verdict(id=expectation["id"], variant=variant, kind=kind, place=place, status=FAIL,
                 reason="", evidence=hits, geoip=facts.geoip)
 

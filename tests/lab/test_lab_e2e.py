@@ -15,7 +15,15 @@ import pytest
 from testbed.lab.internet_map import load_internet
 from testbed.lab.refclient.network import BuildProfile
 
-from .conftest import ROOT, TESTBED, lab_state, needs_root, processes_mentioning, run_dirs, xvfb_count
+from .conftest import (
+    ROOT,
+    TESTBED,
+    lab_state,
+    needs_root,
+    processes_mentioning,
+    run_dirs,
+    xvfb_count,
+)
 
 pytestmark = [needs_root, pytest.mark.e2e, pytest.mark.root]
 VARIANTS = ("regular", "tom-en", "tom-zh")
@@ -121,8 +129,9 @@ def test_nothing_of_the_run_remains(seed_run):
 
 def test_pytest_checks_the_finished_run_again(seed_run):
     run = seed_run["run"]
+    path = f"{Path(TESTBED[0]).parent}:{os.environ['PATH']}"
     proc = subprocess.run(["pytest", str(run), "-p", "no:cacheprovider", "-q"],
                           cwd=run, capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, PATH=f"{Path(TESTBED[0]).parent}:{os.environ['PATH']}"))
+                          env=dict(os.environ, PATH=path))
     assert proc.returncode == 0, proc.stdout
     assert "3 passed" in proc.stdout

@@ -62,7 +62,7 @@ def main(out_dir: str) -> None:
     app._badge(app.chat_status, "#8e44ad", "New message")
     _crop(app, app.chat_status, out / "status-received.png")
     app._about()
-    about = [w for w in app.root.winfo_children() if isinstance(w, tk.Toplevel)][0]
+    about = next(w for w in app.root.winfo_children() if isinstance(w, tk.Toplevel))
     _crop(app, _find(about, tk.Button, "Close"), out / "about-close.png")
     app.root.destroy()
 

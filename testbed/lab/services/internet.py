@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+IP_PKTINFO: int = getattr(socket, "IP_PKTINFO", 8)  # Linux; missing from typeshed
+
 
 class Log:
     def __init__(self, path: Path) -> None:
@@ -128,20 +130,20 @@ def self_signed(workdir: Path) -> tuple[Path, Path]:
 
 def udp_echo(port: int, log: Log) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.setsockopt(socket.IPPROTO_IP, socket.IP_PKTINFO, 1)
+        s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         s.bind(("0.0.0.0", port))
         while True:
             data, anc, _flags, peer = s.recvmsg(4096, socket.CMSG_SPACE(12))
             server = "?"
             for level, typ, cdata in anc:
-                if level == socket.IPPROTO_IP and typ == socket.IP_PKTINFO:
+                if level == socket.IPPROTO_IP and typ == IP_PKTINFO:
                     server = socket.inet_ntoa(cdata[8:12])
             log.write(server=server, port=port, method="UDP", path="", host="",
                       body=data.decode("utf-8", "replace"))
             # Answer from the address that was dialled, like a real host.
             info = struct.pack("@i4s4s", 0, socket.inet_aton(server) if server != "?"
                                else bytes(4), bytes(4))
-            s.sendmsg([data], [(socket.IPPROTO_IP, socket.IP_PKTINFO, info)], 0, peer)
+            s.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, info)], 0, peer)
 
 
 def main(argv: list[str] | None = None) -> int:
