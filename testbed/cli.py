@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from testbed._errors import TestbedError
+from testbed._errors import ScenarioError, TestbedError
 
 DEFAULT_RESULTS = Path(os.environ.get("TESTBED_RESULTS", "results"))
 MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except ScenarioError as e:
+        print(e, file=sys.stderr)  # one "FILE:LINE: KEY: MESSAGE" line per problem
+        return e.exit_code
     except TestbedError as e:
         print(f"testbed: {e}", file=sys.stderr)
         return e.exit_code

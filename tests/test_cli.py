@@ -1,0 +1,73 @@
+"""The ``testbed`` command as a user meets it: clear one-line errors, exit codes, --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "testbed", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_help_lists_the_commands():
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for cmd in ("run", "validate", "schema", "analyze", "lab"):
+        assert cmd in out.stdout
+
+
+def test_validate_the_shipped_scenario():
+    out = run_cli("validate", "scenarios/skype-2013-lab.yaml", "scenarios/apps/refclient.yaml")
+    assert out.returncode == 0, out.stderr
+    assert "ok: 2 file(s) valid" in out.stdout
+
+
+def test_malformed_scenario_is_one_line_with_file_and_line(tmp_path):
+    scenarios = tmp_path / "scenarios"
+    (scenarios / "apps").mkdir(parents=True)
+    (scenarios / "apps" / "refclient.yaml").write_text(
+        (ROOT / "scenarios" / "apps" / "refclient.yaml").read_text())
+    bad = scenarios / "x.yaml"
+    bad.write_text("scenario: x\nversion: 1\nprovider: lab\nlab: {internet: i.yaml}\n"
+                   "clients:\n  tom-en:\n    app: refclinet\n    account: {user: bob}\n"
+                   "sessions:\n  - name: s\n    steps:\n      - {variant: tom-en, action: login}\n")
+    (scenarios / "i.yaml").write_text("servers: []\n")
+    for command in ("validate", "run"):
+        out = run_cli(command, "scenarios/x.yaml", cwd=tmp_path)
+        assert out.returncode == 2, out
+        assert out.stderr.strip() == \
+            "scenarios/x.yaml:7: clients.tom-en.app: unknown app profile 'refclinet'"
+        assert "Traceback" not in out.stderr
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("scenario: x\nclients: [\n")
+    out = run_cli("validate", str(bad))
+    assert out.returncode == 2
+    assert f"{bad}:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_missing_file():
+    out = run_cli("run", "no-such.yaml")
+    assert out.returncode == 2 and out.stderr.strip() == "no-such.yaml: file not found"
+
+
+def test_schema_is_json_schema():
+    out = run_cli("schema")
+    assert out.returncode == 0
+    schema = json.loads(out.stdout)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert "clients" in schema["properties"]
+
+
+def test_analyze_refuses_a_folder_that_is_not_a_run(tmp_path):
+    out = run_cli("analyze", str(tmp_path))
+    assert out.returncode == 1
+    assert "not a run directory" in out.stderr and "Traceback" not in out.stderr
