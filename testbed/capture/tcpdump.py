@@ -18,6 +18,7 @@ from typing import Any
 from testbed._errors import CaptureError
 from testbed.provider.abstracts import Provider
 
+DRAIN_SECONDS = 0.3
 STATS = {
     "captured": re.compile(r"(\d+) packets? captured"),
     "received": re.compile(r"(\d+) packets? received by filter"),
@@ -52,8 +53,12 @@ class Tcpdump:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:
-        argv = ["tcpdump", "-i", self.interface, "-n", "-U", "-s", "0", "-Z", "root",
-                "--immediate-mode", "-w", str(self.pcap)]
+        # --immediate-mode hands over ring blocks almost per packet: with the default 2 MiB
+        # ring (8 blocks at this snap length) a loaded 2-core machine drops bursts, so -B
+        # gives the ring 32 MiB. Without immediate mode, packets still in an unretired
+        # block are lost when tcpdump is stopped.
+        argv = ["tcpdump", "-i", self.interface, "-n", "-U", "-s", "0", "-B", "32768",
+                "--immediate-mode", "-Z", "root", "-w", str(self.pcap)]
         self.proc = self.provider.spawn_on_gateway(argv, self.log)
         deadline = time.monotonic() + timeout
         while "listening on" not in self.log.read_text(errors="replace"):
@@ -68,6 +73,7 @@ class Tcpdump:
         if self.proc is None:
             return CaptureStats()
         if self.proc.poll() is None:
+            time.sleep(DRAIN_SECONDS)  # let tcpdump write what is still in the ring
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=timeout)
