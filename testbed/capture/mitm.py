@@ -32,6 +32,11 @@ class Mitmdump:
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def tls_log(self) -> Path:
+        """SNI, TLS failures and pinned servers, as JSON lines (see ``mitm_addon``)."""
+        return self.flows.with_name("tls.jsonl")
+
+    @property
     def ca_cert(self) -> Path:
         return self.confdir / CA_FILE
 
@@ -39,7 +44,9 @@ class Mitmdump:
         self.confdir.mkdir(parents=True, exist_ok=True)
         argv = [mitmdump_path(), "--mode", "transparent", "--listen-port", str(self.port),
                 "--set", f"confdir={self.confdir}", "--set", "ssl_insecure=true",
-                "--set", "flow_detail=0", "-w", str(self.flows)]
+                "--set", "flow_detail=0", "-w", str(self.flows),
+                "-s", str(Path(__file__).with_name("mitm_addon.py")),
+                "--set", f"testbed_tls_log={self.tls_log}"]
         self.proc = self.provider.spawn_on_gateway(argv, self.log)
         deadline = time.monotonic() + timeout
         while "listening at" not in self.log.read_text(errors="replace"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -50,6 +50,9 @@ class InternetMap:
     countries: dict[str, str]
     servers: tuple[Server, ...]
     special: tuple[SpecialAddress, ...]
+    keywords: dict[str, list[str]] = field(default_factory=dict)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     def __iter__(self) -> Iterator[Server]:
         return iter(self.servers)
@@ -99,5 +102,11 @@ def load_internet(path: Path) -> InternetMap:
                        note=str(r.get("note", "")))
         for r in data.get("special") or []
     )
+    keywords = {str(k): [str(w) for w in v or []]
+                for k, v in (data.get("keywords") or {}).items()}
+    tls = data.get("tls") or {}
+    cert = (path.parent / str(tls["cert"])).resolve() if "cert" in tls else None
+    key = (path.parent / str(tls["key"])).resolve() if "key" in tls else None
     return InternetMap(name=str(data.get("internet", path.stem)), path=path,
-                       countries=countries, servers=tuple(servers), special=special)
+                       countries=countries, servers=tuple(servers), special=special,
+                       keywords=keywords, tls_cert=cert, tls_key=key)

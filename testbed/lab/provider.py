@@ -106,6 +106,12 @@ class LabProvider(Provider):
         for key in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.send_redirects=0",
                     "net.ipv4.conf.default.send_redirects=0"):
             sh("sysctl", "-qw", key, ns=gw)
+        # Where br_netfilter is loaded, iptables would run on the bridge before tcpdump's tap
+        # on br0 sees the frame, and the capture would show REDIRECTed packets (to :8080)
+        # instead of their real destination. Keep iptables at the IP layer.
+        for key in ("net.bridge.bridge-nf-call-iptables=0",
+                    "net.bridge.bridge-nf-call-ip6tables=0"):
+            sh("sysctl", "-qw", key, ns=gw, check=False)
         rules = [
             ["-t", "nat", "-A", "PREROUTING", "-i", "br0", "-p", "tcp", "!", "-d", GATEWAY_IP,
              "-j", "REDIRECT", "--to-ports", "8080"],
@@ -124,7 +130,8 @@ class LabProvider(Provider):
         ready = svc / "internet.ready"
         p = netns.spawn(net, [self.python, "-m", "testbed.lab.services.internet",
                               "--log", str(svc / "internet.jsonl"), "--workdir", str(svc),
-                              "--ready", str(ready)], svc / "internet.log", env)
+                              "--ready", str(ready), "--map", str(self.internet.path)],
+                        svc / "internet.log", env)
         self.procs.append(p)
         dns_ready = svc / "dns.ready"
         q = netns.spawn(gw, [self.python, "-m", "testbed.lab.services.dns",

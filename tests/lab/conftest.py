@@ -9,11 +9,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from testbed.lab.refclient.network import BuildProfile
+
 ROOT = Path(__file__).resolve().parents[2]
 TESTBED = [sys.executable, "-m", "testbed"]
+VARIANTS = ("regular", "tom-en", "tom-zh", "control")
+SECRET = "s3cret-Passw0rd-for-tests"
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("Xvfb") is None or shutil.which("tcpdump") is None,
@@ -71,3 +76,25 @@ def wait_for_phase(results: Path, phase: str, timeout: float = 60) -> Path:
 def copy_scenarios(dst: Path) -> Path:
     shutil.copytree(ROOT / "scenarios", dst / "scenarios")
     return dst / "scenarios"
+
+
+def profile_urls(profile: BuildProfile) -> list[str]:
+    """Every URL a build profile sends the client to."""
+    urls = [*profile.launch, *profile.login, profile.relay, profile.media_relay]
+    if profile.surveillance:
+        urls += [profile.surveillance.keywords, profile.surveillance.upload]
+    return [u for u in urls if u]
+
+
+@pytest.fixture(scope="session")
+def seed_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One run of the seed scenario, shared by the tests that read its results."""
+    results = tmp_path_factory.mktemp("results")
+    before = lab_state()
+    xvfb_before = xvfb_count()
+    env = dict(os.environ, TESTBED_PASSWORD_REGULAR=SECRET)
+    proc = subprocess.run([*TESTBED, "run", "scenarios/skype-2013-lab.yaml",
+                           "--results", str(results)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    (run,) = run_dirs(results)
+    return {"proc": proc, "run": run, "before": before, "xvfb_before": xvfb_before}

@@ -13,6 +13,8 @@ from testbed._errors import ScenarioError
 from testbed.lab.internet_map import load_internet
 from testbed.lab.refclient.network import BuildProfile
 
+from .conftest import profile_urls
+
 ROOT = Path(__file__).resolve().parents[2]
 INTERNET = ROOT / "scenarios" / "lab" / "internet-2013.yaml"
 BUILDS = ("regular", "tom-en", "tom-zh")
@@ -58,13 +60,12 @@ def test_ssdp_row_is_the_multicast_group(internet):
 def test_build_profiles_send_each_build_exactly_to_its_servers(internet, build):
     profile = BuildProfile.load(ROOT / "scenarios" / "lab" / "builds" / f"{build}.yaml")
     by_name = {s.name: s for s in internet.servers}
-    urls = profile.login + profile.launch
-    hosts = {urllib.parse.urlsplit(u).hostname for u in urls}
+    hosts = {urllib.parse.urlsplit(u).hostname for u in profile_urls(profile)}
     expected = {s.name for s in internet.servers if build in s.contacted_by}
     assert hosts - {"239.255.255.250"} == expected
     assert urllib.parse.urlsplit(profile.relay).hostname in expected
     for u in profile.login:
-        s = by_name[urllib.parse.urlsplit(u).hostname]
+        s = by_name[str(urllib.parse.urlsplit(u).hostname)]
         scheme = {"tls": "tls", "http": "http", "udp": "udp"}[s.proto]
         assert u.startswith(scheme + "://"), (u, s.proto)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -82,8 +84,12 @@ def test_failed_sign_in_makes_the_negative_claim_inconclusive(tmp_path):
     app = scenarios / "apps" / "refclient.yaml"
     app.write_text(app.read_text().replace("{wait_image: status-online.png, timeout: 30}",
                                            "{wait_image: status-online.png, timeout: 4}"))
+    scenario = scenarios / "skype-2013-lab.yaml"
+    data = yaml.safe_load(scenario.read_text())
+    data["sessions"] = data["sessions"][:2]  # launch and login are enough here
+    scenario.write_text(yaml.safe_dump(data, allow_unicode=True))
     results = tmp_path / "results"
-    proc = _start(results, str(scenarios / "skype-2013-lab.yaml"), cwd=tmp_path)
+    proc = _start(results, str(scenario), cwd=tmp_path)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, out + err
     (run,) = run_dirs(results)
@@ -95,3 +101,41 @@ def test_failed_sign_in_makes_the_negative_claim_inconclusive(tmp_path):
     assert verdicts["tom-en-reaches-country-CN"]["status"] == "pass"
     assert (run / "screenshots" / "regular" / "login-failure.png").exists()
     assert "INCONCLUSIVE" in out
+
+
+def _kill_client(tag: str, index: int) -> None:
+    for pid in subprocess.run(["ip", "netns", "pids", f"tbed-{tag}-{index}"],
+                              capture_output=True, text=True).stdout.split():
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"testbed.lab.refclient" in cmd:
+            os.kill(int(pid), signal.SIGKILL)
+            return
+    raise AssertionError("no client process to kill")
+
+
+def test_client_killed_mid_chat_makes_its_verdict_inconclusive(tmp_path):
+    before, xvfb_before = lab_state(), xvfb_count()
+    proc = _start(tmp_path)
+    run = wait_for_phase(tmp_path, "sessions")
+    tag = json.loads((run / "manifest.json").read_text())["lab"]["tag"]
+    deadline = time.monotonic() + 120
+    while True:  # the control peer's client dies once the chat with the TOM user is over
+        events = (run / "events.jsonl").read_text() if (run / "events.jsonl").exists() else ""
+        if events.count('"session": "chat-tom"') >= 4:
+            break
+        assert time.monotonic() < deadline and proc.poll() is None, events[-2000:]
+        time.sleep(0.05)
+    _kill_client(tag, 3)  # control is the fourth client
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out + err
+    verdicts = {v["id"]: v for v in
+                json.loads((run / "verdicts.json").read_text())["verdicts"]}
+    control = verdicts["control-never_reaches-country-CN"]
+    assert control["status"] == "inconclusive"
+    assert "chat_wait failed" in control["reason"]
+    assert verdicts["regular-never_reaches-country-CN"]["status"] == "pass"
+    assert (run / "screenshots" / "control" / "chat_wait-failure.png").exists()
+    assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
+    assert lab_state() == before
+    assert xvfb_count() == xvfb_before
+    assert processes_mentioning(str(run)) == []

@@ -1,16 +1,18 @@
-"""Regenerate the app profile's reference images after changing the reference client's GUI.
+"""Regenerate an app profile's reference images after changing the reference client's GUI.
 
-    python -m testbed.lab.refclient.reference_images OUT_DIR   (needs DISPLAY, e.g. Xvfb)
+    DISPLAY=:N python -m testbed.lab.refclient.reference_images OUT_DIR [--language zh]
+                                                               [--theme classic]
 
-Shows each window state in-process and crops the widgets the app profile clicks on or waits
-for, by their on-screen geometry. Run under the same screen settings as the lab (Xvfb,
-24-bit, the fonts the Makefile installs). The lab never uses this: runs drive the GUI only.
+Shows each window state in-process and crops the widgets that the app profile clicks on or
+waits for, using their on-screen geometry. Run it with the same screen settings as the lab:
+Xvfb at 24 bits and the fonts the Makefile installs. The lab never uses this tool: runs drive
+the GUI only.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import tkinter as tk
 from pathlib import Path
 
@@ -19,16 +21,12 @@ from PIL import ImageGrab
 from testbed.lab.refclient.app import App
 from testbed.lab.refclient.network import BuildProfile
 
-PROFILE = BuildProfile(build="regular", product="Skype", version="0", language="en",
-                       title="Skype")
 
-
-def _crop(app: App, widget: tk.Misc, out: Path, pad: int = 0) -> None:
+def _crop(app: App, widget: tk.Misc, out: Path) -> None:
     app.root.update()
     x, y = widget.winfo_rootx(), widget.winfo_rooty()
     w, h = widget.winfo_width(), widget.winfo_height()
-    img = ImageGrab.grab(xdisplay=os.environ["DISPLAY"])
-    img.crop((x - pad, y - pad, x + w + pad, y + h + pad)).save(out)
+    ImageGrab.grab(xdisplay=os.environ["DISPLAY"]).crop((x, y, x + w, y + h)).save(out)
     print(f"wrote {out} ({w}x{h})")
 
 
@@ -39,35 +37,48 @@ def _find(frame: tk.Misc, cls: type, text: str) -> tk.Misc:
     raise LookupError(text)
 
 
-def main(out_dir: str) -> None:
-    out = Path(out_dir)
+def _toplevel(app: App) -> tk.Toplevel:
+    return next(w for w in app.root.winfo_children() if isinstance(w, tk.Toplevel))
+
+
+def generate(out: Path, language: str, theme: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    app = App(PROFILE, lambda line: None)
+    app = App(BuildProfile(build="images", product="Skype", version="0", language=language,
+                           title="Skype", theme=theme), lambda line: None)
+    t = app.t
     app.root.update()
     f = app.frame
-    _crop(app, _find(f, tk.Label, "Skype Name"), out / "label-user.png")
-    _crop(app, _find(f, tk.Label, "Password"), out / "label-password.png")
-    _crop(app, _find(f, tk.Button, "Sign in"), out / "signin-button.png")
+    _crop(app, _find(f, tk.Label, t["user"]), out / "label-user.png")
+    _crop(app, _find(f, tk.Label, t["password"]), out / "label-password.png")
+    _crop(app, _find(f, tk.Button, t["signin"]), out / "signin-button.png")
     f.destroy()
     app._main_frame("alice")
     f = app.frame
-    app._set_status("online")
-    _crop(app, app.status, out / "status-online.png")
-    _crop(app, _find(f, tk.Button, "About"), out / "about-button.png")
-    _crop(app, _find(f, tk.Label, "To"), out / "label-to.png")
-    _crop(app, _find(f, tk.Label, "Message"), out / "label-message.png")
-    _crop(app, _find(f, tk.Button, "Send"), out / "send-button.png")
-    app._badge(app.chat_status, "#1e6fd9", "Sent")
-    _crop(app, app.chat_status, out / "status-sent.png")
-    app._badge(app.chat_status, "#8e44ad", "New message")
-    _crop(app, app.chat_status, out / "status-received.png")
+    for state, canvas in (("online", app.status), ("sent", app.chat_status),
+                          ("received", app.chat_status), ("incall", app.call_status),
+                          ("ended", app.call_status)):
+        app._badge(canvas, state)
+        _crop(app, canvas, out / f"status-{state}.png")
+    for key, cls, name in (("about", tk.Button, "about-button"), ("to", tk.Label, "label-to"),
+                           ("message", tk.Label, "label-message"),
+                           ("send", tk.Button, "send-button"), ("call", tk.Button, "call-button"),
+                           ("hangup", tk.Button, "hangup-button")):
+        _crop(app, _find(f, cls, t[key]), out / f"{name}.png")
+    app._incoming("bob")
+    _crop(app, _find(_toplevel(app), tk.Button, t["answer"]), out / "answer-button.png")
+    app._close_incoming()
     app._about()
-    about = next(w for w in app.root.winfo_children() if isinstance(w, tk.Toplevel))
-    _crop(app, _find(about, tk.Button, "Close"), out / "about-close.png")
+    _crop(app, _find(_toplevel(app), tk.Button, t["close"]), out / "about-close.png")
     app.root.destroy()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or "DISPLAY" not in os.environ:
-        sys.exit("usage: DISPLAY=:N python -m testbed.lab.refclient.reference_images OUT_DIR")
-    main(sys.argv[1])
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out", type=Path)
+    p.add_argument("--language", default="en")
+    p.add_argument("--theme", default="modern")
+    args = p.parse_args()
+    if "DISPLAY" not in os.environ:
+        p.error("needs DISPLAY (an X server such as Xvfb)")
+    generate(args.out, args.language, args.theme)

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from testbed.lab.internet_map import InternetMap, load_internet
+
 IP_PKTINFO: int = getattr(socket, "IP_PKTINFO", 8)  # Linux; missing from typeshed
 
 
@@ -44,9 +46,12 @@ class Log:
 
 
 class Mailboxes:
+    """The chat relay's state: messages and call signals waiting per user, and who is online."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._boxes: dict[str, list[dict[str, str]]] = {}
+        self._seen: dict[str, float] = {}
 
     def put(self, to: str, message: dict[str, str]) -> None:
         with self._lock:
@@ -54,10 +59,30 @@ class Mailboxes:
 
     def take(self, user: str) -> list[dict[str, str]]:
         with self._lock:
+            self._seen[user] = time.time()
             return self._boxes.pop(user, [])
 
+    def seen(self, user: str) -> None:
+        with self._lock:
+            self._seen[user] = time.time()
 
-def make_handler(log: Log, boxes: Mailboxes) -> type[BaseHTTPRequestHandler]:
+    def online(self) -> list[str]:
+        with self._lock:
+            return sorted(u for u, t in self._seen.items() if time.time() - t < 30)
+
+
+def keyword_list(internet: InternetMap | None) -> bytes:
+    if internet is None:
+        return b""
+    lines = [f"{kind}:{word}" for kind in ("monitor", "censor")
+             for word in internet.keywords.get(kind, [])]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def make_handler(log: Log, boxes: Mailboxes,
+                 internet: InternetMap | None = None) -> type[BaseHTTPRequestHandler]:
+    keywords = keyword_list(internet)
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "lab"
@@ -82,6 +107,8 @@ def make_handler(log: Log, boxes: Mailboxes) -> type[BaseHTTPRequestHandler]:
                       body=raw.decode("utf-8", "replace"))
             if url.path.startswith("/chat/"):
                 self._chat(url, raw)
+            elif url.path == "/keywords.txt":
+                self._answer(keywords, "text/plain; charset=utf-8")
             else:
                 self._answer(f"lab server {server}: {url.path}\n".encode())
 
@@ -89,12 +116,17 @@ def make_handler(log: Log, boxes: Mailboxes) -> type[BaseHTTPRequestHandler]:
             op = url.path.removeprefix("/chat/")
             data = json.loads(raw or b"{}") if raw else {}
             if op == "send":
-                boxes.put(str(data.get("to")), {"from": str(data.get("from")),
-                                                "text": str(data.get("text"))})
+                item = {k: str(data[k]) for k in ("from", "text", "signal") if k in data}
+                boxes.put(str(data.get("to")), item)
                 out: Any = {"ok": True}
             elif op == "inbox":
                 user = urllib.parse.parse_qs(url.query).get("user", [""])[0]
                 out = boxes.take(user)
+            elif op in ("login", "presence"):
+                boxes.seen(str(data.get("user")))
+                out = {"ok": True}
+            elif op == "roster":
+                out = boxes.online()
             else:
                 out = {"ok": True}
             self._answer(json.dumps(out).encode(), "application/json")
@@ -151,15 +183,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log", required=True, type=Path)
     p.add_argument("--workdir", required=True, type=Path)
     p.add_argument("--ready", required=True, type=Path)
+    p.add_argument("--map", type=Path, help="the internet data file (keyword list, TLS key)")
     args = p.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
+    internet = load_internet(args.map) if args.map else None
     log, boxes = Log(args.log), Mailboxes()
-    handler = make_handler(log, boxes)
+    handler = make_handler(log, boxes, internet)
     ThreadingHTTPServer.allow_reuse_address = True
     plain = ThreadingHTTPServer(("0.0.0.0", 80), handler)
     tls = ThreadingHTTPServer(("0.0.0.0", 443), handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(*self_signed(args.workdir))
+    if internet is not None and internet.tls_cert is not None and internet.tls_key is not None:
+        ctx.load_cert_chain(internet.tls_cert, internet.tls_key)  # what builds may pin
+    else:
+        ctx.load_cert_chain(*self_signed(args.workdir))
     tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
     for srv in (plain, tls):
         srv.daemon_threads = True
