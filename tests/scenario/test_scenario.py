@@ -96,7 +96,8 @@ def test_seed_scenario_loads_into_the_model() -> None:
     assert s.provider == "lab"
     assert s.path == (SEED / "skype-2013-lab.yaml").resolve()
     assert s.internet_path == (SEED / "lab" / "internet-2013.yaml").resolve()
-    assert list(s.clients) == ["regular", "tom-en", "tom-zh"]
+    assert list(s.clients) == ["regular", "tom-en", "tom-zh", "control"]
+    assert s.clients["tom-zh"].app.name == "refclient-zh"
     tom = s.clients["tom-en"]
     assert tom.user == "bob"
     assert tom.password_env == "TESTBED_PASSWORD_TOM_EN"
@@ -106,21 +107,23 @@ def test_seed_scenario_loads_into_the_model() -> None:
     assert tom.app.launch[0] == "{python}"
     assert tom.app.actions["login"][3] == {"type": "{password}", "secret": True}
     assert s.clients["regular"].app is tom.app  # one profile object per file
-    assert [x.name for x in s.sessions] == ["launch", "login", "about", "chat"]
-    assert s.sessions[0].parallel and not s.sessions[3].parallel
-    chat = s.sessions[3].steps[0]
+    assert [x.name for x in s.sessions] == ["launch", "login", "about", "call", "hang_up",
+                                            "chat-tom", "chat-control"]
+    assert s.sessions[0].parallel and not s.sessions[5].parallel
+    chat = s.sessions[5].steps[0]
     assert (chat.variant, chat.action) == ("regular", "chat_send")
-    assert chat.params == {"to": "tom-en", "text": "hello from the lab {canary}"}
-    assert chat.line == 48
+    assert chat.params == {"to": "tom-zh", "text": "see you at lunch tomorrow"}
+    assert chat.line == 65
     ids = [e.id for e in s.expectations]
     assert ids == [
         "regular-never_reaches-country-CN",
+        "control-never_reaches-country-CN",
         "tom-en-reaches-country-CN",
         "tom-zh-reaches-country-CN",
     ]
     assert s.expectations[0].kind == "never_reaches"
     assert s.expectations[0].place == {"country": "CN"}
-    assert s.expectations[0].line == 52
+    assert s.expectations[0].line == 77
     assert s.sha256 == hashlib.sha256((SEED / "skype-2013-lab.yaml").read_bytes()).hexdigest()
 
 
@@ -432,7 +435,7 @@ def test_missing_nested_key_points_at_its_parent(tree: Path) -> None:
 def test_validate_command(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert validate(["scenarios/skype-2013-lab.yaml", "scenarios/apps"]) == 0
     out, err = capsys.readouterr()
-    assert (out, err) == ("ok: 2 file(s) valid\n", "")
+    assert (out, err) == ("ok: 3 file(s) valid\n", "")
     f = edit("provider: lab", "provider: qemu")
     assert validate([f, "scenarios/nope.yaml"]) == 2
     out, err = capsys.readouterr()

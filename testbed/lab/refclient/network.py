@@ -143,9 +143,9 @@ class Network:
                     return "ok echo"
             if u.scheme == "ssdp":
                 msg = (
-                    "M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n"
-                    'MAN: "ssdp:discover"\r\nMX: 1\r\nST: upnp:rootdevice\r\n\r\n'
-                ).encode()
+                    b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n"
+                    b'MAN: "ssdp:discover"\r\nMX: 1\r\nST: upnp:rootdevice\r\n\r\n'
+                )
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
                     s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 2)
                     s.sendto(msg, (host, port or 1900))
