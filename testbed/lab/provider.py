@@ -115,6 +115,11 @@ class LabProvider(Provider):
         rules = [
             ["-t", "nat", "-A", "PREROUTING", "-i", "br0", "-p", "tcp", "!", "-d", GATEWAY_IP,
              "-j", "REDIRECT", "--to-ports", "8080"],
+            # the lab resolver's traffic needs no connection tracking (see resolv.conf)
+            ["-t", "raw", "-A", "PREROUTING", "-i", "br0", "-p", "udp", "-d", GATEWAY_IP,
+             "--dport", "53", "-j", "CT", "--notrack"],
+            ["-t", "raw", "-A", "OUTPUT", "-p", "udp", "-s", GATEWAY_IP, "--sport", "53",
+             "-j", "CT", "--notrack"],
             ["-P", "FORWARD", "DROP"],
             ["-A", "FORWARD", "-i", "br0", "-p", "udp", "--dport", "443", "-j", "DROP"],
             ["-A", "FORWARD", "-i", "br0", "-o", "wan0", "-j", "ACCEPT"],
@@ -171,7 +176,10 @@ class LabProvider(Provider):
         sh("ip", "netns", "add", ns)
         self.guests.append(ns)
         (netns.NETNS_ETC / ns).mkdir(parents=True, exist_ok=True)
-        (netns.NETNS_ETC / ns / "resolv.conf").write_text(f"nameserver {GATEWAY_IP}\n")
+        # glibc sends A and AAAA at once from one socket; a conntrack insertion race can drop
+        # one of them and stall the lookup for 5 s (seen here): ask one at a time, retry fast.
+        (netns.NETNS_ETC / ns / "resolv.conf").write_text(
+            f"nameserver {GATEWAY_IP}\noptions single-request-reopen timeout:1 attempts:3\n")
         sh("ip", "link", "set", "lo", "up", ns=ns)
         sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", ns=ns)
         sh("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", ns=ns)

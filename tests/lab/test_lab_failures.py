@@ -83,7 +83,7 @@ def test_failed_sign_in_makes_the_negative_claim_inconclusive(tmp_path):
     build.write_text(yaml.safe_dump(data))
     app = scenarios / "apps" / "refclient.yaml"
     app.write_text(app.read_text().replace("{wait_image: status-online.png, timeout: 30}",
-                                           "{wait_image: status-online.png, timeout: 4}"))
+                                           "{wait_image: status-online.png, timeout: 10}"))
     scenario = scenarios / "skype-2013-lab.yaml"
     data = yaml.safe_load(scenario.read_text())
     data["sessions"] = data["sessions"][:2]  # launch and login are enough here
