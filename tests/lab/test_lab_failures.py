@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -93,14 +94,17 @@ def test_failed_sign_in_makes_the_negative_claim_inconclusive(tmp_path):
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, out + err
     (run,) = run_dirs(results)
-    verdicts = {v["id"]: v for v in
-                json.loads((run / "verdicts.json").read_text())["verdicts"]}
+    verdicts = _verdicts(run)
     regular = verdicts["regular-never_reaches-country-CN"]
     assert regular["status"] == "inconclusive"
     assert "login failed" in regular["reason"]
     assert verdicts["tom-en-reaches-country-CN"]["status"] == "pass"
     assert (run / "screenshots" / "regular" / "login-failure.png").exists()
     assert "INCONCLUSIVE" in out
+
+
+def _verdicts(run: Path) -> dict[str, dict[str, Any]]:
+    return {v["id"]: v for v in json.loads((run / "verdicts.json").read_text())["verdicts"]}
 
 
 def _kill_client(tag: str, index: int) -> None:
@@ -128,8 +132,7 @@ def test_client_killed_mid_chat_makes_its_verdict_inconclusive(tmp_path):
     _kill_client(tag, 3)  # control is the fourth client
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, out + err
-    verdicts = {v["id"]: v for v in
-                json.loads((run / "verdicts.json").read_text())["verdicts"]}
+    verdicts = _verdicts(run)
     control = verdicts["control-never_reaches-country-CN"]
     assert control["status"] == "inconclusive"
     assert "chat_wait failed" in control["reason"]
