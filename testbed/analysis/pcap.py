@@ -13,8 +13,9 @@ Contract:
 Fast paths: `PcapReader.iter_raw()` yields plain tuples (packed addresses, protocol
 number) instead of `Packet`s; `PcapReader.flows()` aggregates per-direction 5-tuple
 counters inside the read loop (one struct call per plain IPv4 TCP/UDP frame) and is what
-`extract_endpoints` uses. Simple packet blocks (pcapng SPB) carry no timestamp: they get
-the last timestamp seen in the file.
+`extract_endpoints` uses. `PcapReader.iter_payloads()` yields TCP/UDP payloads (for name,
+canary and timing analysis) through the same reading loop. Simple packet blocks (pcapng
+SPB) carry no timestamp: they get the last timestamp seen in the file.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import socket
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from testbed._errors import AnalysisError, CaptureFormatError
 
@@ -33,6 +34,7 @@ __all__ = [
     "FlowKey",
     "Flows",
     "Packet",
+    "PayloadPacket",
     "PcapReader",
     "RawPacket",
     "proto_name",
@@ -257,6 +259,144 @@ def _frame_decoder(linktype: int) -> FrameDecoder:
     return decode
 
 
+# (ts, src packed, dst packed, proto 6/17, sport, dport, L4 payload, TCP flags (0 for UDP))
+PayloadPacket = tuple[float, bytes, bytes, int, int, int, bytes, int]
+PayloadDecoder = Callable[[bytes, int, int, float, int], "PayloadPacket | None"]
+
+# An IP packet without a TCP/UDP payload (other protocol, later fragment, cut header):
+# counted as a packet, not yielded by `iter_payloads`.
+_NO_L4: PayloadPacket = (0.0, b"", b"", 0, 0, 0, b"", 0)
+_TCP_HDR = struct.Struct("!HH8xBB")  # sport, dport, data offset, flags
+
+
+def _l4_payload(
+    buf: bytes, q: int, end: int, ts: float, src: bytes, dst: bytes, proto: int
+) -> PayloadPacket:
+    if proto == 6:
+        if q + 20 > end:
+            return _NO_L4
+        sport, dport, doff, flags = _TCP_HDR.unpack_from(buf, q)
+        if doff < 0x50:  # header shorter than 20 bytes: damaged
+            return _NO_L4
+        return (ts, src, dst, 6, sport, dport, buf[q + ((doff >> 4) << 2) : end], flags)
+    if proto == 17:
+        if q + 8 > end:
+            return _NO_L4
+        sport, dport = _HH.unpack_from(buf, q)
+        return (ts, src, dst, 17, sport, dport, buf[q + 8 : end], 0)
+    return _NO_L4
+
+
+def _decode_ip_payload(buf: bytes, off: int, end: int, ts: float) -> PayloadPacket | None:
+    """Like `_decode_ip`, but returns the TCP/UDP payload (trimmed to the IP length, so
+    Ethernet padding is dropped); `_NO_L4` for IP packets without one."""
+    if off >= end:
+        return None
+    version = buf[off] >> 4
+    if version == 4:
+        if end - off < 20:
+            return None
+        ihl = (buf[off] & 0x0F) << 2
+        total = _H.unpack_from(buf, off + 2)[0]
+        if total >= 20 and off + total < end:
+            end = off + total
+        proto = buf[off + 9]
+        src = buf[off + 12 : off + 16]
+        dst = buf[off + 16 : off + 20]
+        if _H.unpack_from(buf, off + 6)[0] & 0x1FFF:
+            return _NO_L4
+        p = off + ihl
+    elif version == 6:
+        if end - off < 40:
+            return None
+        plen = _H.unpack_from(buf, off + 4)[0]
+        if plen and off + 40 + plen < end:
+            end = off + 40 + plen
+        proto = buf[off + 6]
+        src = buf[off + 8 : off + 24]
+        dst = buf[off + 24 : off + 40]
+        p = off + 40
+        while True:
+            if proto in _V6_EXT:
+                if p + 2 > end:
+                    return _NO_L4
+                proto = buf[p]
+                p += (buf[p + 1] + 1) << 3
+            elif proto == 44:  # fragment
+                if p + 8 > end or _H.unpack_from(buf, p + 2)[0] & 0xFFF8:
+                    return _NO_L4
+                proto = buf[p]
+                p += 8
+            elif proto == 51:  # AH
+                if p + 2 > end:
+                    return _NO_L4
+                proto = buf[p]
+                p += (buf[p + 1] + 2) << 2
+            else:
+                break
+    else:
+        return None
+    return _l4_payload(buf, p, end, ts, src, dst, proto)
+
+
+def _payload_decoder(linktype: int) -> PayloadDecoder:
+    """`_frame_decoder`'s counterpart for `iter_payloads`, with the same fused IPv4 path."""
+    if linktype == 1:
+        etype_off, ip_off = 12, 14
+    elif linktype == 113:
+        etype_off, ip_off = 14, 16
+    elif linktype == 276:
+        etype_off, ip_off = 0, 20
+    else:
+        etype_off, ip_off = -1, 0 if linktype in (101, 228, 229, 12) else 4
+    # (etype,) version/ihl, total length, fragment, proto, src, dst
+    ipfmt = "BxH2xHxB2x4s4s"
+    if etype_off >= 0:
+        gap = ip_off - etype_off - 2
+        fused = struct.Struct(f"!{etype_off}xH{gap}x{ipfmt}" if gap else f"!{etype_off}xH{ipfmt}")
+    else:
+        fused = struct.Struct(f"!{ip_off}x{ipfmt}")
+    need = ip_off + 20
+    unpack = fused.unpack_from
+    l4 = _l4_payload
+    generic = _decode_ip_payload
+    l3 = _l3_offset
+
+    def slow(buf: bytes, p: int, end: int, ts: float) -> PayloadPacket | None:
+        off = l3(linktype, buf, p, end)
+        return None if off < 0 else generic(buf, off, end, ts)
+
+    if etype_off >= 0:
+
+        def decode(buf: bytes, p: int, end: int, ts: float, length: int) -> PayloadPacket | None:
+            if end - p >= need:
+                etype, vihl, total, frag, proto, src, dst = unpack(buf, p)
+                if etype == 0x0800 and vihl >> 4 == 4:
+                    if frag & 0x1FFF:
+                        return _NO_L4
+                    ip = p + ip_off
+                    if total >= 20 and ip + total < end:
+                        end = ip + total
+                    return l4(buf, ip + ((vihl & 15) << 2), end, ts, src, dst, proto)
+            return slow(buf, p, end, ts)
+
+    else:
+
+        def decode(buf: bytes, p: int, end: int, ts: float, length: int) -> PayloadPacket | None:
+            if end - p >= need:
+                vihl, total, frag, proto, src, dst = unpack(buf, p)
+                if vihl >> 4 == 4:
+                    if frag & 0x1FFF:
+                        return _NO_L4
+                    ip = p + ip_off
+                    if total >= 20 and ip + total < end:
+                        end = ip + total
+                    return l4(buf, ip + ((vihl & 15) << 2), end, ts, src, dst, proto)
+            return slow(buf, p, end, ts)
+
+    return decode
+
+
 FlowKey = tuple[bytes, bytes, int, int, int]  # (src, dst, proto, sport, dport), packed
 Flows = dict[FlowKey, list[float]]  # -> [packets, bytes, first_seen, last_seen]
 FastAdder = Callable[[bytes, int, int, float, int], bool]
@@ -418,6 +558,18 @@ class PcapReader:
         """Yield `(ts, src, dst, proto, sport, dport, length)` with packed addresses."""
         return self._run(None)
 
+    def iter_payloads(self) -> Iterator[PayloadPacket]:
+        """Yield `(ts, src, dst, proto, sport, dport, payload, tcp_flags)` for every TCP
+        (proto 6) and UDP (proto 17) packet, IPv4 or IPv6: packed addresses, the L4
+        payload as captured (trimmed to the IP length; short when the snap length cut
+        it), `tcp_flags` the TCP flags byte (0 for UDP). Streams in constant memory;
+        counters and damage handling as for iteration (`packets` counts every IP packet,
+        yielded or not)."""
+        skip = _NO_L4
+        for pkt in self._run(None, _payload_decoder):
+            if pkt is not skip:
+                yield pkt
+
     def flows(self) -> Flows:
         """Fast path: read the whole file and return per-direction flow counters,
         `{(src, dst, proto, sport, dport): [packets, bytes, first_seen, last_seen]}`
@@ -427,7 +579,9 @@ class PcapReader:
             pass
         return flows
 
-    def _run(self, agg: Flows | None) -> Iterator[RawPacket]:
+    def _run(
+        self, agg: Flows | None, make_decoder: Callable[[int], Callable[..., Any]] = _frame_decoder
+    ) -> Iterator[Any]:
         self.warnings = []
         self.frames = self.packets = self.skipped = 0
         self.link_types = set()
@@ -441,17 +595,21 @@ class PcapReader:
         tables: dict[int, dict[bytes, list[float]]] = {}
         try:
             if self.format == "pcap":
-                yield from self._iter_pcap(f, agg, tables)
+                yield from self._iter_pcap(f, agg, tables, make_decoder)
             else:
-                yield from self._iter_pcapng(f, agg, tables)
+                yield from self._iter_pcapng(f, agg, tables, make_decoder)
         finally:
             f.close()
             if agg is not None:
                 _merge_fast(agg, tables)
 
     def _iter_pcap(
-        self, f: BinaryIO, agg: Flows | None, tables: dict[int, dict[bytes, list[float]]]
-    ) -> Iterator[RawPacket]:
+        self,
+        f: BinaryIO,
+        agg: Flows | None,
+        tables: dict[int, dict[bytes, list[float]]],
+        make_decoder: Callable[[int], Callable[..., Any]] = _frame_decoder,
+    ) -> Iterator[Any]:
         read = f.read
         hdr = read(24)
         if len(hdr) < 24:
@@ -466,7 +624,7 @@ class PcapReader:
         limit = max(MAX_FRAME, min(snaplen, 1 << 24))
         rec = struct.Struct(order + "IIII")
         unpack_rec = rec.unpack_from
-        decode = _frame_decoder(linktype)
+        decode = make_decoder(linktype)
         add = _fast_adder(linktype, tables) if agg is not None else None
         add_generic = _add_generic
 
@@ -534,8 +692,12 @@ class PcapReader:
             self.skipped += skipped
 
     def _iter_pcapng(
-        self, f: BinaryIO, agg: Flows | None, tables: dict[int, dict[bytes, list[float]]]
-    ) -> Iterator[RawPacket]:
+        self,
+        f: BinaryIO,
+        agg: Flows | None,
+        tables: dict[int, dict[bytes, list[float]]],
+        make_decoder: Callable[[int], Callable[..., Any]] = _frame_decoder,
+    ) -> Iterator[Any]:
         read = f.read
         buf = read(_CHUNK)
         base = 0
@@ -549,7 +711,7 @@ class PcapReader:
         u16 = struct.Struct("<H")
         # per interface: (linktype, units per second, offset seconds, snaplen)
         ifaces: list[tuple[int, float, float, int]] = []
-        decoders = {t: _frame_decoder(t) for t in LINKTYPE_NAMES}
+        decoders = {t: make_decoder(t) for t in LINKTYPE_NAMES}
         adders = {t: _fast_adder(t, tables) for t in LINKTYPE_NAMES} if agg is not None else None
         add_generic = _add_generic
         last_ts = 0.0

@@ -181,3 +181,49 @@ def pcapng_bytes(
 def write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+# -- payload-level helpers (names, evidence) ------------------------------------------------
+TCP_SYN = 0x02
+TCP_ACK = 0x10
+TCP_PSH_ACK = 0x18
+
+
+def tcp(
+    src: str,
+    dst: str,
+    sport: int,
+    dport: int,
+    payload: bytes = b"",
+    flags: int = TCP_PSH_ACK,
+    seq: int = 1,
+    options: bytes = b"",
+) -> bytes:
+    """An IPv4/IPv6 TCP packet with chosen flags, sequence number and (padded) options."""
+    options += b"\x01" * (-len(options) % 4)  # NOP padding
+    doff = (20 + len(options)) // 4
+    seg = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, doff << 4, flags, 8192, 0, 0)
+    body = seg + options + payload
+    if ":" in src:
+        return ipv6(src, dst, 6, body)
+    return ipv4(src, dst, 6, body)
+
+
+def dns_name(name: str) -> bytes:
+    out = b""
+    for label in name.rstrip(".").split("."):
+        out += bytes([len(label)]) + label.encode("ascii")
+    return out + b"\0"
+
+
+def dns_response(
+    qname: str, answers: Sequence[tuple[str, str, str]], qtype: int = 1, txid: int = 0x1234
+) -> bytes:
+    """A DNS response; `answers`: (owner, "A" | "AAAA" | "CNAME", value), uncompressed."""
+    types = {"A": 1, "AAAA": 28, "CNAME": 5}
+    msg = struct.pack("!HHHHHH", txid, 0x8180, 1, len(answers), 0, 0)
+    msg += dns_name(qname) + struct.pack("!HH", qtype, 1)
+    for owner, rtype, value in answers:
+        rdata = dns_name(value) if rtype == "CNAME" else _ip(value)
+        msg += dns_name(owner) + struct.pack("!HHIH", types[rtype], 1, 300, len(rdata)) + rdata
+    return msg

@@ -1,0 +1,386 @@
+"""Chat path evidence (DESIGN.md, "Chat path evidence"), strongest first:
+
+1. the run's canary string in decrypted content (`canary_in_flows`, mitmproxy) or in
+   plaintext payload (`canary_in_pcap`) on a flow from a guest to endpoint E: "strong";
+2. timing (`bursts` + `timing_evidence`): a burst to E that starts within a window after
+   the chat event and has no counterpart in any control window: "weak".
+
+The canary is searched in several encodings (UTF-8, JSON \\u-escaped, percent/form
+encoded, UTF-16-LE; see `canary_forms`); the evidence detail names the ones found.
+Compressed or encrypted payloads hide it from the pcap search: absence is not evidence.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import json
+import os
+import socket
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from testbed._errors import AnalysisError
+
+from .flows import HttpRecord, read_flows
+from .pcap import PcapReader, proto_name
+
+__all__ = [
+    "KINDS",
+    "BurstKey",
+    "Evidence",
+    "bursts",
+    "canary_forms",
+    "canary_in_flows",
+    "canary_in_pcap",
+    "timing_evidence",
+]
+
+KINDS = ("canary-decrypted", "canary-plaintext", "timing")
+
+BurstKey = tuple[str, str, str, int]  # (variant, remote address, proto, remote port)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Why a verdict about endpoint (address, proto, port) of `variant` holds.
+    `time` is seconds since the epoch (first hit / burst start); `strength` is "strong"
+    for canary hits, "weak" for timing; `detail` is one human sentence."""
+
+    kind: str
+    variant: str
+    address: str
+    port: int
+    proto: str
+    time: float
+    strength: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Evidence:
+        try:
+            return cls(
+                kind=str(data["kind"]),
+                variant=str(data["variant"]),
+                address=str(data["address"]),
+                port=int(data["port"]),
+                proto=str(data["proto"]),
+                time=float(data["time"]),
+                strength=str(data["strength"]),
+                detail=str(data["detail"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise AnalysisError(f"evidence record is malformed: {e!r}") from e
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def _packed_guests(guests: Mapping[str, str]) -> dict[bytes, str]:
+    out = {}
+    for a, v in guests.items():
+        try:
+            out[ipaddress.ip_address(a).packed] = v
+        except ValueError as e:
+            raise AnalysisError(f"not an IP address: {a!r}") from e
+    return out
+
+
+def _ntop(packed: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
+
+
+def canary_forms(canary: str) -> list[tuple[str, bytes]]:
+    """(label, bytes) encodings of `canary` searched for, distinct, UTF-8 first."""
+    if not canary:
+        raise AnalysisError("the canary string is empty")
+    forms: dict[bytes, str] = {}
+    for label, data in (
+        ("utf-8", canary.encode("utf-8")),
+        ("json-escaped", json.dumps(canary)[1:-1].encode("ascii")),
+        ("percent-encoded", urllib.parse.quote(canary, safe="").encode("ascii")),
+        ("form-encoded", urllib.parse.quote_plus(canary).encode("ascii")),
+        ("utf-16-le", canary.encode("utf-16-le")),
+    ):
+        forms.setdefault(data, label)
+    return [(label, data) for data, label in forms.items()]
+
+
+def canary_in_pcap(
+    pcap_path: str | os.PathLike[str],
+    guests: Mapping[str, str],
+    canary: str,
+    on_warning: Callable[[str], None] | None = None,
+) -> list[Evidence]:
+    """Canary hits in guest-originated TCP/UDP payloads, one `Evidence`
+    ("canary-plaintext", "strong") per (variant, remote address, proto, remote port), with
+    the first time seen and the hit count in the detail. A canary split across
+    consecutive packets of one flow direction is found (the last bytes of each are kept).
+    Capture damage stops reading and goes to `on_warning`; not a capture:
+    `CaptureFormatError`."""
+    forms = canary_forms(canary)
+    keep = max(len(b) for _, b in forms) - 1
+    guest_of = _packed_guests(guests)
+    get_guest = guest_of.get
+    tails: dict[tuple[bytes, bytes, int, int, int], bytes] = {}
+    # (variant, remote, proto, port) -> [first ts, hits, guest, labels]
+    found: dict[tuple[str, bytes, int, int], list[Any]] = {}
+    reader = PcapReader(pcap_path, on_warning)
+    for ts, src, dst, proto, sport, dport, payload, _flags in reader.iter_payloads():
+        if not payload:
+            continue
+        variant = get_guest(src)
+        if variant is None:
+            continue
+        fkey = (src, dst, proto, sport, dport)
+        tail = tails.get(fkey, b"")
+        hits = 0
+        labels: list[str] = []
+        for label, b in forms:
+            c = payload.count(b)
+            if tail:  # matches that start in the tail and end in this payload
+                c += (tail + payload[: len(b) - 1]).count(b, max(0, len(tail) - len(b) + 1))
+            if c:
+                hits += c
+                labels.append(label)
+        if keep:
+            tails[fkey] = payload[-keep:] if len(payload) >= keep else (tail + payload)[-keep:]
+        if hits:
+            key = (variant, dst, proto, dport)
+            rec = found.get(key)
+            if rec is None:
+                found[key] = [ts, hits, src, set(labels)]
+            else:
+                rec[0] = min(rec[0], ts)
+                rec[1] += hits
+                rec[3].update(labels)
+    out = []
+    for (variant, remote, proto, port), (first, hits, guest, labels) in found.items():
+        address = _ntop(remote)
+        pname = proto_name(proto)
+        out.append(
+            Evidence(
+                kind="canary-plaintext",
+                variant=variant,
+                address=address,
+                port=port,
+                proto=pname,
+                time=first,
+                strength="strong",
+                detail=(
+                    f"canary {canary!r} found {hits} time(s) ({', '.join(sorted(labels))}) in "
+                    f"plaintext {pname.upper()} payload from {variant} ({_ntop(guest)}) to "
+                    f"{address} port {port}, first at {_when(first)}"
+                ),
+            )
+        )
+    out.sort(key=lambda e: (e.time, e.variant, e.address, e.port))
+    return out
+
+
+def _count(forms: Sequence[tuple[str, bytes]], data: bytes, labels: set[str]) -> int:
+    n = 0
+    for label, b in forms:
+        c = data.count(b)
+        if c:
+            n += c
+            labels.add(label)
+    return n
+
+
+def _headers_bytes(headers: Iterable[tuple[str, str]]) -> bytes:
+    return "\r\n".join(f"{k}: {v}" for k, v in headers).encode("utf-8", "surrogateescape")
+
+
+def canary_in_flows(
+    flows_path: str | os.PathLike[str],
+    guests: Mapping[str, str],
+    canary: str,
+    on_warning: Callable[[str], None] | None = None,
+) -> list[Evidence]:
+    """Canary hits in mitmproxy flows from a guest (client address in `guests`): HTTP
+    URL, headers and bodies (request and response), WebSocket messages, TCP/UDP
+    messages. One `Evidence` ("canary-decrypted", "strong") per (variant, server address,
+    proto, server port); the server address is the original destination (transparent
+    mode). Flow-file errors as in `flows.read_flows` (raise, unless `on_warning`)."""
+    forms = canary_forms(canary)
+    guests_c = {}
+    for a, v in guests.items():
+        try:
+            guests_c[ipaddress.ip_address(a).compressed] = v
+        except ValueError as e:
+            raise AnalysisError(f"not an IP address: {a!r}") from e
+    # (variant, server, proto, port) -> [first ts, hits, places, labels, flows]
+    found: dict[tuple[str, str, str, int], list[Any]] = {}
+    for rec in read_flows(flows_path, on_warning):
+        try:
+            client = ipaddress.ip_address(rec.client[0]).compressed
+        except ValueError:
+            continue
+        variant = guests_c.get(client)
+        if variant is None:
+            continue
+        try:
+            server = ipaddress.ip_address(rec.server[0]).compressed
+        except ValueError:
+            server = rec.server[0]
+        labels: set[str] = set()
+        places: list[str] = []
+        times: list[float] = []
+        hits = 0
+        parts: list[tuple[str, bytes, float]] = []
+        if isinstance(rec, HttpRecord):
+            t = rec.timestamp_start
+            parts += [
+                ("URL", rec.url.encode("utf-8", "surrogateescape"), t),
+                ("request headers", _headers_bytes(rec.request_headers), t),
+                ("request body", rec.request_body, t),
+                ("response headers", _headers_bytes(rec.response_headers), t),
+                ("response body", rec.response_body, t),
+            ]
+            kind = "WebSocket"
+            proto = "tcp"
+        else:
+            kind = rec.proto.upper()
+            proto = rec.proto
+        for m in rec.messages:
+            side = "client" if m.from_client else "server"
+            parts.append((f"{kind} message from {side}", m.content, m.timestamp))
+        for place, data, t in parts:
+            c = _count(forms, data, labels)
+            if c:
+                hits += c
+                times.append(t)
+                if place not in places:
+                    places.append(place)
+        if not hits:
+            continue
+        key = (variant, server, proto, rec.server[1])
+        entry = found.get(key)
+        if entry is None:
+            found[key] = [min(times), hits, places, labels, 1]
+        else:
+            entry[0] = min(entry[0], *times)
+            entry[1] += hits
+            entry[2].extend(p for p in places if p not in entry[2])
+            entry[3].update(labels)
+            entry[4] += 1
+    out = []
+    for (variant, server, proto, port), (first, hits, places, labels, nflows) in found.items():
+        out.append(
+            Evidence(
+                kind="canary-decrypted",
+                variant=variant,
+                address=server,
+                port=port,
+                proto=proto,
+                time=first,
+                strength="strong",
+                detail=(
+                    f"canary {canary!r} found {hits} time(s) ({', '.join(sorted(labels))}) in "
+                    f"{nflows} decrypted flow(s) from {variant} to {server} port {port} "
+                    f"({', '.join(places)}), first at {_when(first)}"
+                ),
+            )
+        )
+    out.sort(key=lambda e: (e.time, e.variant, e.address, e.port))
+    return out
+
+
+def bursts(
+    pcap_path: str | os.PathLike[str],
+    guests: Mapping[str, str],
+    idle_gap: float = 1.0,
+    on_warning: Callable[[str], None] | None = None,
+) -> dict[BurstKey, list[float]]:
+    """Start times (sorted) of bursts of guest-originated TCP/UDP packets per
+    (variant, remote address, proto, remote port). A burst starts at the first packet to
+    the endpoint, at a TCP SYN (without ACK), or after more than `idle_gap` seconds with no
+    packet from the guest to it. Capture damage goes to `on_warning`."""
+    guest_of = _packed_guests(guests)
+    get_guest = guest_of.get
+    last: dict[tuple[str, bytes, int, int], float] = {}
+    starts: dict[tuple[str, bytes, int, int], list[float]] = {}
+    reader = PcapReader(pcap_path, on_warning)
+    for ts, src, dst, proto, _sport, dport, _payload, flags in reader.iter_payloads():
+        variant = get_guest(src)
+        if variant is None:
+            continue
+        key = (variant, dst, proto, dport)
+        prev = last.get(key)
+        if prev is None:
+            starts[key] = [ts]
+            last[key] = ts
+            continue
+        if ts - prev > idle_gap or (flags & 0x12 == 0x02 and proto == 6):
+            starts[key].append(ts)
+        if ts > prev:
+            last[key] = ts
+    names: dict[bytes, str] = {}
+    out: dict[BurstKey, list[float]] = {}
+    for (variant, remote, proto, port), times in starts.items():
+        name = names.get(remote)
+        if name is None:
+            name = names[remote] = _ntop(remote)
+        out[(variant, name, proto_name(proto), port)] = sorted(times)
+    return out
+
+
+def timing_evidence(
+    bursts: Mapping[BurstKey, Sequence[float]],
+    variant: str,
+    event_time: float,
+    window: float = 3.0,
+    control_times: Sequence[float] = (),
+) -> list[Evidence]:
+    """Endpoints of `variant` with a burst starting within [event_time,
+    event_time + window] and none within any control window [c, c + window]
+    (`control_times`: a neutral message, an idle period). Periodic traffic (keep-alives)
+    also fires in the control windows and so is not evidence. With no control windows,
+    every burst in the event window is reported (and the detail says so). Each is
+    "timing" / "weak" evidence, sorted by burst start."""
+    out = []
+    for (v, address, proto, port), times in bursts.items():
+        if v != variant:
+            continue
+        ordered = sorted(times)
+        i = bisect.bisect_left(ordered, event_time)
+        if i >= len(ordered) or ordered[i] > event_time + window:
+            continue
+        start = ordered[i]
+        if any(_any_in(ordered, c, c + window) for c in control_times):
+            continue
+        if control_times:
+            control = f"none in {len(control_times)} control window(s) of the same length"
+        else:
+            control = "no control window was given"
+        out.append(
+            Evidence(
+                kind="timing",
+                variant=variant,
+                address=address,
+                port=port,
+                proto=proto,
+                time=start,
+                strength="weak",
+                detail=(
+                    f"a {proto.upper()} burst from {variant} to {address} port {port} started "
+                    f"{start - event_time:.2f} s after the event at {_when(event_time)} "
+                    f"(window {window:g} s); {control}"
+                ),
+            )
+        )
+    out.sort(key=lambda e: (e.time, e.address, e.port))
+    return out
+
+
+def _any_in(ordered: Sequence[float], lo: float, hi: float) -> bool:
+    i = bisect.bisect_left(ordered, lo)
+    return i < len(ordered) and ordered[i] <= hi

@@ -1,0 +1,504 @@
+"""Names for addresses: what the guests resolved (DNS), asked for in TLS (SNI) and in
+HTTP (Host).
+
+`extract_names(pcap, guests)` reads the capture once:
+- DNS responses (UDP and single-segment TCP, source port 53): A/AAAA answers, with CNAME
+  chains followed, so the queried name and every alias map to the final addresses; the
+  variant is the guest the response went to;
+- TLS ClientHellos (TCP payload starting a handshake record, also when split over a few
+  consecutive segments of the same flow): the SNI maps to the destination address; the
+  variant is the guest that sent it;
+- plaintext HTTP requests: the Host header (when not an IP literal) maps to the
+  destination address.
+`names_from_flows(index, flows)` adds Host headers and SNIs from a mitmproxy flow file.
+
+Malformed payloads are ignored, never raised; capture damage becomes `index.warnings`.
+Names are lower case without the trailing dot. Names seen with no guest involved are kept
+without a variant.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import struct
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from testbed._errors import AnalysisError
+
+from .flows import HttpRecord, read_flows
+from .pcap import PcapReader
+
+__all__ = ["SOURCES", "NameIndex", "extract_names", "names_from_flows"]
+
+SOURCES = ("dns", "sni", "http-host")
+
+
+def _canonical(address: str) -> str:
+    try:
+        return ipaddress.ip_address(address).compressed
+    except ValueError as e:
+        raise AnalysisError(f"not an IP address: {address!r}") from e
+
+
+def _clean_name(name: str) -> str | None:
+    """Lower case, no trailing dot; None unless printable ASCII without spaces."""
+    name = name.strip().rstrip(".").lower()
+    if not name or len(name) > 253 or not name.isascii() or not name.isprintable():
+        return None
+    if " " in name or "\\" in name:
+        return None
+    return name
+
+
+class NameIndex(Mapping[str, frozenset[tuple[str, str]]]):
+    """address -> {(name, source)}, with the variants behind each triple.
+
+    `index[address]` is the set of (name, source) pairs; `names_for(address)` the sorted
+    names; `variants_for(address, name)` which guests looked it up / sent it.
+    `to_json()` / `from_json()` round-trip (sorted, stable output)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, dict[tuple[str, str], set[str]]] = {}
+        self.warnings: list[str] = []
+
+    # -- building --------------------------------------------------------------------
+    def _add(self, address: str, name: str, source: str, variant: str | None) -> None:
+        entry = self._data.setdefault(address, {})
+        variants = entry.get((name, source))
+        if variants is None:
+            variants = entry[(name, source)] = set()
+        if variant:
+            variants.add(variant)
+
+    def add(self, address: str, name: str, source: str, variant: str | None = None) -> bool:
+        """Record that `name` stands for `address` (normalised); False when `name` is not
+        a usable host name. `source` is one of `SOURCES`."""
+        if source not in SOURCES:
+            raise ValueError(f"unknown name source {source!r}; expected one of {SOURCES}")
+        clean = _clean_name(name)
+        if clean is None:
+            return False
+        self._add(_canonical(address), clean, source, variant)
+        return True
+
+    def merge(self, other: NameIndex) -> None:
+        for address, entry in other._data.items():
+            for (name, source), variants in entry.items():
+                self._add(address, name, source, None)
+                self._data[address][(name, source)].update(variants)
+        self.warnings.extend(other.warnings)
+
+    # -- Mapping ---------------------------------------------------------------------
+    def __getitem__(self, address: str) -> frozenset[tuple[str, str]]:
+        entry = self._data.get(address)
+        if entry is None:
+            try:
+                entry = self._data.get(ipaddress.ip_address(address).compressed)
+            except ValueError:
+                entry = None
+        if entry is None:
+            raise KeyError(address)
+        return frozenset(entry)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    # -- queries ---------------------------------------------------------------------
+    def names_for(
+        self, address: str, variant: str | None = None, sources: tuple[str, ...] = SOURCES
+    ) -> list[str]:
+        """Sorted names for `address` (from `sources`; only those `variant` saw, if given)."""
+        try:
+            entry = self._data.get(_canonical(address), {})
+        except AnalysisError:
+            return []
+        return sorted(
+            {
+                name
+                for (name, source), variants in entry.items()
+                if source in sources and (variant is None or variant in variants)
+            }
+        )
+
+    def variants_for(self, address: str, name: str, source: str | None = None) -> list[str]:
+        """Sorted variants behind `name` for `address` (any source unless `source`)."""
+        try:
+            entry = self._data.get(_canonical(address), {})
+        except AnalysisError:
+            return []
+        clean = _clean_name(name) or ""
+        out: set[str] = set()
+        for (n, s), variants in entry.items():
+            if n == clean and (source is None or s == source):
+                out |= variants
+        return sorted(out)
+
+    def addresses_for(self, name: str) -> list[str]:
+        """Addresses `name` (any source) stands for, sorted by version and value."""
+        clean = _clean_name(name)
+        found = [a for a, entry in self._data.items() if any(n == clean for n, _ in entry)]
+        return sorted(found, key=lambda a: (ipaddress.ip_address(a).version, a))
+
+    # -- JSON ------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """`{"addresses": {address: [{"name", "source", "variants"}, ...]}, "warnings"}`."""
+        addresses = {}
+        for address in sorted(self._data, key=lambda a: (":" in a, a)):
+            entry = self._data[address]
+            addresses[address] = [
+                {"name": n, "source": s, "variants": sorted(entry[(n, s)])}
+                for n, s in sorted(entry)
+            ]
+        return {"addresses": addresses, "warnings": list(self.warnings)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NameIndex:
+        index = cls()
+        try:
+            for address, items in data["addresses"].items():
+                canonical = _canonical(address)
+                for item in items:
+                    name, source = str(item["name"]), str(item["source"])
+                    if source not in SOURCES:
+                        raise ValueError(f"unknown source {source!r}")
+                    index._add(canonical, name, source, None)
+                    index._data[canonical][(name, source)].update(
+                        str(v) for v in item.get("variants", ())
+                    )
+            index.warnings = [str(w) for w in data.get("warnings", ())]
+        except (KeyError, TypeError, ValueError, AttributeError, AnalysisError) as e:
+            raise AnalysisError(f"name index is malformed: {e}") from e
+        return index
+
+
+# -- DNS -------------------------------------------------------------------------------
+_DNS_HDR = struct.Struct("!HHHHHH")
+_RR = struct.Struct("!HHIH")
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _read_name(msg: bytes, p: int) -> tuple[str, int]:
+    """The (possibly compressed) name at `p` and the offset after it."""
+    labels: list[bytes] = []
+    end = -1
+    jumps = 0
+    total = 0
+    n = len(msg)
+    while True:
+        if p >= n:
+            raise _Malformed
+        ln = msg[p]
+        if ln == 0:
+            p += 1
+            break
+        if ln & 0xC0 == 0xC0:
+            if p + 1 >= n:
+                raise _Malformed
+            if end < 0:
+                end = p + 2
+            jumps += 1
+            if jumps > 32:
+                raise _Malformed
+            p = ((ln & 0x3F) << 8) | msg[p + 1]
+            continue
+        if ln & 0xC0:
+            raise _Malformed
+        label = msg[p + 1 : p + 1 + ln]
+        if len(label) != ln:
+            raise _Malformed
+        total += ln + 1
+        if total > 255:
+            raise _Malformed
+        labels.append(label)
+        p += 1 + ln
+    name = b".".join(labels).decode("ascii", "replace").lower()
+    return name, (end if end >= 0 else p)
+
+
+def dns_answers(msg: bytes) -> list[tuple[str, bytes]]:
+    """(name, packed address) pairs of a DNS response: every queried name and CNAME alias
+    paired with the A/AAAA addresses its chain ends at. [] for anything malformed."""
+    try:
+        if len(msg) < 12:
+            return []
+        _id, flags, qd, an, _ns, _ar = _DNS_HDR.unpack_from(msg)
+        if not flags & 0x8000 or flags & 0x7800 or not an:  # not a standard response
+            return []
+        p = 12
+        names: list[str] = []
+        for _ in range(qd):
+            name, p = _read_name(msg, p)
+            p += 4
+            names.append(name)
+        cname: dict[str, str] = {}
+        addrs: dict[str, list[bytes]] = {}
+        n = len(msg)
+        for _ in range(an):
+            name, p = _read_name(msg, p)
+            if p + 10 > n:
+                break
+            rtype, _cls, _ttl, rdlen = _RR.unpack_from(msg, p)
+            rd = p + 10
+            p = rd + rdlen
+            if p > n:
+                break
+            if (rtype == 1 and rdlen == 4) or (rtype == 28 and rdlen == 16):
+                addrs.setdefault(name, []).append(msg[rd:p])
+            elif rtype == 5:
+                cname[name] = _read_name(msg, rd)[0]
+                names.append(name)
+        if not addrs:
+            return []
+        out: list[tuple[str, bytes]] = []
+        seen_pairs: set[tuple[str, bytes]] = set()
+        for start in dict.fromkeys(names + list(addrs)):
+            cur: str | None = start
+            visited: set[str] = set()
+            while cur is not None and cur not in visited:
+                visited.add(cur)
+                for a in addrs.get(cur, ()):
+                    if (start, a) not in seen_pairs:
+                        seen_pairs.add((start, a))
+                        out.append((start, a))
+                cur = cname.get(cur)
+        return out
+    except (_Malformed, IndexError, struct.error):
+        return []
+
+
+# -- TLS ------------------------------------------------------------------------------
+_MAX_HELLO = 1 << 16  # largest ClientHello we reassemble
+_MAX_SEGMENTS = 8
+
+
+def _handshake_message(data: bytes) -> bytes | None:
+    """The first handshake message in `data` (TLS records, possibly several); None while
+    incomplete, b"" when `data` is not a handshake."""
+    out = b""
+    p = 0
+    n = len(data)
+    while p + 5 <= n:
+        if data[p] != 0x16 or data[p + 1] != 3:
+            return b""
+        rlen = (data[p + 3] << 8) | data[p + 4]
+        if rlen == 0:
+            return b""
+        out += data[p + 5 : p + 5 + rlen]
+        if len(out) >= 4:
+            hlen = (out[1] << 16) | (out[2] << 8) | out[3]
+            if hlen > _MAX_HELLO:
+                return b""
+            if len(out) >= 4 + hlen:
+                return out[: 4 + hlen]
+        p += 5 + rlen
+    return None
+
+
+def client_hello_sni(handshake: bytes) -> str:
+    """The host_name SNI of a ClientHello handshake message; '' when absent/malformed."""
+    if len(handshake) < 4 or handshake[0] != 1:
+        return ""
+    b = handshake
+    n = len(b)
+    try:
+        p = 4 + 2 + 32  # type + length, version, random
+        p += 1 + b[p]  # session id
+        p += 2 + ((b[p] << 8) | b[p + 1])  # cipher suites
+        p += 1 + b[p]  # compression methods
+        if p + 2 > n:
+            return ""
+        ext_end = min(n, p + 2 + ((b[p] << 8) | b[p + 1]))
+        p += 2
+        while p + 4 <= ext_end:
+            etype = (b[p] << 8) | b[p + 1]
+            elen = (b[p + 2] << 8) | b[p + 3]
+            p += 4
+            if etype == 0:
+                q = p + 2  # server name list length
+                end = min(p + elen, ext_end)
+                while q + 3 <= end:
+                    ntype = b[q]
+                    nlen = (b[q + 1] << 8) | b[q + 2]
+                    q += 3
+                    if ntype == 0 and q + nlen <= end:
+                        return b[q : q + nlen].decode("ascii", "replace")
+                    q += nlen
+                return ""
+            p += elen
+    except IndexError:
+        return ""
+    return ""
+
+
+# -- HTTP -----------------------------------------------------------------------------
+_HTTP_METHODS = (
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"HEAD ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+)
+_HTTP_FIRST = frozenset(m[0] for m in _HTTP_METHODS)
+
+
+def http_host(payload: bytes) -> str:
+    """The Host header of a plaintext HTTP/1 request head in `payload` (port and IP
+    literals dropped); '' when none."""
+    if not payload.startswith(_HTTP_METHODS):
+        return ""
+    head = payload[:8192]
+    i = head.lower().find(b"\r\nhost:")
+    if i < 0:
+        return ""
+    j = head.find(b"\r\n", i + 7)
+    value = head[i + 7 : j if j >= 0 else len(head)].strip().decode("ascii", "replace")
+    return host_name(value)
+
+
+def host_name(value: str) -> str:
+    """`value` (a Host header or SNI) without port; '' when it is an IP literal."""
+    value = value.strip()
+    if value.startswith("["):
+        return ""
+    if value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    try:
+        ipaddress.ip_address(value)
+        return ""
+    except ValueError:
+        return value
+
+
+# -- extraction -----------------------------------------------------------------------
+def extract_names(
+    pcap_path: str | os.PathLike[str],
+    guests: Mapping[str, str],
+    on_warning: Callable[[str], None] | None = None,
+) -> NameIndex:
+    """Build a `NameIndex` from one streaming pass over a capture.
+
+    `guests` maps guest address -> variant. Raises `CaptureFormatError` when the file is
+    not a capture; damage stops reading and is recorded on `index.warnings` (and passed to
+    `on_warning`)."""
+    guest_of = {_canonical_packed(a): v for a, v in guests.items()}
+    index = NameIndex()
+    reader = PcapReader(pcap_path, on_warning)
+    ntop_cache: dict[bytes, str] = {}
+
+    def ntop(packed: bytes) -> str:
+        s = ntop_cache.get(packed)
+        if s is None:
+            fam = socket.AF_INET if len(packed) == 4 else socket.AF_INET6
+            s = ntop_cache[packed] = socket.inet_ntop(fam, packed)
+        return s
+
+    def add(packed: bytes, name: str, source: str, variant: str | None) -> None:
+        clean = _clean_name(name)
+        if clean is not None:
+            index._add(ntop(packed), clean, source, variant)
+
+    # TLS reassembly: (src, dst, sport, dport) -> [bytes so far, segments]
+    pending: dict[tuple[bytes, bytes, int, int], list[Any]] = {}
+    get_guest = guest_of.get
+
+    for _ts, src, dst, proto, sport, dport, payload, _flags in reader.iter_payloads():
+        if not payload:
+            continue
+        if proto == 17:
+            if sport == 53:
+                variant = get_guest(dst)
+                for name, addr in dns_answers(payload):
+                    add(addr, name, "dns", variant)
+            continue
+        if pending:
+            key = (src, dst, sport, dport)
+            st = pending.get(key)
+            if st is not None:
+                data = st[0] + payload
+                hs = _handshake_message(data)
+                if hs is None and len(data) <= _MAX_HELLO and st[1] < _MAX_SEGMENTS:
+                    st[0] = data
+                    st[1] += 1
+                    continue
+                del pending[key]
+                if hs:
+                    sni = client_hello_sni(hs)
+                    if sni:
+                        add(dst, sni, "sni", get_guest(src))
+                continue
+        first = payload[0]
+        if first == 0x16:
+            if len(payload) >= 6 and (payload[1] != 3 or payload[5] != 1):
+                continue
+            hs = _handshake_message(payload)
+            if hs is None:
+                if len(pending) >= 4096:  # bound memory: forget the oldest
+                    del pending[next(iter(pending))]
+                pending[(src, dst, sport, dport)] = [payload, 1]
+            elif hs:
+                sni = client_hello_sni(hs)
+                if sni:
+                    add(dst, sni, "sni", get_guest(src))
+        elif sport == 53:  # DNS over TCP, whole message in one segment
+            if len(payload) > 14 and (payload[0] << 8 | payload[1]) == len(payload) - 2:
+                variant = get_guest(dst)
+                for name, addr in dns_answers(payload[2:]):
+                    add(addr, name, "dns", variant)
+        elif first in _HTTP_FIRST:
+            host = http_host(payload)
+            if host:
+                add(dst, host, "http-host", get_guest(src))
+
+    index.warnings.extend(reader.warnings)
+    return index
+
+
+def _canonical_packed(address: str) -> bytes:
+    try:
+        return ipaddress.ip_address(address).packed
+    except ValueError as e:
+        raise AnalysisError(f"not an IP address: {address!r}") from e
+
+
+def names_from_flows(
+    index: NameIndex,
+    flows_path: str | os.PathLike[str],
+    guests: Mapping[str, str] | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> NameIndex:
+    """Add HTTP Host headers ("http-host") and client SNIs ("sni") from a mitmproxy flow
+    file to `index` (and return it), keyed by the flow's server address (the original
+    destination in transparent mode; flows whose server is not an IP address are skipped).
+    The variant is `guests[client address]` when given. Flow-file errors as in
+    `flows.read_flows` (raise, unless `on_warning` is given)."""
+    guests_c: dict[str, str] = {}
+    for a, v in (guests or {}).items():
+        guests_c[_canonical(a)] = v
+    for rec in read_flows(flows_path, on_warning):
+        try:
+            server = ipaddress.ip_address(rec.server[0]).compressed
+        except ValueError:
+            continue
+        try:
+            variant = guests_c.get(ipaddress.ip_address(rec.client[0]).compressed)
+        except ValueError:
+            variant = None
+        if isinstance(rec, HttpRecord) and rec.host:
+            host = host_name(rec.host)
+            if host:
+                index.add(server, host, "http-host", variant)
+        if rec.sni and host_name(rec.sni):
+            index.add(server, rec.sni, "sni", variant)
+    return index
