@@ -26,6 +26,9 @@ from testbed.analysis import (
     write_csv,
     write_mmdb,
 )
+from testbed.analysis.chatpath import ChatPath, chat_paths, messages_from_events
+from testbed.analysis.evidence import bursts, canary_in_flows, canary_in_pcap
+from testbed.analysis.names import NameIndex, extract_names, names_from_flows
 from testbed.lab.internet_map import load_internet
 from testbed.orchestrator.rundir import RunDir
 
@@ -37,6 +40,8 @@ class Analysis:
     table: str
     places: dict[str, dict[str, Any]]
     geoip: list[dict[str, Any]]
+    chats: list[ChatPath]
+    warnings: list[str]
 
 
 def lab_database(run: RunDir) -> Path | None:
@@ -60,7 +65,11 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     infrastructure = list(manifest.get("infrastructure", {}))
     if not run.pcap.exists():
         raise AnalysisError(f"{run.pcap}: no capture in this run")
-    report = extract_endpoints(run.pcap, {a: v for v, a in guests.items()}, infrastructure)
+    by_address = {a: v for v, a in guests.items()}
+    report = extract_endpoints(run.pcap, by_address, infrastructure)
+    warnings = list(report.stats.warnings)
+    names = find_names(run, by_address, warnings)
+    chats = find_chat_paths(run, by_address, warnings, infrastructure)
 
     stands_for: dict[str, str] = {}
     lab_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
@@ -95,6 +104,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
                 "database": p.database if p else None,
                 "network": p.network if p else None,
                 "stands_for": stands_for.get(address),
+                "names": names.names_for(address),
             }
         rows = seed_table(report, variants, placement, kind, stands_for)
         provenance = geo.provenance()
@@ -102,10 +112,39 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     out = run.path / "analysis"
     out.mkdir(exist_ok=True)
     (out / "endpoints.json").write_text(json.dumps(
-        {**report.to_json(), "variants": variants, "places": places, "geoip": provenance},
-        indent=1) + "\n")
+        {**report.to_json(), "variants": variants, "places": places, "geoip": provenance,
+         "warnings": warnings}, indent=1, ensure_ascii=False) + "\n")
+    (out / "evidence.json").write_text(json.dumps(
+        {"canary": manifest.get("canary"), "chats": [c.to_json() for c in chats]},
+        indent=1, ensure_ascii=False) + "\n")
     write_csv(rows, out / "endpoints.csv", variants)
     table = format_table(rows, variants)
     (out / "endpoints.txt").write_text(table + "\n")
     run.update_manifest(geoip=provenance)
-    return Analysis(report=report, rows=rows, table=table, places=places, geoip=provenance)
+    return Analysis(report=report, rows=rows, table=table, places=places, geoip=provenance,
+                    chats=chats, warnings=warnings)
+
+
+def find_names(run: RunDir, guests: dict[str, str], warnings: list[str]) -> NameIndex:
+    """Names endpoints were reached by: DNS answers and TLS SNI (pcap), HTTP Host (flows)."""
+    names = extract_names(run.pcap, guests, on_warning=warnings.append)
+    flows = run.path / "capture" / "flows.mitm"
+    if flows.exists():
+        names_from_flows(names, flows, guests, on_warning=warnings.append)
+    return names
+
+
+def find_chat_paths(run: RunDir, guests: dict[str, str], warnings: list[str],
+                    infrastructure: list[str]) -> list[ChatPath]:
+    """Chat path evidence for every chat message of the run (see ``analysis.chatpath``)."""
+    canary = str(run.manifest().get("canary") or "")
+    messages = messages_from_events(run.events())
+    if not messages:
+        return []
+    hits = canary_in_pcap(run.pcap, guests, canary, on_warning=warnings.append) if canary else []
+    flows = run.path / "capture" / "flows.mitm"
+    if canary and flows.exists():
+        hits += canary_in_flows(flows, guests, canary, on_warning=warnings.append)
+    starts = bursts(run.pcap, guests, on_warning=warnings.append)
+    return chat_paths(messages, canary, sorted(hits, key=lambda h: h.time), starts,
+                      infrastructure=infrastructure)
