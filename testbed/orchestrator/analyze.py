@@ -6,8 +6,10 @@ Reads only the run directory (manifest, ``lab/internet.yaml``, ``capture/gateway
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,27 @@ class Analysis:
     geoip: list[dict[str, Any]]
     chats: list[ChatPath]
     warnings: list[str]
+
+
+def derived_run(run: RunDir, databases: list[Path]) -> RunDir:
+    """A re-analysis of ``run`` with other GeoIP databases, in ``reanalysis/<id>/`` beside the
+    original files, which stay untouched. Capture and lab are linked, not copied; manifest,
+    events and scenario are copied, so the derived folder is a run ``pytest`` can check."""
+    label = "+".join(db.stem for db in databases)[:60]
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = run.path / "reanalysis" / f"{stamp}-{label}"
+    path.mkdir(parents=True, exist_ok=False)
+    for name in ("capture", "lab", "screenshots"):
+        if (run.path / name).exists():
+            (path / name).symlink_to(Path("..") / ".." / name)
+    for name in ("events.jsonl", "scenario.yaml"):
+        if (run.path / name).exists():
+            shutil.copyfile(run.path / name, path / name)
+    derived = RunDir(path)
+    derived.update_manifest(**run.manifest(), reanalysis_of=run.run_id,
+                            reanalysis_databases=[str(db) for db in databases])
+    (path / "analysis").mkdir()
+    return derived
 
 
 def lab_database(run: RunDir) -> Path | None:

@@ -31,6 +31,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[VERDICTS] = {}
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Re-analyses (``<run>/reanalysis/``) are checked only when asked for by path."""
+    if collection_path.name == "reanalysis" and (collection_path.parent / "manifest.json").exists():
+        asked = [Path(a.split("::")[0]).resolve() for a in config.args]
+        if not any(a == collection_path.resolve() or collection_path.resolve() in a.parents
+                   for a in asked):
+            return True
+    return None
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.name == "manifest.json" and (file_path.parent / "events.jsonl").exists():
         return RunFile.from_parent(parent, path=file_path)
