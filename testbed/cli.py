@@ -26,6 +26,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     outcome = run_scenario(scenario, args.results, progress=lambda m: print(m, flush=True))
     if outcome.analysis is not None:
+        _print_warnings(outcome.analysis.warnings)
         print("\nEndpoints (analysis/endpoints.csv)")
         print(outcome.analysis.table)
     _print_verdicts(outcome.verdicts)
@@ -48,7 +49,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from testbed.orchestrator.analyze import analyze_run
+    from testbed.orchestrator.analyze import analyze_run, derived_run
     from testbed.orchestrator.rundir import RunDir
     from testbed.verdicts.check import check_run
 
@@ -56,11 +57,23 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for db in args.geoip or []:
         if not db.is_file():
             raise TestbedError(f"{db}: no such GeoIP database")
-    analysis = analyze_run(run, args.geoip)
+    target = derived_run(run, args.geoip) if args.geoip else run
+    analysis = analyze_run(target, args.geoip)
+    _print_warnings(analysis.warnings)
     print(analysis.table)
-    verdicts = check_run(run.path)
+    verdicts = check_run(target.path)
     _print_verdicts(verdicts)
+    if args.geoip:
+        print(f"\nre-analysis: {target.path} (the run's own analysis and verdicts are unchanged)")
     return 0 if verdicts and all(v.status == "pass" for v in verdicts) else 1
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for w in warnings[:20]:
+        print(f"warning: {w}", file=sys.stderr)
+    if len(warnings) > 20:
+        print(f"warning: ... and {len(warnings) - 20} more (analysis/endpoints.json)",
+              file=sys.stderr)
 
 
 def cmd_lab_cleanup(args: argparse.Namespace) -> int:
@@ -114,7 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--kind", choices=["scenario", "app"], default="scenario")
     s.set_defaults(func=cmd_schema)
 
-    a = sub.add_parser("analyze", help="rebuild a run's analysis and verdicts from its capture")
+    a = sub.add_parser("analyze", help="rebuild a run's analysis and verdicts from its capture",
+                       description="Rebuild analysis/ and the verdicts of a run from its "
+                       "capture. With --geoip, re-score it with other databases into "
+                       "RUN/reanalysis/<id>/, leaving the run's own files untouched.")
     a.add_argument("run", type=Path, help="a run directory: results/<scenario>/<run-id>")
     a.add_argument("--geoip", type=Path, action="append",
                    help="place endpoints with this MaxMind-format database instead of the "

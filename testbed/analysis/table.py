@@ -1,6 +1,7 @@
 """The seed-style table: one row per remote address, which variants contacted it.
 
-Columns: address, country, country_name, stands_for, then one mark column per variant
+Columns: address, country, country_name, stands_for, names, asn, organization, databases
+(what every database says, "!" first when they disagree), then one mark column per variant
 ("x" when that variant contacted the address). `country` is the ISO code for a placed
 address, the special kind in brackets ("[multicast]") for a special-purpose address
 (never placed, never given a country), and "[unknown]" when no database knows it.
@@ -22,7 +23,9 @@ from .geo import Placement
 __all__ = ["UNKNOWN", "Row", "format_table", "seed_table", "write_csv"]
 
 UNKNOWN = "[unknown]"
-FIXED_COLUMNS = ("address", "country", "country_name", "stands_for")
+FIXED_COLUMNS = ("address", "country", "country_name", "stands_for", "names", "asn",
+                 "organization", "databases")
+CONSOLE_COLUMNS = ("address", "country", "stands_for", "name", "databases disagree")
 
 
 @dataclass
@@ -33,15 +36,31 @@ class Row:
     stands_for: str
     marks: dict[str, str] = field(default_factory=dict)
     special: str | None = None  # the special-purpose kind, if any
+    names: list[str] = field(default_factory=list)
+    asn: str = ""
+    organization: str = ""
+    views: list[str] = field(default_factory=list)  # "CN (lab-seed-2013.mmdb 2026-11-26)", ...
+    disagree: str = ""  # "IE GB" when the databases disagree
 
     def cells(self, variants: Sequence[str]) -> list[str]:
+        databases = "; ".join(self.views)
         return [
             self.address,
             self.country,
             self.country_name,
             self.stands_for,
+            " ".join(self.names),
+            self.asn,
+            self.organization,
+            f"! {databases}" if self.disagree else databases,
             *(self.marks.get(v, "") for v in variants),
         ]
+
+    def console_cells(self, variants: Sequence[str]) -> list[str]:
+        name = self.names[0] + (f" +{len(self.names) - 1}" if len(self.names) > 1 else "") \
+            if self.names else ""
+        return [self.address, self.country, self.stands_for, name, self.disagree,
+                *(self.marks.get(v, "") for v in variants)]
 
 
 def _row_key(row: Row) -> tuple[int, str, int, int]:
@@ -103,9 +122,10 @@ def write_csv(rows: Sequence[Row], path: str | os.PathLike[str], variants: Seque
 
 
 def format_table(rows: Sequence[Row], variants: Sequence[str]) -> str:
-    """Aligned plain-text table with a header line and a rule, for the console."""
-    header = [*FIXED_COLUMNS, *variants]
-    body = [row.cells(variants) for row in rows]
+    """Aligned plain-text table with a header line and a rule, for the console: the CSV's
+    columns that fit a terminal (the first name; countries only when databases disagree)."""
+    header = [*CONSOLE_COLUMNS, *variants]
+    body = [row.console_cells(variants) for row in rows]
     widths = [
         max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)
     ]

@@ -30,6 +30,7 @@ from testbed.analysis import (
 )
 from testbed.analysis.chatpath import ChatPath, chat_paths, messages_from_events
 from testbed.analysis.evidence import bursts, canary_in_flows, canary_in_pcap
+from testbed.analysis.geo import bundled_databases
 from testbed.analysis.names import NameIndex, extract_names, names_from_flows
 from testbed.lab.internet_map import load_internet
 from testbed.orchestrator.rundir import RunDir
@@ -75,9 +76,11 @@ def lab_database(run: RunDir) -> Path | None:
     internet = load_internet(internet_file)
     out = run.path / "analysis" / "geo" / f"lab-{internet.name}.mmdb"
     out.parent.mkdir(parents=True, exist_ok=True)
+    started = run.manifest().get("started")  # a re-analysis writes the same database
     write_mmdb(out, [MapEntry(f"{s.address}/32", s.country, internet.country_name(s.country))
                      for s in internet.servers],
-               description=f"testbed lab map {internet.name} (from {internet_file.name})")
+               description=f"testbed lab map {internet.name} (from {internet_file.name})",
+               build_epoch=int(started) if isinstance(started, int | float) else None)
     return out
 
 
@@ -102,35 +105,33 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
         stands_for = internet.stands_for()
         lab_nets = [ipaddress.ip_network(f"{a}/32") for a in stands_for]
     databases = list(geoip or [])
-    lab_db = lab_database(run)
-    if lab_db is not None and not geoip:
-        databases.insert(0, lab_db)
+    if not geoip:  # the lab's map first (it decides), then the real databases we ship
+        lab_db = lab_database(run)
+        databases = ([lab_db] if lab_db else []) + bundled_databases()
     if not databases:
         raise AnalysisError("no GeoIP database to place endpoints with (use --geoip FILE.mmdb)")
 
-    places: dict[str, dict[str, Any]] = {}
     with Geo(databases) as geo:
-
-        def placement(address: str) -> Placement | None:
-            return None if classify(address, lab_nets) else geo.place(address)
-
-        def kind(address: str) -> str | None:
-            return classify(address, lab_nets)
-
-        for address in sorted({e.address for e in report.endpoints}):
-            special = kind(address)
-            p = placement(address)
-            places[address] = {
-                "special": special,
-                "country": p.iso_code if p else None,
-                "country_name": p.country_name if p else None,
-                "database": p.database if p else None,
-                "network": p.network if p else None,
-                "stands_for": stands_for.get(address),
-                "names": names.names_for(address),
-            }
-        rows = seed_table(report, variants, placement, kind, stands_for)
+        places = {address: place(geo, address, classify(address, lab_nets),
+                                 stands_for.get(address), names.names_for(address))
+                  for address in sorted({e.address for e in report.endpoints})}
         provenance = geo.provenance()
+
+    def placement(address: str) -> Placement | None:
+        p = places.get(address, {})
+        return Placement(address, p.get("country"), p.get("country_name"), p.get("database"),
+                         p.get("network"))
+
+    rows = seed_table(report, variants, placement, lambda a: places[a]["special"], stands_for)
+    for row in rows:
+        p = places[row.address]
+        row.names = p["names"]
+        row.asn = str(p["asn"] or "")
+        row.organization = p["organization"] or ""
+        row.views = [f"{v['country'] or '?'} ({v['database']}"
+                     + (f", for {v['address']})" if v["via"] == "stands_for" else ")")
+                     for v in p["views"]]
+        row.disagree = " ".join(p["countries"]) if p["disagree"] else ""
 
     out = run.path / "analysis"
     out.mkdir(exist_ok=True)
@@ -146,6 +147,38 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     run.update_manifest(geoip=provenance)
     return Analysis(report=report, rows=rows, table=table, places=places, geoip=provenance,
                     chats=chats, warnings=warnings)
+
+
+def place(geo: Geo, address: str, special: str | None, stands_for: str | None,
+          names: list[str]) -> dict[str, Any]:
+    """Where one endpoint is, with provenance: the first database that places the address
+    (for a lab address: the lab's map; failing that, its stand-in), and every database's
+    view of the address and of the real address it stands for. Special-purpose addresses
+    are classified, never placed."""
+    info: dict[str, Any] = {"special": special, "stands_for": stands_for, "names": names,
+                            "country": None, "country_name": None, "database": None,
+                            "network": None, "via": None, "asn": None, "organization": None,
+                            "views": [], "countries": [], "disagree": False}
+    if special:
+        return info
+    views = [(p, "address") for p in geo.place_all(address) if p.known]
+    if stands_for:
+        views += [(p, "stands_for") for p in geo.place_all(stands_for) if p.known]
+    primary = next(((p, via) for p, via in views if p.iso_code), None)
+    if primary:
+        p, via = primary
+        info.update(country=p.iso_code, country_name=p.country_name, database=p.database,
+                    network=p.network, via=via)
+    for p, _via in views:
+        if p.asn and not info["asn"]:
+            info.update(asn=p.asn, organization=p.organization)
+    codes = sorted({p.iso_code for p, _ in views if p.iso_code})
+    info.update(views=[{"database": p.database, "via": via, "address": p.address,
+                        "country": p.iso_code, "country_name": p.country_name, "city": p.city,
+                        "asn": p.asn, "organization": p.organization, "network": p.network}
+                       for p, via in views],
+                countries=codes, disagree=len(codes) > 1)
+    return info
 
 
 def find_names(run: RunDir, guests: dict[str, str], warnings: list[str]) -> NameIndex:

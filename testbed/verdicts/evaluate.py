@@ -42,6 +42,15 @@ class RunFacts:
     capture: dict[str, Any]
     failed_actions: dict[str, list[str]]
     geoip: list[dict[str, Any]]
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    def action_at(self, variant: str, t: float) -> str:
+        """Which action of ``variant`` was under way at time ``t`` (for sentences)."""
+        for e in self.actions:
+            if e.get("variant") == variant and e["start"] <= t <= e["end"]:
+                return f"during {e['action']}"
+        before = [e for e in self.actions if e.get("variant") == variant and e["end"] < t]
+        return f"after {before[-1]['action']}" if before else "before the first action"
 
     @classmethod
     def load(cls, run: Path) -> RunFacts:
@@ -49,18 +58,22 @@ class RunFacts:
         analysis_file = run / "analysis" / "endpoints.json"
         analysis = json.loads(analysis_file.read_text()) if analysis_file.exists() else {}
         failed: dict[str, list[str]] = {}
+        actions: list[dict[str, Any]] = []
         events = run / "events.jsonl"
         for line in events.read_text().splitlines() if events.exists() else []:
             if not line.strip():
                 continue
             e = json.loads(line)
+            if isinstance(e.get("start"), int | float) and isinstance(e.get("end"), int | float):
+                actions.append({k: e.get(k) for k in ("variant", "action", "start", "end")})
             if e.get("outcome") != "ok":
                 failed.setdefault(e["variant"], []).append(
                     f"{e['action']} {e.get('outcome')}: {e.get('error')}")
         return cls(endpoints=list(analysis.get("endpoints", [])),
                    places=dict(analysis.get("places", {})),
                    capture=dict(manifest.get("capture", {})), failed_actions=failed,
-                   geoip=list(analysis.get("geoip", [])))
+                   geoip=list(analysis.get("geoip", [])),
+                   actions=sorted(actions, key=lambda a: float(a["start"])))
 
 
 def _describe_place(place: dict[str, str]) -> str:
@@ -73,17 +86,59 @@ def _matches(info: dict[str, Any], place: dict[str, str]) -> bool:
     return all(info.get(k) == v for k, v in place.items() if k == "country")
 
 
-def _evidence(e: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+def _short(database: str | None) -> str:
+    return (database or "no database").replace(".mmdb", "")
+
+
+def _agreeing(info: dict[str, Any], code: str | None) -> list[str]:
+    """The databases that put the address (or the real address it stands for) in ``code``."""
+    dbs = [_short(v["database"]) for v in info.get("views", []) if v.get("country") == code]
+    return list(dict.fromkeys(dbs)) or [_short(info.get("database"))]
+
+
+def _evidence(e: dict[str, Any], info: dict[str, Any], facts: RunFacts) -> dict[str, Any]:
     when = datetime.datetime.fromtimestamp(e["first_seen"], datetime.UTC).strftime("%H:%M:%S")
-    stands = f"stands for {info['stands_for']}, " if info.get("stands_for") else ""
-    text = (f"{e['address']} ({stands}{info.get('country_name') or '?'}, "
-            f"{info.get('database') or 'no database'}) {e['proto']}/{e['port']}, "
-            f"{e['packets_out'] + e['packets_in']} packets, first at {when} UTC")
+    who = [f"stands for {info['stands_for']}"] if info.get("stands_for") else []
+    who += info.get("names", [])[:1]
+    dbs = _agreeing(info, info.get("country"))
+    per = " and ".join([", ".join(dbs[:-1]), dbs[-1]] if len(dbs) > 1 else dbs)
+    text = (f"{e['address']} ({'; '.join(who) or 'no name'}): "
+            f"{info.get('country_name') or '?'} per {per}; {e['proto']}/{e['port']} "
+            f"{facts.action_at(e['variant'], e['first_seen'])}, first at {when} UTC")
     return {"kind": "flow", "strength": "observed", "address": e["address"],
             "proto": e["proto"], "port": e["port"], "first_seen": e["first_seen"],
             "bytes": e["bytes_out"] + e["bytes_in"], "country": info.get("country"),
-            "database": info.get("database"), "stands_for": info.get("stands_for"),
+            "database": info.get("database"), "databases": dbs,
+            "stands_for": info.get("stands_for"), "names": info.get("names", []),
             "text": text}
+
+
+def _disputed(mine: list[dict[str, Any]], places: dict[str, dict[str, Any]],
+              code: str) -> list[str]:
+    """Endpoints the primary database places elsewhere but another database puts in ``code``."""
+    out = []
+    for address in sorted({e["address"] for e in mine}):
+        info = places.get(address, {})
+        if info.get("country") == code or info.get("special"):
+            continue
+        for v in info.get("views", []):
+            if v.get("country") == code:
+                out.append(f"{_short(v['database'])} places {v['address']}"
+                           + (f" (for {address})" if v["address"] != address else "")
+                           + f" in {code}, {_short(info.get('database'))} in "
+                           f"{info.get('country') or 'no country'}")
+                break
+    return out
+
+
+def _reached(variant: str, where: str, hits: list[dict[str, Any]]) -> str:
+    """"tom-en reached CN: <the first flow in full>; also A, B, C and 11 more"."""
+    text = f"{variant} reached {where}: {hits[0]['text']}"
+    others = [h["address"] for h in hits[1:]]
+    if others:
+        text += "; also " + ", ".join(others[:3])
+        text += f" and {len(others) - 3} more" if len(others) > 3 else ""
+    return text
 
 
 def evaluate(expectation: dict[str, Any], facts: RunFacts) -> Verdict:
@@ -91,7 +146,7 @@ def evaluate(expectation: dict[str, Any], facts: RunFacts) -> Verdict:
     place = dict(expectation["place"])
     where = _describe_place(place)
     mine = [e for e in facts.endpoints if e["variant"] == variant]
-    hits = [_evidence(e, facts.places.get(e["address"], {})) for e in mine
+    hits = [_evidence(e, facts.places.get(e["address"], {}), facts) for e in mine
             if _matches(facts.places.get(e["address"], {}), place)]
     first: dict[str, dict[str, Any]] = {}
     for h in hits:
@@ -114,9 +169,7 @@ def evaluate(expectation: dict[str, Any], facts: RunFacts) -> Verdict:
     if kind == "reaches":
         if hits:
             v.status = PASS
-            v.reason = f"{variant} reached {where}: " + "; ".join(h["text"] for h in hits[:3])
-            if len(hits) > 3:
-                v.reason += f"; and {len(hits) - 3} more"
+            v.reason = _reached(variant, where, hits)
         elif doubts:
             v.status, v.reason = INCONCLUSIVE, f"no evidence that {variant} reached {where}, " \
                 f"and the run cannot rule it out: " + "; ".join(doubts)
@@ -127,15 +180,16 @@ def evaluate(expectation: dict[str, Any], facts: RunFacts) -> Verdict:
 
     # never_reaches
     if hits:
-        v.reason = f"{variant} reached {where}: " + "; ".join(h["text"] for h in hits[:3])
-        if len(hits) > 3:
-            v.reason += f"; and {len(hits) - 3} more"
+        v.reason = _reached(variant, where, hits)
         return v
     unplaced = sorted({e["address"] for e in mine
                        if not facts.places.get(e["address"], {}).get("special")
                        and not facts.places.get(e["address"], {}).get("country")})
     if unplaced:
         doubts.append(f"{len(unplaced)} endpoints could not be placed: {', '.join(unplaced[:5])}")
+    disputed = _disputed(mine, facts.places, place.get("country", ""))
+    if disputed:
+        doubts.append("the databases disagree: " + "; ".join(disputed[:3]))
     if doubts:
         v.status, v.reason = INCONCLUSIVE, "; ".join(doubts)
         return v

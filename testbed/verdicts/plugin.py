@@ -62,7 +62,16 @@ class ExpectationItem(pytest.Item):
         self.facts = facts
 
     def runtest(self) -> None:
-        verdict = evaluate(self.expectation, self.facts)
+        try:
+            verdict = evaluate(self.expectation, self.facts)
+        except Exception as e:
+            # a defect, not a finding: it fails loudly, and the run's verdicts still say so
+            e_ = self.expectation
+            self.config.stash[VERDICTS].setdefault(self.path.parent, []).append(Verdict(
+                id=e_["id"], variant=e_["variant"], kind=e_["kind"], place=e_["place"],
+                status=INCONCLUSIVE,
+                reason=f"the expectation could not be evaluated: {type(e).__name__}: {e}"))
+            raise
         self.config.stash[VERDICTS].setdefault(self.path.parent, []).append(verdict)
         self.user_properties.append(("verdict", verdict.status))
         if verdict.status == FAIL:

@@ -85,16 +85,19 @@ def test_csv_shape(tmp_path: Path) -> None:
     write_csv(rows, path, VARIANTS)
     with open(path, newline="") as f:
         lines = list(csv.reader(f))
-    assert lines[0] == ["address", "country", "country_name", "stands_for", *VARIANTS]
+    assert lines[0] == ["address", "country", "country_name", "stands_for", "names", "asn",
+                        "organization", "databases", *VARIANTS]
     assert len(lines) == 1 + len(rows)
-    assert lines[2] == ["203.0.113.10", "CN", "China", "111.221.29.1", "", "x", "x"]
+    assert lines[2] == ["203.0.113.10", "CN", "China", "111.221.29.1", "", "", "", "", "", "x",
+                        "x"]
 
 
 def test_format_table() -> None:
     rows = table([])
     text = format_table(rows, VARIANTS)
     lines = text.splitlines()
-    assert lines[0].split() == ["address", "country", "country_name", "stands_for", *VARIANTS]
+    assert lines[0].split() == ["address", "country", "stands_for", "name", "databases",
+                                "disagree", *VARIANTS]
     assert set(lines[1]) <= {"-", " "}
     assert len(lines) == 2 + len(rows)
     col = lines[0].index("country ")

@@ -46,9 +46,45 @@ def test_never_reaches_passes_on_a_complete_capture_with_evidence_of_traffic():
 def test_never_reaches_fails_with_the_flow_as_evidence():
     v = evaluate(NEVER_CN, facts([endpoint("regular", "203.0.113.15")]))
     assert v.status == FAIL
-    assert v.reason.startswith("regular reached CN: 203.0.113.15 (stands for 211.100.40.15, China")
+    assert v.reason.startswith("regular reached CN: 203.0.113.15 (stands for 211.100.40.15): "
+                               "China per lab (2026-11-26); tcp/443 before the first action")
     assert v.evidence[0]["address"] == "203.0.113.15"
     assert v.evidence[0]["stands_for"] == "211.100.40.15"
+
+
+def test_sentence_names_the_action_and_every_agreeing_database():
+    places = PLACES | {"203.0.113.15": PLACES["203.0.113.15"] | {
+        "names": ["srv-211-100-40-15.cn.lab.example"],
+        "views": [{"database": "lab.mmdb (2026-11-26)", "address": "203.0.113.15",
+                   "country": "CN"},
+                  {"database": "GeoLite2-City.mmdb (2019-12-24)", "address": "211.100.40.15",
+                   "country": "CN"},
+                  {"database": "dbip.mmdb (2023-04-01)", "address": "211.100.40.15",
+                   "country": "CN"}]}}
+    f = RunFacts(endpoints=[endpoint("tom-en", "203.0.113.15"),
+                            endpoint("tom-en", "203.0.113.15", port=80)],
+                 places=places, capture=GOOD_CAPTURE, failed_actions={}, geoip=DB,
+                 actions=[{"variant": "tom-en", "action": "login", "start": 1.7e9 - 1,
+                           "end": 1.7e9 + 5}])
+    v = evaluate(REACHES_CN, f)
+    assert v.reason == (
+        "tom-en reached CN: 203.0.113.15 (stands for 211.100.40.15; "
+        "srv-211-100-40-15.cn.lab.example): China per lab (2026-11-26), GeoLite2-City "
+        "(2019-12-24) and dbip (2023-04-01); tcp/443 during login, first at 22:13:20 UTC")
+
+
+def test_databases_that_disagree_make_a_negative_claim_inconclusive():
+    places = PLACES | {"198.51.100.39": PLACES["198.51.100.39"] | {
+        "views": [{"database": "lab.mmdb (2026-11-26)", "address": "198.51.100.39",
+                   "country": "US"},
+                  {"database": "other.mmdb (2025-01-01)", "address": "64.4.21.39",
+                   "country": "CN"}]}}
+    f = RunFacts(endpoints=[endpoint("regular", "198.51.100.39")], places=places,
+                 capture=GOOD_CAPTURE, failed_actions={}, geoip=DB)
+    v = evaluate(NEVER_CN, f)
+    assert v.status == INCONCLUSIVE
+    assert v.reason == ("the databases disagree: other (2025-01-01) places 64.4.21.39 "
+                        "(for 198.51.100.39) in CN, lab (2026-11-26) in US")
 
 
 def test_another_variants_china_traffic_does_not_count():
