@@ -105,3 +105,31 @@ def test_about_windows_show_three_builds_and_tom_zh_looks_different(seed_run):
         assert (seed_run["run"] / "screenshots" / "regular" / f"{phase}.png").exists()
     assert (seed_run["run"] / "screenshots" / "tom-en" / "incoming_call.png").exists()
     assert (seed_run["run"] / "screenshots" / "tom-zh" / "chat_wait.png").exists()
+
+
+def test_chat_paths_show_the_tom_peer_sending_the_message_to_china(seed_run):
+    run = seed_run["run"]
+    chats = json.loads((run / "analysis" / "evidence.json").read_text())["chats"]
+    places = json.loads((run / "analysis" / "endpoints.json").read_text())["places"]
+    keyword = {c["recipient"]: c for c in chats if c["has_canary"]}
+    tom = keyword["tom-zh"]
+    assert MONITOR in tom["endpoints"]
+    strong = {(e["kind"], e["variant"], e["address"]) for e in tom["evidence"]
+              if e["strength"] == "strong"}
+    assert ("canary-plaintext", "tom-zh", MONITOR) in strong
+    assert ("canary-decrypted", "tom-zh", MONITOR) in strong
+    assert places[MONITOR]["country"] == "CN"
+    control = keyword["control"]
+    assert control["endpoints"] and all(places[a]["country"] != "CN"
+                                        for a in control["endpoints"])
+    assert all(not c["evidence"] for c in chats if not c["has_canary"])
+
+
+def test_endpoints_carry_names_and_every_databases_view(seed_run):
+    places = json.loads((seed_run["run"] / "analysis" / "endpoints.json").read_text())["places"]
+    monitor = places[MONITOR]
+    assert monitor["names"] == ["srv-211-100-41-76.cn.lab.example"]
+    assert {v["via"] for v in monitor["views"]} == {"address", "stands_for"}
+    assert len(monitor["views"]) == 3 and not monitor["disagree"]  # lab map, DB-IP, GeoLite2
+    assert places["239.255.255.250"]["views"] == []
+    assert any(p["disagree"] for p in places.values())  # the seed's non-China rows moved
