@@ -13,6 +13,7 @@ Targets: >= 1M packets/s on one core, faster than tshark, peak memory < 200 MB.
 Exit status 0 when every target is met, 1 otherwise.
 
     .venv/bin/python benchmarks/bench_endpoints.py [--packets N] [--keep FILE] [--cpu N]
+                                                   [--reuse] [--skip-tshark]
 """
 
 from __future__ import annotations
@@ -161,6 +162,20 @@ def write_capture(path: Path, packets: int, seed: int = 1) -> tuple[int, int]:
     return ip_packets, written
 
 
+def count_capture(path: Path) -> int:
+    """IP frames in a capture written by `write_capture` (for --reuse)."""
+    ip = 0
+    with open(path, "rb") as f:
+        f.read(24)
+        while True:
+            hdr = f.read(16)
+            if len(hdr) < 16:
+                return ip
+            incl = _REC.unpack(hdr)[2]
+            frame = f.read(incl)
+            ip += frame[12:14] != b"\x08\x06"
+
+
 def _pin(cpu: int) -> None:
     os.sched_setaffinity(0, {cpu})
 
@@ -206,6 +221,10 @@ def main() -> int:
     ap.add_argument("--packets", type=int, default=2_000_000, help="frames to write")
     ap.add_argument("--keep", type=Path, metavar="FILE", help="write the capture here and keep it")
     ap.add_argument("--cpu", type=int, default=None, help="CPU to pin to (default: the last)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --keep: reuse FILE when it exists instead of rewriting it")
+    ap.add_argument("--skip-tshark", action="store_true",
+                    help="do not run tshark (it takes minutes on large captures)")
     ap.add_argument("--worker", metavar="CAPTURE", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -221,11 +240,17 @@ def main() -> int:
         tmpdir = tempfile.mkdtemp(prefix="bench-endpoints-")
         capture = Path(tmpdir) / "bench.pcap"
     try:
-        t0 = time.perf_counter()
-        ip_packets, size = write_capture(capture, args.packets)
-        gen = time.perf_counter() - t0
-        print(f"capture: {capture}  {args.packets:,} frames ({ip_packets:,} IP), "
-              f"{size / 1e6:,.0f} MB, written in {gen:.1f} s ({args.packets / gen:,.0f} frames/s)")
+        if args.reuse and args.keep and capture.exists():
+            ip_packets, size = count_capture(capture), capture.stat().st_size
+            print(f"capture: {capture}  reused, {args.packets:,} frames ({ip_packets:,} IP), "
+                  f"{size / 1e6:,.0f} MB")
+        else:
+            t0 = time.perf_counter()
+            ip_packets, size = write_capture(capture, args.packets)
+            gen = time.perf_counter() - t0
+            print(f"capture: {capture}  {args.packets:,} frames ({ip_packets:,} IP), "
+                  f"{size / 1e6:,.0f} MB, written in {gen:.1f} s "
+                  f"({args.packets / gen:,.0f} frames/s)")
         print(f"pinned to CPU {cpu} (of {len(cpus)})\n")
 
         results: dict[str, float] = {}
@@ -251,6 +276,9 @@ def main() -> int:
             "tcpdump": ["tcpdump", "-n", "-r", str(capture), "-w", "/dev/null"],
             "tshark": ["tshark", "-n", "-r", str(capture), "-q", "-z", "conv,ip"],
         }
+        if args.skip_tshark:
+            del tools["tshark"]
+            print(f"{'tshark':<22}skipped (--skip-tshark)")
         for name, cmd in tools.items():
             if shutil.which(cmd[0]) is None:
                 print(f"{name:<22}not installed: skipped (apt-get install {name})")

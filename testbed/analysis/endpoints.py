@@ -7,6 +7,17 @@ infrastructure address (the lab gateway's DNS, ...) is aggregated the same way i
 `report.infrastructure`, never into `report.endpoints`. A packet between two guests is
 counted once as attributed and appears under both variants. Every other packet is
 unattributed. Invariant: packets_read == attributed + infrastructure + unattributed.
+
+Fast path: the reader's `flow_batches()` hands over numpy columns for the common
+frames (see `testbed.analysis.pcap`); `_Columns` attributes them vectorised (guest and
+infrastructure look-ups by binary search over the packed addresses), keys each packet by
+(variant, direction, proto, remote port, remote address) packed into uint64 columns, and
+reduces rows with a sort and `reduceat` (packets and bytes summed, first/last seen as
+min/max), re-reducing whenever the pending rows outgrow the reduced ones, so memory grows
+with the number of endpoints, never with the capture. The few frames the columns cannot
+express arrive as per-flow counters and take the original per-flow loop; both halves
+are merged into the same per-endpoint records. `_extract(..., fast=False)` is the
+reference path (`PcapReader.flows()` and the per-flow loop only); tests compare the two.
 """
 
 from __future__ import annotations
@@ -18,9 +29,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from testbed._errors import AnalysisError
 
-from .pcap import PcapReader, proto_name
+from .pcap import Flows, IPColumns, PcapReader, proto_name
 
 __all__ = ["CaptureStats", "Endpoint", "EndpointReport", "by_address", "extract_endpoints"]
 
@@ -111,21 +125,29 @@ def _sort_key(e: Endpoint) -> tuple[str, int, int, str, int]:
     return (e.variant, ip.version, int(ip), e.proto, e.port)
 
 
-def _finish(agg: dict[tuple[str, bytes, int, int], list[Any]]) -> list[Endpoint]:
+Agg = dict[tuple[str, bytes, int, int], list[Any]]
+
+
+def _finish(agg: Agg) -> list[Endpoint]:
+    # Sorted as by `_sort_key`: IPv4 (4 bytes) before IPv6, packed big-endian bytes
+    # compare like the integers, without building ipaddress objects.
     names: dict[bytes, str] = {}
+    items = sorted(
+        agg.items(),
+        key=lambda kv: (kv[0][0], len(kv[0][1]), kv[0][1], proto_name(kv[0][2]), kv[0][3]),
+    )
     out = []
-    for (variant, remote, proto, port), (po, pi, bo, bi, first, last) in agg.items():
+    for (variant, remote, proto, port), (po, pi, bo, bi, first, last) in items:
         name = names.get(remote)
         if name is None:
             fam = socket.AF_INET if len(remote) == 4 else socket.AF_INET6
             name = names[remote] = socket.inet_ntop(fam, remote)
         out.append(Endpoint(variant, name, proto_name(proto), port, po, pi, bo, bi, first, last))
-    out.sort(key=_sort_key)
     return out
 
 
 def _add(
-    agg: dict[tuple[str, bytes, int, int], list[Any]],
+    agg: Agg,
     key: tuple[str, bytes, int, int],
     po: int,
     pi: int,
@@ -146,6 +168,183 @@ def _add(
         rec[5] = max(rec[5], last)
 
 
+U64 = NDArray[np.uint64]
+I64 = NDArray[np.int64]
+# Rows waiting for a reduction: key columns, [packets, bytes] (n, 2), first, last.
+_Rows = tuple[list[U64], I64, NDArray[np.float64], NDArray[np.float64]]
+_REDUCE_AT = 1 << 18  # pending rows that trigger a reduction (bounds memory)
+
+
+class _AddrIndex:
+    """Vectorised look-up of packed addresses -> small integer (-1 when absent)."""
+
+    def __init__(self, values: Mapping[bytes, int]) -> None:
+        v4 = sorted((int.from_bytes(a, "big"), v) for a, v in values.items() if len(a) == 4)
+        self.keys4 = np.array([a for a, _ in v4], dtype=np.uint64)
+        self.vals4 = np.array([v for _, v in v4], dtype=np.int64)
+        by_high: dict[int, list[tuple[int, int]]] = {}
+        for a, v in values.items():
+            if len(a) == 16:
+                x = int.from_bytes(a, "big")
+                by_high.setdefault(x >> 64, []).append((x & ((1 << 64) - 1), v))
+        self.v6 = [
+            (
+                np.uint64(high),
+                np.array([lo for lo, _ in sorted(lows)], dtype=np.uint64),
+                np.array([v for _, v in sorted(lows)], dtype=np.int64),
+            )
+            for high, lows in by_high.items()
+        ]
+
+    @staticmethod
+    def _search(keys: U64, vals: I64, addr: U64) -> tuple[I64, NDArray[np.bool_]]:
+        i = np.minimum(np.searchsorted(keys, addr), len(keys) - 1)
+        return vals[i], keys[i] == addr
+
+    def find(self, version: int, addr: U64) -> I64:
+        out = np.full(len(addr), -1, dtype=np.int64)
+        if version == 4:
+            if len(self.keys4):
+                v, hit = self._search(self.keys4, self.vals4, addr)
+                out[hit] = v[hit]
+            return out
+        for high, lows, vals in self.v6:
+            rows = np.flatnonzero(addr[:, 0] == high)
+            if rows.size:
+                v, hit = self._search(lows, vals, addr[rows, 1])
+                out[rows[hit]] = v[hit]
+        return out
+
+
+class _Columns:
+    """Vectorised attribution and aggregation of `IPColumns` batches."""
+
+    def __init__(self, guest_of: Mapping[bytes, str], infra: Collection[bytes]) -> None:
+        self.variants = sorted(set(guest_of.values()))
+        number = {v: i for i, v in enumerate(self.variants)}
+        self.guests = _AddrIndex({a: number[v] for a, v in guest_of.items()})
+        self.infra = _AddrIndex(dict.fromkeys(infra, 0))
+        # IPv4 keys fit one uint64 with up to 128 variants: variant(7) dir(1) proto(8)
+        # port(16) address(32); otherwise (and for IPv6) a meta column leads.
+        self.fused4 = len(self.variants) <= 128
+        self.pending: dict[int, list[_Rows]] = {4: [], 6: []}
+        self.npending = {4: 0, 6: 0}
+        self.reduced: dict[int, _Rows | None] = {4: None, 6: None}
+        self.attributed = self.infrastructure = self.unattributed = 0
+
+    def add(self, c: IPColumns) -> None:
+        gs = self.guests.find(c.version, c.src)
+        gd = self.guests.find(c.version, c.dst)
+        out = gs >= 0
+        inb = gd >= 0
+        either = out | inb
+        n_either = int(np.count_nonzero(either))
+        self.unattributed += len(gs) - n_either
+        if not n_either:
+            return
+        is_infra = np.zeros(len(gs), dtype=bool)
+        ro, ri = np.flatnonzero(out), np.flatnonzero(inb)
+        is_infra[ro] = self.infra.find(c.version, c.dst[ro]) >= 0
+        is_infra[ri] |= self.infra.find(c.version, c.src[ri]) >= 0
+        n_infra = int(np.count_nonzero(is_infra))
+        self.infrastructure += n_infra
+        self.attributed += n_either - n_infra
+        variant = np.concatenate((gs[ro], gd[ri]))
+        remote = np.concatenate((c.dst[ro], c.src[ri]))
+        port = np.concatenate((c.dport[ro], c.sport[ri]))
+        proto = np.concatenate((c.proto[ro], c.proto[ri]))
+        direction = np.zeros(len(variant), dtype=np.int64)
+        direction[len(ro) :] = 1
+        ts = np.concatenate((c.ts[ro], c.ts[ri]))
+        vals = np.empty((len(variant), 2), dtype=np.int64)
+        vals[:, 0] = 1
+        vals[: len(ro), 1] = c.length[ro]
+        vals[len(ro) :, 1] = c.length[ri]
+        meta = (((variant << 1 | direction) << 8 | proto) << 16 | port).astype(np.uint64)
+        if c.version == 4 and self.fused4:
+            keys = [meta << np.uint64(32) | remote]
+        elif c.version == 4:
+            keys = [meta, remote]
+        else:
+            keys = [meta, remote[:, 0], remote[:, 1]]
+        self._push(c.version, (keys, vals, ts, ts))
+
+    def _push(self, version: int, rows: _Rows) -> None:
+        self.pending[version].append(rows)
+        self.npending[version] += len(rows[1])
+        done = self.reduced[version]
+        if self.npending[version] >= max(_REDUCE_AT, 2 * (0 if done is None else len(done[1]))):
+            self._reduce(version)
+
+    def _reduce(self, version: int) -> None:
+        parts = self.pending[version]
+        done = self.reduced[version]
+        if done is not None:
+            parts = [done, *parts]
+        if not parts:
+            return
+        self.pending[version] = []
+        self.npending[version] = 0
+        keys = [np.concatenate([p[0][j] for p in parts]) for j in range(len(parts[0][0]))]
+        vals = np.concatenate([p[1] for p in parts])
+        first = np.concatenate([p[2] for p in parts])
+        last = np.concatenate([p[3] for p in parts])
+        order = np.argsort(keys[0]) if len(keys) == 1 else np.lexsort(keys[::-1])
+        keys = [k[order] for k in keys]
+        change = np.zeros(len(order), dtype=bool)
+        change[0] = True
+        for k in keys:
+            change[1:] |= k[1:] != k[:-1]
+        starts = np.flatnonzero(change)
+        self.reduced[version] = (
+            [k[starts] for k in keys],
+            np.add.reduceat(vals[order], starts, axis=0),
+            np.minimum.reduceat(first[order], starts),
+            np.maximum.reduceat(last[order], starts),
+        )
+
+    def result(self, infra: Collection[bytes]) -> tuple[Agg, Agg]:
+        """(endpoints, infrastructure) records: {(variant, remote, proto, port):
+        [packets_out, packets_in, bytes_out, bytes_in, first, last]}."""
+        agg: Agg = {}
+        infra_agg: Agg = {}
+        for version in (4, 6):
+            self._reduce(version)
+            done = self.reduced[version]
+            if done is None:
+                continue
+            keys, vals, first, last = done
+            if version == 4 and self.fused4:
+                meta_col = keys[0] >> np.uint64(32)
+                addrs = (keys[0] & np.uint64(0xFFFFFFFF)).tolist()
+            elif version == 4:
+                meta_col, addrs = keys[0], keys[1].tolist()
+            else:
+                meta_col = keys[0]
+                addrs = [
+                    (h << 64) | lo for h, lo in zip(keys[1].tolist(), keys[2].tolist(), strict=True)
+                ]
+            size = 4 if version == 4 else 16
+            variants = self.variants
+            rows = zip(
+                meta_col.tolist(), addrs, vals.tolist(), first.tolist(), last.tolist(), strict=True
+            )
+            for meta, addr, (count, nbytes), t0, t1 in rows:
+                remote = addr.to_bytes(size, "big")
+                key = (variants[meta >> 25], remote, (meta >> 16) & 0xFF, meta & 0xFFFF)
+                target = infra_agg if remote in infra else agg
+                rec = target.get(key)
+                if rec is None:
+                    rec = target[key] = [0, 0, 0, 0, t0, t1]
+                else:
+                    rec[4] = min(rec[4], t0)
+                    rec[5] = max(rec[5], t1)
+                inbound = (meta >> 24) & 1
+                rec[inbound] += count
+                rec[2 + inbound] += nbytes
+        return agg, infra_agg
+
+
 def extract_endpoints(
     pcap_path: str | os.PathLike[str],
     guests: Mapping[str, str],
@@ -157,15 +356,36 @@ def extract_endpoints(
     addresses whose traffic with guests is reported apart. Raises `CaptureFormatError`
     for a file that is not a capture; damage becomes `stats.warnings`.
     """
+    return _extract(pcap_path, guests, infrastructure, fast=True)
+
+
+def _extract(
+    pcap_path: str | os.PathLike[str],
+    guests: Mapping[str, str],
+    infrastructure: Collection[str],
+    *,
+    fast: bool,
+) -> EndpointReport:
+    """`extract_endpoints`; `fast=False` is the scalar reference path."""
     guest_of = {_packed(a): v for a, v in guests.items()}
     infra = {_packed(a) for a in infrastructure}
-    agg: dict[tuple[str, bytes, int, int], list[Any]] = {}
-    infra_agg: dict[tuple[str, bytes, int, int], list[Any]] = {}
-    attributed = infra_count = unattributed = 0
     reader = PcapReader(pcap_path)
+    if fast:
+        flows: Flows = {}
+        columns = _Columns(guest_of, infra)
+        for batch in reader.flow_batches(flows):
+            columns.add(batch)
+        agg, infra_agg = columns.result(infra)
+        attributed = columns.attributed
+        infra_count = columns.infrastructure
+        unattributed = columns.unattributed
+    else:
+        flows = reader.flows()
+        agg, infra_agg = {}, {}
+        attributed = infra_count = unattributed = 0
     get_guest = guest_of.get
 
-    for (src, dst, proto, sport, dport), (count, nbytes, first, last) in reader.flows().items():
+    for (src, dst, proto, sport, dport), (count, nbytes, first, last) in flows.items():
         n = int(count)
         sv = get_guest(src)
         dv = get_guest(dst)
