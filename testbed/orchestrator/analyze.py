@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testbed._errors import AnalysisError
+from testbed._errors import AnalysisError, CaptureFormatError
 from testbed.analysis import (
     EndpointReport,
     Geo,
@@ -94,8 +94,13 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     by_address = {a: v for v, a in guests.items()}
     report = extract_endpoints(run.pcap, by_address, infrastructure)
     warnings = list(report.stats.warnings)
-    names = find_names(run, by_address, warnings)
-    chats = find_chat_paths(run, by_address, warnings, infrastructure)
+    try:
+        names = find_names(run, by_address, warnings)
+        chats = find_chat_paths(run, by_address, warnings, infrastructure)
+    except CaptureFormatError:
+        raise
+    except AnalysisError as e:  # a flow file that is not one, or is damaged from the start
+        raise CaptureFormatError(str(e)) from e
 
     stands_for: dict[str, str] = {}
     lab_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []

@@ -73,3 +73,32 @@ def test_cli_exit_codes_and_no_traceback(run, folder, name, code):
         assert out.returncode == 2 and "gateway.pcap" in out.stderr
     else:
         assert out.returncode in (0, 1)  # analysed; verdicts decide the exit status
+
+
+def _flows(run: RunDir) -> bytes:
+    from mitmproxy import io
+    from mitmproxy.test import tflow
+
+    path = run.path / "capture" / "flows.mitm"
+    with path.open("wb") as f:
+        w = io.FlowWriter(f)
+        for _ in range(3):
+            w.add(tflow.tflow(resp=True))
+    return path.read_bytes()
+
+
+def test_corrupt_flow_file_is_a_clear_error(run):
+    _flows(run)
+    (run.path / "capture" / "flows.mitm").write_bytes(b"\x00garbage" * 100)
+    out = subprocess.run([sys.executable, "-m", "testbed", "analyze", str(run.path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert "flows.mitm" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_truncated_flow_file_is_analysed_with_a_warning(run):
+    data = _flows(run)
+    (run.path / "capture" / "flows.mitm").write_bytes(data[: len(data) - 40])
+    analysis = analyze_run(run)
+    assert any("flows.mitm" in w for w in analysis.warnings)
+    assert analysis.report.endpoints
