@@ -163,26 +163,22 @@ def canary_in_pcap(
                 rec[3].update(labels)
     out = []
     for (variant, remote, proto, port), (first, hits, guest, labels) in found.items():
-        address = _ntop(remote)
-        pname = proto_name(proto)
-        out.append(
-            Evidence(
-                kind="canary-plaintext",
-                variant=variant,
-                address=address,
-                port=port,
-                proto=pname,
-                time=first,
-                strength="strong",
-                detail=(
-                    f"canary {canary!r} found {hits} time(s) ({', '.join(sorted(labels))}) in "
-                    f"plaintext {pname.upper()} payload from {variant} ({_ntop(guest)}) to "
-                    f"{address} port {port}, first at {_when(first)}"
-                ),
-            )
-        )
-    out.sort(key=lambda e: (e.time, e.variant, e.address, e.port))
-    return out
+        address, pname = _ntop(remote), proto_name(proto)
+        where = f"plaintext {pname.upper()} payload from {variant} ({_ntop(guest)}) to {address}"
+        out.append(_canary_hit("canary-plaintext", variant, address, port, pname, first,
+                               f"canary {canary!r} found {hits} time(s) "
+                               f"({', '.join(sorted(labels))}) in {where} port {port}"))
+    return sorted(out, key=_order)
+
+
+def _canary_hit(kind: str, variant: str, address: str, port: int, proto: str, first: float,
+                detail: str) -> Evidence:
+    return Evidence(kind=kind, variant=variant, address=address, port=port, proto=proto,
+                    time=first, strength="strong", detail=f"{detail}, first at {_when(first)}")
+
+
+def _order(e: Evidence) -> tuple[float, str, str, int]:
+    return (e.time, e.variant, e.address, e.port)
 
 
 def _count(forms: Sequence[tuple[str, bytes]], data: bytes, labels: set[str]) -> int:
@@ -274,24 +270,11 @@ def canary_in_flows(
             entry[4] += 1
     out = []
     for (variant, server, proto, port), (first, hits, places, labels, nflows) in found.items():
-        out.append(
-            Evidence(
-                kind="canary-decrypted",
-                variant=variant,
-                address=server,
-                port=port,
-                proto=proto,
-                time=first,
-                strength="strong",
-                detail=(
-                    f"canary {canary!r} found {hits} time(s) ({', '.join(sorted(labels))}) in "
-                    f"{nflows} decrypted flow(s) from {variant} to {server} port {port} "
-                    f"({', '.join(places)}), first at {_when(first)}"
-                ),
-            )
-        )
-    out.sort(key=lambda e: (e.time, e.variant, e.address, e.port))
-    return out
+        out.append(_canary_hit("canary-decrypted", variant, server, port, proto, first,
+                               f"canary {canary!r} found {hits} time(s) "
+                               f"({', '.join(sorted(labels))}) in {nflows} decrypted flow(s) "
+                               f"from {variant} to {server} port {port} ({', '.join(places)})"))
+    return sorted(out, key=_order)
 
 
 def bursts(
