@@ -493,6 +493,7 @@ def _build(doc: _Doc, profiles: dict[str, _Doc | None]) -> Scenario:
         sessions=sessions,
         expectations=expectations,
         sha256=hashlib.sha256(doc.raw).hexdigest(),
+        nightly=bool(d.get("nightly", False)),
     )
 
 

@@ -105,3 +105,4 @@ class Scenario:
     sessions: list[Session]
     expectations: list[Expectation] = field(default_factory=list)
     sha256: str = ""
+    nightly: bool = False

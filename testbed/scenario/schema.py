@@ -68,6 +68,8 @@ _SCENARIO: dict[str, Any] = {
         "scenario": _NAME,
         "version": {"const": 1},
         "description": {"type": "string"},
+        "nightly": {"type": "boolean",
+                    "description": "run by `testbed nightly` and compared with the last good run"},
         "provider": {"enum": ["lab", "vagrant"]},
         "lab": {
             "type": "object",

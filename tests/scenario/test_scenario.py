@@ -113,7 +113,7 @@ def test_seed_scenario_loads_into_the_model() -> None:
     chat = s.sessions[5].steps[0]
     assert (chat.variant, chat.action) == ("regular", "chat_send")
     assert chat.params == {"to": "tom-zh", "text": "see you at lunch tomorrow"}
-    assert chat.line == 65
+    assert chat.line == 66
     ids = [e.id for e in s.expectations]
     assert ids == [
         "regular-never_reaches-country-CN",
@@ -123,7 +123,7 @@ def test_seed_scenario_loads_into_the_model() -> None:
     ]
     assert s.expectations[0].kind == "never_reaches"
     assert s.expectations[0].place == {"country": "CN"}
-    assert s.expectations[0].line == 77
+    assert s.expectations[0].line == 78
     assert s.sha256 == hashlib.sha256((SEED / "skype-2013-lab.yaml").read_bytes()).hexdigest()
 
 
