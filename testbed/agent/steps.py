@@ -9,6 +9,9 @@ Every step is a mapping with exactly one verb key:
     moved by ``offset``
 ``{wait_image: FILE, timeout: 20, confidence: 0.9}``
     wait until a reference image shows
+``{absent_image: FILE, timeout: 5, confidence: 0.9}``
+    watch the screen for ``timeout`` seconds: the step fails if the image shows (e.g. a
+    message that must not be delivered)
 ``{type: TEXT, secret: false}``
     type text; ASCII with the keyboard, anything else by clipboard paste. ``secret`` keeps the
     text out of every log
@@ -35,7 +38,8 @@ from typing import Any
 
 from PIL import Image, ImageGrab
 
-VERBS = ("run", "click_image", "wait_image", "type", "press", "hotkey", "screenshot", "sleep")
+VERBS = ("run", "click_image", "wait_image", "absent_image", "type", "press", "hotkey",
+         "screenshot", "sleep")
 DEFAULT_CONFIDENCE = 0.9
 DEFAULT_TIMEOUT = 10.0
 
@@ -123,7 +127,7 @@ def run_step(ctx: StepContext, step: Mapping[str, Any]) -> str:
     arg = step[verb]
     conf = float(step.get("confidence", DEFAULT_CONFIDENCE))
     timeout = float(step.get("timeout", DEFAULT_TIMEOUT))
-    gui: Any = None if verb in ("run", "screenshot", "sleep") else _gui()
+    gui: Any = None if verb in ("run", "screenshot", "sleep", "absent_image") else _gui()
     try:
         if verb == "run":
             argv = [str(a) for a in arg] if isinstance(arg, list) else str(arg).split()
@@ -136,6 +140,14 @@ def run_step(ctx: StepContext, step: Mapping[str, Any]) -> str:
         if verb == "wait_image":
             x, y = locate(ctx, str(arg), conf, timeout)
             return f"seen at {x},{y}"
+        if verb == "absent_image":
+            try:
+                x, y = locate(ctx, str(arg), conf, timeout)
+            except StepFailed as e:
+                if str(e).startswith("no reference image"):
+                    raise
+                return f"not seen in {timeout:g} s"
+            raise StepFailed(f"image {arg} showed at {x},{y} (it must not)")
         if verb == "type":
             type_text(str(arg))
             return "typed"

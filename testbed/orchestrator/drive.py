@@ -20,7 +20,7 @@ from testbed.provider.abstracts import GuestHandle
 from testbed.scenario import Scenario, Step
 from testbed.scenario.model import fill
 
-IMAGE_VERBS = ("click_image", "wait_image")
+IMAGE_VERBS = ("click_image", "wait_image", "absent_image")
 
 
 def _fill_any(value: Any, values: dict[str, str]) -> Any:

@@ -113,8 +113,7 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
         testbed_run=1, run_id=run.run_id, status="running", started=time.time(),
         scenario={"name": scenario.name, "path": str(scenario.path), "sha256": scenario.sha256},
         provider=scenario.provider, canary=canary, tools=tool_versions(),
-        expectations=[{"id": e.id, "variant": e.variant, "kind": e.kind, "place": e.place,
-                       "description": e.description} for e in scenario.expectations],
+        expectations=[e.to_json() for e in scenario.expectations],
     )
     progress(f"run {run.path}")
     provider: Provider = get_provider(scenario.provider)(run.path, internet)

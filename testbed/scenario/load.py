@@ -10,6 +10,7 @@ beside the scenario. Problems in a referenced file are reported with that file's
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -36,7 +37,9 @@ from testbed.scenario.schema import NAME_PATTERN, app_profile_schema, scenario_s
 
 BASE_PLACEHOLDERS = frozenset({"user", "password", "canary", "python", "build"})
 VARIANT_PARAMS = ("to", "from")
-EXPECTATION_KINDS: tuple[ExpectationKind, ...] = ("reaches", "never_reaches")
+EXPECTATION_KINDS: tuple[ExpectationKind, ...] = (
+    "reaches", "never_reaches", "only_reaches", "passes_through", "does_not_pass_through",
+    "delivered", "not_delivered")
 
 
 class ScenarioProblems(ScenarioError):
@@ -280,25 +283,39 @@ class _Checker:
 
     def expectations(self, doc: _Doc, clients: dict[Any, Any]) -> None:
         ids: dict[str, int] = {}
+        known = ", ".join(str(v) for v in clients) or "none"
         for i, exp in _items(doc.data.get("expectations")):
             if not isinstance(exp, dict):
                 continue
-            variant = exp.get("variant")
-            if isinstance(variant, str) and variant not in clients:
-                known = ", ".join(str(v) for v in clients) or "none"
-                self.add(
-                    doc.at(
-                        ("expectations", i, "variant"),
-                        f"unknown variant {variant!r} (clients: {known})",
-                    )
-                )
+            refs: list[tuple[KeyPath, Any]] = [(("expectations", i, "variant"),
+                                                exp.get("variant"))]
+            chat = exp.get("chat")
+            if isinstance(chat, dict):
+                refs += [(("expectations", i, "chat", k), chat.get(k)) for k in ("from", "to")]
+            for key, variant in refs:
+                if isinstance(variant, str) and variant not in clients:
+                    self.add(doc.at(key, f"unknown variant {variant!r} (clients: {known})"))
+            kinds = [k for k in EXPECTATION_KINDS if k in exp]
+            for kind in kinds:
+                value = exp[kind]
+                for j, place in enumerate(value if isinstance(value, list) else [value]):
+                    network = place.get("network") if isinstance(place, dict) else None
+                    if isinstance(network, str):
+                        try:
+                            ipaddress.ip_network(network, strict=False)
+                        except ValueError:
+                            bad: KeyPath = ("expectations", i, kind,
+                                            *((j,) if isinstance(value, list) else ()),
+                                            "network")
+                            self.add(doc.at(bad, f"not a network: {network!r}"))
             eid = exp.get("id")
             at: KeyPath = ("expectations", i, "id") if "id" in exp else ("expectations", i)
             if eid is None:
-                kinds = [k for k in EXPECTATION_KINDS if isinstance(exp.get(k), dict)]
-                if len(kinds) != 1 or not isinstance(variant, str):
+                if len(kinds) != 1:
                     continue
-                eid = default_expectation_id(variant, kinds[0], exp[kinds[0]])
+                variant = exp.get("variant") or (chat or {}).get("from") or "?"
+                eid = default_expectation_id(str(variant), kinds[0], exp[kinds[0]],
+                                             chat if isinstance(chat, dict) else None)
             if not isinstance(eid, str):
                 continue
             if eid in ids:
@@ -472,14 +489,22 @@ def _build(doc: _Doc, profiles: dict[str, _Doc | None]) -> Scenario:
     expectations = []
     for i, e in enumerate(d.get("expectations", [])):
         kind = next(k for k in EXPECTATION_KINDS if k in e)
+        value = e[kind]
+        places = [dict(p) for p in value] if isinstance(value, list) else \
+            [dict(value)] if isinstance(value, dict) else []
+        chat = {k: str(v) for k, v in e["chat"].items()} if "chat" in e else None
+        variant = e.get("variant") or (chat or {}).get("from", "")
         expectations.append(
             Expectation(
-                id=e.get("id") or default_expectation_id(e["variant"], kind, e[kind]),
-                variant=e["variant"],
+                id=e.get("id") or default_expectation_id(variant, kind, value, chat),
+                variant=variant,
                 kind=kind,
-                place=dict(e[kind]),
+                place=places[0] if len(places) == 1 else {},
                 description=e.get("description", ""),
                 line=doc.yaml.line(("expectations", i)),
+                places=places,
+                chat=chat,
+                min_strength=str(e.get("min_strength", "")),
             )
         )
     internet = _get(d, "lab", "internet")

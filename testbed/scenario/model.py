@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-ExpectationKind = Literal["reaches", "never_reaches"]
+ExpectationKind = Literal["reaches", "never_reaches", "only_reaches", "passes_through",
+                          "does_not_pass_through", "delivered", "not_delivered"]
 
 
 def placeholders(text: str) -> list[str]:
@@ -76,20 +77,35 @@ class Session:
 
 @dataclass(frozen=True)
 class Expectation:
-    """A claim: ``variant`` reaches (or never reaches) ``place``, e.g. ``{"country": "CN"}``."""
+    """A claim about a variant (``reaches``/``never_reaches``/``only_reaches`` a place) or
+    about a chat message (``passes_through``/``does_not_pass_through`` a place,
+    ``delivered``/``not_delivered``). ``place`` is the one place (``{}`` for delivery claims),
+    ``places`` all of them (``only_reaches`` has several); ``chat`` is ``{from, to,
+    text_contains?}``; for chat claims ``variant`` is the sender."""
 
     id: str
     variant: str
     kind: ExpectationKind
-    place: dict[str, str]
+    place: dict[str, Any]
     description: str
     line: int
+    places: list[dict[str, Any]] = field(default_factory=list)
+    chat: dict[str, str] | None = None
+    min_strength: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "variant": self.variant, "kind": self.kind, "place": self.place,
+                "places": self.places, "chat": self.chat, "min_strength": self.min_strength,
+                "description": self.description}
 
 
-def default_expectation_id(variant: str, kind: str, place: dict[str, Any]) -> str:
-    """E.g. ``regular-never_reaches-country-CN``."""
-    where = "-".join(f"{k}-{v}" for k, v in sorted(place.items()))
-    return f"{variant}-{kind}-{where}"
+def default_expectation_id(variant: str, kind: str, place: Any,
+                           chat: dict[str, Any] | None = None) -> str:
+    """E.g. ``regular-never_reaches-country-CN``, ``chat-regular-tom-zh-passes_through-...``."""
+    places = place if isinstance(place, list) else [place] if isinstance(place, dict) else []
+    where = "-".join("-".join(f"{k}-{v}" for k, v in sorted(p.items())) for p in places)
+    head = f"chat-{chat.get('from')}-{chat.get('to')}" if chat else variant
+    return "-".join(x for x in (head, kind, where) if x).replace("/", "_").replace("*", "any")
 
 
 @dataclass(frozen=True)

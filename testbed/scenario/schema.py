@@ -47,17 +47,34 @@ _TEXT = {"type": "string", "minLength": 1}
 
 _PLACE = {
     "type": "object",
-    "description": "a place an endpoint is in",
+    "description": "a place an endpoint is in; several keys must all hold",
     "properties": {
         "country": {
             "type": "string",
             "enum": sorted(ISO_COUNTRIES),
             "description": "an ISO 3166-1 alpha-2 country code such as CN or GB",
-        }
+        },
+        "asn": {"type": "integer", "minimum": 0, "description": "an autonomous system number"},
+        "organization": {"type": "string", "minLength": 1,
+                         "description": "part of the network's organisation name"},
+        "network": {"type": "string", "minLength": 1,
+                    "description": "a network in CIDR form, e.g. 203.0.113.0/24"},
+        "host": {"type": "string", "minLength": 1,
+                 "description": "a host-name pattern the endpoint was reached by, e.g. *.cn"},
     },
-    "required": ["country"],
+    "minProperties": 1,
     "additionalProperties": False,
 }
+_CHAT = {
+    "type": "object",
+    "description": "a chat message of the scenario: who sent it to whom, and a part of its text",
+    "properties": {"from": {"type": "string"}, "to": {"type": "string"},
+                   "text_contains": {"type": "string", "minLength": 1}},
+    "required": ["from", "to"],
+    "additionalProperties": False,
+}
+VARIANT_KINDS = ("reaches", "never_reaches", "only_reaches")
+CHAT_KINDS = ("passes_through", "does_not_pass_through", "delivered", "not_delivered")
 
 _SCENARIO: dict[str, Any] = {
     "$schema": DIALECT,
@@ -126,16 +143,34 @@ _SCENARIO: dict[str, Any] = {
         },
         "expectation": {
             "type": "object",
+            "description": "a claim: a variant reaches / never reaches / only reaches places, "
+            "or a chat message passes / does not pass through a place, is / is not delivered",
             "properties": {
                 "variant": {"type": "string"},
+                "chat": _CHAT,
                 "id": _NAME,
                 "description": {"type": "string"},
+                "min_strength": {
+                    "enum": ["weak", "strong"],
+                    "description": "the weakest evidence that counts: weak (timing) or strong "
+                    "(canary, observed flows); default weak for chats",
+                },
                 "reaches": _PLACE,
                 "never_reaches": _PLACE,
+                "only_reaches": {"type": "array", "minItems": 1, "items": _PLACE},
+                "passes_through": _PLACE,
+                "does_not_pass_through": _PLACE,
+                "delivered": {"const": True},
+                "not_delivered": {"const": True},
             },
-            "required": ["variant"],
             "additionalProperties": False,
-            "oneOf": [{"required": ["reaches"]}, {"required": ["never_reaches"]}],
+            "oneOf": [{"required": [k]} for k in (*VARIANT_KINDS, *CHAT_KINDS)],
+            "allOf": [
+                {"if": {"anyOf": [{"required": [k]} for k in VARIANT_KINDS]},
+                 "then": {"required": ["variant"]}},
+                {"if": {"anyOf": [{"required": [k]} for k in CHAT_KINDS]},
+                 "then": {"required": ["chat"]}},
+            ],
         },
     },
 }
@@ -155,8 +190,8 @@ def _verb(verb: str, value: dict[str, Any], **options: dict[str, Any]) -> dict[s
 
 _APP_STEP = {
     "type": "object",
-    "description": "exactly one of run, click_image, wait_image, type, press, hotkey, "
-    "screenshot, sleep",
+    "description": "exactly one of run, click_image, wait_image, absent_image, type, press, "
+    "hotkey, screenshot, sleep",
     "oneOf": [
         _verb("run", {"oneOf": [_TEXT, {"type": "array", "minItems": 1, "items": _TEXT}]}),
         _verb(
@@ -172,6 +207,7 @@ _APP_STEP = {
             timeout=_SECONDS,
         ),
         _verb("wait_image", _TEXT, timeout=_SECONDS, confidence=_CONFIDENCE),
+        _verb("absent_image", _TEXT, timeout=_SECONDS, confidence=_CONFIDENCE),
         _verb("type", {"type": "string"}, secret={"type": "boolean"}),
         _verb("press", _TEXT),
         _verb("hotkey", {"type": "array", "minItems": 1, "items": _TEXT}),

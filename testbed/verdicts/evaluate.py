@@ -15,7 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testbed.verdicts.places import contains_any, describe
+
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+CHAT_KINDS = ("passes_through", "does_not_pass_through", "delivered", "not_delivered")
 
 
 @dataclass
@@ -43,6 +46,22 @@ class RunFacts:
     failed_actions: dict[str, list[str]]
     geoip: list[dict[str, Any]]
     actions: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    chats: list[dict[str, Any]] = field(default_factory=list)
+    canary: str = ""
+    pinned: list[dict[str, Any]] = field(default_factory=list)
+
+    def doubts(self, variant: str) -> list[str]:
+        """Why a negative claim about ``variant`` could not be trusted on this run."""
+        out = []
+        if not self.capture.get("complete"):
+            out.append("the capture is incomplete (tcpdump did not stop cleanly)")
+        elif self.capture.get("dropped"):
+            out.append(f"the capture dropped {self.capture['dropped']} packets")
+        if self.failed_actions.get(variant):
+            out.append(f"{variant}'s actions did not all succeed: "
+                       + "; ".join(self.failed_actions[variant]))
+        return out
 
     def action_at(self, variant: str, t: float) -> str:
         """Which action of ``variant`` was under way at time ``t`` (for sentences)."""
@@ -69,21 +88,21 @@ class RunFacts:
             if e.get("outcome") != "ok":
                 failed.setdefault(e["variant"], []).append(
                     f"{e['action']} {e.get('outcome')}: {e.get('error')}")
+        evidence_file = run / "analysis" / "evidence.json"
+        chats = json.loads(evidence_file.read_text()).get("chats", []) \
+            if evidence_file.exists() else []
+        tls_file = run / "capture" / "tls.jsonl"
+        pinned = [r for r in map(json.loads, tls_file.read_text().splitlines())
+                  if r.get("event") == "pinned"] if tls_file.exists() else []
+        all_events = [json.loads(x) for x in events.read_text().splitlines() if x.strip()] \
+            if events.exists() else []
         return cls(endpoints=list(analysis.get("endpoints", [])),
                    places=dict(analysis.get("places", {})),
                    capture=dict(manifest.get("capture", {})), failed_actions=failed,
                    geoip=list(analysis.get("geoip", [])),
-                   actions=sorted(actions, key=lambda a: float(a["start"])))
-
-
-def _describe_place(place: dict[str, str]) -> str:
-    return ", ".join(f"{v}" for v in place.values())
-
-
-def _matches(info: dict[str, Any], place: dict[str, str]) -> bool:
-    if info.get("special"):
-        return False
-    return all(info.get(k) == v for k, v in place.items() if k == "country")
+                   actions=sorted(actions, key=lambda a: float(a["start"])),
+                   events=all_events, chats=list(chats), canary=str(manifest.get("canary") or ""),
+                   pinned=pinned)
 
 
 def _short(database: str | None) -> str:
@@ -142,29 +161,35 @@ def _reached(variant: str, where: str, hits: list[dict[str, Any]]) -> str:
 
 
 def evaluate(expectation: dict[str, Any], facts: RunFacts) -> Verdict:
+    """The verdict on one expectation (the manifest's form of a scenario expectation)."""
+    if expectation["kind"] in CHAT_KINDS:
+        from testbed.verdicts.chat import evaluate_chat
+
+        return evaluate_chat(expectation, facts)
     variant, kind = expectation["variant"], expectation["kind"]
-    place = dict(expectation["place"])
-    where = _describe_place(place)
+    places = list(expectation.get("places") or [expectation["place"]])
+    place = dict(expectation.get("place") or {})
+    where = " or ".join(describe(p) for p in places)
     mine = [e for e in facts.endpoints if e["variant"] == variant]
-    hits = [_evidence(e, facts.places.get(e["address"], {}), facts) for e in mine
-            if _matches(facts.places.get(e["address"], {}), place)]
+
+    def inside(e: dict[str, Any]) -> bool:
+        return contains_any(places, e["address"], facts.places.get(e["address"], {}))
+
+    if kind == "only_reaches":  # the claim fails on what lies outside the places
+        hits = [_evidence(e, facts.places.get(e["address"], {}), facts) for e in mine
+                if not facts.places.get(e["address"], {}).get("special") and not inside(e)]
+    else:
+        hits = [_evidence(e, facts.places.get(e["address"], {}), facts) for e in mine
+                if inside(e)]
     first: dict[str, dict[str, Any]] = {}
     for h in hits:
         first.setdefault(h["address"], h)
     hits = list(first.values())
     v = Verdict(id=expectation["id"], variant=variant, kind=kind, place=place, status=FAIL,
                 reason="", evidence=hits, geoip=facts.geoip)
-
-    doubts = []
+    doubts = facts.doubts(variant)
     if not mine:
-        doubts.append(f"no traffic of {variant} was captured")
-    if not facts.capture.get("complete"):
-        doubts.append("the capture is incomplete (tcpdump did not stop cleanly)")
-    elif facts.capture.get("dropped"):
-        doubts.append(f"the capture dropped {facts.capture['dropped']} packets")
-    if facts.failed_actions.get(variant):
-        doubts.append(f"{variant}'s actions did not all succeed: "
-                      + "; ".join(facts.failed_actions[variant]))
+        doubts.insert(0, f"no traffic of {variant} was captured")
 
     if kind == "reaches":
         if hits:
@@ -178,18 +203,23 @@ def evaluate(expectation: dict[str, Any], facts: RunFacts) -> Verdict:
                 f"{len({e['address'] for e in mine})} endpoints contacted, none placed in {where}"
         return v
 
-    # never_reaches
+    # never_reaches / only_reaches: negative claims
     if hits:
-        v.reason = _reached(variant, where, hits)
+        if kind == "only_reaches":
+            v.reason = f"{variant} reached places outside {where}: " + hits[0]["text"] + (
+                f"; also {', '.join(h['address'] for h in hits[1:4])}" if len(hits) > 1 else "")
+        else:
+            v.reason = _reached(variant, where, hits)
         return v
     unplaced = sorted({e["address"] for e in mine
                        if not facts.places.get(e["address"], {}).get("special")
                        and not facts.places.get(e["address"], {}).get("country")})
     if unplaced:
         doubts.append(f"{len(unplaced)} endpoints could not be placed: {', '.join(unplaced[:5])}")
-    disputed = _disputed(mine, facts.places, place.get("country", ""))
-    if disputed:
-        doubts.append("the databases disagree: " + "; ".join(disputed[:3]))
+    if kind == "never_reaches" and "country" in place:
+        disputed = _disputed(mine, facts.places, place["country"])
+        if disputed:
+            doubts.append("the databases disagree: " + "; ".join(disputed[:3]))
     if doubts:
         v.status, v.reason = INCONCLUSIVE, "; ".join(doubts)
         return v
@@ -197,8 +227,9 @@ def evaluate(expectation: dict[str, Any], facts: RunFacts) -> Verdict:
                         if facts.places.get(e["address"], {}).get("country")})
     addresses = {e["address"] for e in mine}
     v.status = PASS
-    v.reason = (f"{variant} contacted {len(addresses)} endpoints, none in {where} "
-                f"(countries: {', '.join(countries) or 'none'})")
+    v.reason = (f"{variant} contacted {len(addresses)} endpoints, "
+                + (f"all in {where}" if kind == "only_reaches" else f"none in {where}")
+                + f" (countries: {', '.join(countries) or 'none'})")
     v.evidence = [{"kind": "absence", "strength": "complete-capture",
                    "endpoints": len(addresses), "countries": countries,
                    "packets_captured": facts.capture.get("captured"),
