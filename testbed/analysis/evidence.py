@@ -120,8 +120,9 @@ def canary_in_pcap(
     on_warning: Callable[[str], None] | None = None,
 ) -> list[Evidence]:
     """Canary hits in guest-originated TCP/UDP payloads, one `Evidence`
-    ("canary-plaintext", "strong") per (variant, remote address, proto, remote port), with
-    the first time seen and the hit count in the detail. A canary split across
+    ("canary-plaintext", "strong") per flow (variant, remote address, proto, remote port,
+    guest port), with the first time seen and the hit count in the detail: one item per
+    connection, so that messages sharing the run's canary stay apart in time. A canary split across
     consecutive packets of one flow direction is found (the last bytes of each are kept).
     Capture damage stops reading and goes to `on_warning`; not a capture:
     `CaptureFormatError`."""
@@ -130,8 +131,8 @@ def canary_in_pcap(
     guest_of = _packed_guests(guests)
     get_guest = guest_of.get
     tails: dict[tuple[bytes, bytes, int, int, int], bytes] = {}
-    # (variant, remote, proto, port) -> [first ts, hits, guest, labels]
-    found: dict[tuple[str, bytes, int, int], list[Any]] = {}
+    # (variant, remote, proto, port, guest port) -> [first ts, hits, guest, labels]
+    found: dict[tuple[str, bytes, int, int, int], list[Any]] = {}
     reader = PcapReader(pcap_path, on_warning)
     for ts, src, dst, proto, sport, dport, payload, _flags in reader.iter_payloads():
         if not payload:
@@ -153,7 +154,7 @@ def canary_in_pcap(
         if keep:
             tails[fkey] = payload[-keep:] if len(payload) >= keep else (tail + payload)[-keep:]
         if hits:
-            key = (variant, dst, proto, dport)
+            key = (variant, dst, proto, dport, sport)
             rec = found.get(key)
             if rec is None:
                 found[key] = [ts, hits, src, set(labels)]
@@ -162,7 +163,7 @@ def canary_in_pcap(
                 rec[1] += hits
                 rec[3].update(labels)
     out = []
-    for (variant, remote, proto, port), (first, hits, guest, labels) in found.items():
+    for (variant, remote, proto, port, _sport), (first, hits, guest, labels) in found.items():
         address, pname = _ntop(remote), proto_name(proto)
         where = f"plaintext {pname.upper()} payload from {variant} ({_ntop(guest)}) to {address}"
         out.append(_canary_hit("canary-plaintext", variant, address, port, pname, first,
@@ -214,7 +215,7 @@ def canary_in_flows(
         except ValueError as e:
             raise AnalysisError(f"not an IP address: {a!r}") from e
     # (variant, server, proto, port) -> [first ts, hits, places, labels, flows]
-    found: dict[tuple[str, str, str, int], list[Any]] = {}
+    found: dict[tuple[str, str, str, int, str], list[Any]] = {}
     for rec in read_flows(flows_path, on_warning):
         try:
             client = ipaddress.ip_address(rec.client[0]).compressed
@@ -258,7 +259,7 @@ def canary_in_flows(
                     places.append(place)
         if not hits:
             continue
-        key = (variant, server, proto, rec.server[1])
+        key = (variant, server, proto, rec.server[1], rec.id)  # one item per flow
         entry = found.get(key)
         if entry is None:
             found[key] = [min(times), hits, places, labels, 1]
@@ -269,7 +270,8 @@ def canary_in_flows(
             entry[3].update(labels)
             entry[4] += 1
     out = []
-    for (variant, server, proto, port), (first, hits, places, labels, nflows) in found.items():
+    for (variant, server, proto, port, _id), (first, hits, places, labels, nflows) in \
+            found.items():
         out.append(_canary_hit("canary-decrypted", variant, server, port, proto, first,
                                f"canary {canary!r} found {hits} time(s) "
                                f"({', '.join(sorted(labels))}) in {nflows} decrypted flow(s) "

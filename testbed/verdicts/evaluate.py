@@ -177,7 +177,7 @@ def evaluate(expectation: dict[str, Any], facts: RunFacts) -> Verdict:
 
     if kind == "only_reaches":  # the claim fails on what lies outside the places
         hits = [_evidence(e, facts.places.get(e["address"], {}), facts) for e in mine
-                if not facts.places.get(e["address"], {}).get("special") and not inside(e)]
+                if facts.places.get(e["address"], {}).get("country") and not inside(e)]
     else:
         hits = [_evidence(e, facts.places.get(e["address"], {}), facts) for e in mine
                 if inside(e)]

@@ -34,13 +34,17 @@ def test_exits_zero_and_prints_table_and_three_passing_verdicts(seed_run):
     proc = seed_run["proc"]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "address" in proc.stdout and "stands_for" in proc.stdout
-    assert proc.stdout.count("PASS ") == 4
+    assert proc.stdout.count("PASS ") == 8
     verdicts = json.loads((seed_run["run"] / "verdicts.json").read_text())["verdicts"]
     assert {v["id"]: v["status"] for v in verdicts} == {
         "regular-never_reaches-country-CN": "pass",
         "control-never_reaches-country-CN": "pass",
         "tom-en-reaches-country-CN": "pass",
         "tom-zh-reaches-country-CN": "pass",
+        "chat-with-tom-user-reaches-china": "pass",
+        "chat-with-regular-peer-stays-out-of-china": "pass",
+        "tom-user-never-sees-censored-word": "pass",
+        "regular-peer-sees-censored-word": "pass",
     }
     for v in verdicts:
         assert v["evidence"], v
@@ -86,7 +90,7 @@ def test_run_directory_is_complete(seed_run):
         for phase in ("launch", "login", "about"):
             png = run / "screenshots" / variant / f"{phase}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
-    assert (run / "junit.xml").read_text().count("<testcase") == 4
+    assert (run / "junit.xml").read_text().count("<testcase") == 8
     assert (run / "capture" / "flows.mitm").stat().st_size > 0
     events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
     assert {(e["variant"], e["action"]) for e in events} >= {
@@ -116,7 +120,7 @@ def test_pytest_checks_the_finished_run_again(seed_run):
                           cwd=run, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PATH=path))
     assert proc.returncode == 0, proc.stdout
-    assert "4 passed" in proc.stdout
+    assert "8 passed" in proc.stdout
 
 
 def test_capture_sees_real_destinations_both_ways(seed_run):

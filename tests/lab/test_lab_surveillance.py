@@ -32,7 +32,8 @@ def uploads(run: Path) -> list[dict[str, Any]]:
 def test_keyword_message_uploaded_to_china_neutral_not(seed_run):
     run = seed_run["run"]
     canary = json.loads((run / "manifest.json").read_text())["canary"]
-    (upload,) = uploads(run)
+    upload, censored = uploads(run)
+    assert censored["matched"] == ["法轮功"] and censored["to"] == "chen"
     assert canary in upload["text"] and "六四" in upload["text"]
     assert upload == upload | {"from": "alice", "to": "chen", "direction": "received",
                                "matched": ["六四"]}
@@ -47,7 +48,9 @@ def test_control_chat_never_touches_china(seed_run):
     assert control and not any(analysis["places"][a]["country"] == "CN" for a in control)
     # both control messages were delivered through the relay
     sends = [json.loads(r["body"]) for r in internet_log(run) if r["path"] == "/chat/send"]
-    assert sum(1 for s in sends if s.get("to") == "dana" and "text" in s) == 2
+    assert sum(1 for s in sends if s.get("to") == "dana" and "text" in s) == 3
+    # the censored word reached the relay for tom-zh too: the TOM client hid it on arrival
+    assert any(s.get("to") == "chen" and "法轮功" in s.get("text", "") for s in sends)
 
 
 def test_capture_and_flow_log_hold_the_same_uploads(seed_run):
@@ -111,7 +114,7 @@ def test_chat_paths_show_the_tom_peer_sending_the_message_to_china(seed_run):
     run = seed_run["run"]
     chats = json.loads((run / "analysis" / "evidence.json").read_text())["chats"]
     places = json.loads((run / "analysis" / "endpoints.json").read_text())["places"]
-    keyword = {c["recipient"]: c for c in chats if c["has_canary"]}
+    keyword = {c["recipient"]: c for c in chats if "六四" in c["text"]}
     tom = keyword["tom-zh"]
     assert MONITOR in tom["endpoints"]
     strong = {(e["kind"], e["variant"], e["address"]) for e in tom["evidence"]
@@ -123,6 +126,9 @@ def test_chat_paths_show_the_tom_peer_sending_the_message_to_china(seed_run):
     assert control["endpoints"] and all(places[a]["country"] != "CN"
                                         for a in control["endpoints"])
     assert all(not c["evidence"] for c in chats if not c["has_canary"])
+    # the censored message was uploaded too: its own path reaches the monitoring server
+    censored = next(c for c in chats if c["recipient"] == "tom-zh" and "法轮功" in c["text"])
+    assert MONITOR in censored["endpoints"]
 
 
 def test_endpoints_carry_names_and_every_databases_view(seed_run):

@@ -454,3 +454,30 @@ def test_print_schema_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(capsys.readouterr().out) == app_profile_schema()
     assert print_schema("nope") == 2
     assert "unknown kind 'nope'" in capsys.readouterr().err
+
+
+def test_chat_expectations_load_and_are_checked(tree: Path) -> None:
+    f = edit("expectations:", "expectations:\n"
+             "  - {chat: {from: regular, to: tom-en, text_contains: hi}, "
+             "passes_through: {country: CN, asn: 4134}, min_strength: strong}\n"
+             "  - {chat: {from: regular, to: nobody}, delivered: true}\n"
+             "  - {variant: regular, only_reaches: [{country: US}, {network: not-a-net}]}\n"
+             "  - {chat: {from: regular, to: tom-en}, passes_through: {planet: mars}}")
+    msgs = messages(f)
+    assert any(".chat.to: unknown variant 'nobody'" in m for m in msgs), msgs
+    assert any("only_reaches[1].network: not a network: 'not-a-net'" in m for m in msgs), msgs
+    assert any("passes_through.planet: unknown key 'planet'" in m for m in msgs), msgs
+
+
+def test_chat_expectation_model(tree: Path) -> None:
+    f = edit("expectations:", "expectations:\n"
+             "  - {chat: {from: regular, to: tom-en, text_contains: hi}, "
+             "passes_through: {country: CN}, min_strength: strong}\n"
+             "  - {variant: regular, only_reaches: [{country: US}, {asn: 7018}]}")
+    s = load_scenario(f)
+    chat, only = s.expectations[0], s.expectations[1]
+    assert (chat.kind, chat.variant, chat.place, chat.min_strength) == (
+        "passes_through", "regular", {"country": "CN"}, "strong")
+    assert chat.chat == {"from": "regular", "to": "tom-en", "text_contains": "hi"}
+    assert chat.id == "chat-regular-tom-en-passes_through-country-CN"
+    assert only.places == [{"country": "US"}, {"asn": 7018}] and only.place == {}

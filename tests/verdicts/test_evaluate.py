@@ -139,3 +139,17 @@ def test_multicast_is_never_a_place():
     place = {"id": "m", "variant": "regular", "kind": "reaches", "place": {"country": "IE"}}
     v = evaluate(place, facts([endpoint("regular", "239.255.255.250", proto="udp")]))
     assert v.status == FAIL
+
+
+def test_only_reaches_is_data_residency():
+    only = {"id": "o", "variant": "regular", "kind": "only_reaches", "place": {},
+            "places": [{"country": "US"}, {"country": "EE"}]}
+    ok = facts([endpoint("regular", "198.51.100.39"),
+                endpoint("regular", "239.255.255.250", proto="udp")])
+    v = evaluate(only, ok)
+    assert v.status == PASS and "all in US or EE" in v.reason
+    out = facts([endpoint("regular", "198.51.100.39"), endpoint("regular", "203.0.113.15")])
+    v = evaluate(only, out)
+    assert v.status == FAIL and v.reason.startswith("regular reached places outside US or EE: "
+                                                    "203.0.113.15")
+    assert evaluate(only, facts([endpoint("regular", "198.51.100.99")])).status == INCONCLUSIVE
