@@ -120,6 +120,10 @@ def test_seed_scenario_loads_into_the_model() -> None:
         "control-never_reaches-country-CN",
         "tom-en-reaches-country-CN",
         "tom-zh-reaches-country-CN",
+        "chat-with-tom-user-reaches-china",
+        "chat-with-regular-peer-stays-out-of-china",
+        "tom-user-never-sees-censored-word",
+        "regular-peer-sees-censored-word",
     ]
     assert s.expectations[0].kind == "never_reaches"
     assert s.expectations[0].place == {"country": "CN"}
