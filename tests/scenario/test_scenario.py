@@ -127,7 +127,7 @@ def test_seed_scenario_loads_into_the_model() -> None:
     ]
     assert s.expectations[0].kind == "never_reaches"
     assert s.expectations[0].place == {"country": "CN"}
-    assert s.expectations[0].line == 78
+    assert s.expectations[0].line == 82
     assert s.sha256 == hashlib.sha256((SEED / "skype-2013-lab.yaml").read_bytes()).hexdigest()
 
 
@@ -355,7 +355,8 @@ def test_invalid_app_profile_is_reported_in_its_own_file(tree: Path) -> None:
     assert msgs[:3] == [
         "scenarios/apps/refclient.yaml:5: actions.login[0].confidnce: unknown key 'confidnce'",
         "scenarios/apps/refclient.yaml:6: actions.login[1]: expected only one of the keys run, "
-        "click_image, wait_image, type, press, hotkey, screenshot, sleep, got type and press",
+        "click_image, wait_image, absent_image, type, press, hotkey, screenshot, sleep, got type "
+        "and press",
         "scenarios/apps/refclient.yaml:7: actions.login[2].sleep: expected a number >= 0, got -1",
     ]
     # the scenario's steps name actions the (partly valid) profile does not have
