@@ -176,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     gu.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                     help="network timeout per request (default: %(default)s)")
     gu.set_defaults(func=cmd_geo_update)
+
+    # The rest of the active set: each module adds its own subcommands.
+    from testbed import scaffold
+
+    scaffold.add_parser(sub)
     return p
 
 
