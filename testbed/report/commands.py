@@ -1,0 +1,42 @@
+"""``testbed report RUN [--open]``: (re)write a run's ``report.html``.
+
+The CLI wires it with ``commands.add_parser(sub)``; the parser's ``func`` is :func:`run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the ``report`` subcommand to ``sub`` (an ``add_subparsers()`` object) and return
+    its parser; ``args.func`` is set to :func:`run`."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "report", help="write a run's self-contained report.html",
+        description="Write RUN/report.html: verdicts with their evidence, the endpoint table, "
+        "screenshots of every phase side by side, chat paths, capture and TLS notes, GeoIP "
+        "provenance and tool versions, in one file that needs no network. A crashed run gets "
+        "a report too, saying what is missing.")
+    p.add_argument("run", type=Path, metavar="RUN",
+                   help="a run directory: results/<scenario>/<run-id>")
+    p.add_argument("--open", action="store_true",
+                   help="open the report in the desktop's web browser afterwards")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """CLI glue: ``args.run``, ``args.open``. Prints the report's path; exit 0.
+
+    Raises :class:`testbed._errors.TestbedError` (exit 1 via the CLI) when RUN is not a
+    directory or the report cannot be written."""
+    from .render import build_report
+
+    out = build_report(args.run)
+    print(f"report: {out}")
+    if getattr(args, "open", False) and not webbrowser.open(out.resolve().as_uri()):
+        print("testbed: no web browser found; open the file above by hand")
+    return 0
