@@ -31,6 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(outcome.analysis.table)
     _print_verdicts(outcome.verdicts)
     print(f"\nresults: {outcome.run.path} (status: {outcome.status})")
+    print(f"report:  {outcome.run.path / 'report.html'}")
     if not outcome.verdicts:
         print("no verdicts: the run produced no capture to judge", file=sys.stderr)
     return 0 if outcome.all_passed else 1
@@ -51,6 +52,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from testbed.orchestrator.analyze import analyze_run, derived_run
     from testbed.orchestrator.rundir import RunDir
+    from testbed.report import build_report
     from testbed.verdicts.check import check_run
 
     run = RunDir.open(args.run)
@@ -63,6 +65,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     print(analysis.table)
     verdicts = check_run(target.path)
     _print_verdicts(verdicts)
+    build_report(target.path)
+    print(f"report: {target.path / 'report.html'}")
     if args.geoip:
         print(f"\nre-analysis: {target.path} (the run's own analysis and verdicts are unchanged)")
     return 0 if verdicts and all(v.status == "pass" for v in verdicts) else 1
@@ -179,8 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     # The rest of the active set: each module adds its own subcommands.
     from testbed import scaffold
+    from testbed.report import commands as report_commands
 
     scaffold.add_parser(sub)
+    report_commands.add_parser(sub)
     return p
 
 

@@ -32,6 +32,7 @@ from testbed.orchestrator.analyze import Analysis, analyze_run
 from testbed.orchestrator.drive import Driver
 from testbed.orchestrator.rundir import RunDir
 from testbed.provider import GuestHandle, Provider, get_provider
+from testbed.report import build_report
 from testbed.scenario import Scenario
 from testbed.verdicts import Verdict
 from testbed.verdicts.check import check_run
@@ -170,6 +171,8 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
         with phases.phase("verdicts"):
             verdicts = check_run(run.path)
     run.update_manifest(finished=time.time())
+    with phases.phase("report"):  # also for a run without capture: it says what is missing
+        build_report(run.path)
     return RunOutcome(run=run, analysis=analysis, verdicts=verdicts, status=status)
 
 

@@ -251,7 +251,12 @@ def _verdicts(data: RunData) -> str:
         status = str(v.get("status"))
         place = _d(v.get("place"))
         where = ", ".join(f"{k} {val}" for k, val in place.items())
-        claim = f"{v.get('variant')} {str(v.get('kind') or '').replace('_', ' ')} {where}"
+        subject = str(v.get("variant"))
+        chat = _d(v.get("chat"))
+        if chat:
+            text = f" {chat['text_contains']!r}" if chat.get("text_contains") else ""
+            subject = f"chat{text} {chat.get('from')} → {chat.get('to')}"
+        claim = f"{subject} {str(v.get('kind') or '').replace('_', ' ')} {where}"
         evs = [x for x in v.get("evidence") or [] if isinstance(x, dict)]
         dbs = [g for g in v.get("geoip") or [] if isinstance(g, dict)]
         db_html = ", ".join(

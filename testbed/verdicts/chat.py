@@ -44,7 +44,7 @@ def evaluate_chat(expectation: dict[str, Any], facts: RunFacts) -> Verdict:
     chat, kind = dict(expectation["chat"]), expectation["kind"]
     place = dict(expectation.get("place") or {})
     v = Verdict(id=expectation["id"], variant=chat["from"], kind=kind, place=place,
-                status=INCONCLUSIVE, reason="", geoip=facts.geoip)
+                status=INCONCLUSIVE, reason="", geoip=facts.geoip, chat=chat)
     sent, unsent = _messages(chat, facts)
     label = _label(chat)
     if not sent:

@@ -31,6 +31,7 @@ class Verdict:
     reason: str
     evidence: list[dict[str, Any]] = field(default_factory=list)
     geoip: list[dict[str, Any]] = field(default_factory=list)
+    chat: dict[str, str] | None = None  # for chat claims: from, to, text_contains
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

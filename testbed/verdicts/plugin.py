@@ -83,8 +83,10 @@ class ExpectationItem(pytest.Item):
                      style: Any = None) -> str:
         if isinstance(excinfo.value, VerdictFailed):
             v = excinfo.value.verdict
-            lines = [f"expectation failed: {v.variant} {v.kind.replace('_', ' ')} "
-                     f"{', '.join(v.place.values())}", f"  {v.reason}"]
+            subject = f"chat {v.chat['from']} → {v.chat['to']}" if v.chat else v.variant
+            where = ", ".join(str(x) for x in v.place.values())
+            lines = [f"expectation failed: {subject} {v.kind.replace('_', ' ')} {where}".rstrip(),
+                     f"  {v.reason}"]
             lines += [f"  evidence: {e.get('text', e)}" for e in v.evidence[:10]]
             return "\n".join(lines)
         return str(super().repr_failure(excinfo))
