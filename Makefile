@@ -8,18 +8,19 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 SCENARIO    ?= scenarios/skype-2013-lab.yaml
 APT_PACKAGES := tcpdump xvfb scrot xclip iproute2 iptables procps python3-tk python3-venv \
-                fonts-dejavu-core fonts-wqy-microhei
+                fonts-dejavu-core fonts-wqy-microhei chromium
 # The newest Python >= 3.11 on this machine (3.12+ gets current mitmproxy), with Tk and venv.
 PYTHON ?= $(shell for v in 3.14 3.13 3.12 3.11; do \
             for p in $$(command -v python$$v) $$HOME/.pyenv/versions/$$v*/bin/python$$v; do \
               [ -x "$$p" ] && "$$p" -c 'import tkinter, venv' 2>/dev/null && { echo $$p; exit; }; \
             done; done; echo python3)
 
-.PHONY: help setup system venv experiment test lint bench cleanup clean
+.PHONY: help setup system venv experiment test lint bench cleanup clean nightly
 
 help:
 	@echo "make experiment   set up, then run $(SCENARIO) on the embedded lab"
 	@echo "make test         set up, then run the whole test suite"
+	@echo "make nightly      set up, then run the nightly scenarios and compare with the last good runs"
 	@echo "make lint         ruff + mypy"
 	@echo "make bench        endpoint extraction vs tcpdump and tshark (BENCH_ARGS=--packets N)"
 	@echo "make cleanup      remove leftovers of a lab run that was killed"
@@ -53,6 +54,10 @@ experiment: setup
 
 test: setup
 	$(BIN)/pytest
+
+# Every scenario marked `nightly: true`, compared with its last good run; exit 1 on a regression.
+nightly: setup
+	$(BIN)/testbed nightly
 
 lint: venv
 	$(BIN)/ruff check testbed tests
