@@ -15,11 +15,9 @@ import argparse
 import datetime
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from testbed._errors import TestbedError
 from testbed.history.diff import diff_runs, format_diff
 from testbed.history.errors import BadInput
 from testbed.history.index import History, RunRecord, default_index
@@ -218,23 +216,3 @@ def add_parser(sub: Any) -> None:
     add_history_parser(sub)
     add_nightly_parser(sub)
     add_schedule_parser(sub)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="testbed", description="testbed history commands")
-    add_parser(p.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run one history command the way ``testbed.cli.main`` does: one-line errors, no
-    traceback."""
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except TestbedError as e:
-        print(f"testbed: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("testbed: interrupted", file=sys.stderr)
-        return 130

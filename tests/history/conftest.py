@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from testbed.history import commands
-
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_800_000_000.0
 
@@ -108,8 +106,11 @@ def scenarios(tmp_path: Path) -> Path:
     return dst
 
 
+from testbed.cli import main as cli_main  # noqa: E402
+
+
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """Run a history command as the CLI would: (exit code, stdout, stderr)."""
-    code = commands.main(list(argv))
+    code = cli_main(list(argv))
     out = capsys.readouterr()
     return code, out.out, out.err
