@@ -4,7 +4,6 @@
     add_parser(sub)              all four, on an argparse subparsers object
     add_diff_parser(sub) / add_history_parser(sub) / add_nightly_parser(sub) /
     add_schedule_parser(sub)     one each; every parser sets ``func`` to a run_*(args) -> int
-    main(argv)                   the same commands standalone: ``python -m testbed.history``
 
 Errors are ``TestbedError`` subclasses with one-line messages (bad input: exit 2).
 """

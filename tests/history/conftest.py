@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from testbed.cli import main as cli_main
+
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_800_000_000.0
 
@@ -104,9 +106,6 @@ def scenarios(tmp_path: Path) -> Path:
     dst = tmp_path / "scenarios"
     shutil.copytree(ROOT / "scenarios", dst)
     return dst
-
-
-from testbed.cli import main as cli_main  # noqa: E402
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
