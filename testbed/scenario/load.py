@@ -469,6 +469,7 @@ def _build(doc: _Doc, profiles: dict[str, _Doc | None]) -> Scenario:
             build_path=(folder / c["build"]).resolve() if "build" in c else None,
             user=c["account"]["user"],
             password_env=c["account"].get("password_env"),
+            vm=dict(c["vm"]) if "vm" in c else None,
         )
     sessions = [
         Session(
@@ -519,6 +520,7 @@ def _build(doc: _Doc, profiles: dict[str, _Doc | None]) -> Scenario:
         expectations=expectations,
         sha256=hashlib.sha256(doc.raw).hexdigest(),
         nightly=bool(d.get("nightly", False)),
+        vagrant=dict(d["vagrant"]) if "vagrant" in d else None,
     )
 
 
@@ -573,7 +575,8 @@ def _explain(error: jsonschema.ValidationError) -> list[tuple[KeyPath, str, str]
         return [((*path, inst), "name", f"invalid name {inst!r}: expected {what}")]
     if kind == "required":
         missing = [k for k in value if isinstance(inst, dict) and k not in inst]
-        why = " (provider is lab)" if "then" in error.schema_path else ""
+        provider = inst.get("provider") if isinstance(inst, dict) else None
+        why = f" (provider is {provider})" if "then" in error.schema_path else ""
         return [(path, kind, f"missing required key {k!r}{why}") for k in missing]
     if kind == "additionalProperties" and isinstance(inst, dict):
         props = sub.get("properties", {}) if isinstance(sub, dict) else {}

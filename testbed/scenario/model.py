@@ -44,6 +44,7 @@ class Client:
     build_path: Path | None
     user: str
     password_env: str | None = None
+    vm: dict[str, Any] | None = None  # provider vagrant: box, os, cpus, memory, installer
 
     def password(self) -> str:
         """The value of ``password_env`` when set and non-empty, else ``"lab-" + variant``.
@@ -122,3 +123,4 @@ class Scenario:
     expectations: list[Expectation] = field(default_factory=list)
     sha256: str = ""
     nightly: bool = False
+    vagrant: dict[str, Any] | None = None  # provider vagrant: hypervisor, gateway, networks

@@ -191,8 +191,14 @@ def test_lab_section_required_for_provider_lab(tree: Path) -> None:
 def test_lab_section_optional_for_vagrant(tree: Path) -> None:
     text = BASE.replace("provider: lab", "provider: vagrant")
     f = edit("lab: {internet: lab/internet-2013.yaml}\n", "", text)
+    assert messages(f) == ["scenarios/x.yaml:1: missing required key 'vagrant' "
+                           "(provider is vagrant)"]
+    f = edit("lab: {internet: lab/internet-2013.yaml}\n",
+             "vagrant: {hypervisor: libvirt, gateway: {box: debian/bookworm64}}\n", text)
     assert messages(f) == []
-    assert load_scenario(f).internet_path is None
+    s = load_scenario(f)
+    assert s.internet_path is None and s.vagrant == {
+        "hypervisor": "libvirt", "gateway": {"box": "debian/bookworm64"}}
 
 
 def test_unknown_variant_in_step(tree: Path) -> None:
