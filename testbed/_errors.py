@@ -3,6 +3,7 @@
     TestbedError                  every error a user can cause or meet
     ├── ScenarioError             a scenario, app profile or data file is invalid (exit 2)
     ├── LabError                  the embedded lab could not be built, driven or torn down
+    ├── ProviderUnavailable       this machine lacks what the scenario's provider needs (exit 2)
     ├── AgentError                an agent step failed (timeout, image not found, unreachable)
     ├── CaptureError              tcpdump or mitmdump failed to start or stop
     └── AnalysisError             a run's files cannot be analysed
@@ -28,6 +29,10 @@ class ScenarioError(TestbedError):
 
 class LabError(TestbedError):
     pass
+
+
+class ProviderUnavailable(TestbedError):
+    exit_code = 2
 
 
 class AgentError(TestbedError):

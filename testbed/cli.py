@@ -182,11 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     gu.set_defaults(func=cmd_geo_update)
 
     # The rest of the active set: each module adds its own subcommands.
-    from testbed import scaffold
+    from testbed import doctor, scaffold
     from testbed.history import commands as history_commands
     from testbed.report import commands as report_commands
 
     scaffold.add_parser(sub)
+    doctor.add_parser(sub)
     report_commands.add_parser(sub)
     history_commands.add_parser(sub)
     return p

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from testbed._errors import LabError, TestbedError
+from testbed._errors import LabError, ProviderUnavailable, TestbedError
 from testbed.capture import CaptureStats, Mitmdump, Tcpdump
 from testbed.lab.internet_map import load_internet
 from testbed.orchestrator.analyze import Analysis, analyze_run
@@ -34,6 +34,7 @@ from testbed.orchestrator.rundir import RunDir
 from testbed.provider import GuestHandle, Provider, get_provider
 from testbed.report import build_report
 from testbed.scenario import Scenario
+from testbed.vagrant.preflight import scenario_checks
 from testbed.verdicts import Verdict
 from testbed.verdicts.check import check_run
 
@@ -101,9 +102,17 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], None] = print,
                  state_dir: Path | None = None) -> RunOutcome:
     """Run ``scenario`` end to end; returns the outcome (never raises for a failed step)."""
-    if scenario.provider != "lab" or scenario.internet_path is None:
-        raise LabError(f"{scenario.path}: provider {scenario.provider!r} cannot run on this "
-                       "machine yet; only the embedded lab (provider: lab) is available")
+    if scenario.provider == "vagrant":
+        missing = [c for c in scenario_checks(scenario) if not c.ok]
+        if missing:
+            raise ProviderUnavailable(
+                f"{scenario.path} cannot run on this machine; nothing was started. "
+                f"Missing ({len(missing)}):\n" + "\n".join(c.line() for c in missing))
+        raise ProviderUnavailable(f"{scenario.path}: this machine has what provider vagrant "
+                                  "needs, but the vagrant provider cannot run studies yet in "
+                                  "this version of testbed")
+    if scenario.internet_path is None:
+        raise LabError(f"{scenario.path}: provider lab needs a lab.internet data file")
     internet = load_internet(scenario.internet_path)
     results = results.resolve()
     run = RunDir.create(results, scenario.name)

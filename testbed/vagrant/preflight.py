@@ -1,0 +1,130 @@
+"""What this machine lacks to run a scenario on real VMs, each with the command that fixes
+it. ``testbed run`` stops before doing anything when the list is not empty; ``testbed doctor``
+prints it for every provider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from testbed.scenario import Scenario
+
+PLACEHOLDER_SHA256 = "0" * 64
+HASHICORP_VAGRANT = Path("/opt/vagrant/embedded")  # HashiCorp's build bundles the WinRM gems
+
+
+@dataclass(frozen=True)
+class Check:
+    what: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+
+    def line(self) -> str:
+        mark = "ok     " if self.ok else "MISSING"
+        text = f"  {mark} {self.what}" + (f": {self.detail}" if self.detail else "")
+        return text + (f"\n          fix: {self.fix}" if not self.ok and self.fix else "")
+
+
+def _run(*argv: str, timeout: float = 30) -> str | None:
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        res = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return res.stdout if res.returncode == 0 else None
+
+
+def vagrant_checks(hypervisor: str = "libvirt", windows: bool = True) -> list[Check]:
+    """The host side: vagrant, its plugins and WinRM support, the hypervisor."""
+    checks = []
+    version = _run("vagrant", "--version")
+    checks.append(Check("vagrant", version is not None, (version or "not found").strip(),
+                        "apt-get install vagrant (Linux guests) or HashiCorp's vagrant package "
+                        "(Windows guests need its WinRM support)"))
+    if version is not None and windows:
+        checks.append(Check("vagrant WinRM support (Windows guests)", HASHICORP_VAGRANT.exists(),
+                            "HashiCorp's build" if HASHICORP_VAGRANT.exists() else
+                            "Debian's vagrant has no WinRM gems",
+                            "install HashiCorp's vagrant package "
+                            "(developer.hashicorp.com/vagrant/install)"))
+    plugins = (_run("vagrant", "plugin", "list") or "") if version is not None else ""
+    if hypervisor == "libvirt":
+        debian_plugin = Path("/usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json").exists()
+        checks.append(Check("vagrant-libvirt plugin", "vagrant-libvirt" in plugins or debian_plugin,
+                            "", "apt-get install vagrant-libvirt (or vagrant plugin install "
+                            "vagrant-libvirt)"))
+        virsh = _run("virsh", "-c", "qemu:///system", "version", timeout=10)
+        checks.append(Check("libvirt (qemu:///system)", virsh is not None,
+                            "reachable" if virsh else "virsh missing or libvirtd not running",
+                            "apt-get install libvirt-daemon-system qemu-system-x86, then start "
+                            "libvirtd (systemctl start libvirtd, or libvirtd -d)"))
+        kvm = os.path.exists("/dev/kvm")
+        checks.append(Check("KVM", kvm, "/dev/kvm present" if kvm else "software emulation only "
+                            "(set driver = \"qemu\"; Windows guests will be very slow)",
+                            "run on a host with hardware virtualisation"))
+    elif hypervisor == "virtualbox":
+        vbox = _run("VBoxManage", "--version")
+        checks.append(Check("VirtualBox", vbox is not None, (vbox or "not found").strip(),
+                            "install VirtualBox from virtualbox.org"))
+    elif hypervisor == "hyperv":
+        checks.append(Check("Hyper-V", os.name == "nt", "needs a Windows host",
+                            "run on Windows with Hyper-V enabled"))
+    return checks
+
+
+def scenario_checks(scenario: Scenario) -> list[Check]:
+    """The scenario's own needs: boxes, installers with the right hash, reference images."""
+    config = scenario.vagrant or {}
+    hypervisor = str(config.get("hypervisor", "libvirt"))
+    windows = any((c.vm or {}).get("os") == "windows" for c in scenario.clients.values())
+    checks = vagrant_checks(hypervisor, windows)
+    have = _run("vagrant", "box", "list") or ""
+    boxes = {str((config.get("gateway") or {}).get("box", ""))} | {
+        str((c.vm or {}).get("box")) for c in scenario.clients.values() if c.vm}
+    for box in sorted(b for b in boxes if b):
+        checks.append(Check(f"box {box}", box in have, "",
+                            f"vagrant box add {box} --provider {hypervisor}"))
+    folder = scenario.path.parent
+    for variant, client in scenario.clients.items():
+        vm = client.vm
+        if not vm:
+            checks.append(Check(f"{variant}: vm", False, "no vm section",
+                                "give the client a vm: {box, os, installer}"))
+            continue
+        inst = vm.get("installer")
+        if inst:
+            checks.append(_installer(variant, folder, inst))
+        images = client.app.images_dir
+        needed = sorted({str(s[v]) for steps in client.app.actions.values() for s in steps
+                         for v in ("click_image", "wait_image", "absent_image") if v in s})
+        absent = [n for n in needed if not (images / n).is_file()]
+        checks.append(Check(f"{variant}: reference images of app {client.app.name}",
+                            not absent, f"{len(absent)} of {len(needed)} missing"
+                            + (f" ({', '.join(absent[:4])}...)" if absent else ""),
+                            f"take them on a provisioned guest: see {images}/README.md"))
+    return checks
+
+
+def _installer(variant: str, folder: Path, inst: dict[str, object]) -> Check:
+    want = str(inst.get("sha256", ""))
+    what = f"{variant}: installer"
+    if "path" not in inst:
+        return Check(what, want != PLACEHOLDER_SHA256, f"downloaded from {inst.get('url')} at run",
+                     "replace the placeholder sha256 with the installer's real hash")
+    path = folder / str(inst["path"])
+    if not path.is_file():
+        return Check(what, False, f"{path} not found",
+                     f"put the installer at {path} (see {folder / 'installers' / 'README.md'})")
+    if want == PLACEHOLDER_SHA256:
+        return Check(what, False, "the scenario's sha256 is a placeholder",
+                     f"sha256sum {path}, and put the hash in the scenario")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Check(what, digest == want, f"sha256 {digest[:16]}…",
+                 "the file differs from the one the scenario names: get the right copy")
