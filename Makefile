@@ -9,6 +9,11 @@ BIN         := $(VENV)/bin
 SCENARIO    ?= scenarios/skype-2013-lab.yaml
 APT_PACKAGES := tcpdump xvfb scrot xclip iproute2 iptables procps python3-tk python3-venv \
                 fonts-dejavu-core fonts-wqy-microhei chromium
+# Real VMs for the vagrant provider's tests: vagrant-libvirt under qemu (software emulation
+# where KVM cannot run guests) and what builds the local Debian box (vms/box/).
+VM_PACKAGES := vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driver-qemu \
+               libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base debootstrap \
+               grub-pc-bin fdisk
 # The newest Python >= 3.11 on this machine (3.12+ gets current mitmproxy), with Tk and venv.
 PYTHON ?= $(shell for v in 3.14 3.13 3.12 3.11; do \
             for p in $$(command -v python$$v) $$HOME/.pyenv/versions/$$v*/bin/python$$v; do \
@@ -29,13 +34,20 @@ setup: system venv
 
 # System packages, installed with apt-get only when one is missing.
 system:
-	@missing=$$(for p in $(APT_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	    echo "installing system packages:" $$missing; \
-	    [ "$$(id -u)" = 0 ] || { echo "need root to apt-get install:" $$missing; exit 1; }; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	@$(call apt_install,$(APT_PACKAGES),)
+	@$(call apt_install,$(VM_PACKAGES),--no-install-recommends)
+
+# $(call apt_install,PACKAGES,OPTIONS): apt-get install the ones that are missing.
+define apt_install
+missing=$$(for p in $(1); do \
+    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+if [ -n "$$missing" ]; then \
+    echo "installing system packages:" $$missing; \
+    [ "$$(id -u)" = 0 ] || { echo "need root to apt-get install:" $$missing; exit 1; }; \
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) \
+        $$missing >/dev/null; \
+fi
+endef
 
 venv: $(VENV)/.installed
 

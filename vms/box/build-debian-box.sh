@@ -5,17 +5,25 @@
 #
 # - debootstrap --variant=minbase + the cloud kernel (virtio drivers, small), systemd,
 #   openssh-server, sudo, python3; DHCP on every en*/eth* NIC with systemd-networkd;
-#   serial console on ttyS0; BIOS grub (installed from the host's grub-pc-bin).
-# - user `vagrant` with Vagrant's well-known insecure public key and passwordless sudo.
+#   serial console on ttyS0; BIOS grub (from the host's grub-pc-bin).
+# - user `vagrant` with Vagrant's well-known insecure public key and passwordless sudo;
+#   per-clone machine-id and ssh host keys (made at first boot).
 # - one MBR partition (ext4) in a raw image -> compressed qcow2 -> box.img +
 #   metadata.json + Vagrantfile, tar'd (not gzipped: the qcow2 is already compressed).
 #
+# No loop devices and no mounts (this CI machine's kernel has no MBR partition support,
+# so `losetup -P` shows no partitions): mke2fs -d fills the filesystem from the rootfs
+# directory, grub-mkimage makes core.img with its prefix built in, and boot.img (MBR
+# code) + core.img (sectors 1..) are written with dd, as grub-bios-setup would.
+#
 # Idempotent and cached: the finished box is kept in $TESTBED_BOX_CACHE
 # (/var/cache/testbed/boxes) under a key that is the sha256 of this script, and
-# debootstrap's .debs in $TESTBED_BOX_CACHE/debs; a second run copies the cached box.
-# Needs root, debootstrap, qemu-utils, grub-pc-bin, grub2-common, util-linux (losetup, sfdisk), e2fsprogs.
-# Env: DEBIAN_MIRROR (default: the first bookworm mirror in apt's sources, else
-# deb.debian.org), TESTBED_BOX_REBUILD=1 to ignore the cache.
+# debootstrap's .debs in $TESTBED_BOX_CACHE/debs; a second run only copies the box.
+# Needs root (debootstrap, chroot), debootstrap, qemu-utils, grub-pc-bin, fdisk (sfdisk),
+# e2fsprogs >= 1.43 (mke2fs -d), and vagrant (for its insecure public key) or
+# VAGRANT_INSECURE_PUBKEY=path.
+# Env: DEBIAN_MIRROR (default: the first Debian mirror in apt's sources, else
+# deb.debian.org), TESTBED_BOX_REBUILD=1 to ignore the cached box.
 set -euo pipefail
 
 OUT=${1:?usage: $0 OUT.box}
@@ -30,11 +38,11 @@ CACHED="$CACHE/debian12-$KEY.box"
 log() { printf '[build-debian-box %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "needs root (debootstrap, losetup, mount)"
-for c in debootstrap qemu-img losetup sfdisk mkfs.ext4 grub-install blkid sha256sum; do
-    command -v "$c" >/dev/null || die "missing $c (apt-get install -y debootstrap qemu-utils grub-pc-bin grub2-common e2fsprogs fdisk util-linux)"
+[ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot)"
+for c in debootstrap qemu-img sfdisk mkfs.ext4 grub-mkimage sha256sum; do
+    command -v "$c" >/dev/null || die "missing $c (apt-get install -y debootstrap qemu-utils grub-pc-bin e2fsprogs fdisk)"
 done
-[ -d /usr/lib/grub/i386-pc ] || die "missing /usr/lib/grub/i386-pc (apt-get install -y grub-pc-bin)"
+[ -f /usr/lib/grub/i386-pc/boot.img ] || die "missing /usr/lib/grub/i386-pc (apt-get install -y grub-pc-bin)"
 
 mkdir -p "$CACHE/debs" "$(dirname "$OUT")"
 if [ -s "$CACHED" ] && [ "${TESTBED_BOX_REBUILD:-0}" != 1 ]; then
@@ -59,17 +67,13 @@ MIRROR=${DEBIAN_MIRROR:-$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian/?' /et
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 
 WORK=$(mktemp -d /var/tmp/testbed-box.XXXXXX)
-MNT="$WORK/mnt"; ROOT="$WORK/rootfs"; RAW="$WORK/disk.raw"; LOOP=""
+ROOT="$WORK/rootfs"; RAW="$WORK/disk.raw"
 cleanup() {
     set +e
-    for m in "$MNT/dev/pts" "$MNT/dev" "$MNT/proc" "$MNT/sys" "$MNT"; do
-        mountpoint -q "$m" && umount -l "$m"
-    done
     for m in "$ROOT/dev/pts" "$ROOT/dev" "$ROOT/proc" "$ROOT/sys"; do
         mountpoint -q "$m" && umount -l "$m"
     done
-    [ -n "$LOOP" ] && losetup -d "$LOOP"
-    rm -rf "$WORK"
+    rm -rf "$WORK" "$OUT.tmp" "$CACHED.tmp"
 }
 trap cleanup EXIT
 
@@ -84,7 +88,7 @@ t1=$(date +%s); log "debootstrap done in $((t1 - t0)) s"
 # --- configure the rootfs -----------------------------------------------------------
 echo debian12 >"$ROOT/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 debian12\n::1 localhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
-cat >"$ROOT/etc/systemd/network/10-dhcp.network" <<'EOF'
+cat >"$ROOT/etc/systemd/network/10-dhcp.network" <<'UNIT'
 [Match]
 Name=en* eth*
 
@@ -96,12 +100,12 @@ IPv6AcceptRA=no
 [DHCPv4]
 # Clones of one image must not share a DHCP client id (machine-id based by default).
 ClientIdentifier=mac
-EOF
+UNIT
 # A fresh machine-id per clone (empty file = generated at boot); no first-boot prompts.
 : >"$ROOT/etc/machine-id"; rm -f "$ROOT/var/lib/dbus/machine-id"
 # Per-clone ssh host keys, generated at first boot.
 rm -f "$ROOT"/etc/ssh/ssh_host_*
-cat >"$ROOT/etc/systemd/system/ssh-hostkeys.service" <<'EOF'
+cat >"$ROOT/etc/systemd/system/ssh-hostkeys.service" <<'UNIT'
 [Unit]
 Description=Generate missing ssh host keys
 Before=ssh.service
@@ -113,20 +117,18 @@ ExecStart=/usr/bin/ssh-keygen -A
 
 [Install]
 WantedBy=multi-user.target
-EOF
-cat >"$ROOT/etc/ssh/sshd_config.d/vagrant.conf" <<'EOF'
-UseDNS no
-PasswordAuthentication no
-EOF
+UNIT
+printf 'UseDNS no\nPasswordAuthentication no\n' >"$ROOT/etc/ssh/sshd_config.d/vagrant.conf"
 chroot "$ROOT" /bin/sh -ec '
     systemctl enable systemd-networkd.service ssh-hostkeys.service ssh.service >/dev/null 2>&1
-    systemctl mask systemd-firstboot.service systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1 || true
+    systemctl mask systemd-firstboot.service systemd-networkd-wait-online.service \
+        apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1 || true
     useradd -m -s /bin/bash -U vagrant
     passwd -l root >/dev/null
 '
-install -d -m 700 -o 1000 -g 1000 "$ROOT/home/vagrant/.ssh"
-install -m 600 -o 1000 -g 1000 "$PUBKEY" "$ROOT/home/vagrant/.ssh/authorized_keys"
-[ "$(stat -c %u "$ROOT/home/vagrant")" = 1000 ] || die "vagrant user is not uid 1000"
+VUID=$(chroot "$ROOT" id -u vagrant); VGID=$(chroot "$ROOT" id -g vagrant)
+install -d -m 700 -o "$VUID" -g "$VGID" "$ROOT/home/vagrant/.ssh"
+install -m 600 -o "$VUID" -g "$VGID" "$PUBKEY" "$ROOT/home/vagrant/.ssh/authorized_keys"
 echo 'vagrant ALL=(ALL) NOPASSWD:ALL' >"$ROOT/etc/sudoers.d/vagrant"; chmod 440 "$ROOT/etc/sudoers.d/vagrant"
 # Smaller image: no apt lists, docs, man pages, locales, .deb cache.
 rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache/apt/archives/*.deb \
@@ -137,20 +139,11 @@ KVER=$(basename "$(ls -d "$ROOT"/lib/modules/* | head -1)")
 
 # --- disk image: MBR, one ext4 partition at 1 MiB, BIOS grub -------------------------
 log "disk image ($SIZE_GB GiB raw, kernel $KVER)"
-truncate -s "${SIZE_GB}G" "$RAW"
-echo 'start=2048, type=83, bootable' | sfdisk -q "$RAW"
-LOOP=$(losetup -f --show -P "$RAW")
-PART=${LOOP}p1
-for _ in 1 2 3 4 5 6 7 8 9 10; do [ -b "$PART" ] && break; sleep 0.3; done
-[ -b "$PART" ] || die "partition device $PART did not appear"
-mkfs.ext4 -q -L root -m 0 "$PART"
-UUID=$(blkid -s UUID -o value "$PART")
-mkdir -p "$MNT"; mount "$PART" "$MNT"
-cp -a "$ROOT"/. "$MNT"/
-echo "UUID=$UUID / ext4 errors=remount-ro 0 1" >"$MNT/etc/fstab"
-grub-install --target=i386-pc --boot-directory="$MNT/boot" --modules="part_msdos ext2" "$LOOP" >/dev/null 2>&1 \
-    || die "grub-install failed"
-cat >"$MNT/boot/grub/grub.cfg" <<EOF
+UUID=$(cat /proc/sys/kernel/random/uuid)
+echo "UUID=$UUID / ext4 errors=remount-ro 0 1" >"$ROOT/etc/fstab"
+mkdir -p "$ROOT/boot/grub/i386-pc"
+cp /usr/lib/grub/i386-pc/*.mod /usr/lib/grub/i386-pc/*.lst "$ROOT/boot/grub/i386-pc/"
+cat >"$ROOT/boot/grub/grub.cfg" <<GRUBCFG
 serial --unit=0 --speed=115200
 terminal_input serial console
 terminal_output serial console
@@ -160,15 +153,26 @@ menuentry "Debian 12" {
     linux /boot/vmlinuz-$KVER root=UUID=$UUID ro console=tty0 console=ttyS0,115200n8 net.ifnames=0 quiet
     initrd /boot/initrd.img-$KVER
 }
-EOF
-sync; umount "$MNT"; losetup -d "$LOOP"; LOOP=""
+GRUBCFG
+FS="$WORK/rootfs.ext4"
+truncate -s $((SIZE_GB * 1024 - 1))M "$FS"
+mkfs.ext4 -q -F -L root -U "$UUID" -m 0 -d "$ROOT" "$FS"
+grub-mkimage -O i386-pc -o "$WORK/core.img" -p '(hd0,msdos1)/boot/grub' \
+    biosdisk part_msdos ext2 search search_fs_uuid normal linux serial terminal echo test configfile
+[ "$(stat -c %s "$WORK/core.img")" -lt $((2047 * 512)) ] || die "core.img does not fit before the partition"
+truncate -s "${SIZE_GB}G" "$RAW"
+echo 'start=2048, type=83, bootable' | sfdisk -q "$RAW"
+dd if=/usr/lib/grub/i386-pc/boot.img of="$RAW" bs=440 count=1 conv=notrunc status=none
+dd if="$WORK/core.img" of="$RAW" bs=512 seek=1 conv=notrunc status=none
+dd if="$FS" of="$RAW" bs=1M seek=1 conv=notrunc,sparse status=none
+rm -f "$FS"
 t2=$(date +%s); log "image done in $((t2 - t1)) s"
 
 # --- vagrant-libvirt box ---------------------------------------------------------------
 BOXDIR="$WORK/box"; mkdir -p "$BOXDIR"
 qemu-img convert -c -O qcow2 "$RAW" "$BOXDIR/box.img"
 printf '{"provider": "libvirt", "format": "qcow2", "virtual_size": %d}\n' "$SIZE_GB" >"$BOXDIR/metadata.json"
-cat >"$BOXDIR/Vagrantfile" <<'EOF'
+cat >"$BOXDIR/Vagrantfile" <<'VF'
 # testbed/debian12: minimal Debian 12 built by vms/box/build-debian-box.sh
 Vagrant.configure("2") do |config|
   config.vm.synced_folder ".", "/vagrant", disabled: true
@@ -179,7 +183,7 @@ Vagrant.configure("2") do |config|
     libvirt.video_type = "none"
   end
 end
-EOF
+VF
 tar -C "$BOXDIR" -cf "$CACHED.tmp" metadata.json Vagrantfile box.img
 mv "$CACHED.tmp" "$CACHED"
 [ "$CACHED" -ef "$OUT" ] || { cp --reflink=auto "$CACHED" "$OUT.tmp" && mv "$OUT.tmp" "$OUT"; }
