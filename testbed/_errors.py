@@ -4,6 +4,7 @@
     ├── ScenarioError             a scenario, app profile or data file is invalid (exit 2)
     ├── LabError                  the embedded lab could not be built, driven or torn down
     ├── ProviderUnavailable       this machine lacks what the scenario's provider needs (exit 2)
+    ├── VmError                   a vagrant machine could not be brought up, reached or removed
     ├── AgentError                an agent step failed (timeout, image not found, unreachable)
     ├── CaptureError              tcpdump or mitmdump failed to start or stop
     └── AnalysisError             a run's files cannot be analysed
@@ -33,6 +34,10 @@ class LabError(TestbedError):
 
 class ProviderUnavailable(TestbedError):
     exit_code = 2
+
+
+class VmError(TestbedError):
+    pass
 
 
 class AgentError(TestbedError):

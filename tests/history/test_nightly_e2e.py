@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-NIGHTLY = [sys.executable, "-m", "testbed.history", "nightly"]
+NIGHTLY = [sys.executable, "-m", "testbed", "nightly"]
 CN_LOGIN = "tls://srv-211-100-40-15.cn.lab.example:443/session"
 
 pytestmark = [

@@ -1,0 +1,101 @@
+"""Vagrant machines, driven through python-vagrant, with what python-vagrant lacks.
+
+* Per-machine snapshots: python-vagrant's ``snapshot_save``/``snapshot_restore`` act on every
+  machine of a multi-machine Vagrantfile, so they go through the vagrant CLI with the
+  machine's name.
+* Failures raise: ``status()`` and ``ssh()`` in python-vagrant do not raise on failure, and its
+  quiet mode hides vagrant's output. Every call here logs vagrant's own output to ``log`` and a
+  failure raises ``VmError`` quoting the end of it.
+* Machine states are python-vagrant's named constants (``RUNNING``, ``NOT_CREATED``, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import vagrant
+
+from testbed._errors import VmError
+
+RUNNING, NOT_CREATED, POWEROFF, SHUTOFF = (vagrant.Vagrant.RUNNING, vagrant.Vagrant.NOT_CREATED,
+                                          vagrant.Vagrant.POWEROFF, vagrant.Vagrant.SHUTOFF)
+
+
+class Machinery:
+    def __init__(self, root: Path, env: dict[str, str], log: Path) -> None:
+        self.root, self.env, self.log = root, env, log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self._v = vagrant.Vagrant(root=str(root), env=env, out_cm=self._out, err_cm=self._out)
+
+    @contextlib.contextmanager
+    def _out(self) -> Iterator[IO[str]]:
+        with self.log.open("a", encoding="utf-8") as f:
+            yield f
+
+    def _tail(self, lines: int = 15) -> str:
+        text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _fail(self, what: str, e: Exception) -> VmError:
+        return VmError(f"vagrant {what} failed ({e}); vagrant said:\n{self._tail()}")
+
+    def _cli(self, *args: str, timeout: float = 900) -> str:
+        with self.log.open("a", encoding="utf-8") as f:
+            f.write(f"$ vagrant {' '.join(args)}\n")
+        try:
+            res = subprocess.run(["vagrant", *args], cwd=self.root, env=self.env,
+                                 capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise self._fail(" ".join(args[:2]), e) from e
+        with self.log.open("a", encoding="utf-8") as f:
+            f.write(res.stdout + res.stderr)
+        if res.returncode != 0:
+            raise VmError(f"vagrant {' '.join(args[:2])} failed (exit {res.returncode}); "
+                          f"vagrant said:\n{self._tail()}")
+        return res.stdout
+
+    def state(self, name: str) -> str:
+        """The machine's state (``RUNNING``, ``NOT_CREATED``, ...); raises when unknown."""
+        try:
+            statuses = self._v.status(vm_name=name)
+        except (subprocess.CalledProcessError, OSError) as e:
+            raise self._fail("status", e) from e
+        if not statuses or statuses[0].state is None:
+            raise VmError(f"vagrant status of {name} said nothing; vagrant said:\n{self._tail()}")
+        return str(statuses[0].state)
+
+    def up(self, name: str, provider: str | None = None, provision: bool = True) -> None:
+        try:
+            self._v.up(vm_name=name, provider=provider, no_provision=not provision)
+        except (subprocess.CalledProcessError, OSError) as e:
+            raise self._fail(f"up {name}", e) from e
+        if self.state(name) != RUNNING:
+            raise VmError(f"{name} is {self.state(name)} after vagrant up")
+
+    def ssh(self, name: str, command: str, timeout: float = 300) -> str:
+        """Run ``command`` on the machine; a non-zero exit raises (python-vagrant's does not)."""
+        return self._cli("ssh", name, "-c", command, timeout=timeout)
+
+    def snapshot_save(self, name: str, snapshot: str) -> None:
+        self._cli("snapshot", "save", "--force", name, snapshot)
+
+    def snapshot_restore(self, name: str, snapshot: str) -> None:
+        self._cli("snapshot", "restore", "--no-provision", name, snapshot)
+
+    def snapshots(self, name: str) -> list[str]:
+        out = self._cli("snapshot", "list", name)
+        return [line.strip() for line in out.splitlines()
+                if line.strip() and not line.startswith("==>")]
+
+    def snapshot_delete(self, name: str, snapshot: str) -> None:
+        self._cli("snapshot", "delete", name, snapshot)
+
+    def destroy(self, name: str | None = None) -> None:
+        try:
+            self._v.destroy(vm_name=name)
+        except (subprocess.CalledProcessError, OSError) as e:
+            raise self._fail("destroy", e) from e
