@@ -1,21 +1,17 @@
 """Expectations → verdicts, each with its reason and evidence. Never a silent pass.
 
-A positive claim (``reaches``) passes on evidence: at least one endpoint of the variant placed
-in the place. A negative claim (``never_reaches``) passes only when the capture is complete
-(tcpdump stopped cleanly, nothing dropped), the variant produced traffic, every action of the
-variant succeeded and every global endpoint it reached was placed somewhere else. Anything less
-is ``inconclusive``, with the reason.
+``RunFacts`` is what verdicts rest on, read from a run directory; ``evaluate`` hands each
+expectation to its kind's module: ``reach`` (where a variant went) and ``chat`` (a message's
+path and delivery). A verdict is ``pass`` or ``fail`` on evidence, and ``inconclusive``, with
+the reason, whenever the run cannot support the claim either way.
 """
 
 from __future__ import annotations
 
-import datetime
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-from testbed.verdicts.places import contains_any, describe
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 CHAT_KINDS = ("passes_through", "does_not_pass_through", "delivered", "not_delivered")
@@ -106,133 +102,12 @@ class RunFacts:
                    pinned=pinned)
 
 
-def _short(database: str | None) -> str:
-    return (database or "no database").replace(".mmdb", "")
-
-
-def _agreeing(info: dict[str, Any], code: str | None) -> list[str]:
-    """The databases that put the address (or the real address it stands for) in ``code``."""
-    dbs = [_short(v["database"]) for v in info.get("views", []) if v.get("country") == code]
-    return list(dict.fromkeys(dbs)) or [_short(info.get("database"))]
-
-
-def _evidence(e: dict[str, Any], info: dict[str, Any], facts: RunFacts) -> dict[str, Any]:
-    when = datetime.datetime.fromtimestamp(e["first_seen"], datetime.UTC).strftime("%H:%M:%S")
-    who = [f"stands for {info['stands_for']}"] if info.get("stands_for") else []
-    who += info.get("names", [])[:1]
-    dbs = _agreeing(info, info.get("country"))
-    per = " and ".join([", ".join(dbs[:-1]), dbs[-1]] if len(dbs) > 1 else dbs)
-    text = (f"{e['address']} ({'; '.join(who) or 'no name'}): "
-            f"{info.get('country_name') or '?'} per {per}; {e['proto']}/{e['port']} "
-            f"{facts.action_at(e['variant'], e['first_seen'])}, first at {when} UTC")
-    return {"kind": "flow", "strength": "observed", "address": e["address"],
-            "proto": e["proto"], "port": e["port"], "first_seen": e["first_seen"],
-            "bytes": e["bytes_out"] + e["bytes_in"], "country": info.get("country"),
-            "database": info.get("database"), "databases": dbs,
-            "stands_for": info.get("stands_for"), "names": info.get("names", []),
-            "text": text}
-
-
-def _disputed(mine: list[dict[str, Any]], places: dict[str, dict[str, Any]],
-              code: str) -> list[str]:
-    """Endpoints the primary database places elsewhere but another database puts in ``code``."""
-    out = []
-    for address in sorted({e["address"] for e in mine}):
-        info = places.get(address, {})
-        if info.get("country") == code or info.get("special"):
-            continue
-        for v in info.get("views", []):
-            if v.get("country") == code:
-                out.append(f"{_short(v['database'])} places {v['address']}"
-                           + (f" (for {address})" if v["address"] != address else "")
-                           + f" in {code}, {_short(info.get('database'))} in "
-                           f"{info.get('country') or 'no country'}")
-                break
-    return out
-
-
-def _reached(variant: str, where: str, hits: list[dict[str, Any]]) -> str:
-    """"tom-en reached CN: <the first flow in full>; also A, B, C and 11 more"."""
-    text = f"{variant} reached {where}: {hits[0]['text']}"
-    others = [h["address"] for h in hits[1:]]
-    if others:
-        text += "; also " + ", ".join(others[:3])
-        text += f" and {len(others) - 3} more" if len(others) > 3 else ""
-    return text
-
-
 def evaluate(expectation: dict[str, Any], facts: RunFacts) -> Verdict:
     """The verdict on one expectation (the manifest's form of a scenario expectation)."""
     if expectation["kind"] in CHAT_KINDS:
         from testbed.verdicts.chat import evaluate_chat
 
         return evaluate_chat(expectation, facts)
-    variant, kind = expectation["variant"], expectation["kind"]
-    places = list(expectation.get("places") or [expectation["place"]])
-    place = dict(expectation.get("place") or {})
-    where = " or ".join(describe(p) for p in places)
-    mine = [e for e in facts.endpoints if e["variant"] == variant]
+    from testbed.verdicts.reach import evaluate_reach
 
-    def inside(e: dict[str, Any]) -> bool:
-        return contains_any(places, e["address"], facts.places.get(e["address"], {}))
-
-    if kind == "only_reaches":  # the claim fails on what lies outside the places
-        hits = [_evidence(e, facts.places.get(e["address"], {}), facts) for e in mine
-                if facts.places.get(e["address"], {}).get("country") and not inside(e)]
-    else:
-        hits = [_evidence(e, facts.places.get(e["address"], {}), facts) for e in mine
-                if inside(e)]
-    first: dict[str, dict[str, Any]] = {}
-    for h in hits:
-        first.setdefault(h["address"], h)
-    hits = list(first.values())
-    v = Verdict(id=expectation["id"], variant=variant, kind=kind, place=place, status=FAIL,
-                reason="", evidence=hits, geoip=facts.geoip)
-    doubts = facts.doubts(variant)
-    if not mine:
-        doubts.insert(0, f"no traffic of {variant} was captured")
-
-    if kind == "reaches":
-        if hits:
-            v.status = PASS
-            v.reason = _reached(variant, where, hits)
-        elif doubts:
-            v.status, v.reason = INCONCLUSIVE, f"no evidence that {variant} reached {where}, " \
-                f"and the run cannot rule it out: " + "; ".join(doubts)
-        else:
-            v.reason = f"{variant} never reached {where}: " \
-                f"{len({e['address'] for e in mine})} endpoints contacted, none placed in {where}"
-        return v
-
-    # never_reaches / only_reaches: negative claims
-    if hits:
-        if kind == "only_reaches":
-            v.reason = f"{variant} reached places outside {where}: " + hits[0]["text"] + (
-                f"; also {', '.join(h['address'] for h in hits[1:4])}" if len(hits) > 1 else "")
-        else:
-            v.reason = _reached(variant, where, hits)
-        return v
-    unplaced = sorted({e["address"] for e in mine
-                       if not facts.places.get(e["address"], {}).get("special")
-                       and not facts.places.get(e["address"], {}).get("country")})
-    if unplaced:
-        doubts.append(f"{len(unplaced)} endpoints could not be placed: {', '.join(unplaced[:5])}")
-    if kind == "never_reaches" and "country" in place:
-        disputed = _disputed(mine, facts.places, place["country"])
-        if disputed:
-            doubts.append("the databases disagree: " + "; ".join(disputed[:3]))
-    if doubts:
-        v.status, v.reason = INCONCLUSIVE, "; ".join(doubts)
-        return v
-    countries = sorted({facts.places[e["address"]]["country"] for e in mine
-                        if facts.places.get(e["address"], {}).get("country")})
-    addresses = {e["address"] for e in mine}
-    v.status = PASS
-    v.reason = (f"{variant} contacted {len(addresses)} endpoints, "
-                + (f"all in {where}" if kind == "only_reaches" else f"none in {where}")
-                + f" (countries: {', '.join(countries) or 'none'})")
-    v.evidence = [{"kind": "absence", "strength": "complete-capture",
-                   "endpoints": len(addresses), "countries": countries,
-                   "packets_captured": facts.capture.get("captured"),
-                   "dropped": facts.capture.get("dropped")}]
-    return v
+    return evaluate_reach(expectation, facts)
