@@ -204,16 +204,12 @@ def canary_in_flows(
 ) -> list[Evidence]:
     """Canary hits in mitmproxy flows from a guest (client address in `guests`): HTTP
     URL, headers and bodies (request and response), WebSocket messages, TCP/UDP
-    messages. One `Evidence` ("canary-decrypted", "strong") per (variant, server address,
-    proto, server port); the server address is the original destination (transparent
-    mode). Flow-file errors as in `flows.read_flows` (raise, unless `on_warning`)."""
+    messages. One `Evidence` ("canary-decrypted", "strong") per flow, so that messages
+    sharing the run's canary stay apart in time; the server address is the original
+    destination (transparent mode). Flow-file errors as in `flows.read_flows` (raise, unless
+    `on_warning`)."""
     forms = canary_forms(canary)
-    guests_c = {}
-    for a, v in guests.items():
-        try:
-            guests_c[ipaddress.ip_address(a).compressed] = v
-        except ValueError as e:
-            raise AnalysisError(f"not an IP address: {a!r}") from e
+    guests_c = {_ntop(packed): v for packed, v in _packed_guests(guests).items()}
     # (variant, server, proto, port) -> [first ts, hits, places, labels, flows]
     found: dict[tuple[str, str, str, int, str], list[Any]] = {}
     for rec in read_flows(flows_path, on_warning):

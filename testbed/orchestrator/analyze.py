@@ -32,7 +32,7 @@ from testbed.analysis.chatpath import ChatPath, chat_paths, messages_from_events
 from testbed.analysis.evidence import bursts, canary_in_flows, canary_in_pcap
 from testbed.analysis.geo import bundled_databases
 from testbed.analysis.names import NameIndex, extract_names, names_from_flows
-from testbed.lab.internet_map import load_internet
+from testbed.lab.internet_map import InternetMap, load_internet
 from testbed.orchestrator.rundir import RunDir
 
 
@@ -68,12 +68,14 @@ def derived_run(run: RunDir, databases: list[Path]) -> RunDir:
     return derived
 
 
-def lab_database(run: RunDir) -> Path | None:
-    """Write the lab's map (``lab/internet.yaml``) as a MaxMind-format database."""
+def lab_database(run: RunDir, internet: InternetMap | None = None) -> Path | None:
+    """Write the lab's map (``lab/internet.yaml``, or ``internet`` when already loaded) as a
+    MaxMind-format database."""
     internet_file = run.path / "lab" / "internet.yaml"
-    if not internet_file.exists():
-        return None
-    internet = load_internet(internet_file)
+    if internet is None:
+        if not internet_file.exists():
+            return None
+        internet = load_internet(internet_file)
     out = run.path / "analysis" / "geo" / f"lab-{internet.name}.mmdb"
     out.parent.mkdir(parents=True, exist_ok=True)
     started = run.manifest().get("started")  # a re-analysis writes the same database
@@ -105,13 +107,13 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     stands_for: dict[str, str] = {}
     lab_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     internet_file = run.path / "lab" / "internet.yaml"
-    if internet_file.exists():
-        internet = load_internet(internet_file)
+    internet = load_internet(internet_file) if internet_file.exists() else None
+    if internet is not None:
         stands_for = internet.stands_for()
         lab_nets = [ipaddress.ip_network(f"{a}/32") for a in stands_for]
     databases = list(geoip or [])
     if not geoip:  # the lab's map first (it decides), then the real databases we ship
-        lab_db = lab_database(run)
+        lab_db = lab_database(run, internet) if internet is not None else None
         databases = ([lab_db] if lab_db else []) + bundled_databases()
     if not databases:
         raise AnalysisError("no GeoIP database to place endpoints with (use --geoip FILE.mmdb)")

@@ -75,11 +75,10 @@ class RunFacts:
         analysis = json.loads(analysis_file.read_text()) if analysis_file.exists() else {}
         failed: dict[str, list[str]] = {}
         actions: list[dict[str, Any]] = []
-        events = run / "events.jsonl"
-        for line in events.read_text().splitlines() if events.exists() else []:
-            if not line.strip():
-                continue
-            e = json.loads(line)
+        events_file = run / "events.jsonl"
+        events = [json.loads(x) for x in events_file.read_text().splitlines() if x.strip()] \
+            if events_file.exists() else []
+        for e in events:
             if isinstance(e.get("start"), int | float) and isinstance(e.get("end"), int | float):
                 actions.append({k: e.get(k) for k in ("variant", "action", "start", "end")})
             if e.get("outcome") != "ok":
@@ -91,14 +90,12 @@ class RunFacts:
         tls_file = run / "capture" / "tls.jsonl"
         pinned = [r for r in map(json.loads, tls_file.read_text().splitlines())
                   if r.get("event") == "pinned"] if tls_file.exists() else []
-        all_events = [json.loads(x) for x in events.read_text().splitlines() if x.strip()] \
-            if events.exists() else []
         return cls(endpoints=list(analysis.get("endpoints", [])),
                    places=dict(analysis.get("places", {})),
                    capture=dict(manifest.get("capture", {})), failed_actions=failed,
                    geoip=list(analysis.get("geoip", [])),
                    actions=sorted(actions, key=lambda a: float(a["start"])),
-                   events=all_events, chats=list(chats), canary=str(manifest.get("canary") or ""),
+                   events=events, chats=list(chats), canary=str(manifest.get("canary") or ""),
                    pinned=pinned)
 
 
