@@ -185,11 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     from testbed import doctor, scaffold
     from testbed.history import commands as history_commands
     from testbed.report import commands as report_commands
+    from testbed.vagrant import commands as vagrant_commands
 
     scaffold.add_parser(sub)
     doctor.add_parser(sub)
     report_commands.add_parser(sub)
     history_commands.add_parser(sub)
+    vagrant_commands.add_parser(sub)
     return p
 
 

@@ -42,6 +42,21 @@ def guest_address(index: int) -> str:
     return f"10.77.0.{10 + index}"
 
 
+def missing_on_host() -> list[str]:
+    """What this machine lacks for the lab's namespaces, each with the command that fixes it."""
+    out = []
+    if os.geteuid() != 0:
+        out.append("root rights (network namespaces, tcpdump): run as root")
+    for tool, pkg in TOOLS.items():
+        if shutil.which(tool) is None:
+            out.append(f"{tool}: apt-get install {pkg}")
+    try:
+        import tkinter  # noqa: F401
+    except ImportError:
+        out.append("tkinter for the reference client: apt-get install python3-tk")
+    return out
+
+
 class LabProvider(Provider):
     name = "lab"
 
@@ -57,19 +72,8 @@ class LabProvider(Provider):
         self.procs: list[subprocess.Popen[bytes]] = []
         self.mgmt_base = ""
 
-    # -- requirements -------------------------------------------------------------------
     def missing(self) -> list[str]:
-        out = []
-        if os.geteuid() != 0:
-            out.append("root rights (network namespaces, tcpdump): run as root")
-        for tool, pkg in TOOLS.items():
-            if shutil.which(tool) is None:
-                out.append(f"{tool}: apt-get install {pkg}")
-        try:
-            import tkinter  # noqa: F401
-        except ImportError:
-            out.append("tkinter for the reference client: apt-get install python3-tk")
-        return out
+        return missing_on_host()
 
     # -- the network ----------------------------------------------------------------------
     def _env(self) -> dict[str, str]:

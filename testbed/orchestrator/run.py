@@ -108,11 +108,9 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
             raise ProviderUnavailable(
                 f"{scenario.path} cannot run on this machine; nothing was started. "
                 f"Missing ({len(missing)}):\n" + "\n".join(c.line() for c in missing))
-        raise ProviderUnavailable(f"{scenario.path}: this machine has what provider vagrant "
-                                  "needs, but the vagrant provider cannot run studies yet in "
-                                  "this version of testbed")
     if scenario.internet_path is None:
-        raise LabError(f"{scenario.path}: provider lab needs a lab.internet data file")
+        raise LabError(f"{scenario.path}: provider {scenario.provider} needs a lab.internet "
+                       "data file")
     internet = load_internet(scenario.internet_path)
     results = results.resolve()
     run = RunDir.create(results, scenario.name)
@@ -126,7 +124,8 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
         expectations=[e.to_json() for e in scenario.expectations],
     )
     progress(f"run {run.path}")
-    provider: Provider = get_provider(scenario.provider)(run.path, internet)
+    provider: Provider = get_provider(scenario.provider)(run.path, internet, scenario, results,
+                                                         progress)
     phases = Phases(run, progress)
     status = "complete"
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}

@@ -104,22 +104,15 @@ _SCENARIO: dict[str, Any] = {
         "expectations": {"type": "array", "items": {"$ref": "#/$defs/expectation"}},
         "vagrant": {
             "type": "object",
-            "description": "real VMs: the hypervisor and the gateway machine",
+            "description": "real VMs: the hypervisor and the management network (the "
+                           "gateway is the lab's, on this host)",
             "properties": {
                 "hypervisor": {"enum": ["libvirt", "virtualbox", "hyperv"]},
-                "gateway": {
-                    "type": "object",
-                    "properties": {"box": _TEXT, "cpus": {"type": "integer", "minimum": 1},
-                                   "memory": {"type": "integer", "minimum": 256}},
-                    "required": ["box"],
-                    "additionalProperties": False,
-                },
                 "management_network": {"type": "string",
-                                       "description": "CIDR of the host-only network"},
-                "experiment_network": {"type": "string",
-                                       "description": "CIDR of the isolated guest network"},
+                                       "description": "CIDR of the host-only network "
+                                                      "(default: a free 192.168.x.0/24)"},
             },
-            "required": ["hypervisor", "gateway"],
+            "required": ["hypervisor"],
             "additionalProperties": False,
         },
     },

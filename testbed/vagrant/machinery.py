@@ -43,20 +43,23 @@ class Machinery:
     def _fail(self, what: str, e: Exception) -> VmError:
         return VmError(f"vagrant {what} failed ({e}); vagrant said:\n{self._tail()}")
 
-    def _cli(self, *args: str, timeout: float = 900) -> str:
+    def _cli(self, *args: str, timeout: float = 900, input: bytes | None = None,
+             argv0: tuple[str, ...] = ("vagrant",), what: str = "") -> str:
+        """Run a command, its output logged; ``input`` (which may be secret) is not."""
+        what = what or " ".join(argv0[-1:] + args[:2])
         with self.log.open("a", encoding="utf-8") as f:
-            f.write(f"$ vagrant {' '.join(args)}\n")
+            f.write(f"$ {' '.join(argv0 + args)}\n")
         try:
-            res = subprocess.run(["vagrant", *args], cwd=self.root, env=self.env,
-                                 capture_output=True, text=True, timeout=timeout)
+            res = subprocess.run([*argv0, *args], cwd=self.root, env=self.env, input=input,
+                                 capture_output=True, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise self._fail(" ".join(args[:2]), e) from e
+            raise self._fail(what, e) from e
+        out, err = (res.stdout.decode(errors="replace"), res.stderr.decode(errors="replace"))
         with self.log.open("a", encoding="utf-8") as f:
-            f.write(res.stdout + res.stderr)
+            f.write(out + err)
         if res.returncode != 0:
-            raise VmError(f"vagrant {' '.join(args[:2])} failed (exit {res.returncode}); "
-                          f"vagrant said:\n{self._tail()}")
-        return res.stdout
+            raise VmError(f"{what} failed (exit {res.returncode}); it said:\n{self._tail()}")
+        return out
 
     def state(self, name: str) -> str:
         """The machine's state (``RUNNING``, ``NOT_CREATED``, ...); raises when unknown."""
@@ -79,6 +82,28 @@ class Machinery:
     def ssh(self, name: str, command: str, timeout: float = 300) -> str:
         """Run ``command`` on the machine; a non-zero exit raises (python-vagrant's does not)."""
         return self._cli("ssh", name, "-c", command, timeout=timeout)
+
+    def ssh_config(self, name: str) -> dict[str, str]:
+        """The machine's ssh settings (``HostName``, ``User``, ``IdentityFile``, ...), written
+        to ``.ssh-<name>`` beside the Vagrantfile for ``run``."""
+        text = self._cli("ssh-config", name, timeout=120)
+        (self.root / f".ssh-{name}").write_text(text)
+        return {k: v.strip('"') for k, _, v in
+                (line.strip().partition(" ") for line in text.splitlines()) if k}
+
+    def run(self, name: str, command: str, input: bytes | None = None,
+            timeout: float = 300) -> str:
+        """``command`` on the machine over plain ssh (after ``ssh_config``), without vagrant's
+        start-up time; ``input`` goes to its stdin and is never logged."""
+        return self._cli("-F", str(self.root / f".ssh-{name}"), "-o", "BatchMode=yes", name,
+                         command, input=input, timeout=timeout, argv0=("ssh",),
+                         what=f"ssh {name} {command.split()[0] if command else ''}".strip())
+
+    def halt(self, name: str, force: bool = False) -> None:
+        try:
+            self._v.halt(vm_name=name, force=force)
+        except (subprocess.CalledProcessError, OSError) as e:
+            raise self._fail(f"halt {name}", e) from e
 
     def snapshot_save(self, name: str, snapshot: str) -> None:
         self._cli("snapshot", "save", "--force", name, snapshot)

@@ -1,41 +1,82 @@
 """A scenario as the machine list ``vms/Vagrantfile`` reads (``TESTBED_MACHINES``, JSON).
 
-The Vagrantfile is not edited by hand: it defines one gateway and one guest per variant from
-this list. Guests have two networks: management (host ↔ agent, never captured) and
-experiment (guest ↔ gateway only, isolated: no forwarding to anything else). The gateway has
-the experiment network and the way out; tcpdump and mitmdump run on it.
+The Vagrantfile is not edited by hand: it defines one guest per variant from this list. Each
+guest has two NICs:
+
+* management (vagrant's own NIC, first): an isolated libvirt network (no ``<forward>``),
+  host ↔ agent and ssh only, never captured;
+* experiment: a port of a bridge on the host that has no address of its own; its only other
+  port leads into the gateway namespace, where tcpdump and mitmdump run. The guest's address
+  and route on it are fixed here and set up by testbed, not by vagrant (``auto_config: false``).
+
+Every name carries one key (``Names``), derived from the machines' folder, so that two
+scenarios or two checkouts never share a VM, network, bridge or storage pool.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testbed.lab.provider import GATEWAY_IP, GUEST_NET, guest_address
 from testbed.scenario import Scenario
 
 AGENT_PORT = 8700
 
 
-def machine_list(scenario: Scenario) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Names:
+    """The names of everything made for one machines folder (Linux names: ≤ 15 characters)."""
+
+    key: str  # 6 hex digits
+
+    @classmethod
+    def of(cls, project: Path) -> Names:
+        return cls(hashlib.sha256(str(project.resolve()).encode()).hexdigest()[:6])
+
+    @property
+    def prefix(self) -> str:          # libvirt domains: tb<key>-<variant>
+        return f"tb{self.key}-"
+
+    @property
+    def network(self) -> str:         # the management network and its bridge
+        return f"tbm{self.key}"
+
+    @property
+    def bridge(self) -> str:          # the experiment bridge (root namespace, no address)
+        return f"tbx{self.key}"
+
+    @property
+    def uplink(self) -> str:          # its veth into the gateway namespace
+        return f"tbx{self.key}u"
+
+    @property
+    def pool(self) -> str:            # the storage pool (disks, snapshots, the box's image)
+        return f"tbp{self.key}"
+
+    def mac(self, index: int) -> str:
+        k = self.key
+        return f"52:54:00:{k[0:2]}:{k[2:4]}:{(0x10 + index) & 0xff:02x}"
+
+
+def machine_list(scenario: Scenario, names: Names, management: str,
+                 driver: str = "kvm") -> dict[str, Any]:
+    """The machine list; ``management`` is the management network's CIDR, ``driver`` the
+    libvirt domain type (``kvm``, or ``qemu`` for software emulation)."""
     config = scenario.vagrant or {}
-    mgmt = ipaddress.ip_network(str(config.get("management_network", "172.28.0.0/24")))
-    exp = ipaddress.ip_network(str(config.get("experiment_network", "10.78.0.0/24")))
-    # .1 of each network is the hypervisor's bridge on the host; the gateway takes the last
-    # experiment address, guests count up from .10.
-    mgmt_all, exp_all = list(mgmt.hosts()), list(exp.hosts())
-    host_ip, gateway_mgmt, gateway_exp = mgmt_all[0], mgmt_all[1], exp_all[-1]
-    mgmt_hosts, exp_hosts = iter(mgmt_all[9:]), iter(exp_all[9:])
-    gw = config.get("gateway") or {}
+    mgmt = ipaddress.ip_network(management)
     guests = []
-    for variant, client in scenario.clients.items():
+    for index, (variant, client) in enumerate(scenario.clients.items()):
         vm = client.vm or {}
         inst = vm.get("installer") or {}
         guests.append({
             "name": variant, "box": vm.get("box"), "os": vm.get("os", "linux"),
             "cpus": vm.get("cpus", 2), "memory": vm.get("memory", 2048),
-            "management_ip": str(next(mgmt_hosts)), "experiment_ip": str(next(exp_hosts)),
+            "experiment_ip": guest_address(index), "experiment_mac": names.mac(index),
             "agent_port": AGENT_PORT,
             "installer": {"file": Path(str(inst.get("path") or inst.get("url", ""))).name,
                           "sha256": inst.get("sha256"), "args": inst.get("args", [])}
@@ -44,15 +85,15 @@ def machine_list(scenario: Scenario) -> dict[str, Any]:
     return {
         "scenario": scenario.name,
         "hypervisor": config.get("hypervisor", "libvirt"),
-        "management_network": {"cidr": str(mgmt), "host_ip": str(host_ip)},
-        "experiment_network": {"cidr": str(exp), "gateway_ip": str(gateway_exp)},
-        "gateway": {"name": "gateway", "box": gw.get("box"), "cpus": gw.get("cpus", 1),
-                    "memory": gw.get("memory", 1024), "management_ip": str(gateway_mgmt),
-                    "experiment_ip": str(gateway_exp)},
+        "libvirt": {"driver": driver, "prefix": names.prefix, "pool": names.pool},
+        "management_network": {"name": names.network, "cidr": str(mgmt),
+                               "host_ip": str(next(mgmt.hosts()))},
+        "experiment_network": {"bridge": names.bridge, "cidr": GUEST_NET,
+                               "gateway_ip": GATEWAY_IP},
         "guests": guests,
     }
 
 
-def write_machine_list(scenario: Scenario, path: Path) -> Path:
-    path.write_text(json.dumps(machine_list(scenario), indent=2) + "\n")
+def write_machine_list(spec: dict[str, Any], path: Path) -> Path:
+    path.write_text(json.dumps(spec, indent=2) + "\n")
     return path

@@ -15,6 +15,7 @@ from pathlib import Path
 from testbed.scenario import Scenario
 
 PLACEHOLDER_SHA256 = "0" * 64
+LINUX_BOX = "testbed/debian12"  # built here by vms/box/build-debian-box.sh
 HASHICORP_VAGRANT = Path("/opt/vagrant/embedded")  # HashiCorp's build bundles the WinRM gems
 
 
@@ -80,17 +81,36 @@ def vagrant_checks(hypervisor: str = "libvirt", windows: bool = True) -> list[Ch
 
 
 def scenario_checks(scenario: Scenario) -> list[Check]:
-    """The scenario's own needs: boxes, installers with the right hash, reference images."""
+    """The scenario's own needs: the gateway, boxes, installers with the right hash, reference
+    images, and what this version of the provider cannot do yet."""
+    from testbed.lab.provider import missing_on_host
+
     config = scenario.vagrant or {}
     hypervisor = str(config.get("hypervisor", "libvirt"))
     windows = any((c.vm or {}).get("os") == "windows" for c in scenario.clients.values())
     checks = vagrant_checks(hypervisor, windows)
+    checks.append(Check(f"hypervisor {hypervisor}: experiment network wiring",
+                        hypervisor == "libvirt", "" if hypervisor == "libvirt" else
+                        "vms/Vagrantfile wires the experiment bridge for libvirt only",
+                        "use hypervisor: libvirt"))
+    gateway = missing_on_host()
+    checks.append(Check("gateway (network namespaces on this host: tcpdump, mitmdump)",
+                        not gateway, "; ".join(gateway), "see the detail"))
+    checks.append(Check("internet behind the gateway", scenario.internet_path is not None,
+                        f"simulated: {scenario.internet_path.name}" if scenario.internet_path
+                        else "the real internet through the gateway is not built yet",
+                        "give the scenario a lab: {internet: FILE} (the simulated internet)"))
+    if windows:
+        checks.append(Check("Windows guests: per-run set-up over WinRM", False,
+                            "not built yet (provisioning scripts: vms/provision/windows)",
+                            "use Linux guests (os: linux) with this version"))
     have = _run("vagrant", "box", "list") or ""
-    boxes = {str((config.get("gateway") or {}).get("box", ""))} | {
-        str((c.vm or {}).get("box")) for c in scenario.clients.values() if c.vm}
+    boxes = {str((c.vm or {}).get("box")) for c in scenario.clients.values() if c.vm}
     for box in sorted(b for b in boxes if b):
-        checks.append(Check(f"box {box}", box in have, "",
-                            f"vagrant box add {box} --provider {hypervisor}"))
+        fix = (f"bash vms/box/build-debian-box.sh debian12.box && vagrant box add --name {box} "
+               "debian12.box" if box == LINUX_BOX else
+               f"vagrant box add {box} --provider {hypervisor}")
+        checks.append(Check(f"box {box}", box in have.split(), "", fix))
     folder = scenario.path.parent
     for variant, client in scenario.clients.items():
         vm = client.vm

@@ -4,7 +4,8 @@
 #   vms/box/build-debian-box.sh OUT.box
 #
 # - debootstrap --variant=minbase + the cloud kernel (virtio drivers, small), systemd,
-#   openssh-server, sudo, python3; DHCP on every en*/eth* NIC with systemd-networkd;
+#   openssh-server, sudo, python3 with python3-pil (the agent), ca-certificates; DHCP on
+#   eth0 (vagrant's management NIC) only, with systemd-networkd;
 #   serial console on ttyS0; BIOS grub (from the host's grub-pc-bin).
 # - user `vagrant` with Vagrant's well-known insecure public key and passwordless sudo;
 #   per-clone machine-id and ssh host keys (made at first boot).
@@ -80,7 +81,7 @@ trap cleanup EXIT
 t0=$(date +%s)
 log "debootstrap $SUITE from $MIRROR (debs cached in $CACHE/debs)"
 debootstrap --variant=minbase --arch=amd64 --cache-dir="$CACHE/debs" \
-    --include=systemd-sysv,udev,kmod,linux-image-cloud-amd64,openssh-server,sudo,python3,iproute2 \
+    --include=systemd-sysv,udev,kmod,linux-image-cloud-amd64,openssh-server,sudo,python3,python3-pil,ca-certificates,iproute2 \
     "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
     || { tail -30 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
 t1=$(date +%s); log "debootstrap done in $((t1 - t0)) s"
@@ -88,9 +89,11 @@ t1=$(date +%s); log "debootstrap done in $((t1 - t0)) s"
 # --- configure the rootfs -----------------------------------------------------------
 echo debian12 >"$ROOT/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 debian12\n::1 localhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
+# DHCP on the first NIC only: vagrant's management NIC. Other NICs (the experiment network)
+# stay silent until testbed configures them.
 cat >"$ROOT/etc/systemd/network/10-dhcp.network" <<'UNIT'
 [Match]
-Name=en* eth*
+Name=eth0
 
 [Network]
 DHCP=ipv4

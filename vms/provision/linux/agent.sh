@@ -1,21 +1,44 @@
 #!/bin/sh
-# A Linux guest: Xvfb desktop, the agent on the management network, default route via the
-# gateway on the experiment network.
+# A Linux guest, provisioned once (before the clean snapshot); needs nothing from a network.
+#   - the experiment NIC (found by MAC): fixed address, default route and DNS via the gateway;
+#     the management NIC (vagrant's, DHCP) keeps no default route;
+#   - the agent as a systemd service, run as the vagrant user. testbed copies the agent's code
+#     to /opt/testbed and its token and listen address to /etc/testbed/agent.env before every
+#     run, then starts the service: the snapshot holds no token.
 set -eu
-LISTEN="$1"; GATEWAY="$2"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq && apt-get install -y -qq xvfb xclip scrot python3-venv python3-tk >/dev/null
-python3 -m venv /opt/testbed && /opt/testbed/bin/pip install -q /tmp/testbed-guest/*.whl 2>/dev/null || true
-ip route replace default via "$GATEWAY"
-cat > /etc/systemd/system/testbed-agent.service <<UNIT
-[Unit]
-Description=testbed agent
-[Service]
-Environment=DISPLAY=:1 XDG_SESSION_TYPE=x11
-EnvironmentFile=-/etc/testbed/agent.env
-ExecStartPre=/bin/sh -c 'Xvfb :1 -screen 0 1024x768x24 -nolisten tcp &'
-ExecStart=/opt/testbed/bin/python -m testbed.agent --listen $LISTEN --workdir /var/lib/testbed-agent
-[Install]
-WantedBy=multi-user.target
+MAC="$1"; ADDRESS="$2"; GATEWAY="$3"
+IFACE=""
+for d in /sys/class/net/*; do
+    [ "$(cat "$d/address")" = "$MAC" ] && IFACE=$(basename "$d")
+done
+[ -n "$IFACE" ] || { echo "testbed: no network interface with MAC $MAC" >&2; exit 1; }
+cat > /etc/systemd/network/05-experiment.network <<UNIT
+[Match]
+MACAddress=$MAC
+
+[Network]
+Address=$ADDRESS
+Gateway=$GATEWAY
+LinkLocalAddressing=no
+IPv6AcceptRA=no
 UNIT
-systemctl daemon-reload && systemctl enable --now testbed-agent || true
+# glibc asks A and AAAA at once; one at a time, with fast retries (see lab/provider.py)
+printf 'nameserver %s\noptions single-request-reopen timeout:1 attempts:3\n' "$GATEWAY" > /etc/resolv.conf
+networkctl reload
+networkctl reconfigure "$IFACE"
+install -d -m 755 /opt/testbed /etc/testbed
+cat > /etc/systemd/system/testbed-agent.service <<'UNIT'
+[Unit]
+Description=testbed agent (management network only)
+After=network.target
+
+[Service]
+User=vagrant
+EnvironmentFile=/etc/testbed/agent.env
+Environment=PYTHONPATH=/opt/testbed PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+StateDirectory=testbed-agent
+WorkingDirectory=/var/lib/testbed-agent
+ExecStart=/usr/bin/python3 -m testbed.agent --listen ${AGENT_LISTEN} --workdir /var/lib/testbed-agent
+UNIT
+systemctl daemon-reload
+echo "testbed: $IFACE ($MAC) is $ADDRESS via $GATEWAY; agent service installed"

@@ -1,17 +1,25 @@
 # The agent must run in the logged-on user's desktop session (a WinRM session has no desktop):
-# auto-logon for the vagrant user, and a scheduled task at logon that starts the agent on the
-# management network. The experiment network's default route goes to the gateway.
-param([Parameter(Mandatory)][string]$Listen, [Parameter(Mandatory)][string]$Gateway)
+# auto-logon for the vagrant user, and a scheduled task at logon that starts the agent.
+# The experiment NIC (found by its MAC) gets its fixed address, the gateway as its default
+# route and DNS server; the management NIC keeps vagrant's DHCP address and no default route.
+param([Parameter(Mandatory)][int]$Port, [Parameter(Mandatory)][string]$Mac,
+      [Parameter(Mandatory)][string]$Address, [Parameter(Mandatory)][string]$Gateway)
 $ErrorActionPreference = "Stop"
 $winlogon = "HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon"
 Set-ItemProperty -Path $winlogon -Name AutoAdminLogon -Value "1"
 Set-ItemProperty -Path $winlogon -Name DefaultUserName -Value "vagrant"
 Set-ItemProperty -Path $winlogon -Name DefaultPassword -Value "vagrant"
-# The token arrives in C:\testbed\agent-token (written by testbed, readable by the user only).
+$exp = Get-NetAdapter | Where-Object { $_.MacAddress -eq ($Mac.ToUpper() -replace ':', '-') }
+if (-not $exp) { throw "testbed: no network adapter with MAC $Mac" }
+$mgmt = Get-NetAdapter | Where-Object { $_.ifIndex -ne $exp.ifIndex -and $_.Status -eq "Up" } |
+        Select-Object -First 1
+# The token arrives in C:\testbed\agent-token before each run (written by testbed, readable
+# by the user only); the agent listens on the management NIC's address.
 $cmd = @"
 powershell -ExecutionPolicy Bypass -File C:\testbed\set-resolution.ps1
 set /p TESTBED_AGENT_TOKEN=<C:\testbed\agent-token
-python -m testbed.agent --listen $Listen --workdir C:\testbed\agent
+for /f %%a in ('powershell -Command "(Get-NetIPAddress -InterfaceIndex $($mgmt.ifIndex) -AddressFamily IPv4).IPAddress"') do set MGMT=%%a
+python -m testbed.agent --listen %MGMT%:$Port --workdir C:\testbed\agent
 "@
 Set-Content -Path C:\testbed\start-agent.cmd -Value $cmd
 $action = New-ScheduledTaskAction -Execute "cmd.exe" -Argument "/c C:\testbed\start-agent.cmd"
@@ -20,6 +28,9 @@ $principal = New-ScheduledTaskPrincipal -UserId "vagrant" -LogonType Interactive
 Register-ScheduledTask -TaskName "testbed-agent" -Action $action -Trigger $trigger -Principal $principal -Force | Out-Null
 # Experiment traffic leaves through the gateway only.
 Get-NetRoute -DestinationPrefix "0.0.0.0/0" -ErrorAction SilentlyContinue | Remove-NetRoute -Confirm:$false
-$exp = Get-NetIPAddress -AddressFamily IPv4 | Where-Object { $_.IPAddress -like ($Gateway -replace '\.\d+$', '.*') } | Select-Object -First 1
-New-NetRoute -DestinationPrefix "0.0.0.0/0" -InterfaceIndex $exp.InterfaceIndex -NextHop $Gateway | Out-Null
-New-NetFirewallRule -DisplayName "testbed agent" -Direction Inbound -Protocol TCP -LocalPort ($Listen.Split(":")[1]) -Action Allow | Out-Null
+Get-NetIPAddress -InterfaceIndex $exp.ifIndex -AddressFamily IPv4 -ErrorAction SilentlyContinue |
+    Remove-NetIPAddress -Confirm:$false
+New-NetIPAddress -InterfaceIndex $exp.ifIndex -IPAddress $Address -PrefixLength 24 -DefaultGateway $Gateway | Out-Null
+Set-DnsClientServerAddress -InterfaceIndex $exp.ifIndex -ServerAddresses $Gateway
+New-NetFirewallRule -DisplayName "testbed agent" -Direction Inbound -Protocol TCP -LocalPort $Port `
+    -InterfaceAlias $mgmt.Name -Action Allow | Out-Null
