@@ -122,9 +122,12 @@ def make_handler(agent: Agent, server_ref: list[ThreadingHTTPServer]) -> type:
             if not self._authorised():
                 return
             if self.path == "/health":
-                w, h = grab().size
+                try:
+                    screen: list[int] | None = list(grab().size)
+                except Exception:  # a headless guest (no display): steps without the GUI
+                    screen = None
                 self._reply(200, {"ok": True, "display": os.environ.get("DISPLAY"),
-                                  "screen": [w, h]})
+                                  "screen": screen})
             else:
                 self._reply(404, {"ok": False, "error": f"no such endpoint {self.path}"})
 

@@ -113,6 +113,8 @@ class Machinery:
 
     def snapshots(self, name: str) -> list[str]:
         out = self._cli("snapshot", "list", name)
+        if "No snapshots have been taken" in out:
+            return []
         return [line.strip() for line in out.splitlines()
                 if line.strip() and not line.startswith("==>")]
 

@@ -201,9 +201,9 @@ class VagrantProvider(Provider):
     def teardown(self) -> None:
         """Power the machines off (their snapshot is the next run's start), remove the
         bridge, then the gateway and the internet."""
-        for variant in self.running:
+        for variant in self.running:  # a hard power-off: the snapshot is restored anyway
             try:
-                self.machinery.halt(variant, force=True)
+                libvirt.virsh("destroy", f"{self.names.prefix}{variant}")
             except VmError as e:
                 self.progress(f"  {variant}: could not power off: {e}")
         self.running.clear()
@@ -218,6 +218,8 @@ def destroy(scenario: Scenario, project: Path, progress: Callable[[str], None] =
     folder; returns what went. Works on half-made sets (a killed first run) too."""
     names, gone = Names.of(project), []
     if (project / "machines.json").exists() and (project / ".vagrant").exists():
+        # vagrant-libvirt checks that the experiment bridge exists before doing anything
+        netns.sh("ip", "link", "add", names.bridge, "type", "bridge", check=False)
         env = {**vagrant_env(), "TESTBED_MACHINES": str(project / "machines.json")}
         machinery = Machinery(project, env, project / "destroy.log")
         for variant in scenario.clients:

@@ -24,8 +24,7 @@ IPv6AcceptRA=no
 UNIT
 # glibc asks A and AAAA at once; one at a time, with fast retries (see lab/provider.py)
 printf 'nameserver %s\noptions single-request-reopen timeout:1 attempts:3\n' "$GATEWAY" > /etc/resolv.conf
-networkctl reload
-networkctl reconfigure "$IFACE"
+systemctl restart systemd-networkd   # (networkctl needs D-Bus, which the box has not)
 install -d -m 755 /opt/testbed /etc/testbed
 cat > /etc/systemd/system/testbed-agent.service <<'UNIT'
 [Unit]
