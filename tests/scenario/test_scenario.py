@@ -194,11 +194,11 @@ def test_lab_section_optional_for_vagrant(tree: Path) -> None:
     assert messages(f) == ["scenarios/x.yaml:1: missing required key 'vagrant' "
                            "(provider is vagrant)"]
     f = edit("lab: {internet: lab/internet-2013.yaml}\n",
-             "vagrant: {hypervisor: libvirt, gateway: {box: debian/bookworm64}}\n", text)
+             "vagrant: {hypervisor: libvirt, management_network: 172.28.0.0/24}\n", text)
     assert messages(f) == []
     s = load_scenario(f)
     assert s.internet_path is None and s.vagrant == {
-        "hypervisor": "libvirt", "gateway": {"box": "debian/bookworm64"}}
+        "hypervisor": "libvirt", "management_network": "172.28.0.0/24"}
 
 
 def test_unknown_variant_in_step(tree: Path) -> None:
@@ -447,7 +447,7 @@ def test_missing_nested_key_points_at_its_parent(tree: Path) -> None:
 def test_validate_command(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert validate(["scenarios/skype-2013-lab.yaml", "scenarios/apps"]) == 0
     out, err = capsys.readouterr()
-    assert (out, err) == ("ok: 4 file(s) valid\n", "")
+    assert (out, err) == ("ok: 5 file(s) valid\n", "")
     f = edit("provider: lab", "provider: qemu")
     assert validate([f, "scenarios/nope.yaml"]) == 2
     out, err = capsys.readouterr()

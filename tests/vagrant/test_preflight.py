@@ -53,8 +53,25 @@ def test_reference_images_and_boxes_are_listed(tmp_path):
     images = _check(checks, "regular: reference images of app skype-classic")
     assert not images.ok and "14 of 14 missing" in images.detail
     boxes = [c for c in checks if c.what.startswith("box ")]
-    assert {c.what for c in boxes} == {"box debian/bookworm64", "box gusztavvargadr/windows-10"}
+    assert {c.what for c in boxes} == {"box gusztavvargadr/windows-10"}
     assert all("vagrant box add" in c.fix for c in boxes)
+
+
+def test_what_this_version_cannot_do_is_said(tmp_path):
+    checks = scenario_checks(load_scenario(_copy(tmp_path)))
+    internet = _check(checks, "internet behind the gateway")
+    assert not internet.ok and "real internet" in internet.detail and "lab:" in internet.fix
+    winrm = _check(checks, "Windows guests: per-run set-up over WinRM")
+    assert not winrm.ok and "not built yet" in winrm.detail
+
+
+def test_the_linux_vm_scenario_needs_only_what_can_be_had_here(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAGRANT_HOME", str(tmp_path / "empty-vagrant-home"))
+    checks = scenario_checks(load_scenario(ROOT / "scenarios" / "vagrant-linux-lab.yaml"))
+    box = _check(checks, "box testbed/debian12")
+    assert not box.ok and "build-debian-box.sh" in box.fix
+    assert _check(checks, "internet behind the gateway").ok
+    assert not [c for c in checks if "WinRM" in c.what or "installer" in c.what]
 
 
 def test_run_stops_before_doing_anything(tmp_path):
