@@ -24,7 +24,9 @@ def probe(url: str, timeout: float = 20.0) -> str:
             s.sendto(b"testbed probe", (parts.hostname or "", parts.port or 3478))
             data, peer = s.recvfrom(2048)
             return f"{len(data)} bytes back from {peer[0]}"
-    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (http/https only)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"unsupported scheme {parts.scheme!r} (http, https, udp)")
+    with urllib.request.urlopen(url, timeout=timeout) as r:
         return f"HTTP {r.status}, {len(r.read())} bytes"
 
 

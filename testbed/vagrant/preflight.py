@@ -67,9 +67,10 @@ def vagrant_checks(hypervisor: str = "libvirt", windows: bool = True) -> list[Ch
                             "apt-get install libvirt-daemon-system qemu-system-x86, then start "
                             "libvirtd (systemctl start libvirtd, or libvirtd -d)"))
         kvm = os.path.exists("/dev/kvm")
-        checks.append(Check("KVM", kvm, "/dev/kvm present" if kvm else "software emulation only "
-                            "(set driver = \"qemu\"; Windows guests will be very slow)",
-                            "run on a host with hardware virtualisation"))
+        checks.append(Check("KVM", kvm, "/dev/kvm present (if it cannot run guests, set "
+                            "TESTBED_LIBVIRT_DRIVER=qemu)" if kvm else "software emulation "
+                            "only (TESTBED_LIBVIRT_DRIVER=qemu; Windows guests will be very "
+                            "slow)", "run on a host with hardware virtualisation"))
     elif hypervisor == "virtualbox":
         vbox = _run("VBoxManage", "--version")
         checks.append(Check("VirtualBox", vbox is not None, (vbox or "not found").strip(),

@@ -43,8 +43,8 @@ def sh(*argv: str) -> str:
 class Watch:
     """The run's progress lines, with checks made at the moment a phase starts."""
 
-    def __init__(self, n: Names, project: Path) -> None:
-        self.n, self.project, self.lines, self.run_dir = n, project, [], None
+    def __init__(self, n: Names, project: Path, log: Path) -> None:
+        self.n, self.project, self.log, self.lines, self.run_dir = n, project, log, [], None
         self.checks: dict[str, float] = {}
         self.tokens: list[str] = []
         self.first = True
@@ -62,7 +62,7 @@ class Watch:
             self.probe_ran()
 
     def guest(self, command: str) -> str:
-        m = Machinery(self.project, vagrant_env(), self.run_dir / "test-ssh.log")
+        m = Machinery(self.project, vagrant_env(), self.log)  # (outside the results)
         return m.run("probe", command)
 
     def isolated_before_guests(self) -> None:
@@ -130,7 +130,7 @@ def test_vagrant_provider_end_to_end(tmp_path, monkeypatch, libvirtd, vagrant_ho
     results = tmp_path / "results"
     project = machines_dir(results, scenario)
     n = Names.of(project)
-    watch = Watch(n, project)
+    watch = Watch(n, project, tmp_path / "test-ssh.log")
     secrets_seen: list[str] = []
     try:
         _, first = run_once(scenario, results, watch, record_property, "first_run")
