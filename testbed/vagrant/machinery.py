@@ -99,12 +99,6 @@ class Machinery:
                          command, input=input, timeout=timeout, argv0=("ssh",),
                          what=f"ssh {name} {command.split()[0] if command else ''}".strip())
 
-    def halt(self, name: str, force: bool = False) -> None:
-        try:
-            self._v.halt(vm_name=name, force=force)
-        except (subprocess.CalledProcessError, OSError) as e:
-            raise self._fail(f"halt {name}", e) from e
-
     def snapshot_save(self, name: str, snapshot: str) -> None:
         self._cli("snapshot", "save", "--force", name, snapshot)
 
