@@ -19,7 +19,8 @@ from testbed._errors import LabError
 
 NS_PREFIX = "tbed-"
 NS_PATTERN = re.compile(r"^tbed-[0-9a-f]{4}-[a-z0-9]+$")
-LINK_PATTERN = re.compile(r"^tb[0-9a-f]{4}m\d+$")
+# lab management links; the vagrant provider's experiment bridges and their uplinks
+LINK_PATTERN = re.compile(r"^tb[0-9a-f]{4}m\d+$|^tbx[0-9a-f]{6}u?$")
 NETNS_ETC = Path("/etc/netns")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from testbed.lab.provider import GATEWAY_IP, GUEST_NET
 from testbed.scenario import load_scenario
 from testbed.vagrant.machines import Names, machine_list, write_machine_list
+from tests.vagrant.conftest import needs_vms
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,10 +51,9 @@ def test_names_are_per_folder_and_fit_linux_limits(tmp_path):
     assert spec["experiment_network"]["bridge"] == a.bridge
 
 
-@pytest.mark.skipif(shutil.which("vagrant") is None or os.geteuid() != 0,
-                    reason="needs vagrant, and root for the experiment bridge")
+@needs_vms  # vagrant-libvirt asks libvirt whether the experiment bridge exists
 @pytest.mark.parametrize("name", ["skype-2013.yaml", "vagrant-linux-lab.yaml"])
-def test_vagrantfile_accepts_the_machine_list(tmp_path, name):
+def test_vagrantfile_accepts_the_machine_list(tmp_path, name, libvirtd):
     spec = tmp_path / "machines.json"
     data = _spec(name, tmp_path)
     # vagrant-libvirt checks that the experiment bridge exists (the provider makes it)
@@ -76,3 +75,18 @@ def _validate(data: dict, spec: Path, tmp_path: Path) -> None:
                                                      "PATH": "/usr/bin:/bin:/usr/sbin",
                                                      "HOME": str(tmp_path)})
     assert "Vagrantfile validated successfully" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_lab_cleanup_removes_the_bridge_of_a_killed_vm_run():
+    import sys
+
+    bridge = Names.of(Path("/nonexistent/killed-run")).bridge
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    try:
+        out = subprocess.run([sys.executable, "-m", "testbed", "lab", "cleanup"],
+                             capture_output=True, text=True, timeout=60)
+        assert f"removed link {bridge}" in out.stdout, out.stdout + out.stderr
+        assert not Path(f"/sys/class/net/{bridge}").exists()
+    finally:
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
