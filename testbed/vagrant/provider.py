@@ -157,21 +157,28 @@ class VagrantProvider(Provider):
             raise ProviderUnavailable(f"{variant}: the per-run set-up of {guest['os']} guests "
                                       "(over WinRM) is not built yet; Linux guests only")
         m, t0 = self.machinery, time.monotonic()
+
+        def say(what: str) -> None:
+            self.progress(f"  {variant}: {what} [{time.monotonic() - t0:.0f} s]")
+
         if m.state(variant) == NOT_CREATED:
-            self.progress(f"  {variant}: first run: vagrant up, provision, clean snapshot")
+            say("first run: vagrant up and provision (minutes under software emulation)")
             self.running.append(variant)
             m.up(variant, provider="libvirt", provision=True)
+            say(f"up and provisioned; saving the clean snapshot {CLEAN}")
             m.snapshot_save(variant, CLEAN)
         else:
             if CLEAN not in m.snapshots(variant):
                 raise VmError(f"{variant} has no snapshot {CLEAN}: remove the machines "
                               f"(testbed vagrant destroy {self.scenario.path}) and run again")
-            self.progress(f"  {variant}: restore the clean snapshot")
+            say(f"restoring the clean snapshot {CLEAN}")
             self.running.append(variant)
             m.snapshot_restore(variant, CLEAN)
             if m.state(variant) != RUNNING:
                 m.up(variant, provider="libvirt", provision=False)
+        self._isolate_port(variant)
         host = m.ssh_config(variant).get("HostName", "")
+        say(f"running at {host}; set-up: clock, CA, agent")
         token = secrets.token_urlsafe(24)
         m.run(variant, f"rm -rf {UPLOAD} && mkdir -p {UPLOAD} && tar -x -C {UPLOAD}",
               input=_code_archive())
@@ -179,11 +186,9 @@ class VagrantProvider(Provider):
                  f"TESTBED_AGENT_TOKEN={token}\nAGENT_LISTEN={host}:{AGENT_PORT}\n")
         m.run(variant, f"sudo sh {UPLOAD}/run-setup.sh {int(time.time())} {UPLOAD}",
               input=stdin.encode())
-        self._isolate_port(variant)
         agent = AgentClient(f"http://{host}:{AGENT_PORT}", token)
         agent.wait_ready(timeout=120)
-        self.progress(f"  {variant}: agent ready at {host} after "
-                      f"{time.monotonic() - t0:.0f} s")
+        say("agent ready")
         home = self.workdir / "guests" / variant
         home.mkdir(parents=True, exist_ok=True)
         return GuestHandle(variant=variant, address=str(guest["experiment_ip"]), agent=agent,

@@ -92,6 +92,12 @@ class Watch:
         log = self.guest(f"cat {APP_LOG}")
         assert "cn.lab.example/: HTTP 200" in log and "lu.lab.example/: HTTP 200" in log, log
         assert "bytes back from" in log, log  # UDP echo
+        # the VM's port on the experiment bridge is isolated (guests reach only the gateway)
+        ports = sh("ip", "-o", "link", "show", "master", self.n.bridge)
+        taps = [p.split(":")[1].strip().split("@")[0] for p in ports.splitlines()
+                if self.n.uplink not in p]
+        assert len(taps) == 1, ports
+        assert "isolated on" in sh("bridge", "-d", "link", "show", "dev", taps[0])
         env = self.guest("sudo cat /etc/testbed/agent.env")
         self.tokens.append(env.split("TESTBED_AGENT_TOKEN=")[1].split()[0])
         # a failing command is an error with its own output (python-vagrant's ssh is not)
@@ -139,7 +145,7 @@ def test_vagrant_provider_end_to_end(tmp_path, monkeypatch, libvirtd, vagrant_ho
         assert virsh("domstate", f"{n.prefix}probe").strip() == "shut off"  # powered off
         watch.first, watch.checks = False, {}  # (the tokens are kept)
         _, second = run_once(scenario, results, watch, record_property, "second_run")
-        assert any("restore the clean snapshot" in line for line in watch.lines)
+        assert any("restoring the clean snapshot" in line for line in watch.lines)
         assert "restored" in watch.checks
         record_property("seconds_guest_restore", second["phases"]["guests"]["seconds"])
         record_property("seconds_guest_first_up", first["phases"]["guests"]["seconds"])
