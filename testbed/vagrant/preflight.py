@@ -66,6 +66,10 @@ def vagrant_checks(hypervisor: str = "libvirt", windows: bool = True) -> list[Ch
                             "reachable" if virsh else "virsh missing or libvirtd not running",
                             "apt-get install libvirt-daemon-system qemu-system-x86, then start "
                             "libvirtd (systemctl start libvirtd, or libvirtd -d)"))
+        logd = Path("/run/libvirt/virtlogd-sock").exists()
+        checks.append(Check("virtlogd (libvirt starts no guest without it)", logd,
+                            "listening" if logd else "/run/libvirt/virtlogd-sock missing",
+                            "virtlogd -d (or systemctl start virtlogd.socket)"))
         kvm = os.path.exists("/dev/kvm")
         checks.append(Check("KVM", kvm, "/dev/kvm present (if it cannot run guests, set "
                             "TESTBED_LIBVIRT_DRIVER=qemu)" if kvm else "software emulation "

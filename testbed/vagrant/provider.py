@@ -186,6 +186,7 @@ class VagrantProvider(Provider):
                  f"TESTBED_AGENT_TOKEN={token}\nAGENT_LISTEN={host}:{AGENT_PORT}\n")
         m.run(variant, f"sudo sh {UPLOAD}/run-setup.sh {int(time.time())} {UPLOAD}",
               input=stdin.encode())
+        say("set up; waiting for the agent")
         agent = AgentClient(f"http://{host}:{AGENT_PORT}", token)
         agent.wait_ready(timeout=120)
         say("agent ready")
@@ -206,7 +207,10 @@ class VagrantProvider(Provider):
     def teardown(self) -> None:
         """Power the machines off (their snapshot is the next run's start), remove the
         bridge, then the gateway and the internet."""
+        existing = libvirt.domains(self.names) if self.running else []
         for variant in self.running:  # a hard power-off: the snapshot is restored anyway
+            if f"{self.names.prefix}{variant}" not in existing:
+                continue  # vagrant up failed before the domain existed, or removed it
             try:
                 libvirt.virsh("destroy", f"{self.names.prefix}{variant}")
             except VmError as e:
