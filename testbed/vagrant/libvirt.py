@@ -113,16 +113,24 @@ def qemu_pids(names: Names) -> list[int]:
     return pids
 
 
+def remove_domain(names: Names, domain: str) -> list[str]:
+    """One domain with its snapshots and its disk (``<domain>.img`` in the machines' pool)."""
+    if domain not in listed("list", "--all"):
+        return []
+    virsh("destroy", domain, check=False)
+    for snap in virsh("snapshot-list", domain, "--name", check=False).split():
+        virsh("snapshot-delete", domain, snap, check=False)
+    virsh("undefine", domain, "--snapshots-metadata", "--nvram", check=False)
+    virsh("vol-delete", "--pool", names.pool, f"{domain}.img", check=False)
+    return [f"domain {domain}"]
+
+
 def remove(names: Names) -> list[str]:
     """Remove every domain, volume, pool and network of these machines; returns what went.
     Best effort, each step on its own: a half-made set of machines goes too."""
     gone = []
     for dom in domains(names):
-        virsh("destroy", dom, check=False)
-        for snap in virsh("snapshot-list", dom, "--name", check=False).split():
-            virsh("snapshot-delete", dom, snap, check=False)
-        virsh("undefine", dom, "--snapshots-metadata", "--nvram", check=False)
-        gone.append(f"domain {dom}")
+        gone += remove_domain(names, dom)
     for pid in qemu_pids(names):
         try:
             os.kill(pid, signal.SIGKILL)

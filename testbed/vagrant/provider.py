@@ -88,6 +88,7 @@ class VagrantProvider(Provider):
         self.machinery = Machinery(project, vagrant_env(), workdir / "vagrant" / "vagrant.log")
         self.spec: dict[str, Any] = {}
         self.running: list[str] = []
+        self.unfinished: list[str] = []  # first runs without their clean snapshot yet
 
     @property
     def tag(self) -> str:
@@ -164,9 +165,11 @@ class VagrantProvider(Provider):
         if m.state(variant) == NOT_CREATED:
             say("first run: vagrant up and provision (minutes under software emulation)")
             self.running.append(variant)
+            self.unfinished.append(variant)  # removed at teardown unless its snapshot is saved
             m.up(variant, provider="libvirt", provision=True)
             say(f"up and provisioned; saving the clean snapshot {CLEAN}")
             m.snapshot_save(variant, CLEAN)
+            self.unfinished.remove(variant)
         else:
             if CLEAN not in m.snapshots(variant):
                 raise VmError(f"{variant} has no snapshot {CLEAN}: remove the machines "
@@ -203,19 +206,33 @@ class VagrantProvider(Provider):
             if len(fields) >= 3 and fields[2] == self.names.bridge:
                 netns.sh("bridge", "link", "set", "dev", fields[0], "isolated", "on")
 
+    def _remove(self, variant: str) -> None:
+        """vagrant destroy, then libvirt for what vagrant did not know of yet (an interrupted
+        ``vagrant up`` can leave a domain its state folder does not name)."""
+        try:
+            self.machinery.destroy(variant)
+        except VmError as e:
+            self.progress(f"  {variant}: {e}")
+        libvirt.remove_domain(self.names, f"{self.names.prefix}{variant}")
+        shutil.rmtree(self.project / ".vagrant" / "machines" / variant, ignore_errors=True)
+        self.progress(f"  {variant}: its first run did not finish: the machine was removed")
+
     # -- teardown -------------------------------------------------------------------------
     def teardown(self) -> None:
         """Power the machines off (their snapshot is the next run's start), remove the
         bridge, then the gateway and the internet."""
+        for variant in self.unfinished:  # no half-made machine stays to trip the next run
+            self._remove(variant)
         existing = libvirt.domains(self.names) if self.running else []
         for variant in self.running:  # a hard power-off: the snapshot is restored anyway
             if f"{self.names.prefix}{variant}" not in existing:
-                continue  # vagrant up failed before the domain existed, or removed it
+                continue  # vagrant up failed before the domain existed, or it was removed
             try:
                 libvirt.virsh("destroy", f"{self.names.prefix}{variant}")
             except VmError as e:
                 self.progress(f"  {variant}: could not power off: {e}")
         self.running.clear()
+        self.unfinished.clear()
         for link in (self.names.uplink, self.names.bridge):
             netns.sh("ip", "link", "delete", link, check=False)
         self.lab.teardown()

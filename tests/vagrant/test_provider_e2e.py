@@ -1,12 +1,13 @@
 """The vagrant provider end to end on a real VM (Debian 12 under qemu, no KVM needed).
 
-scenarios/vagrant-linux-lab.yaml runs twice through ``run_scenario``: the first run brings
-the machine up, provisions it and saves its clean snapshot; the second restores it. Each
-time the agent is reached over the management network, a headless probe produces traffic on
-the experiment network, the gateway captures it and the results place its endpoints. Then
-``testbed vagrant destroy`` and nothing of it remains. Before any guest starts, the test checks
-for itself that the networks are isolated. Timings are printed (``pytest -s``) and recorded as
-junit properties.
+scenarios/vagrant-linux-lab.yaml runs three times through ``run_scenario``. The first is
+interrupted (Ctrl-C) after ``vagrant up``, and its half-made machine must go; the next brings
+the machine up, provisions it and saves its clean snapshot; the last restores it. In each
+complete run the agent is reached over the management network, a headless probe produces
+traffic on the experiment network, the gateway captures it and the results place its
+endpoints. Then ``testbed vagrant destroy``, and nothing of it remains. Before any guest
+starts, the test checks for itself that the networks are isolated. Timings are printed
+(``pytest -s``) and recorded as junit properties.
 """
 
 from __future__ import annotations
@@ -47,11 +48,14 @@ class Watch:
         self.n, self.project, self.log, self.lines, self.run_dir = n, project, log, [], None
         self.checks: dict[str, float] = {}
         self.tokens: list[str] = []
+        self.interrupt = ""  # Ctrl-C when a progress line contains this
         self.first = True
 
     def __call__(self, line: str) -> None:
         print(line, flush=True)
         self.lines.append(line)
+        if self.interrupt and self.interrupt in line:
+            raise KeyboardInterrupt(f"test: Ctrl-C at {line.strip()!r}")
         if line.startswith("run "):
             self.run_dir = Path(line.split(None, 1)[1])
         elif line.endswith("] guests"):
@@ -139,6 +143,21 @@ def test_vagrant_provider_end_to_end(tmp_path, monkeypatch, libvirtd, vagrant_ho
     watch = Watch(n, project, tmp_path / "test-ssh.log")
     secrets_seen: list[str] = []
     try:
+        # Ctrl-C in a first run, once the machine is up but before its clean snapshot: the
+        # half-made machine goes, so that the next run starts afresh
+        watch.interrupt = "up and provisioned"
+        with pytest.raises(KeyboardInterrupt):
+            run_scenario(scenario, results, progress=watch)
+        watch.interrupt = ""
+        assert any("its first run did not finish: the machine was removed" in line
+                   for line in watch.lines), watch.lines
+        assert not [d for d in names("list", "--all") if d.startswith(n.prefix)]
+        assert not Path(f"/sys/class/net/{n.bridge}").exists()
+        assert not (project / ".vagrant" / "machines" / "probe").exists()
+        interrupted = json.loads((watch.run_dir / "manifest.json").read_text())
+        assert interrupted["status"] == "interrupted"
+        assert f"tbed-{interrupted['lab']['tag']}-gw" not in sh("ip", "netns", "list")
+        watch.lines, watch.checks = [], {}
         _, first = run_once(scenario, results, watch, record_property, "first_run")
         assert any("first run: vagrant up" in line for line in watch.lines)
         assert CLEAN in virsh("snapshot-list", f"{n.prefix}probe", "--name")
@@ -175,7 +194,7 @@ def test_vagrant_provider_end_to_end(tmp_path, monkeypatch, libvirtd, vagrant_ho
     for link in (n.bridge, n.uplink, n.network):
         assert not Path(f"/sys/class/net/{link}").exists(), link
     tags = [json.loads(m.read_text())["lab"]["tag"] for m in results.glob("*/*/manifest.json")]
-    assert len(tags) == 2
+    assert len(tags) == 3
     for tag in tags:
         assert f"tbed-{tag}-gw" not in sh("ip", "netns", "list")
     assert not processes_mentioning(str(results)), processes_mentioning(str(results))
