@@ -172,6 +172,10 @@ def test_vagrant_provider_end_to_end(tmp_path, monkeypatch, libvirtd, vagrant_ho
         assert "restored" in watch.checks
         record_property("seconds_guest_restore", second["phases"]["guests"]["seconds"])
         record_property("seconds_guest_first_up", first["phases"]["guests"]["seconds"])
+        status = subprocess.run([sys.executable, "-m", "testbed", "vagrant", "status",
+                                 str(SCENARIO), "--results", str(results)],
+                                capture_output=True, text=True, timeout=120)
+        assert f"{n.prefix}probe: shut off; snapshots: {CLEAN}" in status.stdout, status
         # a fresh token per run, in no file of the runs or of the machines' folder
         assert len(set(watch.tokens)) == 2 and all(len(t) >= 32 for t in watch.tokens)
         for path in results.rglob("*"):
