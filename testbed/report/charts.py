@@ -31,6 +31,15 @@ def _t(x: float, y: float, text: str, *, anchor: str = "start", size: int = 12,
             f'font-weight="{weight}" fill="{fill}" {FONT}>{escape(text)}</text>')
 
 
+def _row_head(width: float, band_y: float, band_h: float, label_y: float, label: str,
+              hot: bool) -> list[str]:
+    """A row's label, and for a highlighted row its tinted band and red bold label."""
+    band = [f'<rect x="0" y="{band_y}" width="{width}" height="{band_h}" rx="4" '
+            'fill="#ffebe9"/>'] if hot else []
+    return [*band, _t(10, label_y, label, weight="bold" if hot else "normal",
+                      fill=HIGHLIGHT if hot else "#1f2328")]
+
+
 def country_matrix_svg(variants: Sequence[str], rows: Sequence[tuple[str, str]],
                        counts: Mapping[tuple[str, str], int],
                        highlight: frozenset[str] = frozenset({"CN"})) -> str:
@@ -54,11 +63,7 @@ def country_matrix_svg(variants: Sequence[str], rows: Sequence[tuple[str, str]],
     for i, (key, label) in enumerate(rows):
         y = top + row_h * i
         hot = key in highlight
-        if hot:
-            out.append(f'<rect x="0" y="{y - 6}" width="{width}" height="{row_h}" rx="4" '
-                       'fill="#ffebe9"/>')
-        out.append(_t(10, y + 13, label, weight="bold" if hot else "normal",
-                      fill=HIGHLIGHT if hot else "#1f2328"))
+        out += _row_head(width, y - 6, row_h, y + 13, label, hot)
         for j, v in enumerate(variants):
             cx, cy = label_w + col_w * j + col_w / 2, y + 9
             n = counts.get((v, key), 0)
@@ -99,13 +104,8 @@ def bytes_bars_svg(variants: Sequence[str], rows: Sequence[tuple[str, str]],
         out.append(_t(10, top + 14, "no traffic to show", fill="#656d76"))
     for i, (key, label) in enumerate(rows):
         y0 = top + group_h * i
-        hot = key in highlight
-        if hot:
-            out.append(f'<rect x="0" y="{y0 - 4}" width="{width}" height="{group_h - 4}" rx="4" '
-                       'fill="#ffebe9"/>')
         mid = y0 + (len(variants) * (bar_h + gap)) / 2 + 4
-        out.append(_t(10, mid, label, weight="bold" if hot else "normal",
-                      fill=HIGHLIGHT if hot else "#1f2328"))
+        out += _row_head(width, y0 - 4, group_h - 4, mid, label, key in highlight)
         for j, v in enumerate(variants):
             y = y0 + j * (bar_h + gap)
             n = values.get((v, key), 0)

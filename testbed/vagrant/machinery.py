@@ -79,10 +79,6 @@ class Machinery:
         if self.state(name) != RUNNING:
             raise VmError(f"{name} is {self.state(name)} after vagrant up")
 
-    def ssh(self, name: str, command: str, timeout: float = 300) -> str:
-        """Run ``command`` on the machine; a non-zero exit raises (python-vagrant's does not)."""
-        return self._cli("ssh", name, "-c", command, timeout=timeout)
-
     def ssh_config(self, name: str) -> dict[str, str]:
         """The machine's ssh settings (``HostName``, ``User``, ``IdentityFile``, ...), written
         to ``.ssh-<name>`` beside the Vagrantfile for ``run``."""
@@ -94,7 +90,8 @@ class Machinery:
     def run(self, name: str, command: str, input: bytes | None = None,
             timeout: float = 300) -> str:
         """``command`` on the machine over plain ssh (after ``ssh_config``), without vagrant's
-        start-up time; ``input`` goes to its stdin and is never logged."""
+        start-up time; ``input`` goes to its stdin and is never logged. A non-zero exit raises
+        (python-vagrant's ``ssh()`` does not)."""
         return self._cli("-F", str(self.root / f".ssh-{name}"), "-o", "BatchMode=yes", name,
                          command, input=input, timeout=timeout, argv0=("ssh",),
                          what=f"ssh {name} {command.split()[0] if command else ''}".strip())

@@ -20,6 +20,7 @@ holds for them.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import secrets
@@ -66,8 +67,20 @@ def libvirt_driver() -> str:
         "kvm" if os.path.exists("/dev/kvm") else "qemu")
 
 
+def remove_bridge(names: Names) -> list[str]:
+    """Delete the experiment bridge and its uplink where they exist; returns what went."""
+    gone = []
+    for link in (names.uplink, names.bridge):
+        if netns.sh("ip", "link", "show", link, check=False).strip():
+            netns.sh("ip", "link", "delete", link, check=False)
+            gone.append(f"link {link}")
+    return gone
+
+
+@functools.cache
 def _code_archive() -> bytes:
-    """The agent's code (the testbed package, without caches) and the per-run set-up."""
+    """The agent's code (the testbed package, without caches) and the per-run set-up; made
+    once per process, sent to every guest."""
     buf = io.BytesIO()
     package = Path(testbed.__file__).resolve().parent
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -123,8 +136,7 @@ class VagrantProvider(Provider):
         """The experiment bridge: VM ports and the uplink into the gateway's br0. No address,
         no iptables on bridged frames (br_netfilter), no IPv6: the host takes no part."""
         sh, n = netns.sh, self.names
-        for link in (n.uplink, n.bridge):  # left by a run that was killed
-            sh("ip", "link", "delete", link, check=False)
+        remove_bridge(n)  # left by a run that was killed
         sh("ip", "link", "add", n.bridge, "type", "bridge", "nf_call_iptables", "0",
            "nf_call_ip6tables", "0", "nf_call_arptables", "0")
         sh("sysctl", "-qw", f"net.ipv6.conf.{n.bridge}.disable_ipv6=1")
@@ -233,8 +245,7 @@ class VagrantProvider(Provider):
                 self.progress(f"  {variant}: could not power off: {e}")
         self.running.clear()
         self.unfinished.clear()
-        for link in (self.names.uplink, self.names.bridge):
-            netns.sh("ip", "link", "delete", link, check=False)
+        remove_bridge(self.names)
         self.lab.teardown()
 
 
@@ -260,10 +271,7 @@ def destroy(scenario: Scenario, project: Path, progress: Callable[[str], None] =
         except VmError as e:
             progress(f"vagrant destroy: {e}")
     gone += libvirt.remove(names)
-    for link in (names.uplink, names.bridge):
-        if netns.sh("ip", "link", "show", link, check=False).strip():
-            netns.sh("ip", "link", "delete", link, check=False)
-            gone.append(f"link {link}")
+    gone += remove_bridge(names)
     if project.exists():
         shutil.rmtree(project, ignore_errors=True)
         gone.append(f"folder {project}")

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 from mitmproxy import http, tcp
-from mitmproxy.io import FlowWriter
 from mitmproxy.test import tflow, tutils
 
 from testbed._errors import AnalysisError
@@ -20,6 +19,7 @@ from testbed.analysis.evidence import (
 from testbed.analysis.pcap import PcapReader
 
 from . import pcapbuild as pb
+from .flowbuild import write_flows
 
 T0 = 1_700_000_000.0
 GUESTS = {"10.0.0.2": "regular", "10.0.0.3": "tom-en", "fd00::2": "tom-zh"}
@@ -165,14 +165,6 @@ def _http(client: str, server: tuple[str, int], **req: object) -> http.HTTPFlow:
     return tflow.tflow(client_conn=c, server_conn=s, req=r, resp=tutils.tresp(content=resp_content))
 
 
-def _write(path: Path, flows: list) -> Path:
-    with open(path, "wb") as f:
-        w = FlowWriter(f)
-        for fl in flows:
-            w.add(fl)
-    return path
-
-
 def test_canary_in_flows(tmp_path: Path) -> None:
     c = CANARY.encode()
     t = tflow.ttcpflow(messages=[tcp.TCPMessage(True, b"MSG " + c, T0 + 9)])
@@ -192,7 +184,7 @@ def test_canary_in_flows(tmp_path: Path) -> None:
         _http("10.0.0.2", ("192.0.2.46", 443), content=b"nothing here"),
         t,
     ]
-    evs = canary_in_flows(_write(tmp_path / "flows.mitm", flows), GUESTS, CANARY)
+    evs = canary_in_flows(write_flows(tmp_path / "flows.mitm", flows), GUESTS, CANARY)
     by = {(e.variant, e.address, e.port): e for e in evs}  # endpoints with a hit
     assert set(by) == {
         ("regular", "203.0.113.9", 443),
@@ -214,7 +206,8 @@ def test_canary_in_flows(tmp_path: Path) -> None:
 
 def test_canary_in_damaged_flows(tmp_path: Path) -> None:
     c = CANARY.encode()
-    path = _write(tmp_path / "flows.mitm", [_http("10.0.0.2", ("203.0.113.9", 443), content=c)] * 2)
+    flow = _http("10.0.0.2", ("203.0.113.9", 443), content=c)
+    path = write_flows(tmp_path / "flows.mitm", [flow] * 2)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 10])
     with pytest.raises(AnalysisError, match=r"flows\.mitm: truncated"):

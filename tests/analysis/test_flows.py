@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 from mitmproxy import http, tcp
-from mitmproxy.io import FlowWriter
 from mitmproxy.test import tflow, tutils
 
 from testbed._errors import AnalysisError
@@ -18,6 +17,7 @@ from testbed.analysis.flows import (
 )
 
 from . import pcapbuild as pb
+from .flowbuild import write_flows
 
 GUEST = "10.0.0.2"
 SERVER = ("203.0.113.9", 443)
@@ -62,14 +62,6 @@ def tcp_flow(messages: list[tuple[bool, bytes]], client: str = GUEST) -> tcp.TCP
         server_conn=s,
         messages=[tcp.TCPMessage(fc, m, 1_700_000_200.0 + i) for i, (fc, m) in enumerate(messages)],
     )
-
-
-def write_flows(path: Path, flows: list) -> Path:
-    with open(path, "wb") as f:
-        w = FlowWriter(f)
-        for fl in flows:
-            w.add(fl)
-    return path
 
 
 @pytest.fixture

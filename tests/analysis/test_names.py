@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from mitmproxy import http
-from mitmproxy.io import FlowWriter
 from mitmproxy.test import tflow, tutils
 
 from testbed._errors import AnalysisError, CaptureFormatError
@@ -21,6 +20,7 @@ from testbed.analysis.names import (
 )
 
 from . import pcapbuild as pb
+from .flowbuild import write_flows
 
 T0 = 1_700_000_000.0
 GUESTS = {"10.0.0.2": "regular", "10.0.0.3": "tom-en", "fd00::2": "tom-zh"}
@@ -285,12 +285,11 @@ def test_names_from_flows(tmp_path: Path) -> None:
         )
         return tflow.tflow(client_conn=c, server_conn=s, req=req)
 
-    path = tmp_path / "flows.mitm"
-    with open(path, "wb") as f:
-        w = FlowWriter(f)
-        w.add(flow("10.0.0.2", ("203.0.113.9", 443), "api.example.test:443", "api.example.test"))
-        w.add(flow("10.0.0.3", ("203.0.113.10", 80), "203.0.113.10", None))  # IP literal Host
-        w.add(flow("10.0.0.3", ("unresolved.example", 80), "x.example.test", None))  # no IP
+    path = write_flows(tmp_path / "flows.mitm", [
+        flow("10.0.0.2", ("203.0.113.9", 443), "api.example.test:443", "api.example.test"),
+        flow("10.0.0.3", ("203.0.113.10", 80), "203.0.113.10", None),  # IP literal Host
+        flow("10.0.0.3", ("unresolved.example", 80), "x.example.test", None),  # no IP
+    ])
     index = names_from_flows(NameIndex(), path, GUESTS)
     assert index["203.0.113.9"] == {("api.example.test", "http-host"), ("api.example.test", "sni")}
     assert index.variants_for("203.0.113.9", "api.example.test", "http-host") == ["regular"]
