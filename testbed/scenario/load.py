@@ -9,27 +9,21 @@ beside the scenario. Problems in a referenced file are reported with that file's
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
-
-import jsonschema
+from typing import Any
 
 from testbed._errors import ScenarioError
-from testbed.scenario._problem import KeyPath, Problem, dotted
-from testbed.scenario._yaml import YamlDoc, load_yaml
+from testbed.scenario._build import Doc, build_profile, build_scenario
+from testbed.scenario._explain import describe, schema_errors
+from testbed.scenario._problem import KeyPath, Problem
+from testbed.scenario._yaml import load_yaml
 from testbed.scenario.model import (
+    EXPECTATION_KINDS,
     AppProfile,
-    Client,
-    Expectation,
-    ExpectationKind,
     Scenario,
-    Session,
-    Step,
     default_expectation_id,
     placeholders,
 )
@@ -37,9 +31,7 @@ from testbed.scenario.schema import NAME_PATTERN, app_profile_schema, scenario_s
 
 BASE_PLACEHOLDERS = frozenset({"user", "password", "canary", "python", "build"})
 VARIANT_PARAMS = ("to", "from")
-EXPECTATION_KINDS: tuple[ExpectationKind, ...] = (
-    "reaches", "never_reaches", "only_reaches", "passes_through", "does_not_pass_through",
-    "delivered", "not_delivered")
+
 
 
 class ScenarioProblems(ScenarioError):
@@ -50,36 +42,19 @@ class ScenarioProblems(ScenarioError):
         self.problems = problems
 
 
-@dataclass
-class _Doc:
-    """A file that parsed to a mapping."""
-
-    file: str  # as the user gave it (or derived from what they gave)
-    path: Path  # resolved
-    raw: bytes
-    yaml: YamlDoc
-
-    @property
-    def data(self) -> dict[Any, Any]:
-        return cast(dict[Any, Any], self.yaml.data)
-
-    def at(self, path: KeyPath, message: str) -> Problem:
-        return Problem(self.file, self.yaml.line(path), dotted(path), message)
-
-
 class _Checker:
     """Checks files, each at most once, collecting problems."""
 
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self._seen: set[Path] = set()
-        self._profiles: dict[Path, tuple[_Doc | None, bool]] = {}  # doc, valid
+        self._profiles: dict[Path, tuple[Doc | None, bool]] = {}  # doc, valid
 
     def add(self, problem: Problem) -> None:
         self.problems.append(problem)
 
     # -- reading ---------------------------------------------------------------------------
-    def read(self, file: str, report: bool = True) -> _Doc | None:
+    def read(self, file: str, report: bool = True) -> Doc | None:
         """Parse ``file`` to a mapping, or report why not (once per file) and return None."""
         path = Path(file)
         found: list[Problem] = []
@@ -105,17 +80,17 @@ class _Checker:
                     found.append(Problem(file, 1, "", "file is empty, expected a mapping"))
                 elif not found and not isinstance(yd.data, dict):
                     found.append(
-                        Problem(file, 1, "", f"expected a mapping, got {_describe(yd.data)}")
+                        Problem(file, 1, "", f"expected a mapping, got {describe(yd.data)}")
                     )
                 if isinstance(yd.data, dict):
-                    doc = _Doc(file, path.resolve(), raw, yd)
+                    doc = Doc(file, path.resolve(), raw, yd)
         key = path.resolve()
         if report and key not in self._seen:
             self.problems.extend(found)
         self._seen.add(key)
         return doc
 
-    def schema(self, doc: _Doc, schema: dict[str, Any]) -> None:
+    def schema(self, doc: Doc, schema: dict[str, Any]) -> None:
         for p in _schema_problems(doc, schema):
             self.add(p)
 
@@ -132,7 +107,7 @@ class _Checker:
             self.profile(file, doc)
         # lab data and build profiles: YAML mappings; their content belongs to testbed.lab
 
-    def profile(self, file: str, doc: _Doc | None = None) -> tuple[_Doc | None, bool]:
+    def profile(self, file: str, doc: Doc | None = None) -> tuple[Doc | None, bool]:
         """Check an app profile once; returns (doc, valid)."""
         key = Path(file).resolve()
         if key in self._profiles:
@@ -147,7 +122,7 @@ class _Checker:
         self._profiles[key] = result
         return result
 
-    def scenario(self, doc: _Doc) -> Scenario | None:
+    def scenario(self, doc: Doc) -> Scenario | None:
         """Check a scenario; returns it when it (and every file it names) is valid."""
         before = len(self.problems)
         self.schema(doc, scenario_schema())
@@ -160,7 +135,7 @@ class _Checker:
 
         clients = data.get("clients")
         clients = clients if isinstance(clients, dict) else {}
-        profiles: dict[Any, _Doc | None] = {}
+        profiles: dict[Any, Doc | None] = {}
         for variant, client in clients.items():
             if not isinstance(client, dict):
                 continue
@@ -181,16 +156,16 @@ class _Checker:
         valid = all(self._profiles[p.path][1] for p in profiles.values() if p is not None)
         if len(self.problems) != before or not valid:
             return None
-        return _build(doc, profiles)
+        return build_scenario(doc, profiles)
 
-    def ref(self, doc: _Doc, key: KeyPath, target: Path) -> None:
+    def ref(self, doc: Doc, key: KeyPath, target: Path) -> None:
         """A file named by the scenario must exist and be a YAML mapping."""
         if not target.is_file():
             self.add(doc.at(key, f"file not found: {target}"))
         else:
             self.read(str(target))
 
-    def sessions(self, doc: _Doc, clients: dict[Any, Any], profiles: dict[Any, Any]) -> None:
+    def sessions(self, doc: Doc, clients: dict[Any, Any], profiles: dict[Any, Any]) -> None:
         sessions = doc.data.get("sessions")
         names: dict[str, int] = {}
         for i, session in _items(sessions):
@@ -213,7 +188,7 @@ class _Checker:
 
     def step(
         self,
-        doc: _Doc,
+        doc: Doc,
         at: KeyPath,
         step: dict[Any, Any],
         clients: dict[Any, Any],
@@ -281,7 +256,7 @@ class _Checker:
                 )
             )
 
-    def expectations(self, doc: _Doc, clients: dict[Any, Any]) -> None:
+    def expectations(self, doc: Doc, clients: dict[Any, Any]) -> None:
         ids: dict[str, int] = {}
         known = ", ".join(str(v) for v in clients) or "none"
         for i, exp in _items(doc.data.get("expectations")):
@@ -363,7 +338,7 @@ def load_app_profile(path: str | Path) -> AppProfile:
     doc, valid = checker.profile(str(path))
     if doc is None or not valid:
         raise ScenarioProblems(_sorted(checker.problems))
-    return _build_profile(doc)
+    return build_profile(doc)
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -406,7 +381,7 @@ def _strings(step: Any) -> Iterator[str]:
                 yield from (v for v in value if isinstance(v, str))
 
 
-def _check_profile(doc: _Doc, add: Any) -> None:
+def _check_profile(doc: Doc, add: Any) -> None:
     """Checks beyond the schema: name matches file, placeholder syntax."""
     data = doc.data
     app = data.get("app")
@@ -425,7 +400,7 @@ def _check_profile(doc: _Doc, add: Any) -> None:
 
 
 def _check_syntax(
-    doc: _Doc, at: KeyPath, text: str, add: Any, allowed: frozenset[str] | None
+    doc: Doc, at: KeyPath, text: str, add: Any, allowed: frozenset[str] | None
 ) -> None:
     try:
         names = placeholders(text)
@@ -443,208 +418,5 @@ def _check_syntax(
             )
 
 
-def _build_profile(doc: _Doc) -> AppProfile:
-    d = doc.data
-    return AppProfile(
-        name=d["app"],
-        path=doc.path,
-        description=d.get("description", ""),
-        images_dir=doc.path.parent / d.get("images", d["app"]),
-        launch=list(d["launch"]),
-        actions={k: [dict(s) for s in v] for k, v in d["actions"].items()},
-    )
-
-
-def _build(doc: _Doc, profiles: dict[str, _Doc | None]) -> Scenario:
-    d, folder = doc.data, doc.path.parent
-    built: dict[Path, AppProfile] = {}
-    clients: dict[str, Client] = {}
-    for variant, c in d["clients"].items():
-        pdoc = profiles[variant]
-        assert pdoc is not None
-        app = built.setdefault(pdoc.path, _build_profile(pdoc))
-        clients[variant] = Client(
-            variant=variant,
-            app=app,
-            build_path=(folder / c["build"]).resolve() if "build" in c else None,
-            user=c["account"]["user"],
-            password_env=c["account"].get("password_env"),
-            vm=dict(c["vm"]) if "vm" in c else None,
-        )
-    sessions = [
-        Session(
-            name=s["name"],
-            parallel=bool(s.get("parallel", False)),
-            steps=[
-                Step(
-                    variant=st["variant"],
-                    action=st["action"],
-                    params={k: v for k, v in st.items() if k not in ("variant", "action")},
-                    line=doc.yaml.line(("sessions", i, "steps", j)),
-                )
-                for j, st in enumerate(s["steps"])
-            ],
-        )
-        for i, s in enumerate(d["sessions"])
-    ]
-    expectations = []
-    for i, e in enumerate(d.get("expectations", [])):
-        kind = next(k for k in EXPECTATION_KINDS if k in e)
-        value = e[kind]
-        places = [dict(p) for p in value] if isinstance(value, list) else \
-            [dict(value)] if isinstance(value, dict) else []
-        chat = {k: str(v) for k, v in e["chat"].items()} if "chat" in e else None
-        variant = e.get("variant") or (chat or {}).get("from", "")
-        expectations.append(
-            Expectation(
-                id=e.get("id") or default_expectation_id(variant, kind, value, chat),
-                variant=variant,
-                kind=kind,
-                place=places[0] if len(places) == 1 else {},
-                description=e.get("description", ""),
-                line=doc.yaml.line(("expectations", i)),
-                places=places,
-                chat=chat,
-                min_strength=str(e.get("min_strength", "")),
-            )
-        )
-    internet = _get(d, "lab", "internet")
-    return Scenario(
-        name=d["scenario"],
-        path=doc.path,
-        description=str(d.get("description", "")).strip(),
-        provider=d["provider"],
-        internet_path=(folder / internet).resolve() if internet else None,
-        clients=clients,
-        sessions=sessions,
-        expectations=expectations,
-        sha256=hashlib.sha256(doc.raw).hexdigest(),
-        nightly=bool(d.get("nightly", False)),
-        vagrant=dict(d["vagrant"]) if "vagrant" in d else None,
-    )
-
-
-# -- schema errors -> problems -----------------------------------------------------------
-_TYPES = {
-    "object": "a mapping",
-    "array": "a list",
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "true or false",
-    "null": "nothing",
-}
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str | int | float):
-        return repr(value)
-    return f"a {type(value).__name__}"
-
-
-def _schema_problems(doc: _Doc, schema: dict[str, Any]) -> list[Problem]:
-    validator = jsonschema.Draft202012Validator(schema)
-    found: list[tuple[KeyPath, str, str]] = []  # path, validator, message
-    for error in validator.iter_errors(doc.data):
-        found.extend(_explain(error))
-    typed = {path for path, kind, _ in found if kind == "type"}
-    return [
-        doc.at(path, message)
-        for path, kind, message in found
-        if kind == "type" or path not in typed
-    ]
-
-
-def _explain(error: jsonschema.ValidationError) -> list[tuple[KeyPath, str, str]]:
-    path: KeyPath = tuple(error.absolute_path)
-    kind = str(error.validator)
-    inst: Any = error.instance
-    value: Any = error.validator_value
-    sub: Any = error.schema
-    got = _describe(inst)
-    if "propertyNames" in error.relative_schema_path:
-        what = sub.get("description", "a valid name") if isinstance(sub, dict) else "a name"
-        return [((*path, inst), "name", f"invalid name {inst!r}: expected {what}")]
-    if kind == "required":
-        missing = [k for k in value if isinstance(inst, dict) and k not in inst]
-        provider = inst.get("provider") if isinstance(inst, dict) else None
-        why = f" (provider is {provider})" if "then" in error.schema_path else ""
-        return [(path, kind, f"missing required key {k!r}{why}") for k in missing]
-    if kind == "additionalProperties" and isinstance(inst, dict):
-        props = sub.get("properties", {}) if isinstance(sub, dict) else {}
-        return [((*path, k), kind, f"unknown key {k!r}") for k in inst if k not in props]
-    if kind == "oneOf":
-        return _one_of(error, path, got)
-    if kind == "type":
-        types = [value] if isinstance(value, str) else list(value)
-        hint = ""
-        if isinstance(inst, bool) and "string" in types:
-            hint = " (quote it: YAML reads yes/no/on/off/true/false as booleans)"
-        expected = " or ".join(_TYPES.get(t, t) for t in types)
-        return [(path, kind, f"expected {expected}, got {got}{hint}")]
-    if kind == "enum":
-        if len(value) > 12 and isinstance(sub, dict) and "description" in sub:
-            return [(path, kind, f"expected {sub['description']}, got {got}")]
-        return [(path, kind, f"expected one of {', '.join(map(str, value))}, got {got}")]
-    if kind == "const":
-        return [(path, kind, f"expected {value!r}, got {got}")]
-    if kind == "pattern":
-        what = sub.get("description") if isinstance(sub, dict) else None
-        return [(path, kind, f"expected {what or 'text matching ' + value}, got {got}")]
-    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
-        return [(path, kind, f"expected a number {op[kind]} {value}, got {got}")]
-    if kind == "minLength":
-        return [(path, kind, "expected a non-empty string")]
-    if kind in ("minItems", "maxItems"):
-        lo, hi = sub.get("minItems"), sub.get("maxItems")
-        n = len(inst) if isinstance(inst, list) else 0
-        want = (
-            f"exactly {lo}"
-            if lo == hi
-            else (f"at least {lo}" if kind == "minItems" else f"at most {hi}")
-        )
-        return [(path, kind, f"expected {want} item(s), got {n}")]
-    if kind == "minProperties":
-        return [(path, kind, f"expected at least {value} entry, got none")]
-    return [(path, kind, error.message)]
-
-
-def _one_of(
-    error: jsonschema.ValidationError, path: KeyPath, got: str
-) -> list[tuple[KeyPath, str, str]]:
-    branches: Any = error.validator_value
-    inst: Any = error.instance
-    keys = [b.get("required", [None])[0] if isinstance(b, dict) else None for b in branches]
-    if None in keys:  # alternatives by type, e.g. a string or a list
-        types = [_TYPES.get(str(b.get("type")), "something else") for b in branches]
-        return [(path, "type", f"expected {' or '.join(types)}, got {got}")]
-    if not isinstance(inst, dict):
-        return []  # the enclosing schema's type error says it
-    present = [k for k in keys if k in inst]
-    choices = ", ".join(str(k) for k in keys)
-    if not present:
-        return [(path, "oneOf", f"expected one of the keys {choices}")]
-    if len(present) > 1:
-        return [
-            (
-                path,
-                "oneOf",
-                f"expected only one of the keys {choices}, got "
-                f"{' and '.join(str(k) for k in present)}",
-            )
-        ]
-    index = keys.index(present[0])
-    out: list[tuple[KeyPath, str, str]] = []
-    for sub in error.context or []:
-        if sub.relative_schema_path and sub.relative_schema_path[0] == index:
-            out.extend(_explain(sub))
-    return out
+def _schema_problems(doc: Doc, schema: dict[str, Any]) -> list[Problem]:
+    return [doc.at(path, message) for path, message in schema_errors(doc.data, schema)]

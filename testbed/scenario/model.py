@@ -10,6 +10,9 @@ from typing import Any, Literal
 
 ExpectationKind = Literal["reaches", "never_reaches", "only_reaches", "passes_through",
                           "does_not_pass_through", "delivered", "not_delivered"]
+EXPECTATION_KINDS: tuple[ExpectationKind, ...] = (
+    "reaches", "never_reaches", "only_reaches", "passes_through", "does_not_pass_through",
+    "delivered", "not_delivered")
 
 
 def placeholders(text: str) -> list[str]:

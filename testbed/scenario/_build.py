@@ -1,0 +1,123 @@
+"""Valid scenario and app profile files -> the frozen records of `testbed.scenario.model`.
+
+Only called on files `testbed.scenario.load` found valid: no checking here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from testbed.scenario._problem import KeyPath, Problem, dotted
+from testbed.scenario._yaml import YamlDoc
+from testbed.scenario.model import (
+    EXPECTATION_KINDS,
+    AppProfile,
+    Client,
+    Expectation,
+    Scenario,
+    Session,
+    Step,
+    default_expectation_id,
+)
+
+
+@dataclass
+class Doc:
+    """A file that parsed to a mapping."""
+
+    file: str  # as the user gave it (or derived from what they gave)
+    path: Path  # resolved
+    raw: bytes
+    yaml: YamlDoc
+
+    @property
+    def data(self) -> dict[Any, Any]:
+        return cast(dict[Any, Any], self.yaml.data)
+
+    def at(self, path: KeyPath, message: str) -> Problem:
+        return Problem(self.file, self.yaml.line(path), dotted(path), message)
+
+
+
+def build_profile(doc: Doc) -> AppProfile:
+    d = doc.data
+    return AppProfile(
+        name=d["app"],
+        path=doc.path,
+        description=d.get("description", ""),
+        images_dir=doc.path.parent / d.get("images", d["app"]),
+        launch=list(d["launch"]),
+        actions={k: [dict(s) for s in v] for k, v in d["actions"].items()},
+    )
+
+
+def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> Scenario:
+    d, folder = doc.data, doc.path.parent
+    built: dict[Path, AppProfile] = {}
+    clients: dict[str, Client] = {}
+    for variant, c in d["clients"].items():
+        pdoc = profiles[variant]
+        assert pdoc is not None
+        app = built.setdefault(pdoc.path, build_profile(pdoc))
+        clients[variant] = Client(
+            variant=variant,
+            app=app,
+            build_path=(folder / c["build"]).resolve() if "build" in c else None,
+            user=c["account"]["user"],
+            password_env=c["account"].get("password_env"),
+            vm=dict(c["vm"]) if "vm" in c else None,
+        )
+    sessions = [
+        Session(
+            name=s["name"],
+            parallel=bool(s.get("parallel", False)),
+            steps=[
+                Step(
+                    variant=st["variant"],
+                    action=st["action"],
+                    params={k: v for k, v in st.items() if k not in ("variant", "action")},
+                    line=doc.yaml.line(("sessions", i, "steps", j)),
+                )
+                for j, st in enumerate(s["steps"])
+            ],
+        )
+        for i, s in enumerate(d["sessions"])
+    ]
+    expectations = []
+    for i, e in enumerate(d.get("expectations", [])):
+        kind = next(k for k in EXPECTATION_KINDS if k in e)
+        value = e[kind]
+        places = [dict(p) for p in value] if isinstance(value, list) else \
+            [dict(value)] if isinstance(value, dict) else []
+        chat = {k: str(v) for k, v in e["chat"].items()} if "chat" in e else None
+        variant = e.get("variant") or (chat or {}).get("from", "")
+        expectations.append(
+            Expectation(
+                id=e.get("id") or default_expectation_id(variant, kind, value, chat),
+                variant=variant,
+                kind=kind,
+                place=places[0] if len(places) == 1 else {},
+                description=e.get("description", ""),
+                line=doc.yaml.line(("expectations", i)),
+                places=places,
+                chat=chat,
+                min_strength=str(e.get("min_strength", "")),
+            )
+        )
+    internet = (d.get("lab") or {}).get("internet")
+    return Scenario(
+        name=d["scenario"],
+        path=doc.path,
+        description=str(d.get("description", "")).strip(),
+        provider=d["provider"],
+        internet_path=(folder / internet).resolve() if internet else None,
+        clients=clients,
+        sessions=sessions,
+        expectations=expectations,
+        sha256=hashlib.sha256(doc.raw).hexdigest(),
+        nightly=bool(d.get("nightly", False)),
+        vagrant=dict(d["vagrant"]) if "vagrant" in d else None,
+    )
