@@ -130,8 +130,12 @@ def _evidence_item(ev: dict[str, Any]) -> EvidenceItem:
     return EvidenceItem(tuple(str(x) for x in (kind, strength) if x), str(body))
 
 
-def _claim(v: dict[str, Any]) -> str:
-    where = ", ".join(f"{k} {val}" for k, val in as_dict(v.get("place")).items())
+def _claim(v: dict[str, Any], expectation: dict[str, Any]) -> str:
+    """"tom-en reaches country CN"; the places from the expectation when the verdict has none
+    (``only_reaches`` names several)."""
+    places = [as_dict(v.get("place"))] if v.get("place") else \
+        [as_dict(p) for p in expectation.get("places") or []]
+    where = " or ".join(", ".join(f"{k} {val}" for k, val in p.items()) for p in places)
     subject = str(v.get("variant"))
     chat = as_dict(v.get("chat"))
     if chat:
@@ -140,14 +144,15 @@ def _claim(v: dict[str, Any]) -> str:
     return f"{subject} {str(v.get('kind') or '').replace('_', ' ')} {where}".strip()
 
 
-def _verdict(v: dict[str, Any]) -> Verdict:
+def _verdict(v: dict[str, Any], expectation: dict[str, Any]) -> Verdict:
     status = str(v.get("status"))
     dbs = tuple(Database(f"{text(g.get('file'))} sha256 {text(g.get('sha256'))}",
                          f"{text(g.get('database_type'))} "
                          f"({str(g.get('build_date') or '')[:10]})")
                 for g in v.get("geoip") or [] if isinstance(g, dict))
     return Verdict(id=text(v.get("id")), status=status,
-                   label=STATUS_LABEL.get(status, status.upper() or "?"), claim=_claim(v),
+                   label=STATUS_LABEL.get(status, status.upper() or "?"),
+                   claim=_claim(v, expectation),
                    reason=text(v.get("reason")),
                    evidence=tuple(_evidence_item(x) for x in v.get("evidence") or []
                                   if isinstance(x, dict)),
@@ -156,8 +161,10 @@ def _verdict(v: dict[str, Any]) -> Verdict:
 
 def verdicts(data: RunData) -> Verdicts:
     exps = data.manifest.get("expectations")
-    ids = tuple(text(x.get("id")) for x in exps if isinstance(x, dict)) \
-        if isinstance(exps, list) else ()
+    exps = [x for x in exps if isinstance(x, dict)] if isinstance(exps, list) else []
+    by_id = {text(x.get("id")): x for x in exps}
     return Verdicts(judged=data.verdicts is not None,
-                    problem=data.problems.get("verdicts.json", "missing"), expectations=ids,
-                    items=tuple(_verdict(v) for v in data.verdicts or []))
+                    problem=data.problems.get("verdicts.json", "missing"),
+                    expectations=tuple(by_id),
+                    items=tuple(_verdict(v, by_id.get(text(v.get("id")), {}))
+                                for v in data.verdicts or []))
