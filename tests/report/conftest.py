@@ -167,3 +167,57 @@ def crashed_run(tmp_path: Path) -> Path:
     (run / "events.jsonl").write_text('{"variant": "regular", "action": "launch", '
                                       '"outcome": "ok"}\n{"truncated": \n')
     return run
+
+
+HOSTILE_NAME = '<script>alert("dns")</script>.evil.example'
+RESIDENCY_PLACES = {
+    "198.51.100.10": _place("198.51.100.10", "DE", "Germany", "85.214.0.10"),
+    "198.51.100.20": _place("198.51.100.20", "FR", "France", "51.15.0.20"),
+    "198.51.100.30": _place("198.51.100.30", "US", "United States", "64.4.21.30"),
+    "198.51.100.40": _place("198.51.100.40", "IE", "Ireland", "52.18.0.40", other="GB"),
+}
+RESIDENCY_PLACES["198.51.100.30"]["names"] = [HOSTILE_NAME]
+
+
+@pytest.fixture
+def residency_run(tmp_path: Path) -> Path:
+    """A data-residency study: its expectations name Germany and France (nothing about China);
+    one server's DNS name is hostile markup."""
+    run = tmp_path / "results" / "eu-residency" / "20270201T090000Z-beef"
+    guests = {"eu-app": "10.77.0.10", "eu-peer": "10.77.0.11"}
+    expectations = [
+        {"id": "eu-app-only_reaches-country-DE-country-FR", "variant": "eu-app",
+         "kind": "only_reaches", "place": {}, "places": [{"country": "DE"}, {"country": "FR"}],
+         "chat": None},
+        {"id": "chat-eu-app-eu-peer-passes_through-country-DE", "variant": "eu-app",
+         "kind": "passes_through", "place": {"country": "DE"}, "places": [{"country": "DE"}],
+         "chat": {"from": "eu-app", "to": "eu-peer"}}]
+    write_json(run / "manifest.json", _manifest(
+        scenario={"name": "eu-residency", "path": "scenarios/eu-residency.yaml",
+                  "sha256": "d" * 64}, expectations=expectations, guests=guests,
+        capture={"captured": 80, "received": 80, "dropped": 0, "complete": True}, geoip=GEOIP))
+    (run / "events.jsonl").write_text("".join(json.dumps(
+        {"session": "launch", "variant": v, "action": "launch", "start": T0 + 2, "end": T0 + 3,
+         "outcome": "ok", "error": None}) + "\n" for v in guests), encoding="utf-8")
+    endpoints = [_ep("eu-app", "198.51.100.10", "tcp", 443, 5000),
+                 _ep("eu-app", "198.51.100.20", "tcp", 443, 2000),
+                 _ep("eu-app", "198.51.100.30", "tcp", 443, 700),
+                 _ep("eu-peer", "198.51.100.40", "udp", 3478, 300),
+                 _ep("eu-peer", "198.51.100.10", "tcp", 443, 1200)]
+    write_json(run / "analysis" / "endpoints.json", {
+        "endpoints": endpoints, "places": RESIDENCY_PLACES, "variants": list(guests),
+        "geoip": GEOIP, "stats": {"frames_read": 80}, "warnings": []})
+    write_json(run / "analysis" / "evidence.json", {"canary": CANARY, "chats": [
+        {"sender": "eu-app", "recipient": "eu-peer", "text": "meet at 10 " + CANARY,
+         "start": T0 + 10, "end": T0 + 11, "has_canary": True, "endpoints": ["198.51.100.10"],
+         "evidence": [{"kind": "canary-tls", "variant": "eu-app", "address": "198.51.100.10",
+                       "port": 443, "proto": "tcp", "time": T0 + 10.2, "strength": "strong",
+                       "detail": f"canary {CANARY!r} found in decrypted TLS"}]}]})
+    write_json(run / "verdicts.json", {"verdicts": [
+        {"id": expectations[0]["id"], "variant": "eu-app", "kind": "only_reaches", "place": {},
+         "status": "fail", "reason": "eu-app reached 198.51.100.30 (US), outside DE or FR",
+         "evidence": [], "geoip": GEOIP, "chat": None},
+        {"id": expectations[1]["id"], "variant": "eu-app", "kind": "passes_through",
+         "place": {"country": "DE"}, "status": "pass", "reason": "the canary reached DE",
+         "evidence": [], "geoip": GEOIP, "chat": {"from": "eu-app", "to": "eu-peer"}}]})
+    return run

@@ -62,3 +62,33 @@ def test_report_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
     artifacts = os.environ.get("TESTBED_ARTIFACTS")
     if artifacts and Path(artifacts).is_dir():
         shutil.copyfile(shot, Path(artifacts) / "report-screenshot.png")
+
+
+def _red_pixels(shot: Path) -> int:
+    """Pixels of the highlight colour (#d1242f, give or take anti-aliasing)."""
+    with Image.open(shot) as im:
+        return sum(n for n, (r, g, b) in im.convert("RGB").getcolors(2000 * 1280) or []
+                   if r > 180 and g < 80 and b < 90)
+
+
+def test_residency_report_in_headless_chromium(residency_run: Path, tmp_path: Path) -> None:
+    """A study about Germany and France, as a browser shows it: DE and FR highlighted, the
+    filter offers them, nothing says China; the screenshot is kept as an artifact."""
+    url = build_report(residency_run).resolve().as_uri()
+    dumped = chromium("--dump-dom", url)
+    assert dumped.returncode == 0 and "Uncaught" not in dumped.stderr, dumped.stderr[-2000:]
+    dom = parse(dumped.stdout)
+    rows = dom.find("table", id="endpoint-table").find("tbody").find_all("tr")
+    assert {r.attrs["data-country"] for r in rows if "hot" in r.classes} == {"DE", "FR"}
+    filters = dom.find(cls="filters")
+    assert "hidden" not in filters.attrs and "Germany or France only" in filters.text
+    assert "4 of 4 rows" in dom.find(id="ep-count").text
+    assert "china" not in dumped.stdout.lower()
+
+    shot = tmp_path / "report-residency-screenshot.png"
+    taken = chromium(f"--screenshot={shot}", "--window-size=1280,2000", url)
+    assert taken.returncode == 0 and shot.is_file(), taken.stderr[-2000:]
+    assert _red_pixels(shot) > 200  # the highlighted rows and chart bands are drawn
+    artifacts = os.environ.get("TESTBED_ARTIFACTS")
+    if artifacts and Path(artifacts).is_dir():
+        shutil.copyfile(shot, Path(artifacts) / "report-residency-screenshot.png")
