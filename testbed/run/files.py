@@ -1,0 +1,216 @@
+"""The run directory's layout and its JSON plumbing: every file name lives here.
+
+    results/<scenario>/<run-id>/
+        manifest.json     scenario + hash, tool versions, phases, capture stats, GeoIP provenance
+        scenario.yaml     the scenario as it was run;  lab/internet.yaml  the simulated internet
+        events.jsonl      every action: guest, start, end, outcome
+        capture/          gateway.pcap, flows.mitm, tls.jsonl, tcpdump.log, mitmdump.log
+        screenshots/<variant>/<phase>.png
+        analysis/         endpoints.json, endpoints.csv, endpoints.txt, evidence.json, geo/
+        verdicts.json     junit.xml     report.html
+        reanalysis/<id>/  a re-analysis with other GeoIP databases (a run of its own)
+
+Names are relative to the run directory. Reading a file that is not what its name says raises
+:class:`RunFileError` naming the file; the record parsers signal a bad shape with
+:class:`Shape`, which :func:`load_json` / :func:`load_lines` turn into that error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from testbed._errors import RunFileError
+
+MANIFEST = "manifest.json"
+SCENARIO = "scenario.yaml"
+EVENTS = "events.jsonl"
+CAPTURE_DIR = "capture"
+PCAP = "capture/gateway.pcap"
+FLOWS = "capture/flows.mitm"
+TLS = "capture/tls.jsonl"
+TCPDUMP_LOG = "capture/tcpdump.log"
+MITMDUMP_LOG = "capture/mitmdump.log"
+SCREENSHOTS_DIR = "screenshots"
+ANALYSIS_DIR = "analysis"
+ENDPOINTS = "analysis/endpoints.json"
+ENDPOINTS_CSV = "analysis/endpoints.csv"
+ENDPOINTS_TXT = "analysis/endpoints.txt"
+EVIDENCE = "analysis/evidence.json"
+GEO_DIR = "analysis/geo"
+LAB_DIR = "lab"
+INTERNET = "lab/internet.yaml"
+VERDICTS = "verdicts.json"
+JUNIT = "junit.xml"
+REPORT = "report.html"
+REANALYSIS_DIR = "reanalysis"
+
+#: the folders a new run starts with
+RUN_SUBDIRS = (CAPTURE_DIR, SCREENSHOTS_DIR, ANALYSIS_DIR, LAB_DIR)
+
+T = TypeVar("T")
+_MISSING: Any = object()
+
+
+class Shape(ValueError):
+    """A JSON value of the wrong shape; the message says where (``places['1.2.3.4'].asn``)."""
+
+
+def is_run(path: Path) -> bool:
+    """Whether ``path`` looks like a run directory (it holds a manifest)."""
+    return (path / MANIFEST).is_file()
+
+
+# -- reading and writing whole files ---------------------------------------------------------
+def load_json(path: Path, parse: Callable[[Any], T]) -> T:
+    """``parse(json of path)``; a missing, unreadable or misshapen file is a RunFileError."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise RunFileError(path, "missing") from e
+    except OSError as e:
+        raise RunFileError(path, f"unreadable: {e.strerror or e}") from e
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunFileError(path, f"unreadable: not JSON: {e}") from e
+    try:
+        return parse(raw)
+    except Shape as e:
+        raise RunFileError(path, f"damaged: {e}") from e
+
+
+def load_lines(path: Path, parse: Callable[[Mapping[str, Any]], T],
+               skip_damaged: bool = False) -> tuple[list[T], int]:
+    """The records of a JSON-lines file and how many damaged lines were skipped. Without
+    ``skip_damaged`` the first damaged line is a RunFileError naming the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError as e:
+        raise RunFileError(path, "missing") from e
+    except OSError as e:
+        raise RunFileError(path, f"unreadable: {e.strerror or e}") from e
+    out: list[T] = []
+    skipped = 0
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(parse(obj(json.loads(line), "the line")))
+        except (json.JSONDecodeError, Shape) as e:
+            if not skip_damaged:
+                raise RunFileError(path, f"line {n} damaged: {e}") from e
+            skipped += 1
+    return out, skipped
+
+
+def dump_json(path: Path, data: Any, indent: int = 1) -> None:
+    """Write ``data`` as JSON (UTF-8, not ASCII-escaped), atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def append_line(path: Path, data: Mapping[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+
+# -- checking shapes: each returns the value or raises Shape ---------------------------------
+def obj(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise Shape(f"{where}: expected an object, not {type(value).__name__}")
+    return value
+
+
+def _get(d: Mapping[str, Any], key: str, kinds: tuple[type, ...], what: str,
+         default: Any) -> Any:
+    value = d.get(key)
+    if value is None:
+        if default is _MISSING:
+            raise Shape(f"{key!r} is missing")
+        return default
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise Shape(f"{key!r} should be {what}, not {type(value).__name__}: {value!r:.60}")
+    return value
+
+
+def text(d: Mapping[str, Any], key: str, default: str = _MISSING) -> str:
+    return str(_get(d, key, (str,), "a string", default))
+
+
+def opt_text(d: Mapping[str, Any], key: str) -> str | None:
+    value = _get(d, key, (str,), "a string", None)
+    return None if value is None else str(value)
+
+
+def number(d: Mapping[str, Any], key: str, default: float = _MISSING) -> float:
+    value: float = _get(d, key, (int, float), "a number", default)
+    return value
+
+
+def opt_number(d: Mapping[str, Any], key: str) -> float | None:
+    value: float | None = _get(d, key, (int, float), "a number", None)
+    return value
+
+
+def integer(d: Mapping[str, Any], key: str, default: int = _MISSING) -> int:
+    return int(_get(d, key, (int,), "an integer", default))
+
+
+def opt_integer(d: Mapping[str, Any], key: str) -> int | None:
+    value = _get(d, key, (int,), "an integer", None)
+    return None if value is None else int(value)
+
+
+def flag(d: Mapping[str, Any], key: str, default: bool = False) -> bool:
+    return bool(_get(d, key, (bool,), "true or false", default))
+
+
+def texts(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    items = _get(d, key, (list,), "a list", [])
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise Shape(f"{key}[{i}] should be a string, not {type(item).__name__}")
+    return tuple(items)
+
+
+def mapping(d: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """A JSON object whose keys the caller does not fix (parameters, tool versions, ...)."""
+    return dict(_get(d, key, (dict,), "an object", {}))
+
+
+def text_map(d: Mapping[str, Any], key: str) -> dict[str, str]:
+    out = mapping(d, key)
+    for k, v in out.items():
+        if not isinstance(v, str):
+            raise Shape(f"{key}[{k!r}] should be a string, not {type(v).__name__}")
+    return out
+
+
+def objects(d: Mapping[str, Any], key: str) -> tuple[dict[str, Any], ...]:
+    """A list of JSON objects kept as they are (free-form records such as evidence items)."""
+    items = _get(d, key, (list,), "a list", [])
+    return tuple(dict(obj(item, f"{key}[{i}]")) for i, item in enumerate(items))
+
+
+def records(d: Mapping[str, Any], key: str,
+            parse: Callable[[Mapping[str, Any]], T]) -> tuple[T, ...]:
+    """A list of objects, each parsed; a bad item is reported with its index."""
+    items = _get(d, key, (list,), "a list", [])
+    return tuple(within(f"{key}[{i}]", parse, item) for i, item in enumerate(items))
+
+
+def record_map(d: Mapping[str, Any], key: str,
+               parse: Callable[[Mapping[str, Any]], T]) -> dict[str, T]:
+    """An object of objects (``places``: address → placement), each parsed."""
+    return {k: within(f"{key}[{k!r}]", parse, v) for k, v in mapping(d, key).items()}
+
+
+def within(where: str, parse: Callable[[Mapping[str, Any]], T], value: Any) -> T:
+    """``parse(value)``, with ``where`` prefixed to any shape error."""
+    try:
+        return parse(obj(value, where))
+    except Shape as e:
+        msg = str(e)
+        raise Shape(msg if msg.startswith(where) else f"{where}: {msg}") from e
