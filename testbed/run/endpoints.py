@@ -69,10 +69,12 @@ class ReadStats:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ReadStats:
-        return cls(*(integer(d, k, 0) for k in ("frames_read", "packets_read",
-                                                 "packets_attributed", "packets_infrastructure",
-                                                 "packets_unattributed", "frames_skipped")),
-                   warnings=texts(d, "warnings"))
+        return cls(frames_read=integer(d, "frames_read", 0),
+                   packets_read=integer(d, "packets_read", 0),
+                   packets_attributed=integer(d, "packets_attributed", 0),
+                   packets_infrastructure=integer(d, "packets_infrastructure", 0),
+                   packets_unattributed=integer(d, "packets_unattributed", 0),
+                   frames_skipped=integer(d, "frames_skipped", 0), warnings=texts(d, "warnings"))
 
 
 @dataclass(frozen=True)
