@@ -13,15 +13,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from testbed.history.diff import diff_runs, format_diff
 from testbed.history.errors import BadInput
 from testbed.history.index import History, RunRecord, default_index
-
-DEFAULT_RESULTS = Path(os.environ.get("TESTBED_RESULTS", "results"))
+from testbed.run.files import DEFAULT_RESULTS
 
 
 def _index(args: argparse.Namespace) -> History:

@@ -23,6 +23,7 @@ from typing import Any
 
 from testbed.history.diff import RunView, load_run
 from testbed.history.errors import BadInput, HistoryError
+from testbed.run.files import is_run
 
 INDEX_NAME = "history.sqlite"
 SCHEMA_VERSION = 1
@@ -109,7 +110,7 @@ def run_dirs(results_root: Path) -> Iterator[Path]:
         return
     for scen in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for run in sorted(p for p in scen.iterdir() if p.is_dir()):
-            if (run / "manifest.json").is_file():
+            if is_run(run):
                 yield run
 
 
@@ -177,7 +178,7 @@ class History:
         con.execute("DELETE FROM verdicts WHERE scenario=? AND run_id=?", key)
         con.executemany(
             "INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?)",
-            [(*key, vid, v.get("variant"), str(v.get("status")), v.get("reason"))
+            [(*key, vid, v.variant, v.status, v.reason)
              for vid, v in view.verdicts.items()])
         con.execute("DELETE FROM countries WHERE scenario=? AND run_id=?", key)
         con.executemany("INSERT INTO countries VALUES (?, ?, ?, ?)",
@@ -277,7 +278,7 @@ class History:
                 params += [limit[0], limit[0], limit[1]]
             query += " ORDER BY COALESCE(started, 0) DESC, run_id DESC"
             for row in con.execute(query, params):
-                if (Path(row["path"]) / "manifest.json").is_file():
+                if is_run(Path(row["path"])):
                     return Path(row["path"])
         return None
 
@@ -290,7 +291,7 @@ class History:
         row = con.execute("SELECT started FROM runs WHERE scenario=? AND run_id=?",
                           (scenario, run_id)).fetchone()
         if row is None:
-            if isinstance(before, Path) and (before / "manifest.json").is_file():
+            if isinstance(before, Path) and is_run(before):
                 view = load_run(before)
                 return view.started or 0.0, view.run_id
             raise BadInput(f"run {run_id} of {scenario} is not in the history index")

@@ -18,11 +18,15 @@ Names are relative to the run directory. Reading a file that is not what its nam
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from testbed._errors import RunFileError
+
+#: where runs are written unless told otherwise: ``<results>/<scenario>/<run-id>/``
+DEFAULT_RESULTS = Path(os.environ.get("TESTBED_RESULTS", "results"))
 
 MANIFEST = "manifest.json"
 SCENARIO = "scenario.yaml"
