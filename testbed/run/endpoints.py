@@ -8,7 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from testbed.run.files import integer, number, obj, record_map, records, text, texts
+from testbed.run.files import (
+    integer,
+    number,
+    obj,
+    opt_integer,
+    record_map,
+    records,
+    text,
+    texts,
+)
 from testbed.run.places import NOWHERE, GeoipDatabase, Placement
 
 
@@ -48,33 +57,32 @@ class EndpointRow:
                    first_seen=number(d, "first_seen", 0.0), last_seen=number(d, "last_seen", 0.0))
 
 
+_COUNTS = ("frames_read", "packets_read", "packets_attributed", "packets_infrastructure",
+           "packets_unattributed", "frames_skipped")
+
+
 @dataclass(frozen=True)
 class ReadStats:
-    """How the capture was read: packets_read == attributed + infrastructure + unattributed."""
+    """How the capture was read: packets_read == attributed + infrastructure + unattributed.
+    A count an older analysis did not record is None (and left out of ``to_json``)."""
 
-    frames_read: int = 0
-    packets_read: int = 0
-    packets_attributed: int = 0
-    packets_infrastructure: int = 0
-    packets_unattributed: int = 0
-    frames_skipped: int = 0
-    warnings: tuple[str, ...] = ()
+    frames_read: int | None = None
+    packets_read: int | None = None
+    packets_attributed: int | None = None
+    packets_infrastructure: int | None = None
+    packets_unattributed: int | None = None
+    frames_skipped: int | None = None
+    warnings: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"frames_read": self.frames_read, "packets_read": self.packets_read,
-                "packets_attributed": self.packets_attributed,
-                "packets_infrastructure": self.packets_infrastructure,
-                "packets_unattributed": self.packets_unattributed,
-                "frames_skipped": self.frames_skipped, "warnings": list(self.warnings)}
+        out = {k: getattr(self, k) for k in _COUNTS}
+        out["warnings"] = None if self.warnings is None else list(self.warnings)
+        return {k: v for k, v in out.items() if v is not None}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ReadStats:
-        return cls(frames_read=integer(d, "frames_read", 0),
-                   packets_read=integer(d, "packets_read", 0),
-                   packets_attributed=integer(d, "packets_attributed", 0),
-                   packets_infrastructure=integer(d, "packets_infrastructure", 0),
-                   packets_unattributed=integer(d, "packets_unattributed", 0),
-                   frames_skipped=integer(d, "frames_skipped", 0), warnings=texts(d, "warnings"))
+        return cls(**{k: opt_integer(d, k) for k in _COUNTS},
+                   warnings=texts(d, "warnings") if "warnings" in d else None)
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ class Expectation:
     ``country`` / ``asn`` / ``organization`` / ``network`` / ``host`` (see verdicts.places)."""
 
     id: str
-    kind: str
+    kind: str = ""
     variant: str = ""
     place: dict[str, Any] = field(default_factory=dict)
     places: tuple[dict[str, Any], ...] = ()
@@ -135,7 +135,7 @@ class Expectation:
         if not isinstance(places, list):
             raise Shape(f"'places' should be a list, not {type(places).__name__}")
         chat = d.get("chat")
-        return cls(id=text(d, "id"), kind=text(d, "kind"), variant=text(d, "variant", ""),
+        return cls(id=text(d, "id"), kind=text(d, "kind", ""), variant=text(d, "variant", ""),
                    place=mapping(d, "place"),
                    places=tuple(dict(obj(p, f"places[{i}]")) for i, p in enumerate(places)),
                    chat=None if chat is None else within("chat", ChatClaim.from_json, chat),
