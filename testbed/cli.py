@@ -15,6 +15,11 @@ MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
 
 
 def _print_verdicts(verdicts: list) -> None:  # list[Verdict]
+    from testbed.verdicts.junit import failure_text
+
+    for v in verdicts:
+        if v.status == "fail":
+            print(f"\n{failure_text(v)}")
     print("\nVerdicts")
     for v in verdicts:
         print(f"  {MARK.get(v.status, v.status):<13} {v.id}: {v.reason}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed._errors import RunFileError
+from testbed._errors import TestbedError
 from testbed.history.errors import BadInput
 from testbed.run import Placement, Verdict, store
 from testbed.run.manifest import ScenarioRef
@@ -106,7 +106,7 @@ def load_run(path: Path) -> RunView:
         manifest = store.open_manifest(path)
         analysis = store.read_endpoints(path)
         verdicts = store.read_verdicts(path) or []
-    except RunFileError as e:
+    except TestbedError as e:  # no manifest, or a damaged file (RunFileError)
         raise BadInput(str(e)) from e
     endpoints: dict[str, dict[str, Endpoint]] = {v: {} for v in manifest.guests}
     services: dict[tuple[str, str], set[str]] = {}

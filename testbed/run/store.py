@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from testbed._errors import RunFileError
+from testbed._errors import TestbedError
 from testbed.run import files as f
 from testbed.run.endpoints import EndpointsFile
 from testbed.run.events import Event, TlsRecord
@@ -18,10 +18,10 @@ from testbed.run.verdicts import Verdict, VerdictsFile
 
 
 def open_manifest(run: Path) -> Manifest:
-    """The manifest of ``run``, which must be a run directory."""
+    """The manifest of ``run``, which must be a run directory (TestbedError if not)."""
     manifest = read_manifest(run)
     if manifest is None:
-        raise RunFileError(run, f"not a run directory (no {f.MANIFEST})")
+        raise TestbedError(f"{run}: not a run directory (no {f.MANIFEST})")
     return manifest
 
 
