@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +97,14 @@ def run_history(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise BadInput(f"--limit {args.limit}: expected a positive number")
     index = _index(args)
+
+    def damaged(message: str) -> None:
+        print(f"testbed: warning: {message} (run not indexed)", file=sys.stderr)
+
     if args.reindex:
-        index.reindex(args.results)
+        index.reindex(args.results, damaged)
     else:
-        index.sync(args.results)  # runs made since (testbed run) appear without a reindex
+        index.sync(args.results, damaged)  # runs made since (testbed run) appear at once
     records = index.runs(args.scenario, args.limit)
     if not records:
         known = index.scenarios()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,9 +184,10 @@ class History:
         con.executemany("INSERT INTO countries VALUES (?, ?, ?, ?)",
                         [(*key, v, c) for v, cs in countries.items() for c in cs])
 
-    def reindex(self, results_root: Path) -> int:
+    def reindex(self, results_root: Path, on_damaged: Callable[[str], None] | None = None) -> int:
         """Record every run directory under ``results_root`` and forget indexed runs of that
-        root whose directory is gone; returns how many runs were recorded."""
+        root whose directory is gone; returns how many runs were recorded. A damaged run is
+        left out (and its error handed to ``on_damaged``)."""
         root = Path(results_root).resolve()
         seen: set[tuple[str, str]] = set()
         n = 0
@@ -194,8 +195,10 @@ class History:
             for run in run_dirs(root):
                 try:
                     view = load_run(run)
-                except BadInput:
-                    continue  # a damaged run: not indexable, left for the user to look at
+                except BadInput as e:  # a damaged run: not indexable, left for the user
+                    if on_damaged:
+                        on_damaged(str(e))
+                    continue
                 self._record(con, view, None)
                 seen.add((view.scenario, view.run_id))
                 n += 1
@@ -206,9 +209,9 @@ class History:
                     self._forget(con, row["scenario"], row["run_id"])
         return n
 
-    def sync(self, results_root: Path) -> int:
+    def sync(self, results_root: Path, on_damaged: Callable[[str], None] | None = None) -> int:
         """Record runs under ``results_root`` that are not indexed yet, or were indexed while
-        still running; returns how many were recorded."""
+        still running; returns how many were recorded (damaged runs: as ``reindex``)."""
         n = 0
         with self._db() as con:
             known = {row["path"]: row["status"]
@@ -218,7 +221,9 @@ class History:
                     continue
                 try:
                     view = load_run(run)
-                except BadInput:
+                except BadInput as e:
+                    if on_damaged:
+                        on_damaged(str(e))
                     continue
                 self._record(con, view, None)
                 n += 1
