@@ -20,6 +20,7 @@ from typing import Any
 from testbed._errors import TestbedError
 from testbed.history.errors import BadInput
 from testbed.run import Placement, Verdict, store
+from testbed.run.files import ENDPOINTS
 from testbed.run.manifest import ScenarioRef
 
 
@@ -278,7 +279,7 @@ def diff_views(ra: RunView, rb: RunView) -> RunDiff:
                      f"(sha256 {ra.scenario_sha256[:12]} -> {rb.scenario_sha256[:12]})")
     for r in (ra, rb):
         if not r.analysed:
-            notes.append(f"{r.run_id} has no analysis/endpoints.json (status {r.status}): "
+            notes.append(f"{r.run_id} has no {ENDPOINTS} (status {r.status}): "
                          "its endpoints are unknown, not absent")
     return RunDiff(ra, rb, variants, changes, notes)
 
