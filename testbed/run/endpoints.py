@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from testbed.run.files import (
+from testbed.run.places import NOWHERE, GeoipDatabase, Placement
+from testbed.run.shapes import (
     integer,
     number,
     obj,
@@ -18,7 +19,6 @@ from testbed.run.files import (
     text,
     texts,
 )
-from testbed.run.places import NOWHERE, GeoipDatabase, Placement
 
 
 @dataclass(frozen=True)

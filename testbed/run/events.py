@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from testbed.run.files import mapping, objects, opt_integer, opt_number, opt_text, text, text_map
+from testbed.run.shapes import mapping, objects, opt_integer, opt_number, opt_text, text, text_map
 
 
 @dataclass(frozen=True)

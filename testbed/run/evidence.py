@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.run.files import flag, integer, number, obj, opt_text, records, text, texts
+from testbed.run.shapes import flag, integer, number, obj, opt_text, records, text, texts
 
 
 @dataclass(frozen=True)

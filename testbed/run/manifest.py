@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from testbed.run.files import (
+from testbed.run.places import GeoipDatabase
+from testbed.run.shapes import (
     Shape,
     flag,
     mapping,
@@ -26,7 +27,6 @@ from testbed.run.files import (
     texts,
     within,
 )
-from testbed.run.places import GeoipDatabase
 
 
 @dataclass(frozen=True)

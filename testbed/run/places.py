@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.run.files import (
+from testbed.run.shapes import (
     Shape,
     flag,
     opt_integer,

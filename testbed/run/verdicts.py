@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from testbed.run.files import Shape, mapping, obj, objects, records, text, within
 from testbed.run.manifest import ChatClaim
 from testbed.run.places import GeoipDatabase
+from testbed.run.shapes import Shape, mapping, obj, objects, records, text, within
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
