@@ -3,7 +3,7 @@
 ``evaluate`` hands each expectation to its kind's module: ``reach`` (where a variant went) and
 ``chat`` (a message's path and delivery), which judge it on ``RunFacts`` (``facts``). A verdict
 is ``pass`` or ``fail`` on evidence, and ``inconclusive``, with the reason, whenever the run
-cannot support the claim either way. ``judge_run`` evaluates every expectation of a run.
+cannot support the claim either way. ``check.check_run`` judges a whole run.
 """
 
 from __future__ import annotations
@@ -11,17 +11,19 @@ from __future__ import annotations
 from testbed.run import FAIL, INCONCLUSIVE, PASS, Expectation, Verdict
 from testbed.verdicts.chat import CHAT_KINDS, evaluate_chat
 from testbed.verdicts.facts import RunFacts
-from testbed.verdicts.reach import evaluate_reach
+from testbed.verdicts.reach import REACH_KINDS, evaluate_reach
 
-__all__ = ["CHAT_KINDS", "FAIL", "INCONCLUSIVE", "PASS", "RunFacts", "Verdict", "evaluate",
-           "undecided"]
+__all__ = ["CHAT_KINDS", "FAIL", "INCONCLUSIVE", "PASS", "REACH_KINDS", "RunFacts", "Verdict",
+           "evaluate", "undecided"]
 
 
 def evaluate(expectation: Expectation, facts: RunFacts) -> Verdict:
     """The verdict on one expectation (the manifest's form of a scenario expectation)."""
     if expectation.kind in CHAT_KINDS:
         return evaluate_chat(expectation, facts)
-    return evaluate_reach(expectation, facts)
+    if expectation.kind in REACH_KINDS:
+        return evaluate_reach(expectation, facts)
+    raise ValueError(f"{expectation.id}: unknown kind of expectation {expectation.kind!r}")
 
 
 def undecided(expectation: Expectation, error: Exception) -> Verdict:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from testbed.run import (
     CaptureCounts,
     EndpointRow,
@@ -171,3 +173,9 @@ def test_only_reaches_is_data_residency():
     assert v.status == FAIL and v.reason.startswith("regular reached places outside US or EE: "
                                                     "203.0.113.15")
     assert evaluate(only, facts([endpoint("regular", "198.51.100.99")])).status == INCONCLUSIVE
+
+
+def test_an_unknown_kind_is_a_defect_never_a_silent_pass():
+    odd = Expectation.from_json({"id": "odd", "variant": "regular", "place": {"country": "CN"}})
+    with pytest.raises(ValueError, match="unknown kind of expectation ''"):
+        evaluate(odd, facts([endpoint("regular", "198.51.100.39")]))
