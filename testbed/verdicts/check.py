@@ -24,12 +24,12 @@ def check_run(run: Path) -> list[Verdict]:
     facts = RunFacts.load(run)
     cases = []
     for expectation in expectations:
-        t = time.perf_counter()
+        t, error = time.perf_counter(), None
         try:
-            case = Case(evaluate(expectation, facts), 0.0)
+            verdict = evaluate(expectation, facts)
         except Exception as e:  # a defect: recorded in the verdict and junit.xml
-            case = Case(undecided(expectation, e), 0.0, traceback.format_exc())
-        cases.append(Case(case.verdict, time.perf_counter() - t, case.error))
+            verdict, error = undecided(expectation, e), traceback.format_exc()
+        cases.append(Case(verdict, time.perf_counter() - t, error))
     verdicts = [c.verdict for c in cases]
     store.write_verdicts(run, verdicts)
     write_junit(run / f.JUNIT, cases, started, time.perf_counter() - t0)

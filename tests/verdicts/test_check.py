@@ -76,3 +76,21 @@ def test_analyze_judges_without_pytest_and_agrees_with_the_plugin(run: Path) -> 
                            capture_output=True, text=True, timeout=120)
     assert "1 failed, 6 passed, 1 skipped" in plain.stdout, plain.stdout + plain.stderr
     assert json.loads((run / f.VERDICTS).read_text()) == direct
+
+
+def test_an_evaluation_that_raises_is_recorded_not_lost(run: Path) -> None:
+    from testbed.verdicts.check import check_run
+
+    manifest = json.loads((run / f.MANIFEST).read_text())
+    manifest["expectations"][0]["kind"] = "sometimes_reaches"
+    (run / f.MANIFEST).write_text(json.dumps(manifest))
+    verdicts = check_run(run)
+    assert len(verdicts) == 8 and verdicts[0].status == "inconclusive"
+    assert verdicts[0].reason == (
+        "the expectation could not be evaluated: ValueError: regular-never_reaches-country-CN: "
+        "unknown kind of expectation 'sometimes_reaches'")
+    case = ET.parse(run / f.JUNIT).getroot().find("testsuite/testcase")
+    assert case is not None and case.find("properties/property") is None
+    failure = case.find("failure")
+    assert failure is not None and "Traceback" in (failure.text or "")
+    assert failure.get("message", "").startswith("ValueError: regular-never_reaches")
