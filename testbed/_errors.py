@@ -7,6 +7,7 @@
     ├── VmError                   a vagrant machine could not be brought up, reached or removed
     ├── AgentError                an agent step failed (timeout, image not found, unreachable)
     ├── CaptureError              tcpdump or mitmdump failed to start or stop
+    ├── RunFileError              a run directory's file is damaged: bad JSON, wrong types (exit 2)
     └── AnalysisError             a run's files cannot be analysed
         └── CaptureFormatError    a capture file is not a pcap/pcapng we can read (exit 2)
 
@@ -46,6 +47,17 @@ class AgentError(TestbedError):
 
 class CaptureError(TestbedError):
     pass
+
+
+class RunFileError(TestbedError):
+    """One file of a run directory cannot be read as what its name says; ``path`` names it and
+    ``reason`` says what is wrong (the message is ``f"{path}: {reason}"``)."""
+
+    exit_code = 2
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
 
 
 class AnalysisError(TestbedError):

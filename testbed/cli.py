@@ -8,12 +8,18 @@ import sys
 from pathlib import Path
 
 from testbed._errors import ScenarioError, TestbedError
+from testbed.run.files import DEFAULT_RESULTS, ENDPOINTS, ENDPOINTS_CSV, REPORT
 
-DEFAULT_RESULTS = Path(os.environ.get("TESTBED_RESULTS", "results"))
+__all__ = ["DEFAULT_RESULTS", "build_parser", "main"]  # DEFAULT_RESULTS: for vagrant.commands
 MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
 
 
 def _print_verdicts(verdicts: list) -> None:  # list[Verdict]
+    from testbed.verdicts.junit import failure_text
+
+    for v in verdicts:
+        if v.status == "fail":
+            print(f"\n{failure_text(v)}")
     print("\nVerdicts")
     for v in verdicts:
         print(f"  {MARK.get(v.status, v.status):<13} {v.id}: {v.reason}")
@@ -27,11 +33,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = run_scenario(scenario, args.results, progress=lambda m: print(m, flush=True))
     if outcome.analysis is not None:
         _print_warnings(outcome.analysis.warnings)
-        print("\nEndpoints (analysis/endpoints.csv)")
+        print(f"\nEndpoints ({ENDPOINTS_CSV})")
         print(outcome.analysis.table)
     _print_verdicts(outcome.verdicts)
     print(f"\nresults: {outcome.run.path} (status: {outcome.status})")
-    print(f"report:  {outcome.run.path / 'report.html'}")
+    print(f"report:  {outcome.run.path / REPORT}")
     if not outcome.verdicts:
         print("no verdicts: the run produced no capture to judge", file=sys.stderr)
     return 0 if outcome.all_passed else 1
@@ -66,7 +72,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     verdicts = check_run(target.path)
     _print_verdicts(verdicts)
     build_report(target.path)
-    print(f"report: {target.path / 'report.html'}")
+    print(f"report: {target.path / REPORT}")
     if args.geoip:
         print(f"\nre-analysis: {target.path} (the run's own analysis and verdicts are unchanged)")
     return 0 if verdicts and all(v.status == "pass" for v in verdicts) else 1
@@ -76,7 +82,7 @@ def _print_warnings(warnings: list[str]) -> None:
     for w in warnings[:20]:
         print(f"warning: {w}", file=sys.stderr)
     if len(warnings) > 20:
-        print(f"warning: ... and {len(warnings) - 20} more (analysis/endpoints.json)",
+        print(f"warning: ... and {len(warnings) - 20} more ({ENDPOINTS})",
               file=sys.stderr)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from testbed._errors import CaptureError
 from testbed.provider.abstracts import Provider
+from testbed.run.files import TLS
 
 CA_FILE = "mitmproxy-ca-cert.pem"
 
@@ -34,7 +35,7 @@ class Mitmdump:
     @property
     def tls_log(self) -> Path:
         """SNI, TLS failures and pinned servers, as JSON lines (see ``mitm_addon``)."""
-        return self.flows.with_name("tls.jsonl")
+        return self.flows.with_name(Path(TLS).name)
 
     @property
     def ca_cert(self) -> Path:

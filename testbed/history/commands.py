@@ -13,15 +13,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from testbed.history.diff import diff_runs, format_diff
 from testbed.history.errors import BadInput
 from testbed.history.index import History, RunRecord, default_index
-
-DEFAULT_RESULTS = Path(os.environ.get("TESTBED_RESULTS", "results"))
+from testbed.run.files import DEFAULT_RESULTS
 
 
 def _index(args: argparse.Namespace) -> History:
@@ -98,10 +97,14 @@ def run_history(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise BadInput(f"--limit {args.limit}: expected a positive number")
     index = _index(args)
+
+    def damaged(message: str) -> None:
+        print(f"testbed: warning: {message} (run not indexed)", file=sys.stderr)
+
     if args.reindex:
-        index.reindex(args.results)
+        index.reindex(args.results, damaged)
     else:
-        index.sync(args.results)  # runs made since (testbed run) appear without a reindex
+        index.sync(args.results, damaged)  # runs made since (testbed run) appear at once
     records = index.runs(args.scenario, args.limit)
     if not records:
         known = index.scenarios()

@@ -2,6 +2,7 @@
 that appeared or disappeared, and verdicts whose status changed.
 
     load_run(path) -> RunView        one run's manifest, endpoints and verdicts (BadInput: exit 2)
+                                     read through ``testbed.run``
     diff_runs(a, b) -> RunDiff       a is the older run (the baseline), b the newer one
     format_diff(d) -> str            readable sentences; "no change" for an identical pair
     RunDiff.to_json() -> dict
@@ -12,12 +13,15 @@ organisations or ASNs: they are classified, not placed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testbed._errors import TestbedError
 from testbed.history.errors import BadInput
+from testbed.run import Placement, Verdict, store
+from testbed.run.files import ENDPOINTS
+from testbed.run.manifest import ScenarioRef
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class RunView:
     finished: float | None
     analysed: bool  # analysis/endpoints.json exists
     endpoints: dict[str, dict[str, Endpoint]]  # variant -> address -> endpoint
-    verdicts: dict[str, dict[str, Any]]  # id -> verdict record
+    verdicts: dict[str, Verdict]  # id -> verdict
 
     @property
     def variants(self) -> list[str]:
@@ -84,89 +88,49 @@ class RunView:
     def good(self) -> bool:
         """Complete, with verdicts, all of them passing: fit to be a baseline."""
         return self.status == "complete" and bool(self.verdicts) and all(
-            v.get("status") == "pass" for v in self.verdicts.values())
+            v.passed for v in self.verdicts.values())
 
     def verdict_counts(self) -> dict[str, int]:
         counts = {"pass": 0, "fail": 0, "inconclusive": 0}
         for v in self.verdicts.values():
-            s = str(v.get("status"))
+            s = v.status
             counts[s] = counts.get(s, 0) + 1
         return counts
 
 
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadInput(f"{path}: unreadable {what}: {e}") from e
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
-
-
 def load_run(path: Path) -> RunView:
-    """Read a run directory; BadInput (exit 2) when ``path`` is not one."""
+    """Read a run directory; BadInput (exit 2) when ``path`` is not one or a file is damaged."""
     path = Path(path)
     if not path.is_dir():
         raise BadInput(f"{path}: not a run directory (no such folder)")
-    if not (path / "manifest.json").is_file():
-        raise BadInput(f"{path}: not a run directory (no manifest.json)")
-    manifest = _read_json(path / "manifest.json", "manifest.json")
-    if not isinstance(manifest, dict):
-        raise BadInput(f"{path}/manifest.json: expected a JSON object")
-    scen = manifest.get("scenario")
-    scen = scen if isinstance(scen, dict) else {}
-    endpoints: dict[str, dict[str, Endpoint]] = {}
-    guests = manifest.get("guests")
-    for variant in guests if isinstance(guests, dict) else {}:
-        endpoints.setdefault(str(variant), {})
-    ep_file = path / "analysis" / "endpoints.json"
-    analysed = ep_file.is_file()
-    if analysed:
-        data = _read_json(ep_file, "analysis/endpoints.json")
-        data = data if isinstance(data, dict) else {}
-        places = data.get("places") if isinstance(data.get("places"), dict) else {}
-        services: dict[tuple[str, str], set[str]] = {}
-        for ep in data.get("endpoints") or []:
-            if not isinstance(ep, dict) or "variant" not in ep or "address" not in ep:
-                continue
-            variant, address = str(ep["variant"]), str(ep["address"])
-            services.setdefault((variant, address), set()).add(
-                f"{ep.get('proto', '?')}/{ep.get('port', '?')}")
-        for (variant, address), svc in services.items():
-            p = places.get(address) if isinstance(places, dict) else None
-            p = p if isinstance(p, dict) else {}
-            asn = p.get("asn")
-            endpoints.setdefault(variant, {})[address] = Endpoint(
-                address=address,
-                country=p.get("country") or None,
-                stands_for=p.get("stands_for") or None,
-                special=p.get("special") or None,
-                names=tuple(str(n) for n in p.get("names") or ()),
-                asn=int(asn) if isinstance(asn, int | str) and str(asn).isdigit() else None,
-                organization=p.get("organization") or None,
-                services=tuple(sorted(svc)),
-            )
-    verdicts: dict[str, dict[str, Any]] = {}
-    v_file = path / "verdicts.json"
-    if v_file.is_file():
-        data = _read_json(v_file, "verdicts.json")
-        items = data.get("verdicts") if isinstance(data, dict) else data
-        for v in items if isinstance(items, list) else []:
-            if isinstance(v, dict) and "id" in v:
-                verdicts[str(v["id"])] = v
+    try:
+        manifest = store.open_manifest(path)
+        analysis = store.read_endpoints(path)
+        verdicts = store.read_verdicts(path) or []
+    except TestbedError as e:  # no manifest, or a damaged file (RunFileError)
+        raise BadInput(str(e)) from e
+    endpoints: dict[str, dict[str, Endpoint]] = {v: {} for v in manifest.guests}
+    services: dict[tuple[str, str], set[str]] = {}
+    for ep in analysis.endpoints if analysis else ():
+        services.setdefault((ep.variant, ep.address), set()).add(ep.service)
+    for (variant, address), svc in services.items():
+        p = analysis.place(address) if analysis else Placement()
+        endpoints.setdefault(variant, {})[address] = Endpoint(
+            address=address, country=p.country or None, stands_for=p.stands_for or None,
+            special=p.special or None, names=p.names, asn=p.asn,
+            organization=p.organization or None, services=tuple(sorted(svc)))
+    scen = manifest.scenario or ScenarioRef()
     return RunView(
         path=path,
-        run_id=str(manifest.get("run_id") or path.name),
-        scenario=str(scen.get("name") or path.parent.name),
-        scenario_sha256=scen.get("sha256"),
-        status=str(manifest.get("status") or "unknown"),
-        started=_float(manifest.get("started")),
-        finished=_float(manifest.get("finished")),
-        analysed=analysed,
+        run_id=manifest.run_id or path.name,
+        scenario=scen.name or path.parent.name,
+        scenario_sha256=scen.sha256,
+        status=manifest.status or "unknown",
+        started=manifest.started,
+        finished=manifest.finished,
+        analysed=analysis is not None,
         endpoints=endpoints,
-        verdicts=verdicts,
+        verdicts={v.id: v for v in verdicts},
     )
 
 
@@ -301,11 +265,12 @@ def diff_views(ra: RunView, rb: RunView) -> RunDiff:
     changes = []
     for vid in sorted(set(ra.verdicts) | set(rb.verdicts)):
         va, vb = ra.verdicts.get(vid), rb.verdicts.get(vid)
-        sa, sb = (va or {}).get("status"), (vb or {}).get("status")
+        sa, sb = va.status if va else None, vb.status if vb else None
         if sa != sb:
+            either = vb or va
             changes.append(VerdictChange(
-                id=vid, variant=(vb or va or {}).get("variant"), before=sa, after=sb,
-                before_reason=(va or {}).get("reason"), after_reason=(vb or {}).get("reason")))
+                id=vid, variant=either.variant if either else None, before=sa, after=sb,
+                before_reason=va.reason if va else None, after_reason=vb.reason if vb else None))
     notes = []
     if ra.scenario != rb.scenario:
         notes.append(f"the runs are of different scenarios ({ra.scenario}, {rb.scenario})")
@@ -314,7 +279,7 @@ def diff_views(ra: RunView, rb: RunView) -> RunDiff:
                      f"(sha256 {ra.scenario_sha256[:12]} -> {rb.scenario_sha256[:12]})")
     for r in (ra, rb):
         if not r.analysed:
-            notes.append(f"{r.run_id} has no analysis/endpoints.json (status {r.status}): "
+            notes.append(f"{r.run_id} has no {ENDPOINTS} (status {r.status}): "
                          "its endpoints are unknown, not absent")
     return RunDiff(ra, rb, variants, changes, notes)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 
 from testbed.history.diff import RunView, load_run
 from testbed.history.errors import BadInput, HistoryError
+from testbed.run.files import is_run
 
 INDEX_NAME = "history.sqlite"
 SCHEMA_VERSION = 1
@@ -109,7 +110,7 @@ def run_dirs(results_root: Path) -> Iterator[Path]:
         return
     for scen in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for run in sorted(p for p in scen.iterdir() if p.is_dir()):
-            if (run / "manifest.json").is_file():
+            if is_run(run):
                 yield run
 
 
@@ -177,15 +178,16 @@ class History:
         con.execute("DELETE FROM verdicts WHERE scenario=? AND run_id=?", key)
         con.executemany(
             "INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?)",
-            [(*key, vid, v.get("variant"), str(v.get("status")), v.get("reason"))
+            [(*key, vid, v.variant, v.status, v.reason)
              for vid, v in view.verdicts.items()])
         con.execute("DELETE FROM countries WHERE scenario=? AND run_id=?", key)
         con.executemany("INSERT INTO countries VALUES (?, ?, ?, ?)",
                         [(*key, v, c) for v, cs in countries.items() for c in cs])
 
-    def reindex(self, results_root: Path) -> int:
+    def reindex(self, results_root: Path, on_damaged: Callable[[str], None] | None = None) -> int:
         """Record every run directory under ``results_root`` and forget indexed runs of that
-        root whose directory is gone; returns how many runs were recorded."""
+        root whose directory is gone; returns how many runs were recorded. A damaged run is
+        left out (and its error handed to ``on_damaged``)."""
         root = Path(results_root).resolve()
         seen: set[tuple[str, str]] = set()
         n = 0
@@ -193,8 +195,10 @@ class History:
             for run in run_dirs(root):
                 try:
                     view = load_run(run)
-                except BadInput:
-                    continue  # a damaged run: not indexable, left for the user to look at
+                except BadInput as e:  # a damaged run: not indexable, left for the user
+                    if on_damaged:
+                        on_damaged(str(e))
+                    continue
                 self._record(con, view, None)
                 seen.add((view.scenario, view.run_id))
                 n += 1
@@ -205,9 +209,9 @@ class History:
                     self._forget(con, row["scenario"], row["run_id"])
         return n
 
-    def sync(self, results_root: Path) -> int:
+    def sync(self, results_root: Path, on_damaged: Callable[[str], None] | None = None) -> int:
         """Record runs under ``results_root`` that are not indexed yet, or were indexed while
-        still running; returns how many were recorded."""
+        still running; returns how many were recorded (damaged runs: as ``reindex``)."""
         n = 0
         with self._db() as con:
             known = {row["path"]: row["status"]
@@ -217,7 +221,9 @@ class History:
                     continue
                 try:
                     view = load_run(run)
-                except BadInput:
+                except BadInput as e:
+                    if on_damaged:
+                        on_damaged(str(e))
                     continue
                 self._record(con, view, None)
                 n += 1
@@ -277,7 +283,7 @@ class History:
                 params += [limit[0], limit[0], limit[1]]
             query += " ORDER BY COALESCE(started, 0) DESC, run_id DESC"
             for row in con.execute(query, params):
-                if (Path(row["path"]) / "manifest.json").is_file():
+                if is_run(Path(row["path"])):
                     return Path(row["path"])
         return None
 
@@ -290,7 +296,7 @@ class History:
         row = con.execute("SELECT started FROM runs WHERE scenario=? AND run_id=?",
                           (scenario, run_id)).fetchone()
         if row is None:
-            if isinstance(before, Path) and (before / "manifest.json").is_file():
+            if isinstance(before, Path) and is_run(before):
                 view = load_run(before)
                 return view.started or 0.0, view.run_id
             raise BadInput(f"run {run_id} of {scenario} is not in the history index")

@@ -28,6 +28,7 @@ from testbed._errors import TestbedError
 from testbed.history.diff import RunDiff, RunView, diff_views, format_diff, load_run
 from testbed.history.errors import BadInput, HistoryError
 from testbed.history.index import History, NightlyResult, default_index
+from testbed.run.files import MANIFEST
 from testbed.scenario import Scenario, load_scenario
 
 Progress = Callable[[str], None]
@@ -105,22 +106,22 @@ def judge(new: RunView, base: RunView | None) -> tuple[bool, bool, list[str]]:
     if new.status != "complete":
         regression = True
         notes.append(f"the run {new.status} (status {new.status!r}, see "
-                     f"{new.path / 'manifest.json'})")
+                     f"{new.path / MANIFEST})")
     if base is not None:
         for vid, v in base.verdicts.items():
-            if v.get("status") != "pass":
+            if not v.passed:
                 continue
             now = new.verdicts.get(vid)
             if now is None:
                 regression = True
                 notes.append(f"verdict {vid} passed in {base.run_id} and is missing now")
-            elif now.get("status") != "pass":
+            elif not now.passed:
                 regression = True
-                notes.append(f"verdict {vid}: pass -> {now.get('status')}")
+                notes.append(f"verdict {vid}: pass -> {now.status}")
     for vid, v in new.verdicts.items():
-        if v.get("status") != "pass" and (base is None or vid not in base.verdicts):
+        if not v.passed and (base is None or vid not in base.verdicts):
             failed = True
-            notes.append(f"verdict {vid}: {v.get('status')}: {_short(str(v.get('reason')))}")
+            notes.append(f"verdict {vid}: {v.status}: {_short(v.reason)}")
     if not new.verdicts and new.status == "complete":
         failed = True
         notes.append("the run produced no verdicts")

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from testbed._errors import AnalysisError, CaptureFormatError
 from testbed.analysis import (
     EndpointReport,
     Geo,
     MapEntry,
-    Placement,
     Row,
     classify,
     extract_endpoints,
@@ -28,12 +25,25 @@ from testbed.analysis import (
     write_csv,
     write_mmdb,
 )
+from testbed.analysis import Placement as GeoAnswer
 from testbed.analysis.chatpath import ChatPath, chat_paths, messages_from_events
 from testbed.analysis.evidence import bursts, canary_in_flows, canary_in_pcap
 from testbed.analysis.geo import bundled_databases
 from testbed.analysis.names import NameIndex, extract_names, names_from_flows
 from testbed.lab.internet_map import InternetMap, load_internet
 from testbed.orchestrator.rundir import RunDir
+from testbed.run import (
+    ChatRecord,
+    EndpointRow,
+    EndpointsFile,
+    EvidenceFile,
+    GeoipDatabase,
+    Placement,
+    PlaceView,
+    ReadStats,
+    store,
+)
+from testbed.run import files as f
 
 
 @dataclass
@@ -41,8 +51,8 @@ class Analysis:
     report: EndpointReport
     rows: list[Row]
     table: str
-    places: dict[str, dict[str, Any]]
-    geoip: list[dict[str, Any]]
+    places: dict[str, Placement]
+    geoip: list[GeoipDatabase]
     chats: list[ChatPath]
     warnings: list[str]
 
@@ -53,32 +63,32 @@ def derived_run(run: RunDir, databases: list[Path]) -> RunDir:
     events and scenario are copied, so the derived folder is a run ``pytest`` can check."""
     label = "+".join(db.stem for db in databases)[:60]
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = run.path / "reanalysis" / f"{stamp}-{label}"
+    path = run.path / f.REANALYSIS_DIR / f"{stamp}-{label}"
     path.mkdir(parents=True, exist_ok=False)
-    for name in ("capture", "lab", "screenshots"):
+    for name in (f.CAPTURE_DIR, f.LAB_DIR, f.SCREENSHOTS_DIR):
         if (run.path / name).exists():
             (path / name).symlink_to(Path("..") / ".." / name)
-    for name in ("events.jsonl", "scenario.yaml"):
+    for name in (f.EVENTS, f.SCENARIO):
         if (run.path / name).exists():
             shutil.copyfile(run.path / name, path / name)
     derived = RunDir(path)
-    derived.update_manifest(**run.manifest(), reanalysis_of=run.run_id,
+    derived.update_manifest(**run.manifest().to_json(), reanalysis_of=run.run_id,
                             reanalysis_databases=[str(db) for db in databases])
-    (path / "analysis").mkdir()
+    (path / f.ANALYSIS_DIR).mkdir()
     return derived
 
 
 def lab_database(run: RunDir, internet: InternetMap | None = None) -> Path | None:
     """Write the lab's map (``lab/internet.yaml``, or ``internet`` when already loaded) as a
     MaxMind-format database."""
-    internet_file = run.path / "lab" / "internet.yaml"
+    internet_file = run.file(f.INTERNET)
     if internet is None:
         if not internet_file.exists():
             return None
         internet = load_internet(internet_file)
-    out = run.path / "analysis" / "geo" / f"lab-{internet.name}.mmdb"
+    out = run.file(f.GEO_DIR) / f"lab-{internet.name}.mmdb"
     out.parent.mkdir(parents=True, exist_ok=True)
-    started = run.manifest().get("started")  # a re-analysis writes the same database
+    started = run.manifest().started  # a re-analysis writes the same database
     write_mmdb(out, [MapEntry(f"{s.address}/32", s.country, internet.country_name(s.country))
                      for s in internet.servers],
                description=f"testbed lab map {internet.name} (from {internet_file.name})",
@@ -88,9 +98,9 @@ def lab_database(run: RunDir, internet: InternetMap | None = None) -> Path | Non
 
 def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     manifest = run.manifest()
-    guests: dict[str, str] = manifest.get("guests", {})
+    guests = manifest.guests
     variants = list(guests)
-    infrastructure = list(manifest.get("infrastructure", {}))
+    infrastructure = list(manifest.infrastructure)
     if not run.pcap.exists():
         raise AnalysisError(f"{run.pcap}: no capture in this run")
     by_address = {a: v for v, a in guests.items()}
@@ -106,7 +116,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
 
     stands_for: dict[str, str] = {}
     lab_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    internet_file = run.path / "lab" / "internet.yaml"
+    internet_file = run.file(f.INTERNET)
     internet = load_internet(internet_file) if internet_file.exists() else None
     if internet is not None:
         stands_for = internet.stands_for()
@@ -122,76 +132,73 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
         places = {address: place(geo, address, classify(address, lab_nets),
                                  stands_for.get(address), names.names_for(address))
                   for address in sorted({e.address for e in report.endpoints})}
-        provenance = geo.provenance()
+        provenance = [GeoipDatabase.from_json(db) for db in geo.provenance()]
 
-    def placement(address: str) -> Placement | None:
-        p = places.get(address, {})
-        return Placement(address, p.get("country"), p.get("country_name"), p.get("database"),
-                         p.get("network"))
+    def placement(address: str) -> GeoAnswer | None:
+        p = places.get(address, Placement())
+        return GeoAnswer(address, p.country, p.country_name, p.database, p.network)
 
-    rows = seed_table(report, variants, placement, lambda a: places[a]["special"], stands_for)
+    rows = seed_table(report, variants, placement, lambda a: places[a].special, stands_for)
     for row in rows:
         p = places[row.address]
-        row.names = p["names"]
-        row.asn = str(p["asn"] or "")
-        row.organization = p["organization"] or ""
-        row.views = [f"{v['country'] or '?'} ({v['database']}"
-                     + (f", for {v['address']})" if v["via"] == "stands_for" else ")")
-                     for v in p["views"]]
-        row.disagree = " ".join(p["countries"]) if p["disagree"] else ""
+        row.names = list(p.names)
+        row.asn = str(p.asn or "")
+        row.organization = p.organization or ""
+        row.views = [f"{v.country or '?'} ({v.database}"
+                     + (f", for {v.address})" if v.via == "stands_for" else ")")
+                     for v in p.views]
+        row.disagree = " ".join(p.countries) if p.disagree else ""
 
-    out = run.path / "analysis"
-    out.mkdir(exist_ok=True)
-    (out / "endpoints.json").write_text(json.dumps(
-        {**report.to_json(), "variants": variants, "places": places, "geoip": provenance,
-         "warnings": warnings}, indent=1, ensure_ascii=False) + "\n")
-    (out / "evidence.json").write_text(json.dumps(
-        {"canary": manifest.get("canary"), "chats": [c.to_json() for c in chats]},
-        indent=1, ensure_ascii=False) + "\n")
-    write_csv(rows, out / "endpoints.csv", variants)
+    run.file(f.ANALYSIS_DIR).mkdir(exist_ok=True)
+    store.write_endpoints(run.path, EndpointsFile(
+        capture=report.capture,
+        endpoints=tuple(EndpointRow(**asdict(e)) for e in report.endpoints),
+        infrastructure=tuple(EndpointRow(**asdict(e)) for e in report.infrastructure),
+        stats=ReadStats(**asdict(report.stats) | {"warnings": tuple(report.stats.warnings)}),
+        variants=tuple(variants), places=places, geoip=tuple(provenance),
+        warnings=tuple(warnings)))
+    store.write_evidence(run.path, EvidenceFile(
+        canary=manifest.canary, chats=tuple(ChatRecord.from_json(c.to_json()) for c in chats)))
+    write_csv(rows, run.file(f.ENDPOINTS_CSV), variants)
     table = format_table(rows, variants)
-    (out / "endpoints.txt").write_text(table + "\n")
-    run.update_manifest(geoip=provenance)
+    run.file(f.ENDPOINTS_TXT).write_text(table + "\n")
+    run.update_manifest(geoip=[g.to_json() for g in provenance])
     return Analysis(report=report, rows=rows, table=table, places=places, geoip=provenance,
                     chats=chats, warnings=warnings)
 
 
 def place(geo: Geo, address: str, special: str | None, stands_for: str | None,
-          names: list[str]) -> dict[str, Any]:
+          names: list[str]) -> Placement:
     """Where one endpoint is, with provenance: the first database that places the address
     (for a lab address: the lab's map; failing that, its stand-in), and every database's
     view of the address and of the real address it stands for. Special-purpose addresses
     are classified, never placed."""
-    info: dict[str, Any] = {"special": special, "stands_for": stands_for, "names": names,
-                            "country": None, "country_name": None, "database": None,
-                            "network": None, "via": None, "asn": None, "organization": None,
-                            "views": [], "countries": [], "disagree": False}
     if special:
-        return info
+        return Placement(special=special, stands_for=stands_for, names=tuple(names))
     views = [(p, "address") for p in geo.place_all(address) if p.known]
     if stands_for:
         views += [(p, "stands_for") for p in geo.place_all(stands_for) if p.known]
     primary = next(((p, via) for p, via in views if p.iso_code), None)
-    if primary:
-        p, via = primary
-        info.update(country=p.iso_code, country_name=p.country_name, database=p.database,
-                    network=p.network, via=via)
-    for p, _via in views:
-        if p.asn and not info["asn"]:
-            info.update(asn=p.asn, organization=p.organization)
-    codes = sorted({p.iso_code for p, _ in views if p.iso_code})
-    info.update(views=[{"database": p.database, "via": via, "address": p.address,
-                        "country": p.iso_code, "country_name": p.country_name, "city": p.city,
-                        "asn": p.asn, "organization": p.organization, "network": p.network}
-                       for p, via in views],
-                countries=codes, disagree=len(codes) > 1)
-    return info
+    owner = next((p for p, _via in views if p.asn), None)
+    codes = tuple(sorted({p.iso_code for p, _ in views if p.iso_code}))
+    return Placement(
+        stands_for=stands_for, names=tuple(names),
+        country=primary[0].iso_code if primary else None,
+        country_name=primary[0].country_name if primary else None,
+        database=primary[0].database if primary else None,
+        network=primary[0].network if primary else None, via=primary[1] if primary else None,
+        asn=owner.asn if owner else None, organization=owner.organization if owner else None,
+        views=tuple(PlaceView(database=p.database, via=via, address=p.address,
+                              country=p.iso_code, country_name=p.country_name, city=p.city,
+                              asn=p.asn, organization=p.organization, network=p.network)
+                    for p, via in views),
+        countries=codes, disagree=len(codes) > 1)
 
 
 def find_names(run: RunDir, guests: dict[str, str], warnings: list[str]) -> NameIndex:
     """Names endpoints were reached by: DNS answers and TLS SNI (pcap), HTTP Host (flows)."""
     names = extract_names(run.pcap, guests, on_warning=warnings.append)
-    flows = run.path / "capture" / "flows.mitm"
+    flows = run.file(f.FLOWS)
     if flows.exists():
         names_from_flows(names, flows, guests, on_warning=warnings.append)
     return names
@@ -200,12 +207,12 @@ def find_names(run: RunDir, guests: dict[str, str], warnings: list[str]) -> Name
 def find_chat_paths(run: RunDir, guests: dict[str, str], warnings: list[str],
                     infrastructure: list[str]) -> list[ChatPath]:
     """Chat path evidence for every chat message of the run (see ``analysis.chatpath``)."""
-    canary = str(run.manifest().get("canary") or "")
-    messages = messages_from_events(run.events())
+    canary = run.manifest().canary or ""
+    messages = messages_from_events([e.to_json() for e in run.events()])
     if not messages:
         return []
     hits = canary_in_pcap(run.pcap, guests, canary, on_warning=warnings.append) if canary else []
-    flows = run.path / "capture" / "flows.mitm"
+    flows = run.file(f.FLOWS)
     if canary and flows.exists():
         hits += canary_in_flows(flows, guests, canary, on_warning=warnings.append)
     starts = bursts(run.pcap, guests, on_warning=warnings.append)

@@ -33,6 +33,7 @@ from testbed.orchestrator.drive import Driver
 from testbed.orchestrator.rundir import RunDir
 from testbed.provider import GuestHandle, Provider, get_provider
 from testbed.report import build_report
+from testbed.run import files as f
 from testbed.scenario import Scenario
 from testbed.vagrant.preflight import scenario_checks
 from testbed.verdicts import Verdict
@@ -114,8 +115,8 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
     internet = load_internet(scenario.internet_path)
     results = results.resolve()
     run = RunDir.create(results, scenario.name)
-    shutil.copyfile(scenario.path, run.path / "scenario.yaml")
-    shutil.copyfile(internet.path, run.path / "lab" / "internet.yaml")
+    shutil.copyfile(scenario.path, run.file(f.SCENARIO))
+    shutil.copyfile(internet.path, run.file(f.INTERNET))
     canary = f"CANARY-{secrets.token_hex(6)}"
     run.update_manifest(
         testbed_run=1, run_id=run.run_id, status="running", started=time.time(),
@@ -138,11 +139,11 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
                                 lab={"tag": getattr(provider, "tag", None)})
         with phases.phase("capture-start"):
             tcpdump = Tcpdump(provider, gateway.capture_interface, run.pcap,
-                              run.path / "capture" / "tcpdump.log")
+                              run.file(f.TCPDUMP_LOG))
             tcpdump.start()
-            mitm = Mitmdump(provider, gateway.mitm_port, run.path / "capture" / "flows.mitm",
+            mitm = Mitmdump(provider, gateway.mitm_port, run.file(f.FLOWS),
                             (state_dir or results / ".lab-ca"),
-                            run.path / "capture" / "mitmdump.log")
+                            run.file(f.MITMDUMP_LOG))
             mitm.start()
         guests: dict[str, GuestHandle] = {}
         with phases.phase("guests"):

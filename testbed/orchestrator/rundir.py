@@ -1,25 +1,18 @@
-"""One run's directory: ``results/<scenario>/<run-id>/``. Never overwritten; every stage
-writes its own files, so a crashed run stays readable and any stage can be re-run alone.
-
-    manifest.json     scenario + hash, tool versions, phases, capture stats, GeoIP provenance
-    scenario.yaml     the scenario as it was run;  lab/internet.yaml  the simulated internet
-    events.jsonl      every action: guest, start, end, outcome
-    capture/          gateway.pcap, flows.mitm, tcpdump.log, mitmdump.log
-    screenshots/<variant>/<phase>.png
-    analysis/         endpoints.json, endpoints.csv, geo/ (the lab's map as an mmdb)
-    verdicts.json     junit.xml
-"""
+"""One run's directory: ``results/<scenario>/<run-id>/`` (its layout: ``testbed.run.files``).
+Never overwritten; every stage writes its own files, so a crashed run stays readable and any
+stage can be re-run alone. ``RunDir`` is the orchestrator's handle: it creates the directory
+and writes the manifest and events as the run goes, safely from several threads."""
 
 from __future__ import annotations
 
 import datetime
-import json
 import secrets
 import threading
 from pathlib import Path
 from typing import Any
 
-from testbed._errors import TestbedError
+from testbed.run import Event, Manifest, store
+from testbed.run import files as f
 
 
 class RunDir:
@@ -32,49 +25,48 @@ class RunDir:
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
         path = results / scenario / f"{stamp}-{secrets.token_hex(2)}"
         path.mkdir(parents=True, exist_ok=False)
-        for sub in ("capture", "screenshots", "analysis", "lab"):
+        for sub in f.RUN_SUBDIRS:
             (path / sub).mkdir()
         return cls(path)
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
-        if not (path / "manifest.json").is_file():
-            raise TestbedError(f"{path}: not a run directory (no manifest.json)")
+        """An existing run; its manifest must be readable (RunFileError names it if not)."""
+        store.open_manifest(path)
         return cls(path)
 
     @property
     def run_id(self) -> str:
         return self.path.name
 
+    def file(self, name: str) -> Path:
+        """``name`` (one of ``testbed.run.files``) in this run."""
+        return self.path / name
+
     @property
     def pcap(self) -> Path:
-        return self.path / "capture" / "gateway.pcap"
+        return self.path / f.PCAP
 
-    def manifest(self) -> dict[str, Any]:
-        p = self.path / "manifest.json"
-        return dict(json.loads(p.read_text())) if p.exists() else {}
+    def manifest(self) -> Manifest:
+        return store.read_manifest(self.path) or Manifest()
 
-    def update_manifest(self, **fields: Any) -> dict[str, Any]:
+    def update_manifest(self, **fields: Any) -> Manifest:
+        """Set ``fields`` (JSON values: what ``Manifest.to_json`` holds) in the manifest."""
         with self._lock:
-            data = self.manifest()
-            data.update(fields)
-            tmp = self.path / "manifest.json.tmp"
-            tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-            tmp.replace(self.path / "manifest.json")
-            return data
+            manifest = self.manifest().updated(**fields)
+            store.write_manifest(self.path, manifest)
+            return manifest
 
     def event(self, **record: Any) -> None:
-        with self._lock, (self.path / "events.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        event = Event.from_json(record)
+        with self._lock:
+            store.append_event(self.path, event)
 
-    def events(self) -> list[dict[str, Any]]:
-        p = self.path / "events.jsonl"
-        if not p.exists():
-            return []
-        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    def events(self) -> list[Event]:
+        return store.read_events(self.path)[0]
 
     def screenshot(self, variant: str, name: str, data: bytes) -> Path:
-        d = self.path / "screenshots" / variant
+        d = self.path / f.SCREENSHOTS_DIR / variant
         d.mkdir(parents=True, exist_ok=True)
         out = d / f"{name}.png"
         out.write_bytes(data)

@@ -6,6 +6,7 @@ The CLI wires it with ``commands.add_parser(sub)``; the parser's ``func`` is :fu
 from __future__ import annotations
 
 import argparse
+import sys
 import webbrowser
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,15 @@ def run(args: argparse.Namespace) -> int:
     """CLI glue: ``args.run``, ``args.open``. Prints the report's path; exit 0.
 
     Raises :class:`testbed._errors.TestbedError` (exit 1 via the CLI) when RUN is not a
-    directory or the report cannot be written."""
+    directory or the report cannot be written. A damaged file of the run is named on the page
+    and in one warning line on stderr; the report is still written."""
+    from .data import load_run
     from .render import build_report
 
     out = build_report(args.run)
+    for rel, problem in load_run(args.run).problems.items():
+        if problem not in ("missing", "empty"):  # a damaged file: the page says so too
+            print(f"testbed: warning: {args.run / rel}: {problem}", file=sys.stderr)
     print(f"report: {out}")
     if getattr(args, "open", False) and not webbrowser.open(out.resolve().as_uri()):
         print("testbed: no web browser found; open the file above by hand")

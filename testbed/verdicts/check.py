@@ -1,21 +1,36 @@
-"""Run the pytest plugin on one run directory: junit.xml and verdicts.json are written there."""
+"""Judge one run directory: every expectation of its manifest is evaluated on the run's facts,
+and ``verdicts.json`` and ``junit.xml`` are written there. ``pytest RUN`` does the same
+through the plugin (``verdicts.plugin``)."""
 
 from __future__ import annotations
 
-import json
+import datetime
+import time
+import traceback
 from pathlib import Path
 
-import pytest
+from testbed.run import Verdict, store
+from testbed.run import files as f
+from testbed.verdicts.evaluate import RunFacts, evaluate, undecided
+from testbed.verdicts.junit import Case, write_junit
 
-from testbed.verdicts.evaluate import Verdict
 
-
-def check_run(run: Path, quiet: bool = True) -> list[Verdict]:
-    args = [str(run), f"--junitxml={run / 'junit.xml'}", "-p", "no:cacheprovider",
-            f"--rootdir={run}", "-o", "junit_suite_name=testbed", "-o", "addopts=",
-            "-W", "ignore::pytest.PytestAssertRewriteWarning"]
-    args += ["-q", "--no-header", "-rfs"] if quiet else []
-    pytest.main(args)
-    data = json.loads((run / "verdicts.json").read_text()) if (run / "verdicts.json").exists() \
-        else {"verdicts": []}
-    return [Verdict(**v) for v in data["verdicts"]]
+def check_run(run: Path) -> list[Verdict]:
+    """The run's verdicts, in the order of its expectations. An evaluation that raises (a
+    defect, not a finding) gives an inconclusive verdict and a junit failure with the
+    traceback, as under pytest."""
+    started, t0 = datetime.datetime.now(datetime.UTC), time.perf_counter()
+    expectations = store.open_manifest(run).expectations
+    facts = RunFacts.load(run)
+    cases = []
+    for expectation in expectations:
+        t, error = time.perf_counter(), None
+        try:
+            verdict = evaluate(expectation, facts)
+        except Exception as e:  # a defect: recorded in the verdict and junit.xml
+            verdict, error = undecided(expectation, e), traceback.format_exc()
+        cases.append(Case(verdict, time.perf_counter() - t, error))
+    verdicts = [c.verdict for c in cases]
+    store.write_verdicts(run, verdicts)
+    write_junit(run / f.JUNIT, cases, started, time.perf_counter() - t0)
+    return verdicts

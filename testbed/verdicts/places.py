@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+from collections.abc import Mapping
 from typing import Any
 
+from testbed.run import Placement
 
-def describe(place: dict[str, Any]) -> str:
+
+def describe(place: Mapping[str, Any]) -> str:
     """``CN``, ``AS4134``, ``organization 'China Telecom'``, ``*.cn``, ``203.0.113.0/24``."""
     parts = []
     for key, value in place.items():
@@ -28,17 +31,17 @@ def describe(place: dict[str, Any]) -> str:
     return " and ".join(parts) or "anywhere"
 
 
-def contains(place: dict[str, Any], address: str, info: dict[str, Any]) -> bool:
-    if info.get("special") or not place:
+def contains(place: Mapping[str, Any], address: str, info: Placement) -> bool:
+    if info.special or not place:
         return False
-    views = info.get("views", [])
+    views = info.views
     for key, value in place.items():
-        if key == "country" and info.get("country") != value:
+        if key == "country" and info.country != value:
             return False
-        if key == "asn" and value not in {info.get("asn"), *(v.get("asn") for v in views)}:
+        if key == "asn" and value not in {info.asn, *(v.asn for v in views)}:
             return False
         if key == "organization":
-            orgs = [info.get("organization"), *(v.get("organization") for v in views)]
+            orgs = [info.organization, *(v.organization for v in views)]
             if not any(o and str(value).casefold() in str(o).casefold() for o in orgs):
                 return False
         if key == "network":
@@ -47,11 +50,10 @@ def contains(place: dict[str, Any], address: str, info: dict[str, Any]) -> bool:
                     return False
             except ValueError:
                 return False
-        if key == "host" and not any(fnmatch.fnmatch(n, str(value))
-                                     for n in info.get("names", [])):
+        if key == "host" and not any(fnmatch.fnmatch(n, str(value)) for n in info.names):
             return False
     return True
 
 
-def contains_any(places: list[dict[str, Any]], address: str, info: dict[str, Any]) -> bool:
+def contains_any(places: list[dict[str, Any]], address: str, info: Placement) -> bool:
     return any(contains(p, address, info) for p in places)

@@ -9,53 +9,56 @@ one of them in the place the primary database keeps it out of.
 from __future__ import annotations
 
 import datetime
+from dataclasses import replace
 from typing import Any
 
-from testbed.verdicts.evaluate import FAIL, INCONCLUSIVE, PASS, RunFacts, Verdict
+from testbed.run import FAIL, INCONCLUSIVE, PASS, EndpointRow, Expectation, Placement, Verdict
+from testbed.verdicts.facts import RunFacts
 from testbed.verdicts.places import contains_any, describe
+
+REACH_KINDS = ("reaches", "never_reaches", "only_reaches")
 
 
 def _short(database: str | None) -> str:
     return (database or "no database").replace(".mmdb", "")
 
 
-def _agreeing(info: dict[str, Any], code: str | None) -> list[str]:
+def _agreeing(info: Placement, code: str | None) -> list[str]:
     """The databases that put the address (or the real address it stands for) in ``code``."""
-    dbs = [_short(v["database"]) for v in info.get("views", []) if v.get("country") == code]
-    return list(dict.fromkeys(dbs)) or [_short(info.get("database"))]
+    dbs = [_short(v.database) for v in info.views if v.country == code]
+    return list(dict.fromkeys(dbs)) or [_short(info.database)]
 
 
-def _evidence(e: dict[str, Any], info: dict[str, Any], facts: RunFacts) -> dict[str, Any]:
-    when = datetime.datetime.fromtimestamp(e["first_seen"], datetime.UTC).strftime("%H:%M:%S")
-    who = [f"stands for {info['stands_for']}"] if info.get("stands_for") else []
-    who += info.get("names", [])[:1]
-    dbs = _agreeing(info, info.get("country"))
+def _evidence(e: EndpointRow, info: Placement, facts: RunFacts) -> dict[str, Any]:
+    when = datetime.datetime.fromtimestamp(e.first_seen, datetime.UTC).strftime("%H:%M:%S")
+    who = [f"stands for {info.stands_for}"] if info.stands_for else []
+    who += info.names[:1]
+    dbs = _agreeing(info, info.country)
     per = " and ".join([", ".join(dbs[:-1]), dbs[-1]] if len(dbs) > 1 else dbs)
-    text = (f"{e['address']} ({'; '.join(who) or 'no name'}): "
-            f"{info.get('country_name') or '?'} per {per}; {e['proto']}/{e['port']} "
-            f"{facts.action_at(e['variant'], e['first_seen'])}, first at {when} UTC")
-    return {"kind": "flow", "strength": "observed", "address": e["address"],
-            "proto": e["proto"], "port": e["port"], "first_seen": e["first_seen"],
-            "bytes": e["bytes_out"] + e["bytes_in"], "country": info.get("country"),
-            "database": info.get("database"), "databases": dbs,
-            "stands_for": info.get("stands_for"), "names": info.get("names", []),
+    text = (f"{e.address} ({'; '.join(who) or 'no name'}): "
+            f"{info.country_name or '?'} per {per}; {e.proto}/{e.port} "
+            f"{facts.action_at(e.variant, e.first_seen)}, first at {when} UTC")
+    return {"kind": "flow", "strength": "observed", "address": e.address,
+            "proto": e.proto, "port": e.port, "first_seen": e.first_seen,
+            "bytes": e.bytes_out + e.bytes_in, "country": info.country,
+            "database": info.database, "databases": dbs,
+            "stands_for": info.stands_for, "names": list(info.names),
             "text": text}
 
 
-def _disputed(mine: list[dict[str, Any]], places: dict[str, dict[str, Any]],
-              code: str) -> list[str]:
+def _disputed(mine: list[EndpointRow], facts: RunFacts, code: str) -> list[str]:
     """Endpoints the primary database places elsewhere but another database puts in ``code``."""
     out = []
-    for address in sorted({e["address"] for e in mine}):
-        info = places.get(address, {})
-        if info.get("country") == code or info.get("special"):
+    for address in sorted({e.address for e in mine}):
+        info = facts.place(address)
+        if info.country == code or info.special:
             continue
-        for v in info.get("views", []):
-            if v.get("country") == code:
-                out.append(f"{_short(v['database'])} places {v['address']}"
-                           + (f" (for {address})" if v["address"] != address else "")
-                           + f" in {code}, {_short(info.get('database'))} in "
-                           f"{info.get('country') or 'no country'}")
+        for v in info.views:
+            if v.country == code:
+                out.append(f"{_short(v.database)} places {v.address}"
+                           + (f" (for {address})" if v.address != address else "")
+                           + f" in {code}, {_short(info.database)} in "
+                           f"{info.country or 'no country'}")
                 break
     return out
 
@@ -70,73 +73,65 @@ def _reached(variant: str, where: str, hits: list[dict[str, Any]]) -> str:
     return text
 
 
-def evaluate_reach(expectation: dict[str, Any], facts: RunFacts) -> Verdict:
-    variant, kind = expectation["variant"], expectation["kind"]
-    places = list(expectation.get("places") or [expectation["place"]])
-    place = dict(expectation.get("place") or {})
+def evaluate_reach(expectation: Expectation, facts: RunFacts) -> Verdict:
+    variant, kind = expectation.variant, expectation.kind
+    places = expectation.all_places
     where = " or ".join(describe(p) for p in places)
-    mine = [e for e in facts.endpoints if e["variant"] == variant]
+    mine = [e for e in facts.endpoints if e.variant == variant]
 
-    def inside(e: dict[str, Any]) -> bool:
-        return contains_any(places, e["address"], facts.places.get(e["address"], {}))
+    def inside(e: EndpointRow) -> bool:
+        return contains_any(places, e.address, facts.place(e.address))
 
     if kind == "only_reaches":  # the claim fails on what lies outside the places
-        hits = [_evidence(e, facts.places.get(e["address"], {}), facts) for e in mine
-                if facts.places.get(e["address"], {}).get("country") and not inside(e)]
+        hits = [_evidence(e, facts.place(e.address), facts) for e in mine
+                if facts.place(e.address).country and not inside(e)]
     else:
-        hits = [_evidence(e, facts.places.get(e["address"], {}), facts) for e in mine
-                if inside(e)]
+        hits = [_evidence(e, facts.place(e.address), facts) for e in mine if inside(e)]
     first: dict[str, dict[str, Any]] = {}
     for h in hits:
         first.setdefault(h["address"], h)
     hits = list(first.values())
-    v = Verdict(id=expectation["id"], variant=variant, kind=kind, place=place, status=FAIL,
-                reason="", evidence=hits, geoip=facts.geoip)
+    v = Verdict(id=expectation.id, variant=variant, kind=kind, place=expectation.place,
+                status=FAIL, reason="", evidence=tuple(hits), geoip=facts.geoip)
     doubts = facts.doubts(variant)
     if not mine:
         doubts.insert(0, f"no traffic of {variant} was captured")
 
     if kind == "reaches":
         if hits:
-            v.status = PASS
-            v.reason = _reached(variant, where, hits)
-        elif doubts:
-            v.status, v.reason = INCONCLUSIVE, f"no evidence that {variant} reached {where}, " \
-                f"and the run cannot rule it out: " + "; ".join(doubts)
-        else:
-            v.reason = f"{variant} never reached {where}: " \
-                f"{len({e['address'] for e in mine})} endpoints contacted, none placed in {where}"
-        return v
+            return replace(v, status=PASS, reason=_reached(variant, where, hits))
+        if doubts:
+            return replace(v, status=INCONCLUSIVE, reason=f"no evidence that {variant} reached "
+                           f"{where}, and the run cannot rule it out: " + "; ".join(doubts))
+        return replace(v, reason=f"{variant} never reached {where}: "
+                       f"{len({e.address for e in mine})} endpoints contacted, none placed in "
+                       f"{where}")
 
     # never_reaches / only_reaches: negative claims
     if hits:
         if kind == "only_reaches":
-            v.reason = f"{variant} reached places outside {where}: " + hits[0]["text"] + (
-                f"; also {', '.join(h['address'] for h in hits[1:4])}" if len(hits) > 1 else "")
-        else:
-            v.reason = _reached(variant, where, hits)
-        return v
-    unplaced = sorted({e["address"] for e in mine
-                       if not facts.places.get(e["address"], {}).get("special")
-                       and not facts.places.get(e["address"], {}).get("country")})
+            also = ", ".join(h["address"] for h in hits[1:4])
+            return replace(v, reason=f"{variant} reached places outside {where}: "
+                           + hits[0]["text"] + (f"; also {also}" if len(hits) > 1 else ""))
+        return replace(v, reason=_reached(variant, where, hits))
+    unplaced = sorted({e.address for e in mine
+                       if not facts.place(e.address).special
+                       and not facts.place(e.address).country})
     if unplaced:
         doubts.append(f"{len(unplaced)} endpoints could not be placed: {', '.join(unplaced[:5])}")
-    if kind == "never_reaches" and "country" in place:
-        disputed = _disputed(mine, facts.places, place["country"])
+    if kind == "never_reaches" and "country" in expectation.place:
+        disputed = _disputed(mine, facts, expectation.place["country"])
         if disputed:
             doubts.append("the databases disagree: " + "; ".join(disputed[:3]))
     if doubts:
-        v.status, v.reason = INCONCLUSIVE, "; ".join(doubts)
-        return v
-    countries = sorted({facts.places[e["address"]]["country"] for e in mine
-                        if facts.places.get(e["address"], {}).get("country")})
-    addresses = {e["address"] for e in mine}
-    v.status = PASS
-    v.reason = (f"{variant} contacted {len(addresses)} endpoints, "
-                + (f"all in {where}" if kind == "only_reaches" else f"none in {where}")
-                + f" (countries: {', '.join(countries) or 'none'})")
-    v.evidence = [{"kind": "absence", "strength": "complete-capture",
+        return replace(v, status=INCONCLUSIVE, reason="; ".join(doubts))
+    countries = sorted({c for e in mine if (c := facts.place(e.address).country)})
+    addresses = {e.address for e in mine}
+    return replace(v, status=PASS, reason=(
+        f"{variant} contacted {len(addresses)} endpoints, "
+        + (f"all in {where}" if kind == "only_reaches" else f"none in {where}")
+        + f" (countries: {', '.join(countries) or 'none'})"),
+        evidence=({"kind": "absence", "strength": "complete-capture",
                    "endpoints": len(addresses), "countries": countries,
-                   "packets_captured": facts.capture.get("captured"),
-                   "dropped": facts.capture.get("dropped")}]
-    return v
+                   "packets_captured": facts.capture.captured,
+                   "dropped": facts.capture.dropped},))

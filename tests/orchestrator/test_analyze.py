@@ -32,7 +32,7 @@ def test_capture_becomes_the_seed_table(run):
     with (run.path / "analysis" / "endpoints.csv").open() as f:
         rows = {r["address"]: r for r in csv.DictReader(f)}
     assert set(rows) == {"198.51.100.39", "239.255.255.250", "203.0.113.15"}
-    lab = f"lab-seed-2013.mmdb ({run.manifest()['geoip'][0]['build_date'][:10]})"
+    lab = f"lab-seed-2013.mmdb ({(run.manifest().geoip[0].build_date or '')[:10]})"
     assert rows["203.0.113.15"] == {
         "address": "203.0.113.15", "country": "CN", "country_name": "China",
         "stands_for": "211.100.40.15", "names": "", "asn": "", "organization": "",
@@ -44,10 +44,10 @@ def test_capture_becomes_the_seed_table(run):
     assert rows["198.51.100.39"]["databases"].startswith("US (lab-seed-2013.mmdb")
     assert rows["239.255.255.250"]["country"] == "[multicast]"
     assert rows["198.51.100.39"]["regular"] == "x"
-    assert analysis.places["198.51.100.39"]["stands_for"] == "64.4.21.39"
+    assert analysis.places["198.51.100.39"].stands_for == "64.4.21.39"
     data = json.loads((run.path / "analysis" / "endpoints.json").read_text())
     assert [e["address"] for e in data["infrastructure"]] == ["10.77.0.1"]
-    assert data["geoip"][0]["sha256"] == run.manifest()["geoip"][0]["sha256"]
+    assert data["geoip"][0]["sha256"] == run.manifest().geoip[0].sha256
 
 
 def test_analyze_command_judges_and_rescores_with_another_database(run, tmp_path):

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from testbed.verdicts import FAIL, INCONCLUSIVE, PASS, RunFacts, evaluate
+from testbed.run import (
+    CaptureCounts,
+    ChatRecord,
+    Event,
+    Expectation,
+    Placement,
+    TlsRecord,
+)
+from testbed.verdicts import FAIL, INCONCLUSIVE, PASS, RunFacts, Verdict, evaluate
 
 CANARY = "CANARY-abc"
 PLACES = {
@@ -34,13 +42,22 @@ def hit(variant: str, address: str, strength: str = "strong", kind: str = "canar
 
 
 def facts(events, chats, pinned=(), capture=GOOD) -> RunFacts:
-    return RunFacts(endpoints=[], places=PLACES, capture=capture, failed_actions={}, geoip=[],
-                    events=events, chats=chats, canary=CANARY, pinned=list(pinned))
+    """The facts these records (in their JSON form) make."""
+    return RunFacts(endpoints=(), places={a: Placement.from_json(p) for a, p in PLACES.items()},
+                    capture=CaptureCounts.from_json(capture), failed_actions={}, geoip=(),
+                    events=tuple(Event.from_json(e) for e in events),
+                    chats=tuple(ChatRecord.from_json(c) for c in chats), canary=CANARY,
+                    pinned=tuple(TlsRecord.from_json(p) for p in pinned))
 
 
 def path(to: str, text: str, start: float, evidence) -> dict[str, Any]:
     return {"sender": "regular", "recipient": to, "text": text, "start": start,
             "has_canary": CANARY in text, "evidence": evidence}
+
+
+def check(expectation: dict[str, Any], f: RunFacts) -> Verdict:
+    """The verdict on an expectation written as the manifest holds it."""
+    return evaluate(Expectation.from_json(expectation), f)
 
 
 def expect(kind: str, to: str, place=None, **kw) -> dict[str, Any]:
@@ -54,7 +71,7 @@ TEXT = f"六四 {CANARY}"
 def test_passes_through_on_canary_evidence():
     f = facts([send("tom-zh", TEXT, 20)], [path("tom-zh", TEXT, 20, [
         hit("regular", "198.51.100.247", kind="canary-decrypted"), hit("tom-zh", "203.0.113.76")])])
-    v = evaluate(expect("passes_through", "tom-zh", {"country": "CN"}), f)
+    v = check(expect("passes_through", "tom-zh", {"country": "CN"}), f)
     assert v.status == PASS
     assert v.reason.startswith("the chat '六四' from regular to tom-zh passed through CN: "
                                "canary-plaintext evidence on 203.0.113.76 from tom-zh")
@@ -66,43 +83,43 @@ def test_place_by_asn_organisation_host_and_network():
                                                                           "203.0.113.76")])])
     for place in ({"asn": 4808}, {"organization": "unicom"}, {"host": "*.cn.lab.example"},
                   {"network": "203.0.113.0/24"}, {"country": "CN", "asn": 4808}):
-        assert evaluate(expect("passes_through", "tom-zh", place), f).status == PASS, place
-    assert evaluate(expect("passes_through", "tom-zh", {"country": "CN", "asn": 1}),
+        assert check(expect("passes_through", "tom-zh", place), f).status == PASS, place
+    assert check(expect("passes_through", "tom-zh", {"country": "CN", "asn": 1}),
                     f).status == FAIL
 
 
 def test_min_strength_ignores_timing_only_evidence():
     f = facts([send("tom-zh", TEXT, 20)], [path("tom-zh", TEXT, 20, [
         hit("tom-zh", "203.0.113.76", strength="weak", kind="timing")])])
-    assert evaluate(expect("passes_through", "tom-zh", {"country": "CN"}), f).status == PASS
-    v = evaluate(expect("passes_through", "tom-zh", {"country": "CN"}, min_strength="strong"), f)
+    assert check(expect("passes_through", "tom-zh", {"country": "CN"}), f).status == PASS
+    v = check(expect("passes_through", "tom-zh", {"country": "CN"}, min_strength="strong"), f)
     assert v.status == FAIL and "did not pass through CN" in v.reason
 
 
 def test_does_not_pass_through_needs_a_canary_and_an_open_path():
     evidence = [hit("control", "198.51.100.247", kind="canary-decrypted")]
     ok = facts([send("control", TEXT, 30)], [path("control", TEXT, 30, evidence)])
-    v = evaluate(expect("does_not_pass_through", "control", {"country": "CN"}), ok)
+    v = check(expect("does_not_pass_through", "control", {"country": "CN"}), ok)
     assert v.status == PASS and "points only to 198.51.100.247 (EE)" in v.reason
     plain = "六四 no canary here"
     no_canary = facts([send("control", plain, 30)], [path("control", plain, 30, [])])
     e = expect("does_not_pass_through", "control", {"country": "CN"})
     e["chat"]["text_contains"] = "no canary"
-    v = evaluate(e, no_canary)
+    v = check(e, no_canary)
     assert v.status == INCONCLUSIVE and "carries no canary" in v.reason
     pinned = facts([send("control", TEXT, 30)], [path("control", TEXT, 30, evidence)],
                    pinned=[{"event": "pinned", "sni": "login.example", "time": 32.0}])
-    v = evaluate(expect("does_not_pass_through", "control", {"country": "CN"}), pinned)
+    v = check(expect("does_not_pass_through", "control", {"country": "CN"}), pinned)
     assert v.status == INCONCLUSIVE and "pinned TLS to login.example" in v.reason
     lossy = facts([send("control", TEXT, 30)], [path("control", TEXT, 30, evidence)],
                   capture=GOOD | {"dropped": 3})
-    assert evaluate(expect("does_not_pass_through", "control", {"country": "CN"}),
+    assert check(expect("does_not_pass_through", "control", {"country": "CN"}),
                     lossy).status == INCONCLUSIVE
 
 
 def test_a_message_that_was_not_sent_is_inconclusive():
     f = facts([send("tom-zh", TEXT, 20, outcome="skipped")], [])
-    v = evaluate(expect("passes_through", "tom-zh", {"country": "CN"}), f)
+    v = check(expect("passes_through", "tom-zh", {"country": "CN"}), f)
     assert v.status == INCONCLUSIVE and v.reason.startswith("the chat '六四' from regular to "
                                                             "tom-zh was not sent: skipped")
 
@@ -114,12 +131,12 @@ def test_delivery_is_judged_from_the_receivers_screen():
         "tom-zh", "chat_absent", 21, "failed", "image status-received.png showed at 1,2")], [])
     broken = facts([send("tom-zh", TEXT, 20), watch(
         "tom-zh", "chat_wait", 21, "failed", "agent unreachable")], [])
-    assert evaluate(expect("delivered", "tom-zh"), shown).status == PASS
-    assert evaluate(expect("not_delivered", "tom-zh"), shown).status == FAIL
-    v = evaluate(expect("not_delivered", "tom-zh"), hidden)
+    assert check(expect("delivered", "tom-zh"), shown).status == PASS
+    assert check(expect("not_delivered", "tom-zh"), shown).status == FAIL
+    v = check(expect("not_delivered", "tom-zh"), hidden)
     assert v.status == PASS and v.evidence[0]["screenshots"]
-    assert evaluate(expect("not_delivered", "tom-zh"), showed_anyway).status == FAIL
-    v = evaluate(expect("delivered", "tom-zh"), broken)
+    assert check(expect("not_delivered", "tom-zh"), showed_anyway).status == FAIL
+    v = check(expect("delivered", "tom-zh"), broken)
     assert v.status == INCONCLUSIVE and "could not tell" in v.reason
     nobody = facts([send("tom-zh", TEXT, 20)], [])
-    assert "nothing watched" in evaluate(expect("delivered", "tom-zh"), nobody).reason
+    assert "nothing watched" in check(expect("delivered", "tom-zh"), nobody).reason

@@ -4,19 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from testbed.run import (
+    CaptureCounts,
+    EndpointRow,
+    Event,
+    Expectation,
+    GeoipDatabase,
+    Placement,
+)
 from testbed.verdicts import FAIL, INCONCLUSIVE, PASS, RunFacts, evaluate
 
-NEVER_CN = {"id": "r", "variant": "regular", "kind": "never_reaches", "place": {"country": "CN"}}
-REACHES_CN = {"id": "t", "variant": "tom-en", "kind": "reaches", "place": {"country": "CN"}}
+NEVER_CN = Expectation.from_json(
+    {"id": "r", "variant": "regular", "kind": "never_reaches", "place": {"country": "CN"}})
+REACHES_CN = Expectation.from_json(
+    {"id": "t", "variant": "tom-en", "kind": "reaches", "place": {"country": "CN"}})
 GOOD_CAPTURE = {"captured": 100, "received": 100, "dropped": 0, "complete": True}
-DB = [{"file": "lab.mmdb", "sha256": "ab" * 32}]
+DB = (GeoipDatabase.from_json({"file": "lab.mmdb", "sha256": "ab" * 32}),)
 
 
-def endpoint(variant: str, address: str, **kw: Any) -> dict[str, Any]:
+def endpoint(variant: str, address: str, **kw: Any) -> EndpointRow:
     base = {"variant": variant, "address": address, "proto": "tcp", "port": 443,
             "packets_out": 3, "packets_in": 2, "bytes_out": 300, "bytes_in": 200,
             "first_seen": 1.7e9, "last_seen": 1.7e9 + 1}
-    return base | kw
+    return EndpointRow.from_json(base | kw)
+
+
+def placed(places: dict[str, dict[str, Any]]) -> dict[str, Placement]:
+    """Places as analysis/endpoints.json writes them, read back."""
+    return {address: Placement.from_json(p) for address, p in places.items()}
 
 
 PLACES = {
@@ -30,8 +47,9 @@ PLACES = {
 
 
 def facts(endpoints, capture=GOOD_CAPTURE, failed=None) -> RunFacts:
-    return RunFacts(endpoints=endpoints, places=PLACES, capture=capture,
-                    failed_actions=failed or {}, geoip=DB)
+    return RunFacts(endpoints=tuple(endpoints), places=placed(PLACES),
+                    capture=CaptureCounts.from_json(capture), failed_actions=failed or {},
+                    geoip=DB)
 
 
 def test_never_reaches_passes_on_a_complete_capture_with_evidence_of_traffic():
@@ -61,11 +79,12 @@ def test_sentence_names_the_action_and_every_agreeing_database():
                    "country": "CN"},
                   {"database": "dbip.mmdb (2023-04-01)", "address": "211.100.40.15",
                    "country": "CN"}]}}
-    f = RunFacts(endpoints=[endpoint("tom-en", "203.0.113.15"),
-                            endpoint("tom-en", "203.0.113.15", port=80)],
-                 places=places, capture=GOOD_CAPTURE, failed_actions={}, geoip=DB,
-                 actions=[{"variant": "tom-en", "action": "login", "start": 1.7e9 - 1,
-                           "end": 1.7e9 + 5}])
+    f = RunFacts(endpoints=(endpoint("tom-en", "203.0.113.15"),
+                            endpoint("tom-en", "203.0.113.15", port=80)),
+                 places=placed(places), capture=CaptureCounts.from_json(GOOD_CAPTURE),
+                 failed_actions={}, geoip=DB,
+                 events=(Event.from_json({"variant": "tom-en", "action": "login",
+                                          "start": 1.7e9 - 1, "end": 1.7e9 + 5}),))
     v = evaluate(REACHES_CN, f)
     assert v.reason == (
         "tom-en reached CN: 203.0.113.15 (stands for 211.100.40.15; "
@@ -79,8 +98,8 @@ def test_databases_that_disagree_make_a_negative_claim_inconclusive():
                    "country": "US"},
                   {"database": "other.mmdb (2025-01-01)", "address": "64.4.21.39",
                    "country": "CN"}]}}
-    f = RunFacts(endpoints=[endpoint("regular", "198.51.100.39")], places=places,
-                 capture=GOOD_CAPTURE, failed_actions={}, geoip=DB)
+    f = RunFacts(endpoints=(endpoint("regular", "198.51.100.39"),), places=placed(places),
+                 capture=CaptureCounts.from_json(GOOD_CAPTURE), failed_actions={}, geoip=DB)
     v = evaluate(NEVER_CN, f)
     assert v.status == INCONCLUSIVE
     assert v.reason == ("the databases disagree: other (2025-01-01) places 64.4.21.39 "
@@ -136,14 +155,15 @@ def test_reaches_without_evidence_fails_or_is_inconclusive():
 
 
 def test_multicast_is_never_a_place():
-    place = {"id": "m", "variant": "regular", "kind": "reaches", "place": {"country": "IE"}}
+    place = Expectation.from_json(
+        {"id": "m", "variant": "regular", "kind": "reaches", "place": {"country": "IE"}})
     v = evaluate(place, facts([endpoint("regular", "239.255.255.250", proto="udp")]))
     assert v.status == FAIL
 
 
 def test_only_reaches_is_data_residency():
-    only = {"id": "o", "variant": "regular", "kind": "only_reaches", "place": {},
-            "places": [{"country": "US"}, {"country": "EE"}]}
+    only = Expectation.from_json({"id": "o", "variant": "regular", "kind": "only_reaches",
+                                  "place": {}, "places": [{"country": "US"}, {"country": "EE"}]})
     ok = facts([endpoint("regular", "198.51.100.39"),
                 endpoint("regular", "239.255.255.250", proto="udp")])
     v = evaluate(only, ok)
@@ -153,3 +173,9 @@ def test_only_reaches_is_data_residency():
     assert v.status == FAIL and v.reason.startswith("regular reached places outside US or EE: "
                                                     "203.0.113.15")
     assert evaluate(only, facts([endpoint("regular", "198.51.100.99")])).status == INCONCLUSIVE
+
+
+def test_an_unknown_kind_is_a_defect_never_a_silent_pass():
+    odd = Expectation.from_json({"id": "odd", "variant": "regular", "place": {"country": "CN"}})
+    with pytest.raises(ValueError, match="unknown kind of expectation ''"):
+        evaluate(odd, facts([endpoint("regular", "198.51.100.39")]))

@@ -1,0 +1,122 @@
+"""``analysis/endpoints.json``: every (variant, address, proto, port) the capture shows, where
+each address is (:class:`~testbed.run.places.Placement`), the databases that said so, and the
+capture's read statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from testbed.run.places import NOWHERE, GeoipDatabase, Placement
+from testbed.run.shapes import (
+    integer,
+    number,
+    obj,
+    opt_integer,
+    record_map,
+    records,
+    text,
+    texts,
+)
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    """One remote a variant's guest talked to, with traffic counts and first/last seen."""
+
+    variant: str
+    address: str
+    proto: str
+    port: int
+    packets_out: int = 0
+    packets_in: int = 0
+    bytes_out: int = 0
+    bytes_in: int = 0
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+
+    @property
+    def service(self) -> str:
+        return f"{self.proto}/{self.port}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"variant": self.variant, "address": self.address, "proto": self.proto,
+                "port": self.port, "packets_out": self.packets_out,
+                "packets_in": self.packets_in, "bytes_out": self.bytes_out,
+                "bytes_in": self.bytes_in, "first_seen": self.first_seen,
+                "last_seen": self.last_seen}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> EndpointRow:
+        return cls(variant=text(d, "variant"), address=text(d, "address"),
+                   proto=text(d, "proto", "?"), port=integer(d, "port", 0),
+                   packets_out=integer(d, "packets_out", 0),
+                   packets_in=integer(d, "packets_in", 0),
+                   bytes_out=integer(d, "bytes_out", 0), bytes_in=integer(d, "bytes_in", 0),
+                   first_seen=number(d, "first_seen", 0.0), last_seen=number(d, "last_seen", 0.0))
+
+
+_COUNTS = ("frames_read", "packets_read", "packets_attributed", "packets_infrastructure",
+           "packets_unattributed", "frames_skipped")
+
+
+@dataclass(frozen=True)
+class ReadStats:
+    """How the capture was read: packets_read == attributed + infrastructure + unattributed.
+    A count an older analysis did not record is None (and left out of ``to_json``)."""
+
+    frames_read: int | None = None
+    packets_read: int | None = None
+    packets_attributed: int | None = None
+    packets_infrastructure: int | None = None
+    packets_unattributed: int | None = None
+    frames_skipped: int | None = None
+    warnings: tuple[str, ...] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in _COUNTS}
+        out["warnings"] = None if self.warnings is None else list(self.warnings)
+        return {k: v for k, v in out.items() if v is not None}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ReadStats:
+        return cls(**{k: opt_integer(d, k) for k in _COUNTS},
+                   warnings=texts(d, "warnings") if "warnings" in d else None)
+
+
+@dataclass(frozen=True)
+class EndpointsFile:
+    capture: str = ""
+    endpoints: tuple[EndpointRow, ...] = ()
+    infrastructure: tuple[EndpointRow, ...] = ()
+    stats: ReadStats = ReadStats()
+    variants: tuple[str, ...] = ()
+    places: dict[str, Placement] = field(default_factory=dict)  # address -> placement
+    geoip: tuple[GeoipDatabase, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def place(self, address: str) -> Placement:
+        """Where ``address`` is (an empty placement when the analysis did not place it)."""
+        return self.places.get(address, NOWHERE)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"capture": self.capture, "endpoints": [e.to_json() for e in self.endpoints],
+                "infrastructure": [e.to_json() for e in self.infrastructure],
+                "stats": self.stats.to_json(), "variants": list(self.variants),
+                "places": {a: p.to_json() for a, p in self.places.items()},
+                "geoip": [g.to_json() for g in self.geoip], "warnings": list(self.warnings)}
+
+    @classmethod
+    def from_json(cls, value: Any) -> EndpointsFile:
+        d = obj(value, "the endpoint analysis")
+        stats = d.get("stats")
+        return cls(capture=text(d, "capture", ""),
+                   endpoints=records(d, "endpoints", EndpointRow.from_json),
+                   infrastructure=records(d, "infrastructure", EndpointRow.from_json),
+                   stats=ReadStats() if stats is None else ReadStats.from_json(obj(stats,
+                                                                                   "stats")),
+                   variants=texts(d, "variants"),
+                   places=record_map(d, "places", Placement.from_json),
+                   geoip=records(d, "geoip", GeoipDatabase.from_json),
+                   warnings=texts(d, "warnings"))

@@ -1,0 +1,84 @@
+"""``events.jsonl`` (one :class:`Event` per action an agent performed) and ``capture/tls.jsonl``
+(one :class:`TlsRecord` per TLS handshake, failure or pinned server the capture addon saw)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from testbed.run.shapes import mapping, objects, opt_integer, opt_number, opt_text, text, text_map
+
+
+@dataclass(frozen=True)
+class Event:
+    """One action of one variant: when it ran and how it ended (``ok``, ``failed``,
+    ``skipped``). ``params`` are the step's parameters (``to``, ``text`` for a chat), ``steps``
+    what the agent reports per step, ``screenshots`` name -> file relative to the run."""
+
+    variant: str
+    action: str
+    session: str | None = None
+    start: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    end: float | None = None
+    outcome: str | None = None
+    error: str | None = None
+    steps: tuple[dict[str, Any], ...] = ()
+    screenshots: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    @property
+    def timed(self) -> bool:
+        """It has both a start and an end (an action, not a note)."""
+        return self.start is not None and self.end is not None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"session": self.session, "variant": self.variant,
+                               "action": self.action, "start": self.start,
+                               "params": self.params, "end": self.end,
+                               "outcome": self.outcome, "error": self.error}
+        if self.session is None:
+            del out["session"]
+        if self.steps or self.screenshots:
+            out |= {"steps": list(self.steps), "screenshots": self.screenshots}
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Event:
+        error = d.get("error")
+        return cls(variant=text(d, "variant"), action=text(d, "action"),
+                   session=opt_text(d, "session"), start=opt_number(d, "start"),
+                   params=mapping(d, "params"), end=opt_number(d, "end"),
+                   outcome=opt_text(d, "outcome"),
+                   error=None if error is None else str(error),
+                   steps=objects(d, "steps"), screenshots=text_map(d, "screenshots"))
+
+
+@dataclass(frozen=True)
+class TlsRecord:
+    """``event`` is ``clienthello``, ``tls_failed`` or ``pinned``; the other keys the addon
+    writes for that event are kept in ``details``."""
+
+    event: str
+    client: str | None = None
+    server: str | None = None
+    port: int | None = None
+    sni: str | None = None
+    time: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.event, "client": self.client, "server": self.server,
+                "port": self.port, "sni": self.sni, **self.details, "time": self.time}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> TlsRecord:
+        known = {"event", "client", "server", "port", "sni", "time"}
+        return cls(event=text(d, "event"), client=opt_text(d, "client"),
+                   server=opt_text(d, "server"), port=opt_integer(d, "port"),
+                   sni=opt_text(d, "sni"), time=opt_number(d, "time"),
+                   details={k: v for k, v in d.items() if k not in known})

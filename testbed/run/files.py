@@ -1,0 +1,117 @@
+"""The run directory's layout and its JSON plumbing: every file name lives here.
+
+    results/<scenario>/<run-id>/
+        manifest.json     scenario + hash, tool versions, phases, capture stats, GeoIP provenance
+        scenario.yaml     the scenario as it was run;  lab/internet.yaml  the simulated internet
+        events.jsonl      every action: guest, start, end, outcome
+        capture/          gateway.pcap, flows.mitm, tls.jsonl, tcpdump.log, mitmdump.log
+        screenshots/<variant>/<phase>.png
+        analysis/         endpoints.json, endpoints.csv, endpoints.txt, evidence.json, geo/
+        verdicts.json     junit.xml     report.html
+        reanalysis/<id>/  a re-analysis with other GeoIP databases (a run of its own)
+
+Names are relative to the run directory. Reading a file that is not what its name says raises
+:class:`RunFileError` naming the file; the record parsers signal a bad shape with
+:class:`~testbed.run.shapes.Shape`, which :func:`load_json` / :func:`load_lines` turn into
+that error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from testbed._errors import RunFileError
+from testbed.run.shapes import Shape, obj
+
+#: where runs are written unless told otherwise: ``<results>/<scenario>/<run-id>/``
+DEFAULT_RESULTS = Path(os.environ.get("TESTBED_RESULTS", "results"))
+
+MANIFEST = "manifest.json"
+SCENARIO = "scenario.yaml"
+EVENTS = "events.jsonl"
+CAPTURE_DIR = "capture"
+PCAP = "capture/gateway.pcap"
+FLOWS = "capture/flows.mitm"
+TLS = "capture/tls.jsonl"
+TCPDUMP_LOG = "capture/tcpdump.log"
+MITMDUMP_LOG = "capture/mitmdump.log"
+SCREENSHOTS_DIR = "screenshots"
+ANALYSIS_DIR = "analysis"
+ENDPOINTS = "analysis/endpoints.json"
+ENDPOINTS_CSV = "analysis/endpoints.csv"
+ENDPOINTS_TXT = "analysis/endpoints.txt"
+EVIDENCE = "analysis/evidence.json"
+GEO_DIR = "analysis/geo"
+LAB_DIR = "lab"
+INTERNET = "lab/internet.yaml"
+VERDICTS = "verdicts.json"
+JUNIT = "junit.xml"
+REPORT = "report.html"
+REANALYSIS_DIR = "reanalysis"
+
+#: the folders a new run starts with
+RUN_SUBDIRS = (CAPTURE_DIR, SCREENSHOTS_DIR, ANALYSIS_DIR, LAB_DIR)
+
+T = TypeVar("T")
+
+
+def is_run(path: Path) -> bool:
+    """Whether ``path`` looks like a run directory (it holds a manifest)."""
+    return (path / MANIFEST).is_file()
+
+
+# -- reading and writing whole files ---------------------------------------------------------
+def load_json(path: Path, parse: Callable[[Any], T]) -> T:
+    """``parse(json of path)``; a missing, unreadable or misshapen file is a RunFileError."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise RunFileError(path, "missing") from e
+    except OSError as e:
+        raise RunFileError(path, f"unreadable: {e.strerror or e}") from e
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunFileError(path, f"unreadable: not JSON: {e}") from e
+    try:
+        return parse(raw)
+    except Shape as e:
+        raise RunFileError(path, f"damaged: {e}") from e
+
+
+def load_lines(path: Path, parse: Callable[[Mapping[str, Any]], T],
+               skip_damaged: bool = False) -> tuple[list[T], int]:
+    """The records of a JSON-lines file and how many damaged lines were skipped. Without
+    ``skip_damaged`` the first damaged line is a RunFileError naming the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError as e:
+        raise RunFileError(path, "missing") from e
+    except OSError as e:
+        raise RunFileError(path, f"unreadable: {e.strerror or e}") from e
+    out: list[T] = []
+    skipped = 0
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(parse(obj(json.loads(line), "the line")))
+        except (json.JSONDecodeError, Shape) as e:
+            if not skip_damaged:
+                raise RunFileError(path, f"line {n} damaged: {e}") from e
+            skipped += 1
+    return out, skipped
+
+
+def dump_json(path: Path, data: Any, indent: int = 1) -> None:
+    """Write ``data`` as JSON (UTF-8, not ASCII-escaped), atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def append_line(path: Path, data: Mapping[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(data, ensure_ascii=False) + "\n")

@@ -1,0 +1,222 @@
+"""``manifest.json``: what a run was (scenario, tools, expectations) and how it went (phases,
+guests, capture statistics, status), written piece by piece while the run goes.
+
+Every key is optional, since a run that crashed early has only the first ones; keys this
+version does not know are kept (``extra``) so that rewriting a newer run's manifest loses
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from testbed.run.places import GeoipDatabase
+from testbed.run.shapes import (
+    Shape,
+    flag,
+    mapping,
+    obj,
+    opt_integer,
+    opt_number,
+    opt_text,
+    records,
+    text,
+    text_map,
+    texts,
+    within,
+)
+
+
+@dataclass(frozen=True)
+class ScenarioRef:
+    name: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "sha256": self.sha256}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ScenarioRef:
+        return cls(opt_text(d, "name"), opt_text(d, "path"), opt_text(d, "sha256"))
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One timed phase of the run (network, guests, sessions, ...)."""
+
+    start: float | None = None
+    status: str = "running"
+    end: float | None = None
+    error: str | None = None
+    seconds: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"start": self.start, "status": self.status}
+        for key in ("end", "error", "seconds"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Phase:
+        return cls(start=opt_number(d, "start"), status=text(d, "status", "running"),
+                   end=opt_number(d, "end"), error=opt_text(d, "error"),
+                   seconds=opt_number(d, "seconds"))
+
+
+@dataclass(frozen=True)
+class CaptureCounts:
+    """tcpdump's statistics; ``complete`` when it printed them (it stopped cleanly)."""
+
+    captured: int | None = None
+    received: int | None = None
+    dropped: int | None = None
+    complete: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"captured": self.captured, "received": self.received, "dropped": self.dropped,
+                "complete": self.complete}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> CaptureCounts:
+        return cls(opt_integer(d, "captured"), opt_integer(d, "received"),
+                   opt_integer(d, "dropped"), flag(d, "complete"))
+
+
+@dataclass(frozen=True)
+class ChatClaim:
+    """The messages a chat expectation is about: from ``sender`` to ``recipient``, whose text
+    contains ``text_contains`` (``{canary}`` stands for the run's canary)."""
+
+    sender: str
+    recipient: str
+    text_contains: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"from": self.sender, "to": self.recipient}
+        return out if self.text_contains is None else out | {"text_contains": self.text_contains}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ChatClaim:
+        return cls(text(d, "from"), text(d, "to"), opt_text(d, "text_contains"))
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One claim of the scenario, as the manifest records it. A place is a mapping of
+    ``country`` / ``asn`` / ``organization`` / ``network`` / ``host`` (see verdicts.places)."""
+
+    id: str
+    kind: str = ""
+    variant: str = ""
+    place: dict[str, Any] = field(default_factory=dict)
+    places: tuple[dict[str, Any], ...] = ()
+    chat: ChatClaim | None = None
+    min_strength: str = ""
+    description: str = ""
+
+    @property
+    def all_places(self) -> list[dict[str, Any]]:
+        """The places the claim names (``places``, or failing that ``place``)."""
+        return list(self.places) or [self.place]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "variant": self.variant, "kind": self.kind, "place": self.place,
+                "places": list(self.places),
+                "chat": self.chat.to_json() if self.chat else None,
+                "min_strength": self.min_strength, "description": self.description}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Expectation:
+        places = d.get("places") or []
+        if not isinstance(places, list):
+            raise Shape(f"'places' should be a list, not {type(places).__name__}")
+        chat = d.get("chat")
+        return cls(id=text(d, "id"), kind=text(d, "kind", ""), variant=text(d, "variant", ""),
+                   place=mapping(d, "place"),
+                   places=tuple(dict(obj(p, f"places[{i}]")) for i, p in enumerate(places)),
+                   chat=None if chat is None else within("chat", ChatClaim.from_json, chat),
+                   min_strength=text(d, "min_strength", ""),
+                   description=text(d, "description", ""))
+
+
+_SIMPLE = ("testbed_run", "run_id", "status", "started", "finished", "provider", "canary",
+           "error", "reanalysis_of")
+_KNOWN = {*_SIMPLE, "scenario", "tools", "expectations", "phases", "infrastructure", "lab",
+          "guests", "capture", "geoip", "reanalysis_databases"}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    testbed_run: int | None = None
+    run_id: str | None = None
+    status: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    scenario: ScenarioRef | None = None
+    provider: str | None = None
+    canary: str | None = None
+    tools: dict[str, str] = field(default_factory=dict)
+    expectations: tuple[Expectation, ...] = ()
+    phases: dict[str, Phase] = field(default_factory=dict)
+    infrastructure: dict[str, str] = field(default_factory=dict)  # address -> role
+    lab: dict[str, Any] = field(default_factory=dict)
+    guests: dict[str, str] = field(default_factory=dict)  # variant -> address
+    capture: CaptureCounts | None = None
+    geoip: tuple[GeoipDatabase, ...] = ()
+    error: str | None = None
+    reanalysis_of: str | None = None
+    reanalysis_databases: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
+
+    @property
+    def address_to_variant(self) -> dict[str, str]:
+        return {address: variant for variant, address in self.guests.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as written: keys that were never set are left out."""
+        out: dict[str, Any] = {
+            "testbed_run": self.testbed_run, "run_id": self.run_id, "status": self.status,
+            "started": self.started,
+            "scenario": self.scenario.to_json() if self.scenario else None,
+            "provider": self.provider, "canary": self.canary, "tools": self.tools,
+            "expectations": [e.to_json() for e in self.expectations],
+            "phases": {k: p.to_json() for k, p in self.phases.items()},
+            "infrastructure": self.infrastructure, "lab": self.lab, "guests": self.guests,
+            "capture": self.capture.to_json() if self.capture else None,
+            "geoip": [g.to_json() for g in self.geoip], "finished": self.finished,
+            "error": self.error, "reanalysis_of": self.reanalysis_of,
+            "reanalysis_databases": list(self.reanalysis_databases)}
+        return {k: v for k, v in out.items() if v not in (None, [], {})} | self.extra
+
+    def updated(self, **fields: Any) -> Manifest:
+        """This manifest with ``fields`` (in their JSON form) set."""
+        return Manifest.from_json(self.to_json() | fields)
+
+    @classmethod
+    def from_json(cls, value: Any) -> Manifest:
+        d = obj(value, "the manifest")
+        scenario = d.get("scenario")
+        capture = d.get("capture")
+        started, finished = opt_number(d, "started"), opt_number(d, "finished")
+        return cls(
+            testbed_run=opt_integer(d, "testbed_run"), run_id=opt_text(d, "run_id"),
+            status=opt_text(d, "status"), started=started, finished=finished,
+            scenario=None if scenario is None else within("scenario", ScenarioRef.from_json,
+                                                          scenario),
+            provider=opt_text(d, "provider"), canary=opt_text(d, "canary"),
+            tools=text_map(d, "tools"),
+            expectations=records(d, "expectations", Expectation.from_json),
+            phases={k: within(f"phases[{k!r}]", Phase.from_json, v)
+                    for k, v in mapping(d, "phases").items()},
+            infrastructure=text_map(d, "infrastructure"), lab=mapping(d, "lab"),
+            guests=text_map(d, "guests"),
+            capture=None if capture is None else within("capture", CaptureCounts.from_json,
+                                                        capture),
+            geoip=records(d, "geoip", GeoipDatabase.from_json), error=opt_text(d, "error"),
+            reanalysis_of=opt_text(d, "reanalysis_of"),
+            reanalysis_databases=texts(d, "reanalysis_databases"),
+            extra={k: v for k, v in d.items() if k not in _KNOWN})
