@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from testbed.run.places import Placement
+from testbed.run.shapes import Shape
 from testbed.verdicts.places import contains, describe
 
 from .data import RunData
@@ -84,11 +86,15 @@ class Highlight:
 
     def names_of(self, address: str, info: dict[str, Any] | None) -> list[str]:
         """The names of the places ``address`` (placed as ``info``) is in."""
-        info = as_dict(info)  # a damaged file must not break the page: only well-formed parts
-        info = {**info, "views": [v for v in info.get("views") or [] if isinstance(v, dict)],
-                "names": [str(n) for n in info.get("names") or []]}
+        raw = as_dict(info)  # a damaged file must not break the page: only well-formed parts
+        raw = {**raw, "views": [v for v in raw.get("views") or [] if isinstance(v, dict)],
+               "names": [str(n) for n in raw.get("names") or []]}
+        try:
+            placed = Placement.from_json(raw)
+        except Shape:
+            return []
         return list(dict.fromkeys(n for p, n in zip(self.places, self.names, strict=True)
-                                  if contains(p, address, info)))
+                                  if contains(p, address, placed)))
 
     def marks(self, address: str, info: dict[str, Any] | None) -> bool:
         """Whether ``address`` is in one of the places."""

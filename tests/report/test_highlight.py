@@ -43,8 +43,7 @@ def test_other_place_kinds_and_no_places(residency_run: Path) -> None:
         {"id": "a", "kind": "never_reaches", "place": {"asn": 4134}, "places": [{"asn": 4134}]},
         {"id": "b", "kind": "never_reaches", "place": {"host": "*.evil.example"}},
         {"id": "c", "kind": "never_reaches", "places": [{"country": "ZZ"}]},
-        {"id": "d", "kind": "delivered", "place": {}},
-        "junk"]
+        {"id": "d", "kind": "delivered", "place": {}}]
     write_json(residency_run / "manifest.json", manifest)
     (residency_run / "verdicts.json").unlink()
     data = load_run(residency_run)
