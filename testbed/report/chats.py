@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from testbed.run import files
+
 from .data import RunData
 from .fmt import fmt_time, num, place_text, text
 from .highlight import Highlight
@@ -111,7 +113,7 @@ def _chat(chat: dict[str, Any], places: dict[str, dict[str, Any]],
 def chats(data: RunData, highlight: Highlight) -> Chats:
     found = data.evidence.get("chats")
     if not isinstance(found, list):
-        return Chats(data.problems.get("analysis/evidence.json", "empty"), "", ())
+        return Chats(data.problems.get(files.EVIDENCE, "empty"), "", ())
     canary = data.evidence.get("canary") or data.manifest.get("canary")
     return Chats("", text(canary),
                  tuple(_chat(c, data.places, highlight) for c in found if isinstance(c, dict)))

@@ -7,6 +7,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from testbed.run import files
+
 from . import charts
 from .data import RunData, address_key
 from .fmt import country, db_date, flow_bytes, human_bytes, short_db, text
@@ -48,7 +50,7 @@ def per_variant_country(data: RunData, highlight: Highlight) -> tuple[
 
 def charts_view(data: RunData, highlight: Highlight) -> Charts:
     if not data.endpoint_rows:
-        return Charts(data.problems.get("analysis/endpoints.json", "empty"), None, None)
+        return Charts(data.problems.get(files.ENDPOINTS, "empty"), None, None)
     rows, counts, volume = per_variant_country(data, highlight)
     return Charts("", charts.country_matrix(data.variants, rows, counts, highlight.countries),
                   charts.bytes_bars(data.variants, rows, volume, highlight.countries))
@@ -197,7 +199,7 @@ def endpoint_table(data: RunData, highlight: Highlight) -> EndpointTable:
         rows.append(_row(a, p, contacted.get(a, {}), variants, dbs, hot))
     infra = data.manifest.get("infrastructure")
     return EndpointTable(
-        problem="" if addresses else data.problems.get("analysis/endpoints.json", "empty"),
+        problem="" if addresses else data.problems.get(files.ENDPOINTS, "empty"),
         highlight=highlight.label, hot_rows=sum("hot" in r.classes.split() for r in rows),
         hot_by=", ".join(sorted(hot_by)) or "no variant",
         disagree=sum(r.disagree for r in rows),

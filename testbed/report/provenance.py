@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from testbed.run import files
+
 from . import charts
 from .data import RunData
 from .fmt import as_dict, duration, fmt_time, num, text
@@ -67,7 +69,7 @@ def capture(data: RunData) -> Capture:
         analysis=tuple(Stat(str(k), text(len(v) if isinstance(v, list) else v))
                        for k, v in analysis.items()),
         warnings=tuple(map(text, warnings[:50])), warning_count=len(warnings),
-        tls_problem=data.problems.get("capture/tls.jsonl", "") if not data.tls else "",
+        tls_problem=data.problems.get(files.TLS, "") if not data.tls else "",
         tls_seen=bool(data.tls), handshakes=len(hellos),
         per_variant=tuple(sorted(per_variant.items())),
         pinned=tuple(event(t) for t in data.tls if t.get("event") == "pinned"),
@@ -102,7 +104,7 @@ def actions(data: RunData) -> Actions:
             action=text(ev.get("action")), start=fmt_time(ev.get("start"), clock_only=True),
             took=f"{dur:.1f} s" if dur > 0 else "", ok=ev.get("outcome") in (None, "ok"),
             outcome=text(ev.get("outcome")), error=text(ev.get("error"))))
-    return Actions(problem=data.problems.get("events.jsonl", "empty"),
+    return Actions(problem=data.problems.get(files.EVENTS, "empty"),
                    failed=sum(not a.ok for a in items), items=tuple(items))
 
 

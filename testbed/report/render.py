@@ -29,6 +29,7 @@ import jinja2
 from markupsafe import Markup
 
 from testbed._errors import TestbedError
+from testbed.run import files
 
 from . import chats, endpoints, provenance, screenshots, summary
 from .data import RunData, load_run
@@ -103,9 +104,11 @@ def build_view(data: RunData) -> Report:
 @functools.cache
 def environment() -> jinja2.Environment:
     """The templates, with autoescaping on for every one of them (all are HTML or SVG)."""
-    return jinja2.Environment(loader=jinja2.PackageLoader("testbed.report", "templates"),
-                              autoescape=True, undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.PackageLoader("testbed.report", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.globals["files"] = files  # the run's file names, spelled once (testbed.run.files)
+    return env
 
 
 def render_html(data: RunData) -> str:
@@ -128,7 +131,7 @@ def build_report(run_dir: Path) -> Path:
     if not run_dir.is_dir():
         raise TestbedError(f"{run_dir}: not a run directory")
     html = render_html(load_run(run_dir))
-    out = run_dir / "report.html"
+    out = run_dir / files.REPORT
     tmp = run_dir / f".report.html.{os.getpid()}.tmp"
     try:
         tmp.write_text(html, encoding="utf-8")

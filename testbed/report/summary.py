@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testbed.run import files
+
 from .data import EXPECTED_FILES, RunData
 from .fmt import as_dict, fmt_time, text
 
@@ -164,7 +166,7 @@ def verdicts(data: RunData) -> Verdicts:
     exps = [x for x in exps if isinstance(x, dict)] if isinstance(exps, list) else []
     by_id = {text(x.get("id")): x for x in exps}
     return Verdicts(judged=data.verdicts is not None,
-                    problem=data.problems.get("verdicts.json", "missing"),
+                    problem=data.problems.get(files.VERDICTS, "missing"),
                     expectations=tuple(by_id),
                     items=tuple(_verdict(v, by_id.get(text(v.get("id")), {}))
                                 for v in data.verdicts or []))
