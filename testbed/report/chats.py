@@ -4,12 +4,11 @@ content (or, by timing, its traffic) reached one of the study's places."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from testbed.run import files
+from testbed.run import ChatEvidence, ChatRecord, files
 
 from .data import RunData
-from .fmt import fmt_time, num, place_text, text
+from .fmt import fmt_time, place_text, text
 from .highlight import Highlight
 
 STRENGTH_RANK = {"strong": 0, "complete-capture": 0, "observed": 1, "medium": 1, "weak": 2}
@@ -64,56 +63,47 @@ class Chats:
     items: tuple[Chat, ...]
 
 
-def _order(ev: dict[str, Any]) -> tuple[int, int, float]:
+def _order(ev: ChatEvidence) -> tuple[int, int, float]:
     """Strongest first, canary hits before timing, then by time."""
-    kind = str(ev.get("kind") or "")
-    return (STRENGTH_RANK.get(str(ev.get("strength")), 3),
-            0 if kind.startswith("canary") else 1, num(ev.get("time")) or 0.0)
+    return (STRENGTH_RANK.get(ev.strength, 3), 0 if ev.kind.startswith("canary") else 1,
+            ev.time)
 
 
-def _alert(evs: list[dict[str, Any]], places: dict[str, dict[str, Any]],
-           highlight: Highlight) -> Alert | None:
-    def hot(ev: dict[str, Any]) -> bool:
-        a = str(ev.get("address"))
-        return highlight.marks(a, places.get(a))
+def _alert(evs: list[ChatEvidence], data: RunData, highlight: Highlight) -> Alert | None:
+    def hot(ev: ChatEvidence) -> bool:
+        return highlight.marks(ev.address, data.place(ev.address))
 
-    strong = sorted({str(x.get("address")) for x in evs
-                     if hot(x) and x.get("strength") == "strong"})
-    weak = sorted({str(x.get("address")) for x in evs if hot(x)} - set(strong))
+    strong = sorted({x.address for x in evs if hot(x) and x.strength == "strong"})
+    weak = sorted({x.address for x in evs if hot(x)} - set(strong))
     for level, addresses in (("fail", strong), ("warn", weak)):
         if addresses:
-            return Alert(level, highlight.label_of(addresses, places), tuple(addresses))
+            return Alert(level, highlight.label_of(addresses, data.place), tuple(addresses))
     return None
 
 
-def _chat(chat: dict[str, Any], places: dict[str, dict[str, Any]],
-          highlight: Highlight) -> Chat:
-    evs = sorted((x for x in chat.get("evidence") or [] if isinstance(x, dict)), key=_order)
+def _chat(chat: ChatRecord, data: RunData, highlight: Highlight) -> Chat:
+    evs = sorted(chat.evidence, key=_order)
     eps = []
-    for a in chat.get("endpoints") or []:
-        p = places.get(str(a), {})
-        who = sorted({str(x.get("variant")) for x in evs if x.get("address") == a})
-        eps.append(Endpoint(str(a), place_text(p), text(p.get("stands_for") or ""),
-                            ", ".join(who), highlight.marks(str(a), p)))
+    for a in chat.endpoints:
+        p = data.place(a)
+        who = sorted({x.variant for x in evs if x.address == a})
+        eps.append(Endpoint(a, place_text(p), p.stands_for or "", ", ".join(who),
+                            highlight.marks(a, p)))
     rows = []
     for x in evs:
-        a = str(x.get("address"))
+        p = data.place(x.address)
         rows.append(Evidence(
-            strength=text(x.get("strength")), kind=text(x.get("kind")),
-            variant=text(x.get("variant")), address=text(x.get("address")),
-            proto=text(x.get("proto")), port=text(x.get("port")),
-            where=place_text(places.get(a, {})), hot=highlight.marks(a, places.get(a)),
-            time=fmt_time(x.get("time"), clock_only=True), detail=text(x.get("detail"))))
-    return Chat(sender=text(chat.get("sender")), recipient=text(chat.get("recipient")),
-                canary=bool(chat.get("has_canary")), start=fmt_time(chat.get("start")),
-                text=text(chat.get("text")), alert=_alert(evs, places, highlight),
-                endpoints=tuple(eps), evidence=tuple(rows))
+            strength=x.strength, kind=x.kind, variant=x.variant, address=x.address,
+            proto=x.proto, port=str(x.port), where=place_text(p),
+            hot=highlight.marks(x.address, p), time=fmt_time(x.time, clock_only=True),
+            detail=x.detail))
+    return Chat(sender=chat.sender, recipient=chat.recipient, canary=chat.has_canary,
+                start=fmt_time(chat.start), text=chat.text,
+                alert=_alert(evs, data, highlight), endpoints=tuple(eps), evidence=tuple(rows))
 
 
 def chats(data: RunData, highlight: Highlight) -> Chats:
-    found = data.evidence.get("chats")
-    if not isinstance(found, list):
+    if data.evidence is None:
         return Chats(data.problems.get(files.EVIDENCE, "empty"), "", ())
-    canary = data.evidence.get("canary") or data.manifest.get("canary")
-    return Chats("", text(canary),
-                 tuple(_chat(c, data.places, highlight) for c in found if isinstance(c, dict)))
+    canary = data.evidence.canary or data.manifest.canary
+    return Chats("", text(canary), tuple(_chat(c, data, highlight) for c in data.evidence.chats))

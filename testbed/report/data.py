@@ -2,13 +2,9 @@
 
 A crashed run may lack any file, and any file may be half-written. ``load_run`` never raises
 for a missing or damaged file: it records what it could not read in ``RunData.problems`` (the
-file's ``RunFileError`` reason) and gives empty defaults, so the report can say what is
-missing instead of failing.
-
-The typed records are ``RunData.run_manifest``, ``run_events``, ``run_endpoints``,
-``run_evidence``, ``run_verdicts`` and ``run_tls``. ``manifest``, ``events``, ``endpoints``,
-``evidence``, ``verdicts`` and ``tls`` are the same records in their JSON form
-(``to_json()``): a thin adapter for ``render.py``, which still indexes dicts.
+file's ``RunFileError`` reason) and leaves that record empty (``None`` for a file whose absence
+the page shows, an empty manifest or list otherwise), so the report can say what is missing
+instead of failing. The section builders read the typed records; nothing here is a raw dict.
 """
 
 from __future__ import annotations
@@ -17,11 +13,22 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from testbed._errors import RunFileError
-from testbed.run import EndpointsFile, Event, EvidenceFile, Manifest, TlsRecord, Verdict, store
+from testbed.run import (
+    EndpointRow,
+    EndpointsFile,
+    Event,
+    EvidenceFile,
+    Manifest,
+    Placement,
+    TlsRecord,
+    Verdict,
+    store,
+)
 from testbed.run import files as f
+from testbed.run.places import NOWHERE
 
 T = TypeVar("T")
 
@@ -36,37 +43,29 @@ EXPECTED_FILES: dict[str, str] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunData:
     """Everything the report shows, read from one run directory (empty when absent)."""
 
     path: Path
-    run_manifest: Manifest = field(default_factory=Manifest)
-    run_events: list[Event] = field(default_factory=list)
-    run_endpoints: EndpointsFile | None = None
-    run_evidence: EvidenceFile | None = None
-    run_verdicts: list[Verdict] | None = None  # None: verdicts.json missing or unreadable
-    run_tls: list[TlsRecord] = field(default_factory=list)
+    manifest: Manifest = field(default_factory=Manifest)
+    events: tuple[Event, ...] = ()
+    endpoints: EndpointsFile | None = None  # None: missing or unreadable
+    evidence: EvidenceFile | None = None  # None: missing or unreadable
+    verdicts: tuple[Verdict, ...] | None = None  # None: missing or unreadable
+    tls: tuple[TlsRecord, ...] = ()
     screenshots: dict[str, dict[str, Path]] = field(default_factory=dict)  # variant→phase→png
     #: file (relative to the run) → what is wrong with it ("missing", "unreadable: ...")
     problems: dict[str, str] = field(default_factory=dict)
-    reanalyses: list[Path] = field(default_factory=list)
-    # the JSON form of the records, for render.py (see the module's docstring)
-    manifest: dict[str, Any] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    endpoints: dict[str, Any] = field(default_factory=dict)
-    evidence: dict[str, Any] = field(default_factory=dict)
-    verdicts: list[dict[str, Any]] | None = None
-    tls: list[dict[str, Any]] = field(default_factory=list)
+    reanalyses: tuple[Path, ...] = ()
 
     @property
     def variants(self) -> list[str]:
         """Variants in a stable order: the analysis's, then the manifest's guests, then any
         seen in events or screenshots."""
         out: list[str] = []
-        sources = [self.run_endpoints.variants if self.run_endpoints else (),
-                   self.run_manifest.guests, [e.variant for e in self.run_events],
-                   self.screenshots]
+        sources = [self.endpoints.variants if self.endpoints else (), self.manifest.guests,
+                   [e.variant for e in self.events], self.screenshots]
         for src in sources:
             for v in src:
                 if v and v not in out:
@@ -74,17 +73,21 @@ class RunData:
         return out
 
     @property
-    def places(self) -> dict[str, dict[str, Any]]:
-        places = self.run_endpoints.places if self.run_endpoints else {}
-        return {a: p.to_json() for a, p in places.items()}
+    def places(self) -> dict[str, Placement]:
+        """Address → where the analysis placed it (empty without an analysis)."""
+        return self.endpoints.places if self.endpoints else {}
+
+    def place(self, address: str) -> Placement:
+        """Where ``address`` is (an empty placement when the analysis did not place it)."""
+        return self.endpoints.place(address) if self.endpoints else NOWHERE
 
     @property
-    def endpoint_rows(self) -> list[dict[str, Any]]:
-        return [e.to_json() for e in self.run_endpoints.endpoints] if self.run_endpoints else []
+    def endpoint_rows(self) -> tuple[EndpointRow, ...]:
+        return self.endpoints.endpoints if self.endpoints else ()
 
     @property
     def address_to_variant(self) -> dict[str, str]:
-        return self.run_manifest.address_to_variant
+        return self.manifest.address_to_variant
 
 
 def _read(rel: str, read: Callable[[], T | None], problems: dict[str, str]) -> T | None:
@@ -129,35 +132,22 @@ def _screenshots(run: Path) -> dict[str, dict[str, Path]]:
 def load_run(run: Path) -> RunData:
     """Read every file of ``run`` the report uses; never raises for missing or bad files."""
     problems: dict[str, str] = {}
-    data = RunData(path=run, problems=problems)
-    data.run_manifest = _read(f.MANIFEST, lambda: store.read_manifest(run), problems) \
-        or Manifest()
-    data.run_events = _read_lines(f.EVENTS, lambda skip: store.read_events(run, skip), run,
-                                  problems)
-    data.run_endpoints = _read(f.ENDPOINTS, lambda: store.read_endpoints(run), problems)
-    data.run_evidence = _read(f.EVIDENCE, lambda: store.read_evidence(run), problems)
-    data.run_verdicts = _read(f.VERDICTS, lambda: store.read_verdicts(run), problems)
-    data.run_tls = _read_lines(f.TLS, lambda skip: store.read_tls(run, skip), run, problems)
-    data.screenshots = _screenshots(run)
-    if not data.screenshots:
+    manifest = _read(f.MANIFEST, lambda: store.read_manifest(run), problems) or Manifest()
+    events = _read_lines(f.EVENTS, lambda skip: store.read_events(run, skip), run, problems)
+    endpoints = _read(f.ENDPOINTS, lambda: store.read_endpoints(run), problems)
+    evidence = _read(f.EVIDENCE, lambda: store.read_evidence(run), problems)
+    verdicts = _read(f.VERDICTS, lambda: store.read_verdicts(run), problems)
+    tls = _read_lines(f.TLS, lambda skip: store.read_tls(run, skip), run, problems)
+    screenshots = _screenshots(run)
+    if not screenshots:
         problems[f"{f.SCREENSHOTS_DIR}/"] = "missing" \
             if not (run / f.SCREENSHOTS_DIR).is_dir() else "empty"
     re_dir = run / f.REANALYSIS_DIR
-    if re_dir.is_dir():
-        data.reanalyses = sorted(p for p in re_dir.iterdir() if p.is_dir())
-    _json_views(data)
-    return data
-
-
-def _json_views(data: RunData) -> None:
-    """Fill the JSON form of the records that render.py reads."""
-    data.manifest = data.run_manifest.to_json()
-    data.events = [e.to_json() for e in data.run_events]
-    data.endpoints = data.run_endpoints.to_json() if data.run_endpoints else {}
-    data.evidence = data.run_evidence.to_json() if data.run_evidence else {}
-    data.verdicts = None if data.run_verdicts is None else [
-        v.to_json() for v in data.run_verdicts]
-    data.tls = [t.to_json() for t in data.run_tls]
+    reanalyses = sorted(p for p in re_dir.iterdir() if p.is_dir()) if re_dir.is_dir() else []
+    return RunData(path=run, manifest=manifest, events=tuple(events), endpoints=endpoints,
+                   evidence=evidence, verdicts=None if verdicts is None else tuple(verdicts),
+                   tls=tuple(tls), screenshots=screenshots, problems=problems,
+                   reanalyses=tuple(reanalyses))
 
 
 def address_key(address: str) -> tuple[int, int, str]:

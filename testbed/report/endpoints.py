@@ -4,10 +4,10 @@ with the study's places (:class:`Highlight`) marked."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from testbed.run import files
+from testbed.run import EndpointRow, Placement, files
 
 from . import charts
 from .data import RunData, address_key
@@ -30,11 +30,10 @@ def per_variant_country(data: RunData, highlight: Highlight) -> tuple[
     volume: dict[tuple[str, str], int] = defaultdict(int)
     labels: dict[str, str] = {}
     for row in data.endpoint_rows:
-        key, label = country(data.places.get(str(row.get("address"))))
+        key, label = country(data.place(row.address))
         labels[key] = label
-        v = str(row.get("variant"))
-        counts[(v, key)].add(str(row.get("address")))
-        volume[(v, key)] += flow_bytes(row)
+        counts[(row.variant, key)].add(row.address)
+        volume[(row.variant, key)] += flow_bytes(row)
     totals: dict[str, int] = defaultdict(int)
     for (_, key), n in volume.items():
         totals[key] += n
@@ -118,86 +117,80 @@ class EndpointTable:
     infrastructure: tuple[tuple[str, str], ...]
 
 
-def databases(places: dict[str, dict[str, Any]]) -> list[str]:
+def databases(places: Mapping[str, Placement]) -> list[str]:
     """Every database named in a view, in order of first appearance (the primary first)."""
     out: list[str] = []
     for p in places.values():
-        for view in p.get("views") or []:
-            if isinstance(view, dict) and view.get("database") not in out:
-                out.append(str(view.get("database")))
+        for view in p.views:
+            if str(view.database) not in out:
+                out.append(str(view.database))
     return out
 
 
-def _view_cell(place: dict[str, Any], database: str) -> ViewCell:
+def _view_cell(place: Placement, database: str) -> ViewCell:
     """The country code (odd when it differs from the primary), the city and the address
     looked up (the real one it stands for) on hover."""
-    if place.get("special"):
+    if place.special:
         return ViewCell(shown=False, special=True)
-    views = [v for v in place.get("views") or []
-             if isinstance(v, dict) and str(v.get("database")) == database]
-    if not views:
+    view = next((v for v in place.views if str(v.database) == database), None)
+    if view is None:
         return ViewCell(shown=False)
-    view = views[0]
-    code = view.get("country")
-    hover = [f"{database}: {view.get('country_name') or 'no country'}"]
-    if view.get("city"):
-        hover.append(str(view["city"]))
-    if view.get("address"):
-        hover.append(f"looked up {view['address']}"
+    hover = [f"{database}: {view.country_name or 'no country'}"]
+    if view.city:
+        hover.append(view.city)
+    if view.address:
+        hover.append(f"looked up {view.address}"
                      + (" (the address this server stands for)"
-                        if view.get("via") == "stands_for" else ""))
-    if view.get("network"):
-        hover.append(f"network {view['network']}")
-    return ViewCell(code=text(code or "none"), title="; ".join(hover),
-                    odd=bool(place.get("country")) and code != place.get("country"))
+                        if view.via == "stands_for" else ""))
+    if view.network:
+        hover.append(f"network {view.network}")
+    return ViewCell(code=view.country or "none", title="; ".join(hover),
+                    odd=bool(place.country) and view.country != place.country)
 
 
-def _row(address: str, p: dict[str, Any], by_variant: dict[str, list[dict[str, Any]]],
+def _row(address: str, p: Placement, by_variant: Mapping[str, list[EndpointRow]],
          variants: list[str], dbs: list[str], hot: bool) -> Row:
-    org, asn = p.get("organization"), p.get("asn")
-    for view in p.get("views") or []:
-        if isinstance(view, dict):
-            org = org or view.get("organization")
-            asn = asn or view.get("asn")
+    org, asn = p.organization, p.asn
+    for view in p.views:
+        org = org or view.organization
+        asn = asn or view.asn
     marks, total = [], 0
     for v in variants:
         flows = by_variant.get(v, [])
         n = sum(flow_bytes(f) for f in flows)
         total += n
-        ports = ", ".join(sorted({f"{f.get('proto')}/{f.get('port')}" for f in flows}))
+        ports = ", ".join(sorted({f.service for f in flows}))
         marks.append(Mark(True, f"{v}: {ports}, {human_bytes(n)}") if flows else Mark(False))
-    classes = [c for c, on in (("hot", hot), ("special", bool(p.get("special"))),
-                               ("disagree", bool(p.get("disagree")))) if on]
+    classes = [c for c, on in (("hot", hot), ("special", bool(p.special)),
+                               ("disagree", p.disagree)) if on]
     return Row(address=address, address_sort=".".join(str(x) for x in address_key(address)[:2]),
-               classes=" ".join(classes), special=text(p.get("special") or ""),
-               country=text(p.get("country") or ""), country_name=text(p.get("country_name")),
-               disagree=bool(p.get("disagree")), names=tuple(map(str, p.get("names") or [])),
-               views=tuple(_view_cell(p, db) for db in dbs), organization=text(org or ""),
-               asn=text(asn or ""), stands_for=text(p.get("stands_for") or ""),
+               classes=" ".join(classes), special=p.special or "", country=p.country or "",
+               country_name=text(p.country_name), disagree=p.disagree, names=p.names,
+               views=tuple(_view_cell(p, db) for db in dbs), organization=org or "",
+               asn=text(asn or ""), stands_for=p.stands_for or "",
                marks=tuple(marks), total=total, total_text=human_bytes(total))
 
 
 def endpoint_table(data: RunData, highlight: Highlight) -> EndpointTable:
     places = data.places
     variants = data.variants
-    contacted: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    contacted: dict[str, dict[str, list[EndpointRow]]] = defaultdict(lambda: defaultdict(list))
     for row in data.endpoint_rows:
-        contacted[str(row.get("address"))][str(row.get("variant"))].append(row)
+        contacted[row.address][row.variant].append(row)
     addresses = set(places) | set(contacted)
 
     def order(a: str) -> tuple[int, str, tuple[int, int, str]]:
-        p = places.get(a, {})
-        return (1 if p.get("special") else 0, str(p.get("country") or "~"), address_key(a))
+        p = data.place(a)
+        return (1 if p.special else 0, p.country or "~", address_key(a))
 
     dbs = databases(places)
     rows, hot_by = [], set()
     for a in sorted(addresses, key=order):
-        p = places.get(a, {})
+        p = data.place(a)
         hot = highlight.marks(a, p)
         if hot:
             hot_by |= set(contacted.get(a, {}))
         rows.append(_row(a, p, contacted.get(a, {}), variants, dbs, hot))
-    infra = data.manifest.get("infrastructure")
     return EndpointTable(
         problem="" if addresses else data.problems.get(files.ENDPOINTS, "empty"),
         highlight=highlight.label, hot_rows=sum("hot" in r.classes.split() for r in rows),
@@ -207,5 +200,4 @@ def endpoint_table(data: RunData, highlight: Highlight) -> EndpointTable:
         databases=tuple(Column(short_db(db), title=db, date=db_date(db)) for db in dbs),
         variants=tuple(Column(v, colour=charts.variant_colour(i)) for i, v in enumerate(variants)),
         rows=tuple(rows), any_organization=any(r.organization or r.asn for r in rows),
-        infrastructure=tuple((str(k), str(v)) for k, v in infra.items())
-        if isinstance(infra, dict) else ())
+        infrastructure=tuple(data.manifest.infrastructure.items()))

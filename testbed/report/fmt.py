@@ -5,39 +5,30 @@ Everything here is plain text; the templates escape it."""
 from __future__ import annotations
 
 import datetime
-from typing import Any
+
+from testbed.run import EndpointRow, Placement
 
 
-def num(x: Any) -> float | None:
-    """``x`` as a float when it is a number (never a bool), else ``None``."""
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
-
-
-def as_dict(x: Any) -> dict[str, Any]:
-    return x if isinstance(x, dict) else {}
-
-
-def text(value: Any) -> str:
+def text(value: object) -> str:
     """``None`` → empty, anything else its ``str``."""
     return "" if value is None else str(value)
 
 
-def fmt_time(epoch: Any, clock_only: bool = False) -> str:
-    """Epoch seconds as ``2027-01-15 12:00:00 UTC`` (or ``12:00:00.000``); other values as
-    they are."""
-    t = num(epoch)
-    if t is None:
-        return "" if epoch is None else str(epoch)
+def fmt_time(epoch: float | None, clock_only: bool = False) -> str:
+    """Epoch seconds as ``2027-01-15 12:00:00 UTC`` (or ``12:00:00.000``); empty for none, the
+    number as it is when it is no time."""
+    if epoch is None:
+        return ""
     try:
-        d = datetime.datetime.fromtimestamp(t, datetime.UTC)
+        d = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
     except (OverflowError, OSError, ValueError):
         return str(epoch)
     return d.strftime("%H:%M:%S.%f")[:-3] if clock_only else d.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def duration(start: Any, end: Any) -> float:
+def duration(start: float | None, end: float | None) -> float:
     """``end - start`` in seconds; missing values count as 0."""
-    return (num(end) or 0) - (num(start) or 0)
+    return (end or 0.0) - (start or 0.0)
 
 
 def human_bytes(n: float) -> str:
@@ -49,12 +40,12 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"  # pragma: no cover
 
 
-def flow_bytes(row: dict[str, Any]) -> int:
+def flow_bytes(row: EndpointRow) -> int:
     """Bytes of one endpoint row, both directions."""
-    return int(num(row.get("bytes_in")) or 0) + int(num(row.get("bytes_out")) or 0)
+    return row.bytes_in + row.bytes_out
 
 
-def short_db(name: Any) -> str:
+def short_db(name: str | None) -> str:
     """'dbip-city-lite-latest.mmdb (2023-04-01)' → 'dbip-city-lite-latest'."""
     return str(name or "?").replace(".mmdb", "").split(" (")[0]
 
@@ -64,21 +55,19 @@ def db_date(name: str) -> str:
     return name.rpartition(" (")[2].rstrip(")") if " (" in name else ""
 
 
-def country(place: dict[str, Any] | None) -> tuple[str, str]:
+def country(place: Placement) -> tuple[str, str]:
     """``(key, label)`` of where an address is, for grouping: a country code, a special-purpose
     class, or unplaced."""
-    if not place:
-        return ("?", "not placed")
-    if place.get("special"):
-        return (f"special:{place['special']}", f"special-purpose ({place['special']})")
-    code = place.get("country")
+    if place.special:
+        return (f"special:{place.special}", f"special-purpose ({place.special})")
+    code = place.country
     if not code:
         return ("?", "not placed")
-    name = place.get("country_name")
-    return (str(code), f"{code} {name}" if name else str(code))
+    name = place.country_name
+    return (code, f"{code} {name}" if name else code)
 
 
-def place_text(place: dict[str, Any] | None) -> str:
+def place_text(place: Placement) -> str:
     return country(place)[1]
 
 

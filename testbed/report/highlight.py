@@ -11,49 +11,41 @@ exactly as the verdicts match it (:mod:`testbed.verdicts.places`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.run.places import Placement
-from testbed.run.shapes import Shape
+from testbed.run import Placement
 from testbed.verdicts.places import contains, describe
 
 from .data import RunData
-from .fmt import as_dict, join_or
+from .fmt import join_or
 
 
 def named_places(data: RunData) -> list[dict[str, Any]]:
-    """Every place the run's expectations name, once each, in order of first mention."""
+    """Every place the run's expectations name, once each, in order of first mention (the
+    manifest's expectations, then the verdicts' places)."""
     found: list[dict[str, Any]] = []
     seen: set[str] = set()
-
-    def add(candidates: Iterable[Any]) -> None:
-        for place in candidates:
+    claims = [*(e.all_places for e in data.manifest.expectations),
+              *([v.place] for v in data.verdicts or ())]
+    for places in claims:
+        for place in places:
             key = json.dumps(place, sort_keys=True, default=str)
-            if isinstance(place, dict) and place and key not in seen:
+            if place and key not in seen:
                 seen.add(key)
                 found.append(place)
-
-    expectations = data.manifest.get("expectations")
-    claims = [*(expectations if isinstance(expectations, list) else []), *(data.verdicts or [])]
-    for claim in claims:
-        if isinstance(claim, dict):
-            places = claim.get("places")
-            add(places if isinstance(places, list) and places else [claim.get("place")])
     return found
 
 
-def _country_name(code: str, places: dict[str, dict[str, Any]]) -> str:
+def _country_name(code: str, places: Mapping[str, Placement]) -> str:
     """The country's name as the run's databases spell it, else its code."""
     for info in places.values():
-        if not isinstance(info, dict):
-            continue
-        if info.get("country") == code and info.get("country_name"):
-            return str(info["country_name"])
-        for view in info.get("views") or []:
-            if isinstance(view, dict) and view.get("country") == code and view.get("country_name"):
-                return str(view["country_name"])
+        if info.country == code and info.country_name:
+            return info.country_name
+        for view in info.views:
+            if view.country == code and view.country_name:
+                return view.country_name
     return code
 
 
@@ -84,23 +76,17 @@ class Highlight:
         """Country codes the places name (the charts' rows to mark)."""
         return frozenset(str(p["country"]) for p in self.places if p.get("country"))
 
-    def names_of(self, address: str, info: dict[str, Any] | None) -> list[str]:
-        """The names of the places ``address`` (placed as ``info``) is in."""
-        raw = as_dict(info)  # a damaged file must not break the page: only well-formed parts
-        raw = {**raw, "views": [v for v in raw.get("views") or [] if isinstance(v, dict)],
-               "names": [str(n) for n in raw.get("names") or []]}
-        try:
-            placed = Placement.from_json(raw)
-        except Shape:
-            return []
+    def names_of(self, address: str, placed: Placement) -> list[str]:
+        """The names of the places ``address`` (placed as ``placed``) is in."""
         return list(dict.fromkeys(n for p, n in zip(self.places, self.names, strict=True)
                                   if contains(p, address, placed)))
 
-    def marks(self, address: str, info: dict[str, Any] | None) -> bool:
+    def marks(self, address: str, placed: Placement) -> bool:
         """Whether ``address`` is in one of the places."""
-        return bool(self.names_of(address, info))
+        return bool(self.names_of(address, placed))
 
-    def label_of(self, addresses: Iterable[str], places: dict[str, dict[str, Any]]) -> str:
-        """The places these addresses are in, in one phrase (``China``)."""
-        names = [n for a in addresses for n in self.names_of(a, places.get(a))]
+    def label_of(self, addresses: Iterable[str], place: Callable[[str], Placement]) -> str:
+        """The places these addresses are in, in one phrase (``China``); ``place`` says where
+        an address is."""
+        names = [n for a in addresses for n in self.names_of(a, place(a))]
         return join_or(list(dict.fromkeys(names))) if names else ""

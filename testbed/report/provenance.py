@@ -7,11 +7,12 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from testbed.run import files
+from testbed.run import CaptureCounts, ReadStats, TlsRecord, files
+from testbed.run.manifest import ScenarioRef
 
 from . import charts
 from .data import RunData
-from .fmt import as_dict, duration, fmt_time, num, text
+from .fmt import duration, fmt_time, text
 
 
 @dataclass(frozen=True)
@@ -46,34 +47,45 @@ class Capture:
     failed: tuple[TlsEvent, ...]
 
 
+def _capture_stats(cap: CaptureCounts | None) -> tuple[Stat, ...]:
+    """tcpdump's counts and whether it stopped cleanly; nothing when it never did."""
+    if cap is None:
+        return ()
+    counts = (("captured", cap.captured), ("received", cap.received), ("dropped", cap.dropped))
+    return (*(Stat(name, text(n)) for name, n in counts),
+            Stat("complete", "yes" if cap.complete else "no", cap.complete))
+
+
+def _analysis_stats(stats: ReadStats) -> tuple[Stat, ...]:
+    """How the analysis read the capture: the counts it recorded, and its warnings' count."""
+    out = [Stat(name, str(n)) for name, n in stats.counts.items()]
+    if stats.warnings is not None:
+        out.append(Stat("warnings", str(len(stats.warnings))))
+    return tuple(out)
+
+
 def capture(data: RunData) -> Capture:
-    cap = as_dict(data.manifest.get("capture"))
-    stats = tuple(Stat(str(k), {True: "yes", False: "no"}[v] if isinstance(v, bool) else text(v),
-                       v if isinstance(v, bool) else None) for k, v in cap.items())
-    analysis = as_dict(data.endpoints.get("stats"))
-    warnings = data.endpoints.get("warnings")
-    warnings = warnings if isinstance(warnings, list) else []
+    cap = data.manifest.capture
+    warnings = data.endpoints.warnings if data.endpoints else ()
     who = data.address_to_variant
 
-    def event(t: dict[str, object]) -> TlsEvent:
-        return TlsEvent(client=who.get(str(t.get("client")), text(t.get("client"))),
-                        side=text(t.get("side")), server=f"{text(t.get('server'))}:"
-                        f"{text(t.get('port'))}", sni=text(t.get("sni")),
-                        time=fmt_time(t.get("time"), clock_only=True), error=text(t.get("error")))
+    def event(t: TlsRecord) -> TlsEvent:
+        return TlsEvent(client=who.get(text(t.client), text(t.client)), side=text(t.side),
+                        server=f"{text(t.server)}:{text(t.port)}", sni=text(t.sni),
+                        time=fmt_time(t.time, clock_only=True), error=text(t.error))
 
-    hellos = [t for t in data.tls if t.get("event") == "clienthello"]
-    per_variant = Counter(who.get(str(t.get("client")), str(t.get("client"))) for t in hellos)
+    hellos = [t for t in data.tls if t.event == "clienthello"]
+    per_variant = Counter(who.get(str(t.client), str(t.client)) for t in hellos)
     return Capture(
-        stats=stats, lossy=bool(cap) and (cap.get("complete") is not True
-                                          or bool(cap.get("dropped"))),
-        analysis=tuple(Stat(str(k), text(len(v) if isinstance(v, list) else v))
-                       for k, v in analysis.items()),
-        warnings=tuple(map(text, warnings[:50])), warning_count=len(warnings),
+        stats=_capture_stats(cap),
+        lossy=cap is not None and (not cap.complete or bool(cap.dropped)),
+        analysis=_analysis_stats(data.endpoints.stats) if data.endpoints else (),
+        warnings=warnings[:50], warning_count=len(warnings),
         tls_problem=data.problems.get(files.TLS, "") if not data.tls else "",
         tls_seen=bool(data.tls), handshakes=len(hellos),
         per_variant=tuple(sorted(per_variant.items())),
-        pinned=tuple(event(t) for t in data.tls if t.get("event") == "pinned"),
-        failed=tuple(event(t) for t in data.tls if t.get("event") == "tls_failed"))
+        pinned=tuple(event(t) for t in data.tls if t.event == "pinned"),
+        failed=tuple(event(t) for t in data.tls if t.event == "tls_failed"))
 
 
 @dataclass(frozen=True)
@@ -97,13 +109,12 @@ class Actions:
 
 def actions(data: RunData) -> Actions:
     items = []
-    for ev in sorted(data.events, key=lambda x: num(x.get("start")) or 0.0):
-        dur = duration(ev.get("start"), ev.get("end"))
+    for ev in sorted(data.events, key=lambda x: x.start or 0.0):
+        dur = duration(ev.start, ev.end)
         items.append(Action(
-            session=text(ev.get("session")), variant=text(ev.get("variant")),
-            action=text(ev.get("action")), start=fmt_time(ev.get("start"), clock_only=True),
-            took=f"{dur:.1f} s" if dur > 0 else "", ok=ev.get("outcome") in (None, "ok"),
-            outcome=text(ev.get("outcome")), error=text(ev.get("error"))))
+            session=text(ev.session), variant=ev.variant, action=ev.action,
+            start=fmt_time(ev.start, clock_only=True), took=f"{dur:.1f} s" if dur > 0 else "",
+            ok=ev.outcome in (None, "ok"), outcome=text(ev.outcome), error=text(ev.error)))
     return Actions(problem=data.problems.get(files.EVENTS, "empty"),
                    failed=sum(not a.ok for a in items), items=tuple(items))
 
@@ -142,29 +153,23 @@ class Provenance:
 
 def provenance(data: RunData) -> Provenance:
     m = data.manifest
-    geo = m.get("geoip") or data.endpoints.get("geoip") or []
-    dbs = tuple(Database(file=text(g.get("file")), name=Path(str(g.get("file") or "?")).name,
-                         type=text(g.get("database_type")), build_date=text(g.get("build_date")),
-                         sha256=text(g.get("sha256")), attribution=text(g.get("attribution")))
-                for g in (geo if isinstance(geo, list) else []) if isinstance(g, dict))
+    geo = m.geoip or (data.endpoints.geoip if data.endpoints else ())
+    dbs = tuple(Database(file=g.file, name=Path(g.file or "?").name,
+                         type=text(g.database_type), build_date=text(g.build_date),
+                         sha256=text(g.sha256), attribution=text(g.attribution))
+                for g in geo)
     timings, spans = [], []
-    for name, p in as_dict(m.get("phases")).items():
-        if not isinstance(p, dict):
-            continue
-        status = str(p.get("status") or "?")
-        seconds = num(p.get("seconds"))
-        timings.append(PhaseTiming(str(name), status,
-                                   f"{seconds:.2f} s" if seconds is not None else "",
-                                   text(p.get("error") or "")))
-        start, end = num(p.get("start")), num(p.get("end"))
-        if start is not None and end is not None:
-            spans.append((str(name), start, end, status))
-    scen = as_dict(m.get("scenario"))
+    for name, p in m.phases.items():
+        status = p.status or "?"
+        timings.append(PhaseTiming(name, status,
+                                   f"{p.seconds:.2f} s" if p.seconds is not None else "",
+                                   p.error or ""))
+        if p.start is not None and p.end is not None:
+            spans.append((name, p.start, p.end, status))
+    scen = m.scenario or ScenarioRef()
     return Provenance(
         databases=dbs, phases=tuple(timings), timeline=charts.phase_timeline(spans),
-        scenario_name=text(scen.get("name")), scenario_file=text(scen.get("path")),
-        scenario_sha256=text(scen.get("sha256")),
-        canary=text(m.get("canary")),
-        guests=tuple((str(v), text(a)) for v, a in as_dict(m.get("guests")).items()),
-        tools=tuple((str(k), text(v)) for k, v in as_dict(m.get("tools")).items()),
+        scenario_name=text(scen.name), scenario_file=text(scen.path),
+        scenario_sha256=text(scen.sha256), canary=text(m.canary),
+        guests=tuple(m.guests.items()), tools=tuple(m.tools.items()),
         reanalyses=tuple(p.name for p in data.reanalyses))

@@ -4,12 +4,13 @@ image with what the action did."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from testbed.run import Event
 
 from . import charts
 from .data import RunData
 from .endpoints import Column
-from .fmt import duration, num, text
+from .fmt import duration, text
 from .images import thumbnail_data_uri
 
 PHASE_ORDER = ("launch", "login", "about", "call", "incoming_call", "answer", "hang_up",
@@ -41,43 +42,37 @@ class Screenshots:
 def phase_order(data: RunData) -> list[str]:
     """Phases in the order the events took them, then the known order, then by name."""
     seen: list[str] = []
-    for ev in sorted(data.events, key=lambda ev: num(ev.get("start")) or 0.0):
-        shots = ev.get("screenshots")
-        for name in shots if isinstance(shots, dict) else []:
+    for ev in sorted(data.events, key=lambda ev: ev.start or 0.0):
+        for name in ev.screenshots:
             if name not in seen:
-                seen.append(str(name))
+                seen.append(name)
     rest = {p for shots in data.screenshots.values() for p in shots} - set(seen)
     rank = {p: i for i, p in enumerate(PHASE_ORDER)}
     seen += sorted(rest, key=lambda p: (rank.get(p, len(rank)), p))
     return [p for p in seen if any(p in shots for shots in data.screenshots.values())]
 
 
-def _shot(data: RunData, variant: str, phase: str, ev: dict[str, Any]) -> Shot | None:
+def _shot(data: RunData, variant: str, phase: str, ev: Event | None) -> Shot | None:
+    """The screenshot of ``phase``, captioned by the action that took it (``ev``)."""
     path = data.screenshots.get(variant, {}).get(phase)
     if path is None:
         return None
     caption = ""
     if ev:
-        dur = duration(ev.get("start"), ev.get("end"))
-        caption = f"{text(ev.get('action'))}: {text(ev.get('outcome'))}" \
-            + (f", {dur:.1f} s" if dur > 0 else "")
+        dur = duration(ev.start, ev.end)
+        caption = f"{ev.action}: {text(ev.outcome)}" + (f", {dur:.1f} s" if dur > 0 else "")
     rel = path.relative_to(data.path) if path.is_relative_to(data.path) else path
     return Shot(uri=thumbnail_data_uri(path) or "", alt=f"{variant}: {phase}", file=str(rel),
-                failed=phase.endswith("-failure") or bool(ev and ev.get("outcome")
-                                                          not in (None, "ok")),
-                caption=caption, error=text(ev.get("error") or "") if ev else "")
+                failed=phase.endswith("-failure") or bool(ev and ev.outcome not in (None, "ok")),
+                caption=caption, error=(ev.error or "") if ev else "")
 
 
 def screenshots(data: RunData) -> Screenshots:
     variants = [v for v in data.variants if v in data.screenshots]
     variants += [v for v in data.screenshots if v not in variants]
-    by_shot: dict[tuple[str, str], dict[str, Any]] = {}
-    for ev in data.events:
-        shots = ev.get("screenshots")
-        for name in shots if isinstance(shots, dict) else []:
-            by_shot[(str(ev.get("variant")), str(name))] = ev
+    by_shot = {(ev.variant, name): ev for ev in data.events for name in ev.screenshots}
     phases = tuple(Phase(p.replace("_", " "),
-                         tuple(_shot(data, v, p, by_shot.get((v, p), {})) for v in variants))
+                         tuple(_shot(data, v, p, by_shot.get((v, p))) for v in variants))
                    for p in phase_order(data))
     columns = tuple(Column(v, colour=charts.variant_colour(data.variants.index(v))
                                   if v in data.variants else "") for v in variants)

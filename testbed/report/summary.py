@@ -4,14 +4,16 @@ missing or damaged, and the verdicts with their evidence."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testbed import run
 from testbed.run import files
 
 from .data import EXPECTED_FILES, RunData
-from .fmt import as_dict, fmt_time, text
+from .fmt import fmt_time, text
 
 STATUS_LABEL = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
 
@@ -19,7 +21,7 @@ STATUS_LABEL = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
 def overall(data: RunData) -> tuple[str, str]:
     """``(css status, label)`` of the whole run: FAIL if any verdict fails, INCONCLUSIVE if any
     is inconclusive (or there are none), PASS only when every verdict passes."""
-    statuses = [str(v.get("status")) for v in data.verdicts or []]
+    statuses = [v.status for v in data.verdicts or ()]
     if not statuses:
         return ("inconclusive", "NO VERDICTS")
     if "fail" in statuses:
@@ -30,11 +32,12 @@ def overall(data: RunData) -> tuple[str, str]:
 
 
 def scenario_name(data: RunData) -> str:
-    return str(as_dict(data.manifest.get("scenario")).get("name") or data.path.parent.name)
+    scenario = data.manifest.scenario
+    return (scenario.name if scenario else None) or data.path.parent.name
 
 
 def run_id(data: RunData) -> str:
-    return str(data.manifest.get("run_id") or data.path.name)
+    return data.manifest.run_id or data.path.name
 
 
 @dataclass(frozen=True)
@@ -56,20 +59,16 @@ class Header:
 def header(data: RunData) -> Header:
     m = data.manifest
     status, label = overall(data)
-    counts = Counter(str(v.get("status")) for v in data.verdicts or [])
+    counts = Counter(v.status for v in data.verdicts or ())
     summary = ", ".join(f"{n} {STATUS_LABEL.get(s, s).lower()}" for s, n in sorted(counts.items()))
     return Header(
         name=scenario_name(data), run_id=run_id(data),
-        started=fmt_time(m.get("started")) or "unknown",
-        provider=text(m.get("provider") or "unknown"),
-        run_status=text(m.get("status") or "unknown"),
-        variants=", ".join(data.variants) or "none",
-        reanalysis_of=text(m.get("reanalysis_of") or ""),
-        reanalysis_databases=", ".join(Path(str(d)).name
-                                       for d in m.get("reanalysis_databases") or []),
-        status=status, label=label,
-        summary=summary or f"run {m.get('status') or 'status unknown'}",
-        error=text(m.get("error") or ""))
+        started=fmt_time(m.started) or "unknown", provider=m.provider or "unknown",
+        run_status=m.status or "unknown", variants=", ".join(data.variants) or "none",
+        reanalysis_of=m.reanalysis_of or "",
+        reanalysis_databases=", ".join(Path(d).name for d in m.reanalysis_databases),
+        status=status, label=label, summary=summary or f"run {m.status or 'status unknown'}",
+        error=m.error or "")
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class Problems:
 def problems(data: RunData) -> Problems:
     items = tuple(Problem(rel, what, EXPECTED_FILES.get(rel, "") if what == "missing" else "")
                   for rel, what in sorted(data.problems.items()))
-    return Problems(crashed=data.verdicts is None or not data.endpoints, items=items)
+    return Problems(crashed=data.verdicts is None or data.endpoints is None, items=items)
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,8 @@ class Verdicts:
     items: tuple[Verdict, ...]
 
 
-def _evidence_item(ev: dict[str, Any]) -> EvidenceItem:
+def _evidence_item(ev: Mapping[str, Any]) -> EvidenceItem:
+    """One evidence item: free-form JSON whose keys depend on its kind (typed nowhere yet)."""
     kind, strength = ev.get("kind"), ev.get("strength")
     body = ev.get("text") or ev.get("detail")
     if not body:
@@ -132,41 +132,31 @@ def _evidence_item(ev: dict[str, Any]) -> EvidenceItem:
     return EvidenceItem(tuple(str(x) for x in (kind, strength) if x), str(body))
 
 
-def _claim(v: dict[str, Any], expectation: dict[str, Any]) -> str:
+def _claim(v: run.Verdict, expectation: run.Expectation | None) -> str:
     """"tom-en reaches country CN"; the places from the expectation when the verdict has none
     (``only_reaches`` names several)."""
-    places = [as_dict(v.get("place"))] if v.get("place") else \
-        [as_dict(p) for p in expectation.get("places") or []]
+    places = [v.place] if v.place else list(expectation.places if expectation else ())
     where = " or ".join(", ".join(f"{k} {val}" for k, val in p.items()) for p in places)
-    subject = str(v.get("variant"))
-    chat = as_dict(v.get("chat"))
-    if chat:
-        said = f" {chat['text_contains']!r}" if chat.get("text_contains") else ""
-        subject = f"chat{said} {chat.get('from')} → {chat.get('to')}"
-    return f"{subject} {str(v.get('kind') or '').replace('_', ' ')} {where}".strip()
+    subject = v.variant
+    if v.chat:
+        said = f" {v.chat.text_contains!r}" if v.chat.text_contains else ""
+        subject = f"chat{said} {v.chat.sender} → {v.chat.recipient}"
+    return f"{subject} {v.kind.replace('_', ' ')} {where}".strip()
 
 
-def _verdict(v: dict[str, Any], expectation: dict[str, Any]) -> Verdict:
-    status = str(v.get("status"))
-    dbs = tuple(Database(f"{text(g.get('file'))} sha256 {text(g.get('sha256'))}",
-                         f"{text(g.get('database_type'))} "
-                         f"({str(g.get('build_date') or '')[:10]})")
-                for g in v.get("geoip") or [] if isinstance(g, dict))
-    return Verdict(id=text(v.get("id")), status=status,
-                   label=STATUS_LABEL.get(status, status.upper() or "?"),
-                   claim=_claim(v, expectation),
-                   reason=text(v.get("reason")),
-                   evidence=tuple(_evidence_item(x) for x in v.get("evidence") or []
-                                  if isinstance(x, dict)),
-                   databases=dbs)
+def _verdict(v: run.Verdict, expectation: run.Expectation | None) -> Verdict:
+    dbs = tuple(Database(f"{g.file} sha256 {text(g.sha256)}",
+                         f"{text(g.database_type)} ({(g.build_date or '')[:10]})")
+                for g in v.geoip)
+    return Verdict(id=v.id, status=v.status,
+                   label=STATUS_LABEL.get(v.status, v.status.upper() or "?"),
+                   claim=_claim(v, expectation), reason=v.reason,
+                   evidence=tuple(_evidence_item(x) for x in v.evidence), databases=dbs)
 
 
 def verdicts(data: RunData) -> Verdicts:
-    exps = data.manifest.get("expectations")
-    exps = [x for x in exps if isinstance(x, dict)] if isinstance(exps, list) else []
-    by_id = {text(x.get("id")): x for x in exps}
+    by_id = {x.id: x for x in data.manifest.expectations}
     return Verdicts(judged=data.verdicts is not None,
                     problem=data.problems.get(files.VERDICTS, "missing"),
                     expectations=tuple(by_id),
-                    items=tuple(_verdict(v, by_id.get(text(v.get("id")), {}))
-                                for v in data.verdicts or []))
+                    items=tuple(_verdict(v, by_id.get(v.id)) for v in data.verdicts or ()))

@@ -74,6 +74,12 @@ class ReadStats:
     frames_skipped: int | None = None
     warnings: tuple[str, ...] | None = None
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """The counts the analysis recorded, by name, in the order it writes them."""
+        out = {k: getattr(self, k) for k in _COUNTS}
+        return {k: v for k, v in out.items() if v is not None}
+
     def to_json(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in _COUNTS}
         out["warnings"] = None if self.warnings is None else list(self.warnings)

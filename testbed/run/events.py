@@ -7,7 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from testbed.run.shapes import mapping, objects, opt_integer, opt_number, opt_text, text, text_map
+from testbed.run.shapes import (
+    flag,
+    mapping,
+    objects,
+    opt_integer,
+    opt_number,
+    opt_text,
+    text,
+    text_map,
+)
 
 
 @dataclass(frozen=True)
@@ -60,8 +69,10 @@ class Event:
 
 @dataclass(frozen=True)
 class TlsRecord:
-    """``event`` is ``clienthello``, ``tls_failed`` or ``pinned``; the other keys the addon
-    writes for that event are kept in ``details``."""
+    """``event`` is ``clienthello`` (with ``passthrough``: the connection was left unopened),
+    ``tls_failed`` (with the ``side`` that failed and the ``error``) or ``pinned``; keys this
+    version does not know are kept in ``details``. ``side``, ``error`` and ``passthrough`` are
+    None where the addon did not write them, and then left out of ``to_json``."""
 
     event: str
     client: str | None = None
@@ -69,16 +80,26 @@ class TlsRecord:
     port: int | None = None
     sni: str | None = None
     time: float | None = None
+    side: str | None = None
+    error: str | None = None
+    passthrough: bool | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        optional = {"side": self.side, "error": self.error, "passthrough": self.passthrough}
         return {"event": self.event, "client": self.client, "server": self.server,
-                "port": self.port, "sni": self.sni, **self.details, "time": self.time}
+                "port": self.port, "sni": self.sni,
+                **{k: v for k, v in optional.items() if v is not None}, **self.details,
+                "time": self.time}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> TlsRecord:
-        known = {"event", "client", "server", "port", "sni", "time"}
+        known = {"event", "client", "server", "port", "sni", "time", "side", "error",
+                 "passthrough"}
+        passthrough = None if d.get("passthrough") is None else flag(d, "passthrough")
         return cls(event=text(d, "event"), client=opt_text(d, "client"),
                    server=opt_text(d, "server"), port=opt_integer(d, "port"),
                    sni=opt_text(d, "sni"), time=opt_number(d, "time"),
+                   side=opt_text(d, "side"), error=opt_text(d, "error"),
+                   passthrough=passthrough,
                    details={k: v for k, v in d.items() if k not in known})
