@@ -154,6 +154,22 @@ def test_empty_and_damaged_runs(tmp_path: Path) -> None:
         build_report(tmp_path / "nope")
 
 
+def test_damaged_analysis_files_are_named_and_the_rest_shown(run_dir: Path) -> None:
+    (run_dir / "analysis" / "evidence.json").write_text('{"chats": "x"}')
+    (run_dir / "capture" / "tls.jsonl").write_text('{"event": "pinned", "port": "443"}\n')
+    (run_dir / "analysis" / "endpoints.json").write_text(
+        '{"endpoints": [], "places": {"9.9.9.9": {"country": 5}}}')
+    _, dom = _page(run_dir)
+    missing = dom.find(id="missing").text
+    assert "analysis/evidence.json: damaged: 'chats' should be a list" in missing
+    assert "analysis/endpoints.json: damaged: places['9.9.9.9']" in missing
+    assert "capture/tls.jsonl: 1 damaged line(s) skipped" in missing
+    assert "No endpoint table" in dom.find(id="endpoints").text
+    assert not dom.find_all("article", cls="chat")
+    assert len(dom.find_all("article", cls="verdict")) == 3  # the rest of the run is shown
+    assert "12.3.1" in dom.find(id="provenance").text
+
+
 def test_command(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser(prog="testbed")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -144,3 +144,31 @@ def test_damaged_lines_can_be_skipped_and_counted(tmp_path: Path) -> None:
     (tmp_path / f.EVENTS).write_text('{"variant": "a", "action": "b"}\n[1]\n{"x": \n')
     events, skipped = store.read_events(tmp_path, skip_damaged=True)
     assert [e.action for e in events] == ["b"] and skipped == 2
+
+
+def test_tls_records_type_what_the_addon_writes(tmp_path: Path) -> None:
+    (tmp_path / "capture").mkdir()
+    lines = [{"event": "clienthello", "client": "10.77.0.10", "server": "198.51.100.39",
+              "port": 443, "sni": "a.example", "passthrough": True, "time": 1.0},
+             {"event": "tls_failed", "side": "client", "client": "10.77.0.10",
+              "server": "198.51.100.39", "port": 443, "sni": "a.example",
+              "error": "unknown ca", "time": 2.0},
+             {"event": "pinned", "client": "10.77.0.10", "server": "198.51.100.39",
+              "someday": [1], "time": 3.0}]  # an older (or newer) run: unknown keys kept
+    (tmp_path / f.TLS).write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (hello, failed, pinned), skipped = store.read_tls(tmp_path)
+    assert skipped == 0 and hello.passthrough is True and hello.side is None
+    assert (failed.side, failed.error, failed.passthrough) == ("client", "unknown ca", None)
+    assert pinned.details == {"someday": [1]} and pinned.port is None and pinned.sni is None
+    assert [r.to_json() for r in (hello, failed)] == lines[:2]
+    assert pinned.to_json() == lines[2] | {"port": None, "sni": None}
+    (tmp_path / f.TLS).write_text('{"event": "tls_failed", "side": 1}\n')
+    with pytest.raises(RunFileError, match="'side' should be a string"):
+        store.read_tls(tmp_path)
+
+
+def test_read_stats_counts_are_the_recorded_ones_in_order() -> None:
+    stats = EndpointsFile.from_json({"stats": {"packets_read": 9, "frames_read": 10,
+                                               "warnings": ["w"]}}).stats
+    assert list(stats.counts.items()) == [("frames_read", 10), ("packets_read", 9)]
+    assert EndpointsFile().stats.counts == {}
