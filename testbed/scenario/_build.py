@@ -10,18 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import testbed.scenario.model as m
 from testbed.scenario._problem import KeyPath, Problem, dotted
 from testbed.scenario._yaml import YamlDoc
-from testbed.scenario.model import (
-    EXPECTATION_KINDS,
-    AppProfile,
-    Client,
-    Expectation,
-    Scenario,
-    Session,
-    Step,
-    default_expectation_id,
-)
 
 
 @dataclass
@@ -42,9 +33,9 @@ class Doc:
 
 
 
-def build_profile(doc: Doc) -> AppProfile:
+def build_profile(doc: Doc) -> m.AppProfile:
     d = doc.data
-    return AppProfile(
+    return m.AppProfile(
         name=d["app"],
         path=doc.path,
         description=d.get("description", ""),
@@ -54,15 +45,15 @@ def build_profile(doc: Doc) -> AppProfile:
     )
 
 
-def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> Scenario:
+def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> m.Scenario:
     d, folder = doc.data, doc.path.parent
-    built: dict[Path, AppProfile] = {}
-    clients: dict[str, Client] = {}
+    built: dict[Path, m.AppProfile] = {}
+    clients: dict[str, m.Client] = {}
     for variant, c in d["clients"].items():
         pdoc = profiles[variant]
         assert pdoc is not None
         app = built.setdefault(pdoc.path, build_profile(pdoc))
-        clients[variant] = Client(
+        clients[variant] = m.Client(
             variant=variant,
             app=app,
             build_path=(folder / c["build"]).resolve() if "build" in c else None,
@@ -71,11 +62,11 @@ def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> Scenario:
             vm=dict(c["vm"]) if "vm" in c else None,
         )
     sessions = [
-        Session(
+        m.Session(
             name=s["name"],
             parallel=bool(s.get("parallel", False)),
             steps=[
-                Step(
+                m.Step(
                     variant=st["variant"],
                     action=st["action"],
                     params={k: v for k, v in st.items() if k not in ("variant", "action")},
@@ -88,15 +79,15 @@ def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> Scenario:
     ]
     expectations = []
     for i, e in enumerate(d.get("expectations", [])):
-        kind = next(k for k in EXPECTATION_KINDS if k in e)
+        kind = next(k for k in m.EXPECTATION_KINDS if k in e)
         value = e[kind]
         places = [dict(p) for p in value] if isinstance(value, list) else \
             [dict(value)] if isinstance(value, dict) else []
         chat = {k: str(v) for k, v in e["chat"].items()} if "chat" in e else None
         variant = e.get("variant") or (chat or {}).get("from", "")
         expectations.append(
-            Expectation(
-                id=e.get("id") or default_expectation_id(variant, kind, value, chat),
+            m.Expectation(
+                id=e.get("id") or m.default_expectation_id(variant, kind, value, chat),
                 variant=variant,
                 kind=kind,
                 place=places[0] if len(places) == 1 else {},
@@ -108,7 +99,7 @@ def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> Scenario:
             )
         )
     internet = (d.get("lab") or {}).get("internet")
-    return Scenario(
+    return m.Scenario(
         name=d["scenario"],
         path=doc.path,
         description=str(d.get("description", "")).strip(),
