@@ -36,7 +36,14 @@ from testbed._errors import AnalysisError
 
 from .pcap import Flows, IPColumns, PcapReader, proto_name
 
-__all__ = ["CaptureStats", "Endpoint", "EndpointReport", "by_address", "extract_endpoints"]
+__all__ = [
+    "CaptureStats",
+    "Endpoint",
+    "EndpointCounter",
+    "EndpointReport",
+    "by_address",
+    "extract_endpoints",
+]
 
 
 @dataclass(slots=True)
@@ -367,55 +374,72 @@ def _extract(
     fast: bool,
 ) -> EndpointReport:
     """`extract_endpoints`; `fast=False` is the scalar reference path."""
-    guest_of = {_packed(a): v for a, v in guests.items()}
-    infra = {_packed(a) for a in infrastructure}
+    counter = EndpointCounter(guests, infrastructure)
     reader = PcapReader(pcap_path)
     if fast:
         flows: Flows = {}
-        columns = _Columns(guest_of, infra)
         for batch in reader.flow_batches(flows):
-            columns.add(batch)
-        agg, infra_agg = columns.result(infra)
-        attributed = columns.attributed
-        infra_count = columns.infrastructure
-        unattributed = columns.unattributed
+            counter.add(batch)
     else:
         flows = reader.flows()
-        agg, infra_agg = {}, {}
-        attributed = infra_count = unattributed = 0
-    get_guest = guest_of.get
+    return counter.report(str(pcap_path), reader, flows, columns=fast)
 
-    for (src, dst, proto, sport, dport), (count, nbytes, first, last) in flows.items():
-        n = int(count)
-        sv = get_guest(src)
-        dv = get_guest(dst)
-        if sv is None and dv is None:
-            unattributed += n
-            continue
-        is_infra = False
-        if sv is not None:  # outbound from a guest
-            target = infra_agg if dst in infra else agg
-            is_infra = target is infra_agg
-            _add(target, (sv, dst, proto, dport), n, 0, int(nbytes), 0, first, last)
-        if dv is not None:  # inbound to a guest
-            target = infra_agg if src in infra else agg
-            is_infra = is_infra or target is infra_agg
-            _add(target, (dv, src, proto, sport), 0, n, 0, int(nbytes), first, last)
-        if is_infra:
-            infra_count += n
+
+class EndpointCounter:
+    """The endpoint consumer of a pass: `add(columns)` per batch of the vectorised path,
+    then `report(...)` with the reader (its counters) and the per-flow dict of the
+    packets the columns did not cover."""
+
+    def __init__(self, guests: Mapping[str, str], infrastructure: Collection[str]) -> None:
+        self.guest_of = {_packed(a): v for a, v in guests.items()}
+        self.infra = {_packed(a) for a in infrastructure}
+        self.columns = _Columns(self.guest_of, self.infra)
+        self.add = self.columns.add
+
+    def report(self, capture: str, reader: PcapReader, flows: Flows, *,
+               columns: bool = True) -> EndpointReport:
+        guest_of, infra = self.guest_of, self.infra
+        if columns:
+            agg, infra_agg = self.columns.result(infra)
+            attributed = self.columns.attributed
+            infra_count = self.columns.infrastructure
+            unattributed = self.columns.unattributed
         else:
-            attributed += n
+            agg, infra_agg = {}, {}
+            attributed = infra_count = unattributed = 0
+        get_guest = guest_of.get
 
-    stats = CaptureStats(
-        frames_read=reader.frames,
-        packets_read=reader.packets,
-        packets_attributed=attributed,
-        packets_infrastructure=infra_count,
-        packets_unattributed=unattributed,
-        frames_skipped=reader.skipped,
-        warnings=list(reader.warnings),
-    )
-    return EndpointReport(str(pcap_path), _finish(agg), _finish(infra_agg), stats)
+        for (src, dst, proto, sport, dport), (count, nbytes, first, last) in flows.items():
+            n = int(count)
+            sv = get_guest(src)
+            dv = get_guest(dst)
+            if sv is None and dv is None:
+                unattributed += n
+                continue
+            is_infra = False
+            if sv is not None:  # outbound from a guest
+                target = infra_agg if dst in infra else agg
+                is_infra = target is infra_agg
+                _add(target, (sv, dst, proto, dport), n, 0, int(nbytes), 0, first, last)
+            if dv is not None:  # inbound to a guest
+                target = infra_agg if src in infra else agg
+                is_infra = is_infra or target is infra_agg
+                _add(target, (dv, src, proto, sport), 0, n, 0, int(nbytes), first, last)
+            if is_infra:
+                infra_count += n
+            else:
+                attributed += n
+
+        stats = CaptureStats(
+            frames_read=reader.frames,
+            packets_read=reader.packets,
+            packets_attributed=attributed,
+            packets_infrastructure=infra_count,
+            packets_unattributed=unattributed,
+            frames_skipped=reader.skipped,
+            warnings=list(reader.warnings),
+        )
+        return EndpointReport(capture, _finish(agg), _finish(infra_agg), stats)
 
 
 def by_address(report: EndpointReport) -> dict[str, dict[str, list[Endpoint]]]:

@@ -36,6 +36,8 @@ __all__ = [
     "canary_forms",
     "canary_in_flows",
     "canary_in_pcap",
+    "named_bursts",
+    "plaintext_hits",
     "timing_evidence",
 ]
 
@@ -162,6 +164,15 @@ def canary_in_pcap(
                 rec[0] = min(rec[0], ts)
                 rec[1] += hits
                 rec[3].update(labels)
+    return plaintext_hits(found, canary)
+
+
+# (variant, remote, proto, port, guest port) -> [first ts, hits, guest, labels]
+PlaintextHits = dict[tuple[str, bytes, int, int, int], list[Any]]
+
+
+def plaintext_hits(found: PlaintextHits, canary: str) -> list[Evidence]:
+    """The "canary-plaintext" evidence of canary hits counted per guest flow."""
     out = []
     for (variant, remote, proto, port, _sport), (first, hits, guest, labels) in found.items():
         address, pname = _ntop(remote), proto_name(proto)
@@ -304,6 +315,13 @@ def bursts(
             starts[key].append(ts)
         if ts > prev:
             last[key] = ts
+    return named_bursts(starts)
+
+
+def named_bursts(
+    starts: Mapping[tuple[str, bytes, int, int], list[float]],
+) -> dict[BurstKey, list[float]]:
+    """Burst starts keyed by (variant, packed remote, proto number, port), as `BurstKey`s."""
     names: dict[bytes, str] = {}
     out: dict[BurstKey, list[float]] = {}
     for (variant, remote, proto, port), times in starts.items():

@@ -31,7 +31,7 @@ from testbed._errors import AnalysisError
 from .flows import HttpRecord, read_flows
 from .pcap import PcapReader
 
-__all__ = ["SOURCES", "NameIndex", "extract_names", "names_from_flows"]
+__all__ = ["SOURCES", "NameIndex", "NameScanner", "extract_names", "names_from_flows"]
 
 SOURCES = ("dns", "sni", "http-host")
 
@@ -387,41 +387,62 @@ def extract_names(
     guests: Mapping[str, str],
     on_warning: Callable[[str], None] | None = None,
 ) -> NameIndex:
-    """Build a `NameIndex` from one streaming pass over a capture.
+    """Build a `NameIndex` from one streaming pass over a capture (the scalar reference
+    for `testbed.analysis.scan`).
 
     `guests` maps guest address -> variant. Raises `CaptureFormatError` when the file is
     not a capture; damage stops reading and is recorded on `index.warnings` (and passed to
     `on_warning`)."""
-    guest_of = {_canonical_packed(a): v for a, v in guests.items()}
-    index = NameIndex()
+    names = NameScanner({_canonical_packed(a): v for a, v in guests.items()})
     reader = PcapReader(pcap_path, on_warning)
-    ntop_cache: dict[bytes, str] = {}
+    feed = names.feed
+    for _ts, src, dst, proto, sport, dport, payload, _flags in reader.iter_payloads():
+        if payload:
+            feed(src, dst, proto, sport, dport, payload)
+    names.index.warnings.extend(reader.warnings)
+    return names.index
 
-    def ntop(packed: bytes) -> str:
-        s = ntop_cache.get(packed)
-        if s is None:
-            fam = socket.AF_INET if len(packed) == 4 else socket.AF_INET6
-            s = ntop_cache[packed] = socket.inet_ntop(fam, packed)
-        return s
 
-    def add(packed: bytes, name: str, source: str, variant: str | None) -> None:
+class NameScanner:
+    """Names from TCP/UDP payloads fed in capture order (see the module docstring).
+    `pending(src, dst, sport, dport)` says whether a TCP flow is in the middle of a
+    ClientHello (its next segments must be fed even when they look like nothing)."""
+
+    def __init__(self, guest_of: Mapping[bytes, str]) -> None:
+        self.index = NameIndex()
+        self.get_guest = guest_of.get
+        self.ntop_cache: dict[bytes, str] = {}
+        # TLS reassembly: (src, dst, sport, dport) -> [bytes so far, segments]
+        self.pending: dict[tuple[bytes, bytes, int, int], list[Any]] = {}
+        self.dns_cache: dict[bytes, list[tuple[str, bytes]]] = {}
+
+    def add(self, packed: bytes, name: str, source: str, variant: str | None) -> None:
         clean = _clean_name(name)
         if clean is not None:
-            index._add(ntop(packed), clean, source, variant)
+            s = self.ntop_cache.get(packed)
+            if s is None:
+                fam = socket.AF_INET if len(packed) == 4 else socket.AF_INET6
+                s = self.ntop_cache[packed] = socket.inet_ntop(fam, packed)
+            self.index._add(s, clean, source, variant)
 
-    # TLS reassembly: (src, dst, sport, dport) -> [bytes so far, segments]
-    pending: dict[tuple[bytes, bytes, int, int], list[Any]] = {}
-    get_guest = guest_of.get
+    def dns(self, msg: bytes, variant: str | None) -> None:
+        key = msg[2:]  # responses repeat but for the id: parse each once
+        found = self.dns_cache.get(key)
+        if found is None:
+            if len(self.dns_cache) >= 4096:
+                self.dns_cache.clear()
+            found = self.dns_cache[key] = dns_answers(msg)
+        for name, addr in found:
+            self.add(addr, name, "dns", variant)
 
-    for _ts, src, dst, proto, sport, dport, payload, _flags in reader.iter_payloads():
-        if not payload:
-            continue
+    def feed(self, src: bytes, dst: bytes, proto: int, sport: int, dport: int,
+             payload: bytes) -> None:
+        """One non-empty payload."""
         if proto == 17:
             if sport == 53:
-                variant = get_guest(dst)
-                for name, addr in dns_answers(payload):
-                    add(addr, name, "dns", variant)
-            continue
+                self.dns(payload, self.get_guest(dst))
+            return
+        pending = self.pending
         if pending:
             key = (src, dst, sport, dport)
             st = pending.get(key)
@@ -431,17 +452,17 @@ def extract_names(
                 if hs is None and len(data) <= _MAX_HELLO and st[1] < _MAX_SEGMENTS:
                     st[0] = data
                     st[1] += 1
-                    continue
+                    return
                 del pending[key]
                 if hs:
                     sni = client_hello_sni(hs)
                     if sni:
-                        add(dst, sni, "sni", get_guest(src))
-                continue
+                        self.add(dst, sni, "sni", self.get_guest(src))
+                return
         first = payload[0]
         if first == 0x16:
             if len(payload) >= 6 and (payload[1] != 3 or payload[5] != 1):
-                continue
+                return
             hs = _handshake_message(payload)
             if hs is None:
                 if len(pending) >= 4096:  # bound memory: forget the oldest
@@ -450,19 +471,14 @@ def extract_names(
             elif hs:
                 sni = client_hello_sni(hs)
                 if sni:
-                    add(dst, sni, "sni", get_guest(src))
+                    self.add(dst, sni, "sni", self.get_guest(src))
         elif sport == 53:  # DNS over TCP, whole message in one segment
             if len(payload) > 14 and (payload[0] << 8 | payload[1]) == len(payload) - 2:
-                variant = get_guest(dst)
-                for name, addr in dns_answers(payload[2:]):
-                    add(addr, name, "dns", variant)
+                self.dns(payload[2:], self.get_guest(dst))
         elif first in _HTTP_FIRST:
             host = http_host(payload)
             if host:
-                add(dst, host, "http-host", get_guest(src))
-
-    index.warnings.extend(reader.warnings)
-    return index
+                self.add(dst, host, "http-host", self.get_guest(src))
 
 
 def _canonical_packed(address: str) -> bytes:

@@ -541,6 +541,10 @@ class IPColumns(NamedTuple):
     dport: I64
     ts: NDArray[np.float64]
     length: I64
+    index: I64  # position of the frame in its batch (orders rows across columns)
+    flags: I64  # TCP flags byte (0 for other protocols)
+    poff: I64  # TCP/UDP payload start in the batch's buffer; -1 when no TCP/UDP payload
+    pend: I64  # payload end (trimmed to the IP length); may be < poff (empty payload)
 
 
 def _take(buf: bytes, offs: I64, width: int) -> NDArray[np.uint8]:
@@ -605,6 +609,47 @@ def _link_offsets(linktype: int, h: NDArray[np.uint8], flen: I64) -> I64:
     return np.full(n, -2, dtype=np.int64)
 
 
+# A frame of a batch the columns do not cover, decoded by the scalar decoder:
+# (index in the batch, link type, frame start, frame end, timestamp).
+OddFrame = tuple[int, int, int, int, float]
+
+
+def _l4_columns(
+    buf: bytes,
+    q: NDArray[np.uint8],
+    ihl: I64,
+    l4: I64,
+    tend: I64,
+    proto: I64,
+    first: NDArray[np.bool_] | None,
+) -> tuple[I64, I64]:
+    """(TCP flags, payload start or -1) per row, as `_l4_payload` decides: a TCP header
+    needs 20 bytes and a data offset >= 5, a UDP header 8 bytes, before `tend`. `q` holds
+    each packet's first _IP_BYTES bytes, `ihl` the IP header length, `l4` the absolute
+    offset of the TCP/UDP header; `first` is False for later IPv4 fragments."""
+    tcp = (proto == 6) & (l4 + 20 <= tend)
+    udp = (proto == 17) & (l4 + 8 <= tend)
+    if first is not None:
+        tcp &= first
+        udp &= first
+    at = ihl + 12
+    inside = at + 2 <= q.shape[1]
+    flat = q.reshape(-1)
+    rowbase = np.arange(len(q), dtype=np.int64) * q.shape[1]
+    pick = rowbase + np.where(inside, at, 0)
+    doff = flat[pick].astype(np.int64)
+    flags = flat[pick + 1].astype(np.int64)
+    if not inside.all():
+        far = np.flatnonzero(~inside & tcp)
+        if far.size:
+            extra = _take(buf, l4[far] + 12, 2)
+            doff[far] = extra[:, 0]
+            flags[far] = extra[:, 1]
+    tcp &= doff >= 0x50
+    poff = np.where(tcp, l4 + ((doff >> 4) << 2), np.where(udp, l4 + 8, -1))
+    return np.where(tcp, flags, 0), poff
+
+
 def _frame_columns(
     buf: bytes,
     rows: NDArray[np.uint8],
@@ -616,11 +661,13 @@ def _frame_columns(
     linktype: int,
     decode: Callable[..., Any],
     flows: Flows,
+    index: I64,
+    odd: list[OddFrame] | None,
 ) -> tuple[list[IPColumns], int, int]:
     """Decode a batch of frames of one link type: (columns, IP packets, skipped frames).
     `rows[:, hoff:]` holds each frame's first _LINK_BYTES + _IP_BYTES bytes, `starts` /
     `ends` its bounds in `buf`. Frames the columns cannot express go through `decode`
-    (the scalar decoder) into `flows`."""
+    (the scalar decoder) into `flows` (and, when `odd` is a list, onto it)."""
     flen = ends - starts
     l3 = _link_offsets(linktype, rows[:, hoff : hoff + _LINK_BYTES], flen)
     base = hoff + _LINK_BASE.get(linktype, 0)
@@ -653,6 +700,11 @@ def _frame_columns(
             at = np.arange(len(q), dtype=np.int64) * _IP_BYTES + ihl
             sport = (flat[at].astype(np.int64) << 8) | flat[at + 1]
             dport = (flat[at + 2].astype(np.int64) << 8) | flat[at + 3]
+        ipat = starts[r4] + l3[r4]
+        total = _u16(q, 2)
+        tend = np.where((total >= 20) & (total < avail[r4]), ipat + total, ends[r4])
+        l4 = ipat + ihl
+        flags, poff = _l4_columns(buf, q, ihl, l4, tend, proto, frag == 0)
         columns.append(
             IPColumns(
                 4,
@@ -663,6 +715,10 @@ def _frame_columns(
                 np.where(ports, dport, 0),
                 ts[r4],
                 orig[r4],
+                index[r4],
+                flags,
+                poff,
+                tend,
             )
         )
     r6 = np.flatnonzero(v6)
@@ -671,6 +727,11 @@ def _frame_columns(
         proto = q[:, 6].astype(np.int64)
         addr = np.ascontiguousarray(q[:, 8:40]).view(">u8").astype(np.uint64)
         ports = _PORT_PROTO[proto] & (avail[r6] >= 44)
+        ipat = starts[r6] + l3[r6]
+        plen = _u16(q, 4)
+        tend = np.where((plen > 0) & (plen + 40 < avail[r6]), ipat + 40 + plen, ends[r6])
+        forty = np.full(len(r6), 40, dtype=np.int64)
+        flags, poff = _l4_columns(buf, q, forty, ipat + 40, tend, proto, None)
         columns.append(
             IPColumns(
                 6,
@@ -681,6 +742,10 @@ def _frame_columns(
                 np.where(ports, _u16(q, 42), 0),
                 ts[r6],
                 orig[r6],
+                index[r6],
+                flags,
+                poff,
+                tend,
             )
         )
     packets = int(r4.size + r6.size)
@@ -694,7 +759,20 @@ def _frame_columns(
             else:
                 packets += 1
                 add_generic(flows, pkt)
+                if odd is not None:
+                    odd.append((int(index[i]), linktype, int(starts[i]), int(ends[i]),
+                                float(ts[i])))
     return columns, packets, skipped
+
+
+class ScanBatch(NamedTuple):
+    """One batch of `PcapReader.scan_batches()`: the buffer the offsets point into, the
+    IP packets as columns, and the other IP packets of the batch (`odd`, already counted
+    in the reader's flows dict) for the scalar payload decoder."""
+
+    buf: bytes
+    columns: list[IPColumns]
+    odd: list[OddFrame]
 
 
 def _first_bad(good: NDArray[np.bool_]) -> int:
@@ -717,7 +795,13 @@ class _PcapBatcher:
         self.linktype = linktype
 
     def run(
-        self, buf: bytes, pos: int, blen: int, decode: Callable[..., Any], flows: Flows
+        self,
+        buf: bytes,
+        pos: int,
+        blen: int,
+        decode: Callable[..., Any],
+        flows: Flows,
+        odd: list[OddFrame] | None = None,
     ) -> _PcapBatch | None:
         """Read the complete, sane records from `pos`; None when the record at `pos`
         needs the scalar loop."""
@@ -757,7 +841,8 @@ class _PcapBatcher:
             o, rows, hdr, ends = o[:k], rows[:k], hdr[:k], ends[:k]
         ts = hdr[:, 0].astype(np.float64) + hdr[:, 1].astype(np.float64) * self.scale
         columns, packets, skipped = _frame_columns(
-            buf, rows, 16, o + 16, ends, ts, hdr[:, 3], self.linktype, decode, flows
+            buf, rows, 16, o + 16, ends, ts, hdr[:, 3], self.linktype, decode, flows,
+            np.arange(k, dtype=np.int64), odd,
         )
         return int(ends[-1]), k, packets, skipped, columns
 
@@ -774,6 +859,7 @@ class _PcapngBatcher:
         ifaces: list[tuple[int, float, float, int]],
         decoders: dict[int, Callable[..., Any]],
         flows: Flows,
+        odd: list[OddFrame] | None = None,
     ) -> tuple[int, int, int, int, list[IPColumns], float] | None:
         """Read the run of complete, sane EPBs at `pos`; None when the block at `pos`
         needs the scalar loop. Also returns the timestamp of the last packet."""
@@ -838,6 +924,7 @@ class _PcapngBatcher:
         columns: list[IPColumns] = []
         packets = skipped = 0
         kinds = np.unique(links)
+        everything = np.arange(k, dtype=np.int64)
         for lt in kinds.tolist():
             sel = slice(None) if len(kinds) == 1 else np.flatnonzero(links == lt)
             cols, npk, nsk = _frame_columns(
@@ -851,6 +938,8 @@ class _PcapngBatcher:
                 lt,
                 decoders[lt],
                 flows,
+                everything[sel],
+                odd,
             )
             columns += cols
             packets += npk
@@ -962,11 +1051,20 @@ class PcapReader:
         is exhausted)."""
         return self._run(flows, fast=True)
 
+    def scan_batches(self, flows: Flows) -> Iterator[ScanBatch]:
+        """`flow_batches` for a scan that also needs payloads: each `ScanBatch` holds
+        the buffer the columns' payload offsets point into, and the batch's odd IP frames
+        (also aggregated into `flows`) for the scalar payload decoder. Batches come in
+        file order; rows within one are ordered by `IPColumns.index` / the odd frame's
+        index."""
+        return self._run(flows, fast=True, scan=True)
+
     def _run(
         self,
         agg: Flows | None,
         make_decoder: Callable[[int], Callable[..., Any]] = _frame_decoder,
         fast: bool = False,
+        scan: bool = False,
     ) -> Iterator[Any]:
         self.warnings = []
         self.frames = self.packets = self.skipped = 0
@@ -981,9 +1079,9 @@ class PcapReader:
         tables: dict[int, dict[bytes, list[float]]] = {}
         try:
             if self.format == "pcap":
-                yield from self._iter_pcap(f, agg, tables, make_decoder, fast)
+                yield from self._iter_pcap(f, agg, tables, make_decoder, fast, scan)
             else:
-                yield from self._iter_pcapng(f, agg, tables, make_decoder, fast)
+                yield from self._iter_pcapng(f, agg, tables, make_decoder, fast, scan)
         finally:
             f.close()
             if agg is not None:
@@ -996,6 +1094,7 @@ class PcapReader:
         tables: dict[int, dict[bytes, list[float]]],
         make_decoder: Callable[[int], Callable[..., Any]] = _frame_decoder,
         fast: bool = False,
+        scan: bool = False,
     ) -> Iterator[Any]:
         read = f.read
         hdr = read(24)
@@ -1027,14 +1126,18 @@ class PcapReader:
             while True:
                 blen = len(buf)
                 if batch is not None and agg is not None and pos + 16 <= blen:
-                    done = batch.run(buf, pos, blen, decode, agg)
+                    odd: list[OddFrame] | None = [] if scan else None
+                    done = batch.run(buf, pos, blen, decode, agg, odd)
                     if done is not None:
                         pos, nrec, npk, nsk, columns = done
                         n += nrec
                         frames += nrec
                         packets += npk
                         skipped += nsk
-                        yield from columns
+                        if odd is not None:
+                            yield ScanBatch(buf, columns, odd)
+                        else:
+                            yield from columns
                         continue
                 if pos + 16 > blen:
                     more = read(chunk)
@@ -1076,6 +1179,8 @@ class PcapReader:
                 ts = sec + frac * scale
                 if add is not None and add(buf, start, end, ts, orig):
                     packets += 1
+                    if scan:
+                        yield ScanBatch(buf, [], [(0, linktype, start, end, ts)])
                     continue
                 pkt = decode(buf, start, end, ts, orig)
                 if pkt is None:
@@ -1084,6 +1189,8 @@ class PcapReader:
                 packets += 1
                 if agg is not None:
                     add_generic(agg, pkt)
+                    if scan:
+                        yield ScanBatch(buf, [], [(0, linktype, start, end, ts)])
                     continue
                 yield pkt
         finally:
@@ -1098,6 +1205,7 @@ class PcapReader:
         tables: dict[int, dict[bytes, list[float]]],
         make_decoder: Callable[[int], Callable[..., Any]] = _frame_decoder,
         fast: bool = False,
+        scan: bool = False,
     ) -> Iterator[Any]:
         read = f.read
         chunk = _FAST_CHUNK if fast else _CHUNK
@@ -1123,14 +1231,18 @@ class PcapReader:
             while True:
                 blen = len(buf)
                 if batch is not None and agg is not None and pos + 12 <= blen:
-                    done = batch.run(buf, pos, blen, order, ifaces, decoders, agg)
+                    odd = [] if scan else None
+                    done = batch.run(buf, pos, blen, order, ifaces, decoders, agg, odd)
                     if done is not None:
                         pos, nrec, npk, nsk, columns, last_ts = done
                         n += nrec
                         frames += nrec
                         packets += npk
                         skipped += nsk
-                        yield from columns
+                        if odd is not None:
+                            yield ScanBatch(buf, columns, odd)
+                        else:
+                            yield from columns
                         continue
                 if pos + 12 > blen:
                     more = read(chunk)
@@ -1271,6 +1383,8 @@ class PcapReader:
                     continue  # SHB, name resolution, statistics, custom, ...
                 if adders is not None and adders[linktype](buf, data, fend, last_ts, orig):
                     packets += 1
+                    if scan:
+                        yield ScanBatch(buf, [], [(0, linktype, data, fend, last_ts)])
                     continue
                 pkt = decoders[linktype](buf, data, fend, last_ts, orig)
                 if pkt is None:
@@ -1279,6 +1393,8 @@ class PcapReader:
                 packets += 1
                 if agg is not None:
                     add_generic(agg, pkt)
+                    if scan:
+                        yield ScanBatch(buf, [], [(0, linktype, data, fend, last_ts)])
                     continue
                 yield pkt
         finally:

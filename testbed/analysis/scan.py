@@ -1,0 +1,345 @@
+"""One pass over a capture for every consumer: endpoints, names, canary hits, bursts.
+
+`scan_capture(pcap, guests, infrastructure, canary)` reads the file once through
+`PcapReader.scan_batches` and hands each batch to the consumers:
+
+- endpoints: `EndpointCounter` on the numpy columns (the odd frames arrive in the
+  reader's per-flow dict);
+- names: the rows that can carry a name are picked vectorised (UDP/TCP source port 53,
+  TCP payload starting 0x16, an HTTP method's first letter, a flow in the middle of a
+  ClientHello), then fed in capture order to `names.NameScanner`;
+- canary: guest-originated payloads are joined per flow direction (in capture order, the
+  flow's last bytes carried between batches) and searched with `bytes.find`, so a canary
+  split over segments is found;
+- bursts: guest-originated TCP/UDP rows grouped per endpoint with a sort; the running
+  latest time per group comes from one `maximum.accumulate` over (group, time rank).
+
+Each consumer gives exactly what its scalar reference gives (`extract_endpoints(...,
+fast=False)`, `names.extract_names`, `evidence.canary_in_pcap`, `evidence.bursts`);
+tests compare them. A new consumer (QUIC) is one more class with `add(parts)`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .endpoints import EndpointCounter, EndpointReport, _AddrIndex
+from .evidence import (
+    BurstKey,
+    Evidence,
+    PlaintextHits,
+    canary_forms,
+    named_bursts,
+    plaintext_hits,
+)
+from .names import _HTTP_FIRST, NameIndex, NameScanner
+from .pcap import Flows, IPColumns, PcapReader, ScanBatch, _payload_decoder
+
+__all__ = ["CaptureScan", "scan_capture"]
+
+I64 = NDArray[np.int64]
+U64 = NDArray[np.uint64]
+BURST_GAP = 1.0  # seconds without a packet that end a burst (as `evidence.bursts`)
+
+
+@dataclass(frozen=True)
+class CaptureScan:
+    """Everything the analysis takes from the capture itself (no GeoIP involved)."""
+
+    endpoints: EndpointReport
+    names: NameIndex
+    canary_hits: tuple[Evidence, ...]
+    bursts: Mapping[BurstKey, tuple[float, ...]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "endpoints": self.endpoints.to_json(),
+            "names": self.names.to_json(),
+            "canary_hits": [e.to_json() for e in self.canary_hits],
+            "bursts": [[*k, list(v)] for k, v in self.bursts.items()],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CaptureScan:
+        bursts = {(str(v), str(a), str(p), int(port)): tuple(float(t) for t in times)
+                  for v, a, p, port, times in data["bursts"]}
+        return cls(EndpointReport.from_json(data["endpoints"]),
+                   NameIndex.from_json(data["names"]),
+                   tuple(Evidence.from_json(e) for e in data["canary_hits"]), bursts)
+
+
+class Part(NamedTuple):
+    """The packets of one batch and one IP version; `guest` is the source's variant
+    number (-1 when the source is no guest)."""
+
+    buf: bytes
+    cols: IPColumns
+    guest: I64
+
+
+def _packed(version: int, addr: Any) -> bytes:
+    if version == 4:
+        return int(addr).to_bytes(4, "big")
+    return ((int(addr[0]) << 64) | int(addr[1])).to_bytes(16, "big")
+
+
+def _mix(version: int, src: U64, dst: U64, ports: I64) -> U64:
+    """A 64-bit hash of (src, dst, ports) per row (collisions only add candidates)."""
+    with np.errstate(over="ignore"):
+        p = ports.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        if version == 4:
+            return src * np.uint64(0xC2B2AE3D27D4EB4F) ^ dst * np.uint64(0x165667B19E3779F9) ^ p
+        return (src[:, 0] * np.uint64(0xC2B2AE3D27D4EB4F) ^ src[:, 1] * np.uint64(0x27D4EB2F)
+                ^ dst[:, 0] * np.uint64(0x165667B19E3779F9) ^ dst[:, 1] * np.uint64(0x85EBCA77)
+                ^ p)
+
+
+def _unpack(packed: bytes) -> Any:
+    x = int.from_bytes(packed, "big")
+    return x if len(packed) == 4 else [x >> 64, x & ((1 << 64) - 1)]
+
+
+class _Names:
+    def __init__(self, guest_of: Mapping[bytes, str]) -> None:
+        self.scanner = NameScanner(guest_of)
+        self.first_http = np.zeros(256, dtype=bool)
+        self.first_http[list(_HTTP_FIRST)] = True
+
+    def add(self, parts: Sequence[Part]) -> None:
+        todo: list[tuple[int, int, int]] = []
+        for j, (buf, c, _guest) in enumerate(parts):
+            has = (c.poff >= 0) & (c.pend > c.poff)
+            if not has.any():
+                continue
+            first = np.frombuffer(buf, np.uint8)[np.where(has, c.poff, 0)]
+            tcp = has & (c.proto == 6)
+            hello = tcp & (first == 0x16)
+            cand = has & (c.sport == 53) | hello | tcp & self.first_http[first]
+            pending = self.scanner.pending
+            if pending or hello.any():
+                h = _mix(c.version, c.src, c.dst, c.sport << 16 | c.dport)
+                keys = [_mix(c.version, np.array([_unpack(s)], dtype=np.uint64),
+                             np.array([_unpack(d)], dtype=np.uint64),
+                             np.array([sp << 16 | dp]))[0]
+                        for s, d, sp, dp in pending if (len(s) == 4) == (c.version == 4)]
+                cand |= tcp & np.isin(h, np.concatenate((h[hello], np.array(keys, np.uint64))))
+            todo += [(i, j, r) for r, i in zip(np.flatnonzero(cand).tolist(),
+                                               c.index[cand].tolist(), strict=True)]
+        feed = self.scanner.feed
+        for _i, j, r in sorted(todo):
+            buf, c, _ = parts[j]
+            feed(_packed(c.version, c.src[r]), _packed(c.version, c.dst[r]), int(c.proto[r]),
+                 int(c.sport[r]), int(c.dport[r]), buf[int(c.poff[r]) : int(c.pend[r])])
+
+
+def _flow_order(c: IPColumns, rows: I64) -> tuple[I64, NDArray[np.bool_]]:
+    """`rows` sorted by flow direction then capture order; True where a flow starts."""
+    cols: list[NDArray[Any]] = [c.index[rows], c.dport[rows], c.sport[rows], c.proto[rows]]
+    for a in (c.dst, c.src):
+        cols += [a[rows]] if a.ndim == 1 else [a[rows, 1], a[rows, 0]]
+    order = np.lexsort(cols)
+    change = np.zeros(len(order), dtype=bool)
+    if len(order):
+        change[0] = True
+    for col in cols[1:]:
+        s = col[order]
+        change[1:] |= s[1:] != s[:-1]
+    return rows[order], change
+
+
+class _Canary:
+    def __init__(self, canary: str, variants: list[str]) -> None:
+        self.forms = canary_forms(canary)
+        self.keep = max(len(b) for _, b in self.forms) - 1
+        self.variants = variants
+        self.tails: dict[tuple[Any, ...], bytes] = {}
+        self.found: PlaintextHits = {}
+
+    def add(self, parts: Sequence[Part]) -> None:
+        for buf, c, guest in parts:
+            rows = np.flatnonzero((guest >= 0) & (c.poff >= 0) & (c.pend > c.poff))
+            if rows.size:
+                self._search(buf, c, guest, rows)
+
+    def _search(self, buf: bytes, c: IPColumns, guest: I64, rows: I64) -> None:
+        rows, starts = _flow_order(c, rows)
+        segs: list[bytes] = []
+        owner: list[int] = []  # row of each segment, -1 for a carried tail
+        flows: list[tuple[Any, ...]] = []  # flow keys in stream order
+        first_seg: list[int] = []  # each flow's first segment
+        tails = self.tails
+        poff, pend = c.poff[rows].tolist(), c.pend[rows].tolist()
+        for k, (r, new) in enumerate(zip(rows.tolist(), starts.tolist(), strict=True)):
+            if new:
+                key = (_packed(c.version, c.src[r]), _packed(c.version, c.dst[r]),
+                       int(c.proto[r]), int(c.sport[r]), int(c.dport[r]))
+                flows.append(key)
+                first_seg.append(len(segs))
+                tail = tails.get(key)
+                if tail:
+                    segs.append(tail)
+                    owner.append(-1)
+            segs.append(buf[poff[k] : pend[k]])
+            owner.append(r)
+        stream = b"".join(segs)
+        bounds = np.cumsum([0] + [len(s) for s in segs])
+        heads = np.array(first_seg, dtype=np.int64)
+        for label, form in self.forms:
+            at = stream.find(form)
+            while at >= 0:
+                seg = np.searchsorted(bounds, [at, at + len(form) - 1], "right") - 1
+                flow = np.searchsorted(heads, seg, "right") - 1
+                if flow[0] == flow[1] and owner[int(seg[1])] >= 0:
+                    self._hit(c, guest, owner[int(seg[1])], label)
+                at = stream.find(form, at + len(form))
+        edges = [*first_seg, len(segs)]
+        for f, key in enumerate(flows):
+            lo, hi = int(bounds[edges[f]]), int(bounds[edges[f + 1]])
+            tails[key] = stream[max(lo, hi - self.keep) : hi]
+
+    def _hit(self, c: IPColumns, guest: I64, r: int, label: str) -> None:
+        key = (self.variants[int(guest[r])], _packed(c.version, c.dst[r]), int(c.proto[r]),
+               int(c.dport[r]), int(c.sport[r]))
+        ts = float(c.ts[r])
+        rec = self.found.get(key)
+        if rec is None:
+            self.found[key] = [ts, 1, _packed(c.version, c.src[r]), {label}]
+        else:
+            rec[0] = min(rec[0], ts)
+            rec[1] += 1
+            rec[3].add(label)
+
+
+class _Bursts:
+    def __init__(self, variants: list[str]) -> None:
+        self.variants = variants
+        self.last: dict[tuple[str, bytes, int, int], float] = {}
+        self.starts: dict[tuple[str, bytes, int, int], list[float]] = {}
+
+    def add(self, parts: Sequence[Part]) -> None:
+        for version in (4, 6):
+            mine = [p for p in parts if p.cols.version == version]
+            rows = [np.flatnonzero((p.guest >= 0) & (p.cols.poff >= 0)) for p in mine]
+            if sum(len(r) for r in rows):
+                self._add(version, mine, rows)
+
+    def _add(self, version: int, parts: list[Part], rows: list[I64]) -> None:
+        def cat(get: Any) -> NDArray[Any]:
+            return np.concatenate([get(p)[r] for p, r in zip(parts, rows, strict=True)])
+
+        index, ts = cat(lambda p: p.cols.index), cat(lambda p: p.cols.ts)
+        variant, proto = cat(lambda p: p.guest), cat(lambda p: p.cols.proto)
+        port, dst = cat(lambda p: p.cols.dport), cat(lambda p: p.cols.dst)
+        syn = (proto == 6) & (cat(lambda p: p.cols.flags) & 0x12 == 0x02)
+        keys: list[NDArray[Any]] = [port, proto, variant]
+        keys[:0] = [dst] if version == 4 else [dst[:, 1], dst[:, 0]]
+        order = np.lexsort([index, *keys])
+        n = len(order)
+        change = np.zeros(n, dtype=bool)
+        change[0] = True
+        for k in keys:
+            s = k[order]
+            change[1:] |= s[1:] != s[:-1]
+        gid = np.cumsum(change) - 1
+        t = ts[order]
+        by_rank = np.argsort(t, kind="stable")
+        rank = np.empty(n, dtype=np.int64)
+        rank[by_rank] = np.arange(n)
+        runmax = np.maximum.accumulate(gid * n + rank) - gid * n  # rank of the latest so far
+        prev = np.full(n, np.nan)
+        prev[1:] = t[by_rank[runmax[:-1]]]
+        heads = np.flatnonzero(change).tolist()
+        carried = np.full(len(heads), np.nan)
+        names = []
+        for g, h in enumerate(heads):
+            r = order[h]
+            name = (self.variants[int(variant[r])], _packed(version, dst[r]), int(proto[r]),
+                    int(port[r]))
+            names.append(name)
+            carried[g] = self.last.get(name, np.nan)
+        prev[change] = np.nan
+        prev = np.fmax(prev, carried[gid])
+        start = np.isnan(prev) | (t - prev > BURST_GAP) | syn[order]
+        bounds = [*heads, n]
+        for g, name in enumerate(names):
+            lo, hi = bounds[g], bounds[g + 1]
+            times = t[lo:hi][start[lo:hi]].tolist()
+            if times:
+                self.starts.setdefault(name, []).extend(times)
+            self.last[name] = float(np.fmax(carried[g], t[lo:hi].max()))
+
+
+def _odd_parts(batch: ScanBatch, guests: _AddrIndex,
+               decoders: dict[int, Any]) -> list[Part]:
+    """The batch's odd frames, decoded one by one, as columns over their own buffer."""
+    rows: dict[int, list[tuple[Any, ...]]] = {4: [], 6: []}
+    for index, linktype, start, end, ts in batch.odd:
+        decode = decoders.get(linktype)
+        if decode is None:
+            decode = decoders[linktype] = _payload_decoder(linktype)
+        pkt = decode(batch.buf, start, end, ts, 0)
+        if pkt is not None and pkt[3]:
+            rows[4 if len(pkt[1]) == 4 else 6].append((index, *pkt))
+    out = []
+    for version, found in rows.items():
+        if not found:
+            continue
+        payloads = [p[7] for p in found]
+        ends = np.cumsum([len(p) for p in payloads])
+        src = np.array([_unpack(p[2]) for p in found], dtype=np.uint64)
+        dst = np.array([_unpack(p[3]) for p in found], dtype=np.uint64)
+
+        def col(i: int, rows: list[tuple[Any, ...]] = found) -> I64:
+            return np.array([p[i] for p in rows], dtype=np.int64)
+
+        cols = IPColumns(version, src, dst, col(4), col(5), col(6),
+                         np.array([p[1] for p in found]), np.zeros(len(found), np.int64),
+                         col(0), col(8), ends - [len(p) for p in payloads], ends)
+        out.append(Part(b"".join(payloads), cols, guests.find(version, src)))
+    return out
+
+
+def scan_capture(
+    pcap_path: str | os.PathLike[str],
+    guests: Mapping[str, str],
+    infrastructure: Collection[str] = (),
+    canary: str = "",
+) -> CaptureScan:
+    """Read the capture once and return what every consumer found. `guests` maps guest
+    address -> variant; `canary` is the run's canary ('' for none). Raises
+    `CaptureFormatError` for a file that is not a capture; damage becomes
+    `endpoints.stats.warnings` (and the name index's warnings)."""
+    reader = PcapReader(pcap_path)
+    endpoints = EndpointCounter(guests, infrastructure)
+    variants = endpoints.columns.variants
+    number = {v: i for i, v in enumerate(variants)}
+    guest_index = _AddrIndex({a: number[v] for a, v in endpoints.guest_of.items()})
+    names = _Names(endpoints.guest_of)
+    bursts = _Bursts(variants)
+    consumers: list[Any] = [names, bursts]
+    hits = _Canary(canary, variants) if canary else None
+    if hits is not None:
+        consumers.append(hits)
+    flows: Flows = {}
+    decoders: dict[int, Any] = {}
+    for batch in reader.scan_batches(flows):
+        parts = []
+        for c in batch.columns:
+            endpoints.add(c)
+            parts.append(Part(batch.buf, c, guest_index.find(c.version, c.src)))
+        if batch.odd:
+            parts += _odd_parts(batch, guest_index, decoders)
+        for consumer in consumers:
+            consumer.add(parts)
+    report = endpoints.report(str(pcap_path), reader, flows)
+    index = names.scanner.index
+    index.warnings.extend(reader.warnings)
+    found = plaintext_hits(hits.found, canary) if hits is not None else []
+    timed = {k: tuple(v) for k, v in named_bursts(bursts.starts).items()}
+    return CaptureScan(report, index, tuple(found), timed)
