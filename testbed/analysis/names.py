@@ -414,7 +414,7 @@ class NameScanner:
         self.ntop_cache: dict[bytes, str] = {}
         # TLS reassembly: (src, dst, sport, dport) -> [bytes so far, segments]
         self.pending: dict[tuple[bytes, bytes, int, int], list[Any]] = {}
-        self.dns_cache: dict[bytes, list[tuple[str, bytes]]] = {}
+        self.dns_seen: set[tuple[bytes, str | None]] = set()
 
     def add(self, packed: bytes, name: str, source: str, variant: str | None) -> None:
         clean = _clean_name(name)
@@ -426,13 +426,13 @@ class NameScanner:
             self.index._add(s, clean, source, variant)
 
     def dns(self, msg: bytes, variant: str | None) -> None:
-        key = msg[2:]  # responses repeat but for the id: parse each once
-        found = self.dns_cache.get(key)
-        if found is None:
-            if len(self.dns_cache) >= 4096:
-                self.dns_cache.clear()
-            found = self.dns_cache[key] = dns_answers(msg)
-        for name, addr in found:
+        key = (msg[2:], variant)  # responses repeat but for the id: take each once
+        if key in self.dns_seen:
+            return
+        if len(self.dns_seen) >= 1 << 16:
+            self.dns_seen.clear()
+        self.dns_seen.add(key)
+        for name, addr in dns_answers(msg):
             self.add(addr, name, "dns", variant)
 
     def feed(self, src: bytes, dst: bytes, proto: int, sport: int, dport: int,

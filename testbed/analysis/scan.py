@@ -110,32 +110,60 @@ class _Names:
         self.scanner = NameScanner(guest_of)
         self.first_http = np.zeros(256, dtype=bool)
         self.first_http[list(_HTTP_FIRST)] = True
+        self.packed: dict[Any, bytes] = {}
+
+    def _candidates(self, buf: bytes, c: IPColumns) -> I64:
+        """Rows `NameScanner.feed` may take a name from (a superset)."""
+        has = (c.poff >= 0) & (c.pend > c.poff)
+        if not has.any():
+            return np.flatnonzero(has)
+        u8 = np.frombuffer(buf, np.uint8)
+        at = np.where(has, c.poff, 0)
+        size = c.pend - c.poff
+        head = u8[np.minimum(at[:, None] + np.arange(9), len(u8) - 1)].astype(np.int64)
+        tcp = has & (c.proto == 6)
+        hello = tcp & (head[:, 0] == 0x16) & ((size < 6) | (head[:, 1] == 3) & (head[:, 5] == 1))
+        cand = has & (c.sport == 53) | hello | tcp & self.first_http[head[:, 0]]
+        # a ClientHello not complete in its segment: its flow's next segments are wanted
+        rlen = head[:, 3] << 8 | head[:, 4]
+        hlen = head[:, 6] << 16 | head[:, 7] << 8 | head[:, 8]
+        whole = (size >= 9) & (rlen >= 4 + hlen) & (size >= 5 + rlen)
+        partial = hello & ~whole
+        pending = self.scanner.pending
+        if pending or partial.any():
+            h = _mix(c.version, c.src, c.dst, c.sport << 16 | c.dport)
+            keys = [_mix(c.version, np.array([_unpack(s)], dtype=np.uint64),
+                         np.array([_unpack(d)], dtype=np.uint64), np.array([sp << 16 | dp]))[0]
+                    for s, d, sp, dp in pending if (len(s) == 4) == (c.version == 4)]
+            cand |= tcp & np.isin(h, np.concatenate((h[partial], np.array(keys, np.uint64))))
+        return np.flatnonzero(cand)
 
     def add(self, parts: Sequence[Part]) -> None:
-        todo: list[tuple[int, int, int]] = []
-        for j, (buf, c, _guest) in enumerate(parts):
-            has = (c.poff >= 0) & (c.pend > c.poff)
-            if not has.any():
+        todo: list[tuple[Any, ...]] = []
+        for buf, c, _guest in parts:
+            rows = self._candidates(buf, c)
+            if not rows.size:
                 continue
-            first = np.frombuffer(buf, np.uint8)[np.where(has, c.poff, 0)]
-            tcp = has & (c.proto == 6)
-            hello = tcp & (first == 0x16)
-            cand = has & (c.sport == 53) | hello | tcp & self.first_http[first]
-            pending = self.scanner.pending
-            if pending or hello.any():
-                h = _mix(c.version, c.src, c.dst, c.sport << 16 | c.dport)
-                keys = [_mix(c.version, np.array([_unpack(s)], dtype=np.uint64),
-                             np.array([_unpack(d)], dtype=np.uint64),
-                             np.array([sp << 16 | dp]))[0]
-                        for s, d, sp, dp in pending if (len(s) == 4) == (c.version == 4)]
-                cand |= tcp & np.isin(h, np.concatenate((h[hello], np.array(keys, np.uint64))))
-            todo += [(i, j, r) for r, i in zip(np.flatnonzero(cand).tolist(),
-                                               c.index[cand].tolist(), strict=True)]
+            src = c.src[rows].tolist()
+            dst = c.dst[rows].tolist()
+            if c.version == 6:
+                src, dst = [tuple(a) for a in src], [tuple(a) for a in dst]
+            todo += zip(c.index[rows].tolist(), src, dst, c.proto[rows].tolist(),
+                        c.sport[rows].tolist(), c.dport[rows].tolist(), c.poff[rows].tolist(),
+                        c.pend[rows].tolist(), [buf] * len(rows), strict=True)
+        if not todo:
+            return
+        todo.sort(key=lambda t: t[0])
         feed = self.scanner.feed
-        for _i, j, r in sorted(todo):
-            buf, c, _ = parts[j]
-            feed(_packed(c.version, c.src[r]), _packed(c.version, c.dst[r]), int(c.proto[r]),
-                 int(c.sport[r]), int(c.dport[r]), buf[int(c.poff[r]) : int(c.pend[r])])
+        packed = self.packed
+        for _i, src, dst, proto, sport, dport, poff, pend, buf in todo:
+            s = packed.get(src)
+            if s is None:
+                s = packed[src] = _packed(4 if isinstance(src, int) else 6, src)
+            d = packed.get(dst)
+            if d is None:
+                d = packed[dst] = _packed(4 if isinstance(dst, int) else 6, dst)
+            feed(s, d, proto, sport, dport, buf[poff:pend])
 
 
 def _flow_order(c: IPColumns, rows: I64) -> tuple[I64, NDArray[np.bool_]]:
@@ -169,39 +197,44 @@ class _Canary:
 
     def _search(self, buf: bytes, c: IPColumns, guest: I64, rows: I64) -> None:
         rows, starts = _flow_order(c, rows)
-        segs: list[bytes] = []
-        owner: list[int] = []  # row of each segment, -1 for a carried tail
-        flows: list[tuple[Any, ...]] = []  # flow keys in stream order
-        first_seg: list[int] = []  # each flow's first segment
-        tails = self.tails
-        poff, pend = c.poff[rows].tolist(), c.pend[rows].tolist()
-        for k, (r, new) in enumerate(zip(rows.tolist(), starts.tolist(), strict=True)):
-            if new:
-                key = (_packed(c.version, c.src[r]), _packed(c.version, c.dst[r]),
-                       int(c.proto[r]), int(c.sport[r]), int(c.dport[r]))
-                flows.append(key)
-                first_seg.append(len(segs))
-                tail = tails.get(key)
-                if tail:
-                    segs.append(tail)
-                    owner.append(-1)
-            segs.append(buf[poff[k] : pend[k]])
-            owner.append(r)
-        stream = b"".join(segs)
-        bounds = np.cumsum([0] + [len(s) for s in segs])
-        heads = np.array(first_seg, dtype=np.int64)
+        stream = b"".join([buf[a:b] for a, b in zip(c.poff[rows].tolist(),
+                                                    c.pend[rows].tolist(), strict=True)])
+        bounds = np.concatenate(([0], np.cumsum(c.pend[rows] - c.poff[rows])))
+        heads = np.flatnonzero(starts)
+        rowlist = rows.tolist()
         for label, form in self.forms:
             at = stream.find(form)
             while at >= 0:
                 seg = np.searchsorted(bounds, [at, at + len(form) - 1], "right") - 1
                 flow = np.searchsorted(heads, seg, "right") - 1
-                if flow[0] == flow[1] and owner[int(seg[1])] >= 0:
-                    self._hit(c, guest, owner[int(seg[1])], label)
+                if flow[0] == flow[1]:
+                    self._hit(c, guest, rowlist[int(seg[1])], label)
                 at = stream.find(form, at + len(form))
-        edges = [*first_seg, len(segs)]
-        for f, key in enumerate(flows):
-            lo, hi = int(bounds[edges[f]]), int(bounds[edges[f + 1]])
-            tails[key] = stream[max(lo, hi - self.keep) : hi]
+        # matches that start in the flow's bytes of earlier batches, and its new tail
+        edges = [*bounds[heads].tolist(), len(stream)]
+        hr = rows[heads]
+        src, dst = c.src[hr].tolist(), c.dst[hr].tolist()
+        for f, (s, d, proto, sport, dport) in enumerate(zip(
+                src, dst, c.proto[hr].tolist(), c.sport[hr].tolist(), c.dport[hr].tolist(),
+                strict=True)):
+            key = (s if c.version == 4 else tuple(s), d if c.version == 4 else tuple(d),
+                   proto, sport, dport)
+            lo, hi = edges[f], edges[f + 1]
+            tail = self.tails.get(key, b"")
+            if tail:
+                self._across(tail, stream, lo, min(hi, lo + self.keep), bounds, c, guest, rows)
+            self.tails[key] = (tail + stream[max(lo, hi - self.keep) : hi])[-self.keep :]
+
+    def _across(self, tail: bytes, stream: bytes, lo: int, hi: int, bounds: I64,
+                c: IPColumns, guest: I64, rows: I64) -> None:
+        window = tail + stream[lo:hi]
+        for label, form in self.forms:
+            at = window.find(form, max(0, len(tail) - len(form) + 1))
+            while 0 <= at < len(tail):
+                end = lo + at + len(form) - 1 - len(tail)
+                seg = int(np.searchsorted(bounds, end, "right")) - 1
+                self._hit(c, guest, int(rows[seg]), label)
+                at = window.find(form, at + len(form))
 
     def _hit(self, c: IPColumns, guest: I64, r: int, label: str) -> None:
         key = (self.variants[int(guest[r])], _packed(c.version, c.dst[r]), int(c.proto[r]),

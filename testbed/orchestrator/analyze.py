@@ -22,16 +22,17 @@ from testbed.analysis import (
     Placement,
     Row,
     classify,
-    extract_endpoints,
     format_table,
     seed_table,
     write_csv,
     write_mmdb,
 )
 from testbed.analysis.chatpath import ChatPath, chat_paths, messages_from_events
-from testbed.analysis.evidence import bursts, canary_in_flows, canary_in_pcap
+from testbed.analysis.evidence import canary_in_flows
 from testbed.analysis.geo import bundled_databases
-from testbed.analysis.names import NameIndex, extract_names, names_from_flows
+from testbed.analysis.names import NameIndex, names_from_flows
+from testbed.analysis.scan import CaptureScan
+from testbed.orchestrator.scancache import scan_run
 from testbed.lab.internet_map import InternetMap, load_internet
 from testbed.orchestrator.rundir import RunDir
 
@@ -94,11 +95,12 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     if not run.pcap.exists():
         raise AnalysisError(f"{run.pcap}: no capture in this run")
     by_address = {a: v for v, a in guests.items()}
-    report = extract_endpoints(run.pcap, by_address, infrastructure)
+    scan = scan_run(run, by_address, infrastructure, str(manifest.get("canary") or ""))
+    report = scan.endpoints
     warnings = list(report.stats.warnings)
     try:
-        names = find_names(run, by_address, warnings)
-        chats = find_chat_paths(run, by_address, warnings, infrastructure)
+        names = find_names(run, scan, by_address, warnings)
+        chats = find_chat_paths(run, scan, by_address, warnings, infrastructure)
     except CaptureFormatError:
         raise
     except AnalysisError as e:  # a flow file that is not one, or is damaged from the start
@@ -188,26 +190,33 @@ def place(geo: Geo, address: str, special: str | None, stands_for: str | None,
     return info
 
 
-def find_names(run: RunDir, guests: dict[str, str], warnings: list[str]) -> NameIndex:
+def find_names(run: RunDir, scan: CaptureScan, guests: dict[str, str],
+               warnings: list[str]) -> NameIndex:
     """Names endpoints were reached by: DNS answers and TLS SNI (pcap), HTTP Host (flows)."""
-    names = extract_names(run.pcap, guests, on_warning=warnings.append)
+    names = NameIndex()
+    names.merge(scan.names)
+    warnings += scan.names.warnings
     flows = run.path / "capture" / "flows.mitm"
     if flows.exists():
         names_from_flows(names, flows, guests, on_warning=warnings.append)
     return names
 
 
-def find_chat_paths(run: RunDir, guests: dict[str, str], warnings: list[str],
-                    infrastructure: list[str]) -> list[ChatPath]:
+def find_chat_paths(run: RunDir, scan: CaptureScan, guests: dict[str, str],
+                    warnings: list[str], infrastructure: list[str]) -> list[ChatPath]:
     """Chat path evidence for every chat message of the run (see ``analysis.chatpath``)."""
     canary = str(run.manifest().get("canary") or "")
     messages = messages_from_events(run.events())
     if not messages:
         return []
-    hits = canary_in_pcap(run.pcap, guests, canary, on_warning=warnings.append) if canary else []
+    damage = scan.endpoints.stats.warnings  # reported once per consumer, as before
+    hits = list(scan.canary_hits) if canary else []
+    if canary:
+        warnings += damage
     flows = run.path / "capture" / "flows.mitm"
     if canary and flows.exists():
         hits += canary_in_flows(flows, guests, canary, on_warning=warnings.append)
-    starts = bursts(run.pcap, guests, on_warning=warnings.append)
+    warnings += damage
+    starts = {k: list(v) for k, v in scan.bursts.items()}
     return chat_paths(messages, canary, sorted(hits, key=lambda h: h.time), starts,
                       infrastructure=infrastructure)
