@@ -24,9 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mitmproxy import http, tcp, udp
-from mitmproxy.io import FlowReader
-
 from testbed._errors import AnalysisError
 
 __all__ = ["HttpRecord", "Message", "StreamRecord", "read_flows", "read_http", "read_streams"]
@@ -130,6 +127,8 @@ def _body(message: Any) -> bytes:
 
 
 def _record(f: Any) -> FlowRecord | None:
+    from mitmproxy import http, tcp, udp  # 0.1 s to import: only when a flow file is read
+
     client = _addr(f.client_conn.peername)
     server = _addr(f.server_conn.address)
     sni = f.client_conn.sni or ""
@@ -182,6 +181,8 @@ def read_flows(
     damage before the first flow; damage after it raises too, unless `on_warning` is
     given (then it gets the message and reading stops). See the module docstring.
     """
+    from mitmproxy.io import FlowReader
+
     path = Path(flows_path)
     name = path.name
     try:

@@ -112,11 +112,12 @@ class _Names:
         self.first_http[list(_HTTP_FIRST)] = True
         self.packed: dict[Any, bytes] = {}
 
-    def _candidates(self, buf: bytes, c: IPColumns) -> I64:
-        """Rows `NameScanner.feed` may take a name from (a superset)."""
+    def _candidates(self, buf: bytes, c: IPColumns) -> tuple[Any, ...]:
+        """(rows `NameScanner.feed` may take a name from, TCP rows, rows of a ClientHello
+        not complete in its segment, whose flow's next segments are wanted too)."""
         has = (c.poff >= 0) & (c.pend > c.poff)
         if not has.any():
-            return np.flatnonzero(has)
+            return has, has, has
         u8 = np.frombuffer(buf, np.uint8)
         at = np.where(has, c.poff, 0)
         size = c.pend - c.poff
@@ -124,24 +125,27 @@ class _Names:
         tcp = has & (c.proto == 6)
         hello = tcp & (head[:, 0] == 0x16) & ((size < 6) | (head[:, 1] == 3) & (head[:, 5] == 1))
         cand = has & (c.sport == 53) | hello | tcp & self.first_http[head[:, 0]]
-        # a ClientHello not complete in its segment: its flow's next segments are wanted
         rlen = head[:, 3] << 8 | head[:, 4]
         hlen = head[:, 6] << 16 | head[:, 7] << 8 | head[:, 8]
         whole = (size >= 9) & (rlen >= 4 + hlen) & (size >= 5 + rlen)
-        partial = hello & ~whole
-        pending = self.scanner.pending
-        if pending or partial.any():
-            h = _mix(c.version, c.src, c.dst, c.sport << 16 | c.dport)
-            keys = [_mix(c.version, np.array([_unpack(s)], dtype=np.uint64),
-                         np.array([_unpack(d)], dtype=np.uint64), np.array([sp << 16 | dp]))[0]
-                    for s, d, sp, dp in pending if (len(s) == 4) == (c.version == 4)]
-            cand |= tcp & np.isin(h, np.concatenate((h[partial], np.array(keys, np.uint64))))
-        return np.flatnonzero(cand)
+        return cand, tcp, hello & ~whole
 
     def add(self, parts: Sequence[Part]) -> None:
+        picked = [self._candidates(buf, c) for buf, c, _ in parts]
+        pending = self.scanner.pending
+        if pending or any(p[2].any() for p in picked):
+            hashes = [_mix(c.version, c.src, c.dst, c.sport << 16 | c.dport) for _, c, _ in parts]
+            wanted = [h[p[2]] for h, p in zip(hashes, picked, strict=True)]
+            wanted += [_mix(4 if len(s) == 4 else 6,
+                            np.array([_unpack(s)], dtype=np.uint64),
+                            np.array([_unpack(d)], dtype=np.uint64), np.array([sp << 16 | dp]))
+                       for s, d, sp, dp in pending]
+            keys = np.concatenate(wanted)
+            for h, p in zip(hashes, picked, strict=True):
+                p[0][...] |= p[1] & np.isin(h, keys)
         todo: list[tuple[Any, ...]] = []
-        for buf, c, _guest in parts:
-            rows = self._candidates(buf, c)
+        for (buf, c, _guest), (cand, _tcp, _partial) in zip(parts, picked, strict=True):
+            rows = np.flatnonzero(cand)
             if not rows.size:
                 continue
             src = c.src[rows].tolist()
@@ -190,15 +194,24 @@ class _Canary:
         self.found: PlaintextHits = {}
 
     def add(self, parts: Sequence[Part]) -> None:
-        for buf, c, guest in parts:
-            rows = np.flatnonzero((guest >= 0) & (c.poff >= 0) & (c.pend > c.poff))
-            if rows.size:
-                self._search(buf, c, guest, rows)
+        for version in (4, 6):
+            chosen = [(p, np.flatnonzero((p.guest >= 0) & (p.cols.poff >= 0)
+                                         & (p.cols.pend > p.cols.poff)))
+                      for p in parts if p.cols.version == version]
+            chosen = [(p, r) for p, r in chosen if r.size]
+            if not chosen:
+                continue
+            payloads = [buf[a:b] for (buf, c, _), r in chosen
+                        for a, b in zip(c.poff[r].tolist(), c.pend[r].tolist(), strict=True)]
+            cols = IPColumns(version, *(np.concatenate([getattr(p.cols, name)[r]
+                                                        for p, r in chosen])
+                                        for name in IPColumns._fields[1:]))
+            guest = np.concatenate([p.guest[r] for p, r in chosen])
+            self._search(payloads, cols, guest)
 
-    def _search(self, buf: bytes, c: IPColumns, guest: I64, rows: I64) -> None:
-        rows, starts = _flow_order(c, rows)
-        stream = b"".join([buf[a:b] for a, b in zip(c.poff[rows].tolist(),
-                                                    c.pend[rows].tolist(), strict=True)])
+    def _search(self, payloads: list[bytes], c: IPColumns, guest: I64) -> None:
+        rows, starts = _flow_order(c, np.arange(len(payloads)))
+        stream = b"".join([payloads[r] for r in rows.tolist()])
         bounds = np.concatenate(([0], np.cumsum(c.pend[rows] - c.poff[rows])))
         heads = np.flatnonzero(starts)
         rowlist = rows.tolist()
