@@ -541,7 +541,7 @@ class IPColumns(NamedTuple):
     dport: I64
     ts: NDArray[np.float64]
     length: I64
-    index: I64  # position of the frame in its batch (orders rows across columns)
+    order: I64  # position of the frame in its batch (orders rows across columns)
     flags: I64  # TCP flags byte (0 for other protocols)
     poff: I64  # TCP/UDP payload start in the batch's buffer; -1 when no TCP/UDP payload
     pend: I64  # payload end (trimmed to the IP length); may be < poff (empty payload)
@@ -1055,7 +1055,7 @@ class PcapReader:
         """`flow_batches` for a scan that also needs payloads: each `ScanBatch` holds
         the buffer the columns' payload offsets point into, and the batch's odd IP frames
         (also aggregated into `flows`) for the scalar payload decoder. Batches come in
-        file order; rows within one are ordered by `IPColumns.index` / the odd frame's
+        file order; rows within one are ordered by `IPColumns.order` / the odd frame's
         index."""
         return self._run(flows, fast=True, scan=True)
 
@@ -1231,7 +1231,7 @@ class PcapReader:
             while True:
                 blen = len(buf)
                 if batch is not None and agg is not None and pos + 12 <= blen:
-                    odd = [] if scan else None
+                    odd: list[OddFrame] | None = [] if scan else None
                     done = batch.run(buf, pos, blen, order, ifaces, decoders, agg, odd)
                     if done is not None:
                         pos, nrec, npk, nsk, columns, last_ts = done

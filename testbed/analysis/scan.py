@@ -152,7 +152,7 @@ class _Names:
             dst = c.dst[rows].tolist()
             if c.version == 6:
                 src, dst = [tuple(a) for a in src], [tuple(a) for a in dst]
-            todo += zip(c.index[rows].tolist(), src, dst, c.proto[rows].tolist(),
+            todo += zip(c.order[rows].tolist(), src, dst, c.proto[rows].tolist(),
                         c.sport[rows].tolist(), c.dport[rows].tolist(), c.poff[rows].tolist(),
                         c.pend[rows].tolist(), [buf] * len(rows), strict=True)
         if not todo:
@@ -172,7 +172,7 @@ class _Names:
 
 def _flow_order(c: IPColumns, rows: I64) -> tuple[I64, NDArray[np.bool_]]:
     """`rows` sorted by flow direction then capture order; True where a flow starts."""
-    cols: list[NDArray[Any]] = [c.index[rows], c.dport[rows], c.sport[rows], c.proto[rows]]
+    cols: list[NDArray[Any]] = [c.order[rows], c.dport[rows], c.sport[rows], c.proto[rows]]
     for a in (c.dst, c.src):
         cols += [a[rows]] if a.ndim == 1 else [a[rows, 1], a[rows, 0]]
     order = np.lexsort(cols)
@@ -279,7 +279,7 @@ class _Bursts:
         def cat(get: Any) -> NDArray[Any]:
             return np.concatenate([get(p)[r] for p, r in zip(parts, rows, strict=True)])
 
-        index, ts = cat(lambda p: p.cols.index), cat(lambda p: p.cols.ts)
+        index, ts = cat(lambda p: p.cols.order), cat(lambda p: p.cols.ts)
         variant, proto = cat(lambda p: p.guest), cat(lambda p: p.cols.proto)
         port, dst = cat(lambda p: p.cols.dport), cat(lambda p: p.cols.dst)
         syn = (proto == 6) & (cat(lambda p: p.cols.flags) & 0x12 == 0x02)

@@ -32,9 +32,9 @@ from testbed.analysis.evidence import canary_in_flows
 from testbed.analysis.geo import bundled_databases
 from testbed.analysis.names import NameIndex, names_from_flows
 from testbed.analysis.scan import CaptureScan
-from testbed.orchestrator.scancache import scan_run
 from testbed.lab.internet_map import InternetMap, load_internet
 from testbed.orchestrator.rundir import RunDir
+from testbed.orchestrator.scancache import scan_run
 
 
 @dataclass
