@@ -26,6 +26,8 @@ import struct
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from dnslib import RR, DNSBuffer, DNSError, DNSHeader, DNSLabel, DNSQuestion
+
 from testbed._errors import AnalysisError
 
 from .flows import HttpRecord, read_flows
@@ -178,101 +180,49 @@ class NameIndex(Mapping[str, frozenset[tuple[str, str]]]):
 
 
 # -- DNS -------------------------------------------------------------------------------
-_DNS_HDR = struct.Struct("!HHHHHH")
-_RR = struct.Struct("!HHIH")
-
-
-class _Malformed(Exception):
-    pass
-
-
-def _read_name(msg: bytes, p: int) -> tuple[str, int]:
-    """The (possibly compressed) name at `p` and the offset after it."""
-    labels: list[bytes] = []
-    end = -1
-    jumps = 0
-    total = 0
-    n = len(msg)
-    while True:
-        if p >= n:
-            raise _Malformed
-        ln = msg[p]
-        if ln == 0:
-            p += 1
-            break
-        if ln & 0xC0 == 0xC0:
-            if p + 1 >= n:
-                raise _Malformed
-            if end < 0:
-                end = p + 2
-            jumps += 1
-            if jumps > 32:
-                raise _Malformed
-            p = ((ln & 0x3F) << 8) | msg[p + 1]
-            continue
-        if ln & 0xC0:
-            raise _Malformed
-        label = msg[p + 1 : p + 1 + ln]
-        if len(label) != ln:
-            raise _Malformed
-        total += ln + 1
-        if total > 255:
-            raise _Malformed
-        labels.append(label)
-        p += 1 + ln
-    name = b".".join(labels).decode("ascii", "replace").lower()
-    return name, (end if end >= 0 else p)
+def _dns_name(label: DNSLabel) -> str:
+    return b".".join(label.label).decode("ascii", "replace").lower()
 
 
 def dns_answers(msg: bytes) -> list[tuple[str, bytes]]:
     """(name, packed address) pairs of a DNS response: every queried name and CNAME alias
-    paired with the A/AAAA addresses its chain ends at. [] for anything malformed."""
+    paired with the A/AAAA addresses its chain ends at. [] for anything malformed; a
+    response cut short keeps the answers before the cut. Parsed with dnslib (24 µs a
+    message against 5 µs by hand; the scan parses each distinct response once)."""
     try:
-        if len(msg) < 12:
+        buf = DNSBuffer(msg)
+        header = DNSHeader.parse(buf)
+        if not header.qr or header.opcode or not header.a:  # not a standard response
             return []
-        _id, flags, qd, an, _ns, _ar = _DNS_HDR.unpack_from(msg)
-        if not flags & 0x8000 or flags & 0x7800 or not an:  # not a standard response
-            return []
-        p = 12
-        names: list[str] = []
-        for _ in range(qd):
-            name, p = _read_name(msg, p)
-            p += 4
-            names.append(name)
-        cname: dict[str, str] = {}
-        addrs: dict[str, list[bytes]] = {}
-        n = len(msg)
-        for _ in range(an):
-            name, p = _read_name(msg, p)
-            if p + 10 > n:
-                break
-            rtype, _cls, _ttl, rdlen = _RR.unpack_from(msg, p)
-            rd = p + 10
-            p = rd + rdlen
-            if p > n:
-                break
-            if (rtype == 1 and rdlen == 4) or (rtype == 28 and rdlen == 16):
-                addrs.setdefault(name, []).append(msg[rd:p])
-            elif rtype == 5:
-                cname[name] = _read_name(msg, rd)[0]
-                names.append(name)
-        if not addrs:
-            return []
-        out: list[tuple[str, bytes]] = []
-        seen_pairs: set[tuple[str, bytes]] = set()
-        for start in dict.fromkeys(names + list(addrs)):
-            cur: str | None = start
-            visited: set[str] = set()
-            while cur is not None and cur not in visited:
-                visited.add(cur)
-                for a in addrs.get(cur, ()):
-                    if (start, a) not in seen_pairs:
-                        seen_pairs.add((start, a))
-                        out.append((start, a))
-                cur = cname.get(cur)
-        return out
-    except (_Malformed, IndexError, struct.error):
+        names = [_dns_name(DNSQuestion.parse(buf).qname) for _ in range(header.q)]
+    except (DNSError, BufferError, ValueError, IndexError, struct.error):
         return []
+    cname: dict[str, str] = {}
+    addrs: dict[str, list[bytes]] = {}
+    for _ in range(header.a):
+        try:
+            rr = RR.parse(buf)
+        except (DNSError, BufferError, ValueError, IndexError, struct.error):
+            break
+        name = _dns_name(rr.rname)
+        if rr.rtype == 1 or rr.rtype == 28:
+            addrs.setdefault(name, []).append(bytes(rr.rdata.data))
+        elif rr.rtype == 5:
+            cname[name] = _dns_name(rr.rdata.label)
+            names.append(name)
+    out: list[tuple[str, bytes]] = []
+    seen_pairs: set[tuple[str, bytes]] = set()
+    for start in dict.fromkeys(names + list(addrs)):
+        cur: str | None = start
+        visited: set[str] = set()
+        while cur is not None and cur not in visited:
+            visited.add(cur)
+            for a in addrs.get(cur, ()):
+                if (start, a) not in seen_pairs:
+                    seen_pairs.add((start, a))
+                    out.append((start, a))
+            cur = cname.get(cur)
+    return out
 
 
 # -- TLS ------------------------------------------------------------------------------
@@ -304,7 +254,11 @@ def _handshake_message(data: bytes) -> bytes | None:
 
 
 def client_hello_sni(handshake: bytes) -> str:
-    """The host_name SNI of a ClientHello handshake message; '' when absent/malformed."""
+    """The host_name SNI of a ClientHello handshake message; '' when absent/malformed.
+
+    Hand-written on purpose: mitmproxy's `tls.ClientHello` (kaitai) takes 23.6 µs a
+    ClientHello against 0.7 µs here, and importing it adds 83 ms to every analysis; the
+    tests check this parser against it on real ClientHellos."""
     if len(handshake) < 4 or handshake[0] != 1:
         return ""
     b = handshake
