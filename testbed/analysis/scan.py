@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from .decode import payload_decoder
 from .endpoints import EndpointCounter, EndpointReport, _AddrIndex
 from .evidence import (
     BurstKey,
@@ -39,7 +40,7 @@ from .evidence import (
     plaintext_hits,
 )
 from .names import _HTTP_FIRST, NameIndex, NameScanner
-from .pcap import Flows, IPColumns, PcapReader, ScanBatch, _payload_decoder
+from .pcap import Flows, IPColumns, PcapReader, ScanBatch
 
 __all__ = ["CaptureScan", "scan_capture"]
 
@@ -328,7 +329,7 @@ def _odd_parts(batch: ScanBatch, guests: _AddrIndex,
     for index, linktype, start, end, ts in batch.odd:
         decode = decoders.get(linktype)
         if decode is None:
-            decode = decoders[linktype] = _payload_decoder(linktype)
+            decode = decoders[linktype] = payload_decoder(linktype)
         pkt = decode(batch.buf, start, end, ts, 0)
         if pkt is not None and pkt[3]:
             rows[4 if len(pkt[1]) == 4 else 6].append((index, *pkt))

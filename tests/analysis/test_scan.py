@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.analysis import pcap
+from testbed.analysis import pcap, pcapvec
 from testbed.analysis.endpoints import _extract
 from testbed.analysis.evidence import bursts, canary_in_pcap
 from testbed.analysis.names import extract_names
@@ -84,8 +84,8 @@ def assert_like_references(path: Path) -> CaptureScan:
 @pytest.fixture(params=["large", "small"])
 def batching(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "small":  # many batches: state carried between them
-        monkeypatch.setattr(pcap, "_FAST_CHUNK", 700)
-        monkeypatch.setattr(pcap, "_BATCH", 16)
+        monkeypatch.setattr(pcapvec, "_FAST_CHUNK", 700)
+        monkeypatch.setattr(pcapvec, "_BATCH", 16)
     return str(request.param)
 
 
