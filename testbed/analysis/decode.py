@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .linklayer import LINKS, fused_prefix, l3_offset
 
@@ -19,9 +19,7 @@ __all__ = [
     "PayloadPacket",
     "RawPacket",
     "add_generic",
-    "fast_adder",
     "frame_decoder",
-    "merge_fast",
     "payload_decoder",
     "proto_name",
 ]
@@ -58,52 +56,64 @@ _HH = struct.Struct("!HH")
 V6_EXT = frozenset((0, 43, 60, 135, 139, 140, 253, 254))
 
 
-def _decode_ip(buf: bytes, off: int, end: int, ts: float, length: int) -> RawPacket | None:
-    """Decode the IPv4/IPv6 header at buf[off:end]; None when it is not IP or too short."""
+def _walk(buf: bytes, off: int, end: int, trim: bool) -> tuple[Any, ...] | None:
+    """The IP header at buf[off:end]: (src, dst, protocol, L4 offset, end, whole), None
+    when it is not IP or too short. `whole` is False when the walk stopped early (a later
+    fragment, a cut extension header; `protocol` is then the last one read). With `trim`,
+    `end` is cut to the IP length (Ethernet padding dropped)."""
     if off >= end:
         return None
     version = buf[off] >> 4
     if version == 4:
         if end - off < 20:
             return None
-        ihl = (buf[off] & 0x0F) << 2
+        if trim:
+            total = _H.unpack_from(buf, off + 2)[0]
+            if total >= 20 and off + total < end:
+                end = off + total
         proto = buf[off + 9]
-        src = buf[off + 12 : off + 16]
-        dst = buf[off + 16 : off + 20]
+        src, dst = buf[off + 12 : off + 16], buf[off + 16 : off + 20]
         if _H.unpack_from(buf, off + 6)[0] & 0x1FFF:  # non-first fragment: no ports
-            return (ts, src, dst, proto, 0, 0, length)
-        p = off + ihl
-    elif version == 6:
-        if end - off < 40:
-            return None
-        proto = buf[off + 6]
-        src = buf[off + 8 : off + 24]
-        dst = buf[off + 24 : off + 40]
-        p = off + 40
-        while True:
-            if proto in V6_EXT:
-                if p + 2 > end:
-                    return (ts, src, dst, proto, 0, 0, length)
-                proto = buf[p]
-                p += (buf[p + 1] + 1) << 3
-            elif proto == 44:  # fragment
-                if p + 8 > end:
-                    return (ts, src, dst, proto, 0, 0, length)
-                nxt = buf[p]
-                if _H.unpack_from(buf, p + 2)[0] & 0xFFF8:
-                    return (ts, src, dst, nxt, 0, 0, length)
-                proto = nxt
-                p += 8
-            elif proto == 51:  # AH
-                if p + 2 > end:
-                    return (ts, src, dst, proto, 0, 0, length)
-                proto = buf[p]
-                p += (buf[p + 1] + 2) << 2
-            else:
-                break
-    else:
+            return src, dst, proto, 0, end, False
+        return src, dst, proto, off + ((buf[off] & 0x0F) << 2), end, True
+    if version != 6 or end - off < 40:
         return None
-    if (proto == 6 or proto == 17 or proto == 132) and p + 4 <= end:
+    if trim:
+        plen = _H.unpack_from(buf, off + 4)[0]
+        if plen and off + 40 + plen < end:
+            end = off + 40 + plen
+    proto = buf[off + 6]
+    src, dst = buf[off + 8 : off + 24], buf[off + 24 : off + 40]
+    p = off + 40
+    while True:
+        if proto in V6_EXT:
+            if p + 2 > end:
+                return src, dst, proto, p, end, False
+            proto = buf[p]
+            p += (buf[p + 1] + 1) << 3
+        elif proto == 44:  # fragment
+            if p + 8 > end:
+                return src, dst, proto, p, end, False
+            if _H.unpack_from(buf, p + 2)[0] & 0xFFF8:
+                return src, dst, buf[p], p, end, False
+            proto = buf[p]
+            p += 8
+        elif proto == 51:  # AH
+            if p + 2 > end:
+                return src, dst, proto, p, end, False
+            proto = buf[p]
+            p += (buf[p + 1] + 2) << 2
+        else:
+            return src, dst, proto, p, end, True
+
+
+def _decode_ip(buf: bytes, off: int, end: int, ts: float, length: int) -> RawPacket | None:
+    """Decode the IPv4/IPv6 header at buf[off:end]; None when it is not IP or too short."""
+    w = _walk(buf, off, end, False)
+    if w is None:
+        return None
+    src, dst, proto, p, end, whole = w
+    if whole and (proto == 6 or proto == 17 or proto == 132) and p + 4 <= end:
         sport, dport = _HH.unpack_from(buf, p)
         return (ts, src, dst, proto, sport, dport, length)
     return (ts, src, dst, proto, 0, 0, length)
@@ -170,53 +180,11 @@ def _l4_payload(
 def _decode_ip_payload(buf: bytes, off: int, end: int, ts: float) -> PayloadPacket | None:
     """Like `_decode_ip`, but returns the TCP/UDP payload (trimmed to the IP length, so
     Ethernet padding is dropped); `NO_L4` for IP packets without one."""
-    if off >= end:
+    w = _walk(buf, off, end, True)
+    if w is None:
         return None
-    version = buf[off] >> 4
-    if version == 4:
-        if end - off < 20:
-            return None
-        ihl = (buf[off] & 0x0F) << 2
-        total = _H.unpack_from(buf, off + 2)[0]
-        if total >= 20 and off + total < end:
-            end = off + total
-        proto = buf[off + 9]
-        src = buf[off + 12 : off + 16]
-        dst = buf[off + 16 : off + 20]
-        if _H.unpack_from(buf, off + 6)[0] & 0x1FFF:
-            return NO_L4
-        p = off + ihl
-    elif version == 6:
-        if end - off < 40:
-            return None
-        plen = _H.unpack_from(buf, off + 4)[0]
-        if plen and off + 40 + plen < end:
-            end = off + 40 + plen
-        proto = buf[off + 6]
-        src = buf[off + 8 : off + 24]
-        dst = buf[off + 24 : off + 40]
-        p = off + 40
-        while True:
-            if proto in V6_EXT:
-                if p + 2 > end:
-                    return NO_L4
-                proto = buf[p]
-                p += (buf[p + 1] + 1) << 3
-            elif proto == 44:  # fragment
-                if p + 8 > end or _H.unpack_from(buf, p + 2)[0] & 0xFFF8:
-                    return NO_L4
-                proto = buf[p]
-                p += 8
-            elif proto == 51:  # AH
-                if p + 2 > end:
-                    return NO_L4
-                proto = buf[p]
-                p += (buf[p + 1] + 2) << 2
-            else:
-                break
-    else:
-        return None
-    return _l4_payload(buf, p, end, ts, src, dst, proto)
+    src, dst, proto, p, end, whole = w
+    return _l4_payload(buf, p, end, ts, src, dst, proto) if whole else NO_L4
 
 
 def payload_decoder(linktype: int) -> PayloadDecoder:
@@ -248,48 +216,6 @@ def payload_decoder(linktype: int) -> PayloadDecoder:
 
 FlowKey = tuple[bytes, bytes, int, int, int]  # (src, dst, proto, sport, dport), packed
 Flows = dict[FlowKey, list[float]]  # -> [packets, bytes, first_seen, last_seen]
-FastAdder = Callable[[bytes, int, int, float, int], bool]
-
-
-FastTables = dict[int, dict[bytes, list[float]]]
-
-
-def fast_adder(linktype: int, tables: FastTables) -> FastAdder:
-    """Aggregate a plain IPv4 (no options, not a later fragment) TCP/UDP frame into
-    `tables[proto][src+dst+ports]` with one struct call; False when it is not one."""
-    link = LINKS[linktype]
-    if link.bsd:
-        return lambda buf, p, end, ts, length: False
-    unpack = struct.Struct(f"!{fused_prefix(link)}B5xHxB2x12s").unpack_from
-    need = link.ip_at + 24
-    tcp = tables.setdefault(6, {})
-    udp = tables.setdefault(17, {})
-
-    def add(buf: bytes, p: int, end: int, ts: float, length: int) -> bool:
-        if end - p < need:
-            return False
-        etype, vihl, frag, proto, key = unpack(buf, p)
-        if vihl != 0x45 or frag & 0x1FFF or (etype != 0x0800 and etype != b""):
-            return False
-        if proto == 6:
-            table = tcp
-        elif proto == 17:
-            table = udp
-        else:
-            return False
-        st = table.get(key)
-        if st is None:
-            table[key] = [1, length, ts, ts]
-        else:
-            st[0] += 1
-            st[1] += length
-            if ts > st[3]:
-                st[3] = ts
-            elif ts < st[2]:
-                st[2] = ts
-        return True
-
-    return add
 
 
 def add_generic(flows: Flows, pkt: RawPacket) -> None:
@@ -306,17 +232,3 @@ def add_generic(flows: Flows, pkt: RawPacket) -> None:
             st[3] = ts
         elif ts < st[2]:
             st[2] = ts
-
-
-def merge_fast(flows: Flows, tables: dict[int, dict[bytes, list[float]]]) -> None:
-    for proto, table in tables.items():
-        for k, st in table.items():
-            key = (k[0:4], k[4:8], proto, (k[8] << 8) | k[9], (k[10] << 8) | k[11])
-            old = flows.get(key)
-            if old is None:
-                flows[key] = st
-            else:
-                old[0] += st[0]
-                old[1] += st[1]
-                old[2] = min(old[2], st[2])
-                old[3] = max(old[3], st[3])

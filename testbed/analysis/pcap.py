@@ -40,9 +40,7 @@ from .decode import (
     PayloadPacket,
     RawPacket,
     add_generic,
-    fast_adder,
     frame_decoder,
-    merge_fast,
     payload_decoder,
     proto_name,
 )
@@ -206,7 +204,6 @@ class PcapReader:
             f = open(self.path, "rb")
         except OSError as e:
             raise AnalysisError(f"cannot read capture {self.path}: {e.strerror or e}") from e
-        tables: dict[int, dict[bytes, list[float]]] = {}
         try:
             fmt: PcapFormat | PcapngFormat
             if self.format == "pcap":
@@ -218,18 +215,15 @@ class PcapReader:
                 fmt = PcapFormat(header, self._unknown_link, self.link_types)
             else:
                 fmt = PcapngFormat(self.path.name, self._unknown_link, self.link_types)
-            yield from self._loop(f, fmt, agg, tables, make_decoder, fast, scan)
+            yield from self._loop(f, fmt, agg, make_decoder, fast, scan)
         finally:
             f.close()
-            if agg is not None:
-                merge_fast(agg, tables)
 
     def _loop(
         self,
         f: BinaryIO,
         fmt: PcapFormat | PcapngFormat,
         agg: Flows | None,
-        tables: dict[int, dict[bytes, list[float]]],
         make_decoder: Callable[[int], Callable[..., Any]],
         fast: bool,
         scan: bool,
@@ -239,7 +233,6 @@ class PcapReader:
         chunk = pcapvec._FAST_CHUNK if fast else _CHUNK
         batching = fast and agg is not None
         decoders = {t: make_decoder(t) for t in LINKS}
-        adders = {t: fast_adder(t, tables) for t in LINKS} if agg is not None else None
         warn = self._warn
         buf = read(chunk)
         base = fmt.start  # file offset of buf[0]
@@ -295,11 +288,6 @@ class PcapReader:
                 n += 1
                 frames += 1
                 linktype, data, fend, ts, orig = rec
-                if adders is not None and adders[linktype](buf, data, fend, ts, orig):
-                    packets += 1
-                    if scan:
-                        yield ScanBatch(buf, [], [(0, linktype, data, fend, ts)])
-                    continue
                 pkt = decoders[linktype](buf, data, fend, ts, orig)
                 if pkt is None:
                     skipped += 1

@@ -286,22 +286,8 @@ class PcapBatcher:
         app = offs.append
         incl = self.incl
         p = pos
-        try:  # unrolled: the loop itself costs as much as the work
-            for _ in range(_BATCH >> 3):
-                app(p)
-                p += 16 + incl(buf, p)[0]
-                app(p)
-                p += 16 + incl(buf, p)[0]
-                app(p)
-                p += 16 + incl(buf, p)[0]
-                app(p)
-                p += 16 + incl(buf, p)[0]
-                app(p)
-                p += 16 + incl(buf, p)[0]
-                app(p)
-                p += 16 + incl(buf, p)[0]
-                app(p)
-                p += 16 + incl(buf, p)[0]
+        try:
+            for _ in range(_BATCH):
                 app(p)
                 p += 16 + incl(buf, p)[0]
         except struct.error:  # header past the data: checked below
@@ -347,22 +333,7 @@ class PcapngBatcher:
         head = struct.Struct(order + "II").unpack_from
         p = pos
         try:
-            for _ in range(_BATCH >> 2):
-                btype, tlen = head(buf, p)
-                if btype != 6:
-                    break
-                app(p)
-                p += tlen
-                btype, tlen = head(buf, p)
-                if btype != 6:
-                    break
-                app(p)
-                p += tlen
-                btype, tlen = head(buf, p)
-                if btype != 6:
-                    break
-                app(p)
-                p += tlen
+            for _ in range(_BATCH):
                 btype, tlen = head(buf, p)
                 if btype != 6:
                     break
