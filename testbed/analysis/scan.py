@@ -107,29 +107,33 @@ def _unpack(packed: bytes) -> Any:
 
 
 class _Names:
-    def __init__(self, guest_of: Mapping[bytes, str]) -> None:
+    def __init__(self, guest_of: Mapping[bytes, str], guests: _AddrIndex,
+                 variants: list[str]) -> None:
         self.scanner = NameScanner(guest_of)
+        self.guests = guests
+        self.variants: list[str | None] = [*variants, None]  # [-1]: no guest
         self.first_http = np.zeros(256, dtype=bool)
         self.first_http[list(_HTTP_FIRST)] = True
         self.packed: dict[Any, bytes] = {}
 
     def _candidates(self, buf: bytes, c: IPColumns) -> tuple[Any, ...]:
         """(rows `NameScanner.feed` may take a name from, TCP rows, rows of a ClientHello
-        not complete in its segment, whose flow's next segments are wanted too)."""
+        not complete in its segment, whose flow's next segments are wanted too, DNS
+        responses over UDP: they need no order, and go to `NameScanner.dns` directly)."""
         has = (c.poff >= 0) & (c.pend > c.poff)
         if not has.any():
-            return has, has, has
+            return has, has, has, has
         u8 = np.frombuffer(buf, np.uint8)
         at = np.where(has, c.poff, 0)
         size = c.pend - c.poff
         head = u8[np.minimum(at[:, None] + np.arange(9), len(u8) - 1)].astype(np.int64)
         tcp = has & (c.proto == 6)
         hello = tcp & (head[:, 0] == 0x16) & ((size < 6) | (head[:, 1] == 3) & (head[:, 5] == 1))
-        cand = has & (c.sport == 53) | hello | tcp & self.first_http[head[:, 0]]
+        cand = tcp & (c.sport == 53) | hello | tcp & self.first_http[head[:, 0]]
         rlen = head[:, 3] << 8 | head[:, 4]
         hlen = head[:, 6] << 16 | head[:, 7] << 8 | head[:, 8]
         whole = (size >= 9) & (rlen >= 4 + hlen) & (size >= 5 + rlen)
-        return cand, tcp, hello & ~whole
+        return cand, tcp, hello & ~whole, has & (c.proto == 17) & (c.sport == 53)
 
     def add(self, parts: Sequence[Part]) -> None:
         picked = [self._candidates(buf, c) for buf, c, _ in parts]
@@ -144,8 +148,17 @@ class _Names:
             keys = np.concatenate(wanted)
             for h, p in zip(hashes, picked, strict=True):
                 p[0][...] |= p[1] & np.isin(h, keys)
+        dns = self.scanner.dns
+        for (buf, c, _guest), (*_, udp53) in zip(parts, picked, strict=True):
+            rows = np.flatnonzero(udp53)
+            if rows.size:
+                names = self.variants
+                to = self.guests.find(c.version, c.dst[rows]).tolist()
+                for a, b, v in zip(c.poff[rows].tolist(), c.pend[rows].tolist(), to,
+                                   strict=True):
+                    dns(buf[a:b], names[v])
         todo: list[tuple[Any, ...]] = []
-        for (buf, c, _guest), (cand, _tcp, _partial) in zip(parts, picked, strict=True):
+        for (buf, c, _guest), (cand, *_) in zip(parts, picked, strict=True):
             rows = np.flatnonzero(cand)
             if not rows.size:
                 continue
@@ -367,7 +380,7 @@ def scan_capture(
     variants = endpoints.columns.variants
     number = {v: i for i, v in enumerate(variants)}
     guest_index = _AddrIndex({a: number[v] for a, v in endpoints.guest_of.items()})
-    names = _Names(endpoints.guest_of)
+    names = _Names(endpoints.guest_of, guest_index, variants)
     bursts = _Bursts(variants)
     consumers: list[Any] = [names, bursts]
     hits = _Canary(canary, variants) if canary else None
