@@ -25,7 +25,7 @@ from typing import Any
 
 from testbed._errors import AnalysisError
 
-from .flows import HttpRecord, read_flows
+from .flows import FlowRecord, HttpRecord, read_flows
 from .pcap import PcapReader, proto_name
 
 __all__ = [
@@ -208,7 +208,7 @@ def _headers_bytes(headers: Iterable[tuple[str, str]]) -> bytes:
 
 
 def canary_in_flows(
-    flows_path: str | os.PathLike[str],
+    flows: str | os.PathLike[str] | Iterable[FlowRecord],
     guests: Mapping[str, str],
     canary: str,
     on_warning: Callable[[str], None] | None = None,
@@ -218,12 +218,13 @@ def canary_in_flows(
     messages. One `Evidence` ("canary-decrypted", "strong") per flow, so that messages
     sharing the run's canary stay apart in time; the server address is the original
     destination (transparent mode). Flow-file errors as in `flows.read_flows` (raise, unless
-    `on_warning`)."""
+    `on_warning`). `flows` is the file, or its records already being read."""
     forms = canary_forms(canary)
     guests_c = {_ntop(packed): v for packed, v in _packed_guests(guests).items()}
     # (variant, server, proto, port) -> [first ts, hits, places, labels, flows]
     found: dict[tuple[str, str, str, int, str], list[Any]] = {}
-    for rec in read_flows(flows_path, on_warning):
+    records = read_flows(flows, on_warning) if isinstance(flows, str | os.PathLike) else flows
+    for rec in records:
         try:
             client = ipaddress.ip_address(rec.client[0]).compressed
         except ValueError:

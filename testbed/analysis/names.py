@@ -22,12 +22,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from testbed._errors import AnalysisError
 
-from .flows import HttpRecord, read_flows
+from .flows import FlowRecord, HttpRecord, read_flows
 from .payloads import (
     _HTTP_FIRST,
     _MAX_HELLO,
@@ -304,7 +304,7 @@ def _canonical_packed(address: str) -> bytes:
 
 def names_from_flows(
     index: NameIndex,
-    flows_path: str | os.PathLike[str],
+    flows: str | os.PathLike[str] | Iterable[FlowRecord],
     guests: Mapping[str, str] | None = None,
     on_warning: Callable[[str], None] | None = None,
 ) -> NameIndex:
@@ -312,11 +312,13 @@ def names_from_flows(
     file to `index` (and return it), keyed by the flow's server address (the original
     destination in transparent mode; flows whose server is not an IP address are skipped).
     The variant is `guests[client address]` when given. Flow-file errors as in
-    `flows.read_flows` (raise, unless `on_warning` is given)."""
+    `flows.read_flows` (raise, unless `on_warning` is given). `flows` is the file, or its
+    records already being read."""
     guests_c: dict[str, str] = {}
     for a, v in (guests or {}).items():
         guests_c[_canonical(a)] = v
-    for rec in read_flows(flows_path, on_warning):
+    records = read_flows(flows, on_warning) if isinstance(flows, str | os.PathLike) else flows
+    for rec in records:
         try:
             server = ipaddress.ip_address(rec.server[0]).compressed
         except ValueError:

@@ -28,13 +28,12 @@ from testbed.analysis import (
     write_mmdb,
 )
 from testbed.analysis.chatpath import ChatPath, chat_paths, messages_from_events
-from testbed.analysis.evidence import canary_in_flows
 from testbed.analysis.geo import bundled_databases
-from testbed.analysis.names import NameIndex, names_from_flows
+from testbed.analysis.names import NameIndex
 from testbed.analysis.scan import CaptureScan
 from testbed.lab.internet_map import InternetMap, load_internet
 from testbed.orchestrator.rundir import RunDir
-from testbed.orchestrator.scancache import scan_run
+from testbed.orchestrator.scancache import flow_scan_run, scan_run
 
 
 @dataclass
@@ -196,9 +195,10 @@ def find_names(run: RunDir, scan: CaptureScan, guests: dict[str, str],
     names = NameIndex()
     names.merge(scan.names)
     warnings += scan.names.warnings
-    flows = run.path / "capture" / "flows.mitm"
-    if flows.exists():
-        names_from_flows(names, flows, guests, on_warning=warnings.append)
+    if (run.path / "capture" / "flows.mitm").exists():
+        found = flow_scan_run(run, guests, str(run.manifest().get("canary") or ""))
+        names.merge(found.names)
+        warnings += found.warnings
     return names
 
 
@@ -213,9 +213,10 @@ def find_chat_paths(run: RunDir, scan: CaptureScan, guests: dict[str, str],
     hits = list(scan.canary_hits) if canary else []
     if canary:
         warnings += damage
-    flows = run.path / "capture" / "flows.mitm"
-    if canary and flows.exists():
-        hits += canary_in_flows(flows, guests, canary, on_warning=warnings.append)
+    if canary and (run.path / "capture" / "flows.mitm").exists():
+        found = flow_scan_run(run, guests, canary)
+        hits += found.canary_hits
+        warnings += found.warnings
     warnings += damage
     starts = {k: list(v) for k, v in scan.bursts.items()}
     return chat_paths(messages, canary, sorted(hits, key=lambda h: h.time), starts,

@@ -1,12 +1,15 @@
-"""The capture scan of a run, kept beside its analysis so a re-analysis reuses it.
+"""The scans of a run's capture files, kept beside its analysis so a re-analysis reuses
+them.
 
 `scan_run(run, guests, infrastructure, canary)` returns `analysis.scan.scan_capture`'s
-result, read from ``analysis/capture-scan.json`` of the run that owns the capture (a
-re-analysis in ``reanalysis/<id>/`` links the capture, so it finds the original run's
-file) when that file was made from the same capture (size, mtime and the sha256 of its
-first and last MiB) with the same guests, infrastructure and canary; otherwise the
-capture is scanned and the file written. Only placement (GeoIP) differs between analyses
-of one run, and it is not in the scan.
+result for ``capture/gateway.pcap``, `flow_scan_run(run, guests, canary)`
+`analysis.flowscan.scan_flows`'s for ``capture/flows.mitm``. Each is read from a JSON
+file in ``analysis/`` of the run that owns the capture (a re-analysis in
+``reanalysis/<id>/`` links the capture, so it finds the original run's files) when that
+file was made from the same capture file (size, mtime and the sha256 of its first and
+last MiB) with the same guests, infrastructure and canary; otherwise the file is scanned
+and the result saved. Only placement (GeoIP) differs between analyses of one run, and it
+is in neither scan.
 """
 
 from __future__ import annotations
@@ -14,25 +17,35 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from testbed._errors import AnalysisError
+from testbed.analysis.flowscan import FlowScan, scan_flows
 from testbed.analysis.scan import CaptureScan, scan_capture
 from testbed.orchestrator.rundir import RunDir
 
-__all__ = ["SCAN_FILE", "scan_run"]
+__all__ = ["FLOW_SCAN_FILE", "SCAN_FILE", "flow_scan_run", "scan_run"]
 
 SCAN_FILE = "capture-scan.json"
-_FORMAT = 1  # bump when the scan's content changes
+FLOW_SCAN_FILE = "flows-scan.json"
+_FORMAT = 1  # bump when a scan's content changes
 _EDGE = 1 << 20
 
 
-def _fingerprint(pcap: Path) -> dict[str, Any]:
-    st = pcap.stat()
+class _Saved(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+S = TypeVar("S", bound=_Saved)
+_MEMO: dict[tuple[Path, str], Any] = {}  # the last scan per file, for this process
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    st = path.stat()
     h = hashlib.sha256()
-    with open(pcap, "rb") as f:
+    with open(path, "rb") as f:
         h.update(f.read(_EDGE))
         if st.st_size > 2 * _EDGE:
             f.seek(st.st_size - _EDGE)
@@ -40,27 +53,47 @@ def _fingerprint(pcap: Path) -> dict[str, Any]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "edges_sha256": h.hexdigest()}
 
 
-def scan_run(run: RunDir, guests: Mapping[str, str], infrastructure: Sequence[str],
-             canary: str) -> CaptureScan:
-    pcap = run.pcap.resolve()
-    cache = pcap.parent.parent / "analysis" / SCAN_FILE
+def _reuse(source: Path, name: str, inputs: dict[str, Any], scan: Callable[[], S],
+           load: Callable[[Mapping[str, Any]], S]) -> S:
+    real = source.resolve()
+    cache = real.parent.parent / "analysis" / name
     try:
-        key = {"format": _FORMAT, "capture": _fingerprint(pcap), "guests": dict(guests),
-               "infrastructure": list(infrastructure), "canary": canary}
+        key = {"format": _FORMAT, "file": _fingerprint(real), **inputs}
     except OSError as e:
-        raise AnalysisError(f"cannot read capture {run.pcap}: {e.strerror or e}") from e
+        raise AnalysisError(f"cannot read {source}: {e.strerror or e}") from e
+    memo = _MEMO.get((cache, json.dumps(key, sort_keys=True)))
+    if memo is not None:
+        return memo  # type: ignore[no-any-return]
     try:
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:
-            return CaptureScan.from_json(saved["scan"])
+            result = load(saved["scan"])
+            _MEMO[(cache, json.dumps(key, sort_keys=True))] = result
+            return result
     except (OSError, ValueError, KeyError, TypeError, AttributeError, AnalysisError):
         pass  # no usable earlier scan: scan again
-    scan = scan_capture(run.pcap, guests, infrastructure, canary)
+    result = scan()
+    _MEMO.clear()
+    _MEMO[(cache, json.dumps(key, sort_keys=True))] = result
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "scan": scan.to_json()}) + "\n")
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "scan": result.to_json()}) + "\n")
         os.replace(tmp, cache)
     except OSError:
         pass  # a read-only run is analysed all the same, only not reused
-    return scan
+    return result
+
+
+def scan_run(run: RunDir, guests: Mapping[str, str], infrastructure: Sequence[str],
+             canary: str) -> CaptureScan:
+    inputs = {"guests": dict(guests), "infrastructure": list(infrastructure), "canary": canary}
+    return _reuse(run.pcap, SCAN_FILE, inputs,
+                  lambda: scan_capture(run.pcap, guests, infrastructure, canary),
+                  CaptureScan.from_json)
+
+
+def flow_scan_run(run: RunDir, guests: Mapping[str, str], canary: str) -> FlowScan:
+    flows = run.path / "capture" / "flows.mitm"
+    return _reuse(flows, FLOW_SCAN_FILE, {"guests": dict(guests), "canary": canary},
+                  lambda: scan_flows(flows, guests, canary), FlowScan.from_json)

@@ -119,14 +119,18 @@ def test_scan_json_round_trip(tmp_path: Path) -> None:
 
 def test_the_capture_is_read_once_per_analysis(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """`testbed analyze` reads the capture in one pass; a re-analysis with other GeoIP
-    databases does not read it again (the scan is kept in analysis/)."""
+    """`testbed analyze` reads the capture in one pass, and the flow file in one; a
+    re-analysis with other GeoIP databases reads neither (the scans are kept in
+    analysis/)."""
+    from testbed.analysis import flows
+    from testbed.orchestrator import scancache
     from testbed.orchestrator.analyze import analyze_run, derived_run
     from testbed.orchestrator.rundir import RunDir
 
     run_path = tmp_path / "run"
     shutil.copytree(SEED.parents[1], run_path, ignore=shutil.ignore_patterns("expected"))
     reads: list[int] = []
+    flow_reads: list[str] = []
     real_open = open
 
     class Counted:
@@ -150,16 +154,22 @@ def test_the_capture_is_read_once_per_analysis(tmp_path: Path,
 
     def counting_open(file: object, mode: str = "r", *args: object, **kw: object) -> object:
         f = real_open(file, mode, *args, **kw)  # type: ignore[call-overload]
+        if Path(str(file)).name == "flows.mitm":
+            flow_reads.append(str(file))
         return Counted(f) if Path(str(file)).name == "gateway.pcap" else f
 
     monkeypatch.setattr(pcap, "open", counting_open, raising=False)
+    monkeypatch.setattr(flows, "open", counting_open, raising=False)
     run = RunDir(run_path)
     analyze_run(run)
     size = SEED.stat().st_size
     assert [n for n in reads if n > 4] == [size]  # the format sniff reads 4 bytes
+    assert len(flow_reads) == 1
     reads.clear()
+    flow_reads.clear()
+    scancache._MEMO.clear()  # as a new process would: only the files in analysis/ remain
     other = derived_run(run, [Path("unused.mmdb")])
     lab_db = run_path / "analysis" / "geo"
     analyze_run(other, sorted(lab_db.glob("*.mmdb")))
-    assert reads == []
+    assert reads == [] and flow_reads == []
     assert (other.path / "analysis" / "endpoints.csv").exists()
