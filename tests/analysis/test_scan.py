@@ -173,3 +173,21 @@ def test_the_capture_is_read_once_per_analysis(tmp_path: Path,
     analyze_run(other, sorted(lab_db.glob("*.mmdb")))
     assert reads == [] and flow_reads == []
     assert (other.path / "analysis" / "endpoints.csv").exists()
+
+
+def test_flow_scan_equals_the_references() -> None:
+    """One pass over the seed run's flow file gives what the two readers give."""
+    from testbed.analysis.evidence import canary_in_flows
+    from testbed.analysis.flowscan import FlowScan, scan_flows
+    from testbed.analysis.names import NameIndex, names_from_flows
+
+    flows = SEED.parent / "flows.mitm"
+    guests = {"10.77.0.10": "regular", "10.77.0.11": "tom-en", "10.77.0.12": "tom-zh",
+              "10.77.0.13": "control"}
+    canary = "CANARY-01124852798c"
+    found = scan_flows(flows, guests, canary)
+    assert found.names.to_json() == names_from_flows(NameIndex(), flows, guests).to_json()
+    assert list(found.canary_hits) == canary_in_flows(flows, guests, canary)
+    assert found.canary_hits and len(found.names) > 0
+    assert FlowScan.from_json(found.to_json()).to_json() == found.to_json()
+    assert scan_flows(flows, guests, "").names.to_json() == found.names.to_json()
