@@ -82,8 +82,8 @@ bench: setup
 	    echo "installing tshark"; \
 	    [ "$$(id -u)" = 0 ] || { echo "need root to apt-get install tshark"; exit 1; }; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark >/dev/null; }
-	$(BIN)/python benchmarks/bench_endpoints.py $(BENCH_ARGS)
-	$(BIN)/python benchmarks/bench_analyze.py $(ANALYZE_BENCH_ARGS)
+	@$(BIN)/python benchmarks/bench_endpoints.py $(BENCH_ARGS); e=$$?; \
+	    $(BIN)/python benchmarks/bench_analyze.py $(ANALYZE_BENCH_ARGS); a=$$?; exit $$((e | a))
 
 cleanup: venv
 	$(BIN)/testbed lab cleanup
