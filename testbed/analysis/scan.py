@@ -121,19 +121,28 @@ class _Names:
         not complete in its segment, whose flow's next segments are wanted too, DNS
         responses over UDP: they need no order, and go to `NameScanner.dns` directly)."""
         has = (c.poff >= 0) & (c.pend > c.poff)
-        if not has.any():
-            return has, has, has, has
-        u8 = np.frombuffer(buf, np.uint8)
-        at = np.where(has, c.poff, 0)
-        size = c.pend - c.poff
-        head = u8[np.minimum(at[:, None] + np.arange(9), len(u8) - 1)].astype(np.int64)
         tcp = has & (c.proto == 6)
-        hello = tcp & (head[:, 0] == 0x16) & ((size < 6) | (head[:, 1] == 3) & (head[:, 5] == 1))
-        cand = tcp & (c.sport == 53) | hello | tcp & self.first_http[head[:, 0]]
-        rlen = head[:, 3] << 8 | head[:, 4]
-        hlen = head[:, 6] << 16 | head[:, 7] << 8 | head[:, 8]
-        whole = (size >= 9) & (rlen >= 4 + hlen) & (size >= 5 + rlen)
-        return cand, tcp, hello & ~whole, has & (c.proto == 17) & (c.sport == 53)
+        udp53 = has & (c.proto == 17) & (c.sport == 53)
+        cand = np.zeros(len(has), dtype=bool)
+        partial = np.zeros(len(has), dtype=bool)
+        rows = np.flatnonzero(tcp)
+        if not rows.size:
+            return cand, tcp, partial, udp53
+        u8 = np.frombuffer(buf, np.uint8)
+        first = u8[c.poff[rows]]
+        cand[rows] = (c.sport[rows] == 53) | self.first_http[first]
+        rows = rows[first == 0x16]
+        if rows.size:  # TLS handshake records: ClientHellos, complete or not
+            size = c.pend[rows] - c.poff[rows]
+            at = np.minimum(c.poff[rows, None] + np.arange(9), len(u8) - 1)
+            head = u8[at].astype(np.int64)
+            hello = (size < 6) | (head[:, 1] == 3) & (head[:, 5] == 1)
+            rlen = head[:, 3] << 8 | head[:, 4]
+            hlen = head[:, 6] << 16 | head[:, 7] << 8 | head[:, 8]
+            whole = (size >= 9) & (rlen >= 4 + hlen) & (size >= 5 + rlen)
+            cand[rows] |= hello
+            partial[rows] = hello & ~whole
+        return cand, tcp, partial, udp53
 
     def add(self, parts: Sequence[Part]) -> None:
         picked = [self._candidates(buf, c) for buf, c, _ in parts]
