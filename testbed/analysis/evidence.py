@@ -8,6 +8,8 @@
 The canary is searched in several encodings (UTF-8, JSON \\u-escaped, percent/form
 encoded, UTF-16-LE; see `canary_forms`); the evidence detail names the ones found.
 Compressed or encrypted payloads hide it from the pcap search: absence is not evidence.
+`canary_in_pcap` and `bursts` read the capture themselves: they are the references the
+one-pass scan (`scan.scan_capture`, `consumers`) is tested against.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Names for addresses: what the guests resolved (DNS), asked for in TLS (SNI) and in
 HTTP (Host).
 
-`extract_names(pcap, guests)` reads the capture once:
+`NameScanner.feed` takes TCP/UDP payloads in capture order (`extract_names(pcap, guests)`
+reads a capture with it: the reference for the one-pass scan, `consumers.NameConsumer`):
 - DNS responses (UDP and single-segment TCP, source port 53): A/AAAA answers, with CNAME
   chains followed, so the queried name and every alias map to the final addresses; the
   variant is the guest the response went to;
@@ -11,6 +12,7 @@ HTTP (Host).
 - plaintext HTTP requests: the Host header (when not an IP literal) maps to the
   destination address.
 `names_from_flows(index, flows)` adds Host headers and SNIs from a mitmproxy flow file.
+The payload parsers are in `payloads`.
 
 Malformed payloads are ignored, never raised; capture damage becomes `index.warnings`.
 Names are lower case without the trailing dot. Names seen with no guest involved are kept

@@ -162,9 +162,9 @@ class PcapReader:
                 yield pkt
 
     def flows(self) -> Flows:
-        """Fast path: read the whole file and return per-direction flow counters,
-        `{(src, dst, proto, sport, dport): [packets, bytes, first_seen, last_seen]}`
-        (packed addresses, protocol number), without creating per-packet objects."""
+        """The scalar reference: read the whole file and return per-direction flow
+        counters, `{(src, dst, proto, sport, dport): [packets, bytes, first_seen,
+        last_seen]}` (packed addresses, protocol number)."""
         flows: Flows = {}
         for _ in self._run(flows):
             pass
