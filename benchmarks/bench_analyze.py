@@ -11,16 +11,20 @@ HTTP and canary payloads) is copied to run directories whose capture is replicat
 - `tcpdump -r FILE -w /dev/null` (libpcap reading, no decoding) and
   `tcpdump -nn -r FILE > /dev/null` (reading and printing every packet).
 
-Medians of `--repeat` runs; peak RSS of the analyze process. Targets: whole stage
+Medians of `--repeat` runs; peak RSS of the analyze process. `--reference DIR` adds
+`testbed analyze` from another source tree (e.g. `git archive` of an older commit) as
+a paired row. Targets: whole stage
 >= 1 M packets/s and >= 0.25x `tcpdump -r -w /dev/null`, peak RSS < 200 MB at 2 M.
 Exit status 0 when every target is met, 1 otherwise.
 
     .venv/bin/python benchmarks/bench_analyze.py [--sizes 1000000,2000000] [--repeat 5]
+                                                 [--reference DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -51,14 +55,15 @@ def make_run(base: Path, packets: int) -> Path:
     return run
 
 
-def timed(cmd: list[str], shell: bool = False) -> tuple[float, int]:
+def timed(cmd: list[str], shell: bool = False,
+          env: dict[str, str] | None = None) -> tuple[float, int]:
     """(seconds, peak RSS KiB) of one run of `cmd` (RSS 0 for shell commands)."""
     t = time.perf_counter()
     if shell:
         subprocess.run(" ".join(cmd), shell=True, check=True, stderr=subprocess.DEVNULL)
         return time.perf_counter() - t, 0
     out = subprocess.run([sys.executable, "-c", _RSS, *cmd], capture_output=True, text=True,
-                         check=True)
+                         check=True, env=env)
     seconds = time.perf_counter() - t
     code, rss = out.stdout.split()
     if int(code) not in (0, 1):  # 1: some verdict did not pass, which is fine here
@@ -66,11 +71,16 @@ def timed(cmd: list[str], shell: bool = False) -> tuple[float, int]:
     return seconds, int(rss)
 
 
-def bench(run: Path, repeat: int) -> dict[str, tuple[float, int]]:
+def bench(run: Path, repeat: int, reference: Path | None) -> dict[str, tuple[float, int]]:
     pcap = run / "capture" / "gateway.pcap"
     saved = run / "analysis" / "capture-scan.json"
-    rows: dict[str, list[tuple[float, int]]] = {k: [] for k in ("analyze", "reuse", "w", "nn")}
+    rows: dict[str, list[tuple[float, int]]] = {
+        k: [] for k in ("analyze", "reuse", "w", "nn", *(["ref"] if reference else []))}
     for _ in range(repeat):
+        if reference is not None:
+            env = {**os.environ, "PYTHONPATH": str(reference)}
+            rows["ref"].append(timed([sys.executable, "-m", "testbed", "analyze", str(run)],
+                                     env=env))
         saved.unlink(missing_ok=True)
         rows["analyze"].append(timed([str(TESTBED), "analyze", str(run)]))
         rows["reuse"].append(timed([str(TESTBED), "analyze", str(run)]))
@@ -84,6 +94,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1000000,2000000")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--reference", type=Path, default=None, metavar="DIR",
+                    help="also time `testbed analyze` from this source tree")
     args = ap.parse_args()
     if not shutil.which("tcpdump"):
         raise SystemExit("tcpdump is needed (apt-get install tcpdump)")
@@ -91,7 +103,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-analyze-") as tmp:
         for packets in (int(s) for s in args.sizes.split(",")):
             run = make_run(Path(tmp), packets)
-            r = bench(run, args.repeat)
+            r = bench(run, args.repeat, args.reference)
             (a, rss), (reuse, _) = r["analyze"], r["reuse"]
             w, nn = r["w"][0], r["nn"][0]
             pps = packets / a
@@ -100,6 +112,11 @@ def main() -> int:
             print(f"  testbed analyze            {a:7.2f} s  {pps / 1e6:5.2f} M packets/s  "
                   f"peak RSS {rss / 1024:5.0f} MB")
             print(f"  ... scan reused (--geoip)  {reuse:7.2f} s")
+            if "ref" in r:
+                ref, ref_rss = r["ref"]
+                label = f"reference ({args.reference.name})"
+                print(f"  {label:26s} {ref:7.2f} s  "
+                      f"{packets / ref / 1e6:5.2f} M packets/s  peak RSS {ref_rss / 1024:5.0f} MB")
             print(f"  tcpdump -r F -w /dev/null  {w:7.2f} s  ratio {w / a:5.2f}x")
             print(f"  tcpdump -nn -r F >/dev/null {nn:6.2f} s  ratio {nn / a:5.2f}x")
             checks = [(f">= {TARGET_PPS / 1e6:g} M packets/s", pps >= TARGET_PPS,
