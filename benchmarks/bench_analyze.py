@@ -24,7 +24,6 @@ Exit status 0 when every target is met, 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -48,6 +47,12 @@ _RSS = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], "
         "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
 
+# `testbed` from the source tree in argv[1], not the installed (editable) one.
+_FROM = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in "
+         "str(getattr(f, '__module__', f))]; sys.path.insert(0, sys.argv.pop(1)); "
+         "from testbed.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
 def make_run(base: Path, packets: int) -> Path:
     run = base / f"run-{packets}"
     shutil.copytree(SEED, run, ignore=shutil.ignore_patterns("expected", "gateway.pcap"))
@@ -55,15 +60,14 @@ def make_run(base: Path, packets: int) -> Path:
     return run
 
 
-def timed(cmd: list[str], shell: bool = False,
-          env: dict[str, str] | None = None) -> tuple[float, int]:
+def timed(cmd: list[str], shell: bool = False) -> tuple[float, int]:
     """(seconds, peak RSS KiB) of one run of `cmd` (RSS 0 for shell commands)."""
     t = time.perf_counter()
     if shell:
         subprocess.run(" ".join(cmd), shell=True, check=True, stderr=subprocess.DEVNULL)
         return time.perf_counter() - t, 0
     out = subprocess.run([sys.executable, "-c", _RSS, *cmd], capture_output=True, text=True,
-                         check=True, env=env)
+                         check=True)
     seconds = time.perf_counter() - t
     code, rss = out.stdout.split()
     if int(code) not in (0, 1):  # 1: some verdict did not pass, which is fine here
@@ -78,9 +82,8 @@ def bench(run: Path, repeat: int, reference: Path | None) -> dict[str, tuple[flo
         k: [] for k in ("analyze", "reuse", "w", "nn", *(["ref"] if reference else []))}
     for _ in range(repeat):
         if reference is not None:
-            env = {**os.environ, "PYTHONPATH": str(reference)}
-            rows["ref"].append(timed([sys.executable, "-m", "testbed", "analyze", str(run)],
-                                     env=env))
+            rows["ref"].append(timed([sys.executable, "-c", _FROM, str(reference), "analyze",
+                                      str(run)]))
         saved.unlink(missing_ok=True)
         rows["analyze"].append(timed([str(TESTBED), "analyze", str(run)]))
         rows["reuse"].append(timed([str(TESTBED), "analyze", str(run)]))
