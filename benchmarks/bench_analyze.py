@@ -130,7 +130,7 @@ def main() -> int:
                 checks.append((f"peak RSS < {TARGET_RSS_MB} MB", rss / 1024 < TARGET_RSS_MB,
                                f"{rss / 1024:.0f} MB"))
             for what, met, value in checks:
-                print(f"  {'MET ' if met else 'NOT MET'}  {what}: {value}")
+                print(f"  {'MET' if met else 'NOT MET':7s}  {what}: {value}")
             good = all(met for _, met, _ in checks)
             ok = ok and good
     return 0 if ok else 1

@@ -20,13 +20,21 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from .endpoints import _AddrIndex
+from .addrindex import AddrIndex
 from .evidence import PlaintextHits, canary_forms
 from .names import NameScanner
-from .payloads import _HTTP_FIRST
+from .payloads import HTTP_FIRST
 from .pcapvec import IPColumns
 
-__all__ = ["BURST_GAP", "BurstConsumer", "CanaryConsumer", "NameConsumer", "Part"]
+__all__ = [
+    "BURST_GAP",
+    "BurstConsumer",
+    "CanaryConsumer",
+    "NameConsumer",
+    "Part",
+    "address_value",
+    "packed_address",
+]
 
 I64 = NDArray[np.int64]
 U64 = NDArray[np.uint64]
@@ -42,7 +50,7 @@ class Part(NamedTuple):
     guest: I64
 
 
-def _packed(version: int, addr: Any) -> bytes:
+def packed_address(version: int, addr: Any) -> bytes:
     if version == 4:
         return int(addr).to_bytes(4, "big")
     return ((int(addr[0]) << 64) | int(addr[1])).to_bytes(16, "big")
@@ -59,19 +67,19 @@ def _mix(version: int, src: U64, dst: U64, ports: I64) -> U64:
                 ^ p)
 
 
-def _unpack(packed: bytes) -> Any:
+def address_value(packed: bytes) -> Any:
     x = int.from_bytes(packed, "big")
     return x if len(packed) == 4 else [x >> 64, x & ((1 << 64) - 1)]
 
 
 class NameConsumer:
-    def __init__(self, guest_of: Mapping[bytes, str], guests: _AddrIndex,
+    def __init__(self, guest_of: Mapping[bytes, str], guests: AddrIndex,
                  variants: list[str]) -> None:
         self.scanner = NameScanner(guest_of)
         self.guests = guests
         self.variants: list[str | None] = [*variants, None]  # [-1]: no guest
         self.first_http = np.zeros(256, dtype=bool)
-        self.first_http[list(_HTTP_FIRST)] = True
+        self.first_http[list(HTTP_FIRST)] = True
         self.packed: dict[Any, bytes] = {}
 
     def _candidates(self, buf: bytes, c: IPColumns) -> tuple[Any, ...]:
@@ -109,8 +117,9 @@ class NameConsumer:
             hashes = [_mix(c.version, c.src, c.dst, c.sport << 16 | c.dport) for _, c, _ in parts]
             wanted = [h[p[2]] for h, p in zip(hashes, picked, strict=True)]
             wanted += [_mix(4 if len(s) == 4 else 6,
-                            np.array([_unpack(s)], dtype=np.uint64),
-                            np.array([_unpack(d)], dtype=np.uint64), np.array([sp << 16 | dp]))
+                            np.array([address_value(s)], dtype=np.uint64),
+                            np.array([address_value(d)], dtype=np.uint64),
+                            np.array([sp << 16 | dp]))
                        for s, d, sp, dp in pending]
             keys = np.concatenate(wanted)
             for h, p in zip(hashes, picked, strict=True):
@@ -144,10 +153,10 @@ class NameConsumer:
         for _i, src, dst, proto, sport, dport, poff, pend, buf in todo:
             s = packed.get(src)
             if s is None:
-                s = packed[src] = _packed(4 if isinstance(src, int) else 6, src)
+                s = packed[src] = packed_address(4 if isinstance(src, int) else 6, src)
             d = packed.get(dst)
             if d is None:
-                d = packed[dst] = _packed(4 if isinstance(dst, int) else 6, dst)
+                d = packed[dst] = packed_address(4 if isinstance(dst, int) else 6, dst)
             feed(s, d, proto, sport, dport, buf[poff:pend])
 
 
@@ -231,12 +240,12 @@ class CanaryConsumer:
                 at = window.find(form, at + len(form))
 
     def _hit(self, c: IPColumns, guest: I64, r: int, label: str) -> None:
-        key = (self.variants[int(guest[r])], _packed(c.version, c.dst[r]), int(c.proto[r]),
+        key = (self.variants[int(guest[r])], packed_address(c.version, c.dst[r]), int(c.proto[r]),
                int(c.dport[r]), int(c.sport[r]))
         ts = float(c.ts[r])
         rec = self.found.get(key)
         if rec is None:
-            self.found[key] = [ts, 1, _packed(c.version, c.src[r]), {label}]
+            self.found[key] = [ts, 1, packed_address(c.version, c.src[r]), {label}]
         else:
             rec[0] = min(rec[0], ts)
             rec[1] += 1
@@ -286,7 +295,7 @@ class BurstConsumer:
         names = []
         for g, h in enumerate(heads):
             r = order[h]
-            name = (self.variants[int(variant[r])], _packed(version, dst[r]), int(proto[r]),
+            name = (self.variants[int(variant[r])], packed_address(version, dst[r]), int(proto[r]),
                     int(port[r]))
             names.append(name)
             carried[g] = self.last.get(name, np.nan)

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from testbed._errors import AnalysisError
 
+from .addrindex import AddrIndex
 from .pcap import Flows, IPColumns, PcapReader, proto_name
 
 __all__ = [
@@ -182,55 +183,14 @@ _Rows = tuple[list[U64], I64, NDArray[np.float64], NDArray[np.float64]]
 _REDUCE_AT = 1 << 18  # pending rows that trigger a reduction (bounds memory)
 
 
-class _AddrIndex:
-    """Vectorised look-up of packed addresses -> small integer (-1 when absent)."""
-
-    def __init__(self, values: Mapping[bytes, int]) -> None:
-        v4 = sorted((int.from_bytes(a, "big"), v) for a, v in values.items() if len(a) == 4)
-        self.keys4 = np.array([a for a, _ in v4], dtype=np.uint64)
-        self.vals4 = np.array([v for _, v in v4], dtype=np.int64)
-        by_high: dict[int, list[tuple[int, int]]] = {}
-        for a, v in values.items():
-            if len(a) == 16:
-                x = int.from_bytes(a, "big")
-                by_high.setdefault(x >> 64, []).append((x & ((1 << 64) - 1), v))
-        self.v6 = [
-            (
-                np.uint64(high),
-                np.array([lo for lo, _ in sorted(lows)], dtype=np.uint64),
-                np.array([v for _, v in sorted(lows)], dtype=np.int64),
-            )
-            for high, lows in by_high.items()
-        ]
-
-    @staticmethod
-    def _search(keys: U64, vals: I64, addr: U64) -> tuple[I64, NDArray[np.bool_]]:
-        i = np.minimum(np.searchsorted(keys, addr), len(keys) - 1)
-        return vals[i], keys[i] == addr
-
-    def find(self, version: int, addr: U64) -> I64:
-        out = np.full(len(addr), -1, dtype=np.int64)
-        if version == 4:
-            if len(self.keys4):
-                v, hit = self._search(self.keys4, self.vals4, addr)
-                out[hit] = v[hit]
-            return out
-        for high, lows, vals in self.v6:
-            rows = np.flatnonzero(addr[:, 0] == high)
-            if rows.size:
-                v, hit = self._search(lows, vals, addr[rows, 1])
-                out[rows[hit]] = v[hit]
-        return out
-
-
 class _Columns:
     """Vectorised attribution and aggregation of `IPColumns` batches."""
 
     def __init__(self, guest_of: Mapping[bytes, str], infra: Collection[bytes]) -> None:
         self.variants = sorted(set(guest_of.values()))
         number = {v: i for i, v in enumerate(self.variants)}
-        self.guests = _AddrIndex({a: number[v] for a, v in guest_of.items()})
-        self.infra = _AddrIndex(dict.fromkeys(infra, 0))
+        self.guests = AddrIndex({a: number[v] for a, v in guest_of.items()})
+        self.infra = AddrIndex(dict.fromkeys(infra, 0))
         # IPv4 keys fit one uint64 with up to 128 variants: variant(7) dir(1) proto(8)
         # port(16) address(32); otherwise (and for IPv6) a meta column leads.
         self.fused4 = len(self.variants) <= 128

@@ -31,12 +31,12 @@ from testbed._errors import AnalysisError
 
 from .flows import FlowRecord, HttpRecord, read_flows
 from .payloads import (
-    _HTTP_FIRST,
-    _MAX_HELLO,
-    _MAX_SEGMENTS,
-    _handshake_message,
+    HTTP_FIRST,
+    MAX_HELLO,
+    MAX_SEGMENTS,
     client_hello_sni,
     dns_answers,
+    handshake_message,
     host_name,
     http_host,
 )
@@ -46,7 +46,6 @@ __all__ = [
     "SOURCES",
     "NameIndex",
     "NameScanner",
-    "_handshake_message",
     "client_hello_sni",
     "dns_answers",
     "extract_names",
@@ -264,8 +263,8 @@ class NameScanner:
             st = pending.get(key)
             if st is not None:
                 data = st[0] + payload
-                hs = _handshake_message(data)
-                if hs is None and len(data) <= _MAX_HELLO and st[1] < _MAX_SEGMENTS:
+                hs = handshake_message(data)
+                if hs is None and len(data) <= MAX_HELLO and st[1] < MAX_SEGMENTS:
                     st[0] = data
                     st[1] += 1
                     return
@@ -279,7 +278,7 @@ class NameScanner:
         if first == 0x16:
             if len(payload) >= 6 and (payload[1] != 3 or payload[5] != 1):
                 return
-            hs = _handshake_message(payload)
+            hs = handshake_message(payload)
             if hs is None:
                 if len(pending) >= 4096:  # bound memory: forget the oldest
                     del pending[next(iter(pending))]
@@ -291,7 +290,7 @@ class NameScanner:
         elif sport == 53:  # DNS over TCP, whole message in one segment
             if len(payload) > 14 and (payload[0] << 8 | payload[1]) == len(payload) - 2:
                 self.dns(payload[2:], self.get_guest(dst))
-        elif first in _HTTP_FIRST:
+        elif first in HTTP_FIRST:
             host = http_host(payload)
             if host:
                 self.add(dst, host, "http-host", self.get_guest(src))

@@ -8,7 +8,17 @@ import struct
 
 from dnslib import RR, DNSBuffer, DNSError, DNSHeader, DNSLabel, DNSQuestion
 
-__all__ = ["client_hello_sni", "dns_answers", "host_name", "http_host"]
+__all__ = [
+    "HTTP_FIRST",
+    "HTTP_METHODS",
+    "MAX_HELLO",
+    "MAX_SEGMENTS",
+    "client_hello_sni",
+    "dns_answers",
+    "handshake_message",
+    "host_name",
+    "http_host",
+]
 
 
 # -- DNS -------------------------------------------------------------------------------
@@ -58,11 +68,11 @@ def dns_answers(msg: bytes) -> list[tuple[str, bytes]]:
 
 
 # -- TLS ------------------------------------------------------------------------------
-_MAX_HELLO = 1 << 16  # largest ClientHello we reassemble
-_MAX_SEGMENTS = 8
+MAX_HELLO = 1 << 16  # largest ClientHello we reassemble
+MAX_SEGMENTS = 8
 
 
-def _handshake_message(data: bytes) -> bytes | None:
+def handshake_message(data: bytes) -> bytes | None:
     """The first handshake message in `data` (TLS records, possibly several); None while
     incomplete, b"" when `data` is not a handshake."""
     out = b""
@@ -77,7 +87,7 @@ def _handshake_message(data: bytes) -> bytes | None:
         out += data[p + 5 : p + 5 + rlen]
         if len(out) >= 4:
             hlen = (out[1] << 16) | (out[2] << 8) | out[3]
-            if hlen > _MAX_HELLO:
+            if hlen > MAX_HELLO:
                 return b""
             if len(out) >= 4 + hlen:
                 return out[: 4 + hlen]
@@ -126,7 +136,7 @@ def client_hello_sni(handshake: bytes) -> str:
 
 
 # -- HTTP -----------------------------------------------------------------------------
-_HTTP_METHODS = (
+HTTP_METHODS = (
     b"GET ",
     b"POST ",
     b"PUT ",
@@ -136,13 +146,13 @@ _HTTP_METHODS = (
     b"PATCH ",
     b"CONNECT ",
 )
-_HTTP_FIRST = frozenset(m[0] for m in _HTTP_METHODS)
+HTTP_FIRST = frozenset(m[0] for m in HTTP_METHODS)
 
 
 def http_host(payload: bytes) -> str:
     """The Host header of a plaintext HTTP/1 request head in `payload` (port and IP
     literals dropped); '' when none."""
-    if not payload.startswith(_HTTP_METHODS):
+    if not payload.startswith(HTTP_METHODS):
         return ""
     head = payload[:8192]
     i = head.lower().find(b"\r\nhost:")

@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .consumers import BurstConsumer, CanaryConsumer, NameConsumer, Part, _unpack
+from .addrindex import AddrIndex
+from .consumers import BurstConsumer, CanaryConsumer, NameConsumer, Part, address_value
 from .decode import payload_decoder
-from .endpoints import EndpointCounter, EndpointReport, _AddrIndex
+from .endpoints import EndpointCounter, EndpointReport
 from .evidence import (
     BurstKey,
     Evidence,
@@ -64,7 +65,7 @@ class CaptureScan:
                    tuple(Evidence.from_json(e) for e in data["canary_hits"]), bursts)
 
 
-def _odd_parts(batch: ScanBatch, guests: _AddrIndex,
+def _odd_parts(batch: ScanBatch, guests: AddrIndex,
                decoders: dict[int, Any]) -> list[Part]:
     """The batch's odd frames, decoded one by one, as columns over their own buffer."""
     rows: dict[int, list[tuple[Any, ...]]] = {4: [], 6: []}
@@ -81,8 +82,8 @@ def _odd_parts(batch: ScanBatch, guests: _AddrIndex,
             continue
         payloads = [p[7] for p in found]
         ends = np.cumsum([len(p) for p in payloads])
-        src = np.array([_unpack(p[2]) for p in found], dtype=np.uint64)
-        dst = np.array([_unpack(p[3]) for p in found], dtype=np.uint64)
+        src = np.array([address_value(p[2]) for p in found], dtype=np.uint64)
+        dst = np.array([address_value(p[3]) for p in found], dtype=np.uint64)
 
         def col(i: int, rows: list[tuple[Any, ...]] = found) -> I64:
             return np.array([p[i] for p in rows], dtype=np.int64)
@@ -108,7 +109,7 @@ def scan_capture(
     endpoints = EndpointCounter(guests, infrastructure)
     variants = endpoints.columns.variants
     number = {v: i for i, v in enumerate(variants)}
-    guest_index = _AddrIndex({a: number[v] for a, v in endpoints.guest_of.items()})
+    guest_index = AddrIndex({a: number[v] for a, v in endpoints.guest_of.items()})
     names = NameConsumer(endpoints.guest_of, guest_index, variants)
     bursts = BurstConsumer(variants)
     consumers: list[Any] = [names, bursts]

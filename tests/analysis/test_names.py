@@ -13,12 +13,12 @@ from mitmproxy.test import tflow, tutils
 from testbed._errors import AnalysisError, CaptureFormatError
 from testbed.analysis.names import (
     NameIndex,
-    _handshake_message,
     client_hello_sni,
     dns_answers,
     extract_names,
     names_from_flows,
 )
+from testbed.analysis.payloads import handshake_message
 
 from . import pcapbuild as pb
 from .flowbuild import write_flows
@@ -200,10 +200,10 @@ def test_sni_split_across_tls_records(tmp_path: Path) -> None:
 def test_sni_parser_agrees_with_mitmproxy(name: str | None) -> None:
     from mitmproxy.tls import ClientHello
 
-    hs = _handshake_message(client_hello(name))
+    hs = handshake_message(client_hello(name))
     assert hs
     assert client_hello_sni(hs) == (ClientHello(hs[4:]).sni or "")
-    padded = _handshake_message(padded_hello(client_hello(name), 3000))
+    padded = handshake_message(padded_hello(client_hello(name), 3000))
     assert padded and client_hello_sni(padded) == (ClientHello(padded[4:]).sni or "")
 
 
