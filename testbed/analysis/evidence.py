@@ -27,7 +27,7 @@ from typing import Any
 
 from testbed._errors import AnalysisError
 
-from .flows import FlowRecord, HttpRecord, read_flows
+from .flows import FlowRecord, HttpRecord, flow_records, ip_text
 from .pcap import PcapReader, proto_name
 
 __all__ = [
@@ -225,19 +225,11 @@ def canary_in_flows(
     guests_c = {_ntop(packed): v for packed, v in _packed_guests(guests).items()}
     # (variant, server, proto, port) -> [first ts, hits, places, labels, flows]
     found: dict[tuple[str, str, str, int, str], list[Any]] = {}
-    records = read_flows(flows, on_warning) if isinstance(flows, str | os.PathLike) else flows
-    for rec in records:
-        try:
-            client = ipaddress.ip_address(rec.client[0]).compressed
-        except ValueError:
-            continue
-        variant = guests_c.get(client)
+    for rec in flow_records(flows, on_warning):
+        variant = guests_c.get(ip_text(rec.client[0]) or "")
         if variant is None:
             continue
-        try:
-            server = ipaddress.ip_address(rec.server[0]).compressed
-        except ValueError:
-            server = rec.server[0]
+        server = ip_text(rec.server[0]) or rec.server[0]
         labels: set[str] = set()
         places: list[str] = []
         times: list[float] = []

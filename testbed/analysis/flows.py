@@ -18,8 +18,9 @@ In the lab mitmproxy runs in transparent mode: `server` is the original destinat
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -170,6 +171,22 @@ def _record(f: Any) -> FlowRecord | None:
             ),
         )
     return None
+
+
+def flow_records(
+    flows: str | os.PathLike[str] | Iterable[FlowRecord],
+    on_warning: Callable[[str], None] | None = None,
+) -> Iterable[FlowRecord]:
+    """`read_flows(flows, on_warning)` for a flow file; the records themselves otherwise."""
+    return read_flows(flows, on_warning) if isinstance(flows, str | os.PathLike) else flows
+
+
+def ip_text(value: str) -> str | None:
+    """The canonical text of an IP address; None when `value` is not one."""
+    try:
+        return ipaddress.ip_address(value).compressed
+    except ValueError:
+        return None
 
 
 def read_flows(

@@ -29,7 +29,7 @@ from typing import Any
 
 from testbed._errors import AnalysisError
 
-from .flows import FlowRecord, HttpRecord, read_flows
+from .flows import FlowRecord, HttpRecord, flow_records, ip_text
 from .payloads import (
     HTTP_FIRST,
     MAX_HELLO,
@@ -318,16 +318,11 @@ def names_from_flows(
     guests_c: dict[str, str] = {}
     for a, v in (guests or {}).items():
         guests_c[_canonical(a)] = v
-    records = read_flows(flows, on_warning) if isinstance(flows, str | os.PathLike) else flows
-    for rec in records:
-        try:
-            server = ipaddress.ip_address(rec.server[0]).compressed
-        except ValueError:
+    for rec in flow_records(flows, on_warning):
+        server = ip_text(rec.server[0])
+        if server is None:
             continue
-        try:
-            variant = guests_c.get(ipaddress.ip_address(rec.client[0]).compressed)
-        except ValueError:
-            variant = None
+        variant = guests_c.get(ip_text(rec.client[0]) or "")
         if isinstance(rec, HttpRecord) and rec.host:
             host = host_name(rec.host)
             if host:
