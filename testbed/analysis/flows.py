@@ -23,7 +23,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from testbed._errors import AnalysisError
 
@@ -246,19 +246,23 @@ def read_flows(
                 yield record
 
 
+R = TypeVar("R", HttpRecord, StreamRecord)
+
+
+def _of_kind(flows_path: str | os.PathLike[str], kind: type[R],
+             on_warning: Callable[[str], None] | None) -> Iterator[R]:
+    return (r for r in read_flows(flows_path, on_warning) if isinstance(r, kind))
+
+
 def read_http(
     flows_path: str | os.PathLike[str], on_warning: Callable[[str], None] | None = None
 ) -> Iterator[HttpRecord]:
     """The `HttpRecord`s of `read_flows(flows_path, on_warning)`."""
-    for r in read_flows(flows_path, on_warning):
-        if isinstance(r, HttpRecord):
-            yield r
+    return _of_kind(flows_path, HttpRecord, on_warning)
 
 
 def read_streams(
     flows_path: str | os.PathLike[str], on_warning: Callable[[str], None] | None = None
 ) -> Iterator[StreamRecord]:
     """The `StreamRecord`s (TCP/UDP flows) of `read_flows(flows_path, on_warning)`."""
-    for r in read_flows(flows_path, on_warning):
-        if isinstance(r, StreamRecord):
-            yield r
+    return _of_kind(flows_path, StreamRecord, on_warning)
