@@ -230,8 +230,15 @@ class NameScanner:
         # TLS reassembly: (src, dst, sport, dport) -> [bytes so far, segments]
         self.pending: dict[tuple[bytes, bytes, int, int], list[Any]] = {}
         self.dns_seen: set[tuple[bytes, str | None]] = set()
+        self.added: set[tuple[bytes, str, str, str | None]] = set()
 
     def add(self, packed: bytes, name: str, source: str, variant: str | None) -> None:
+        seen = (packed, name, source, variant)  # every connection repeats its SNI
+        if seen in self.added:
+            return
+        if len(self.added) >= 1 << 16:
+            self.added.clear()
+        self.added.add(seen)
         clean = _clean_name(name)
         if clean is not None:
             s = self.ntop_cache.get(packed)
