@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -88,9 +89,13 @@ def _reuse(source: Path, name: str, inputs: dict[str, Any], scan: Callable[[], S
 def scan_run(run: RunDir, guests: Mapping[str, str], infrastructure: Sequence[str],
              canary: str) -> CaptureScan:
     inputs = {"guests": dict(guests), "infrastructure": list(infrastructure), "canary": canary}
-    return _reuse(run.pcap, SCAN_FILE, inputs,
+    scan = _reuse(run.pcap, SCAN_FILE, inputs,
                   lambda: scan_capture(run.pcap, guests, infrastructure, canary),
                   CaptureScan.from_json)
+    if scan.endpoints.capture == str(run.pcap):
+        return scan
+    # the capture as this run names it (a re-analysis: through its link)
+    return replace(scan, endpoints=replace(scan.endpoints, capture=str(run.pcap)))
 
 
 def flow_scan_run(run: RunDir, guests: Mapping[str, str], canary: str) -> FlowScan:

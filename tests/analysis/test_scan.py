@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from pathlib import Path
@@ -173,6 +174,8 @@ def test_the_capture_is_read_once_per_analysis(tmp_path: Path,
     analyze_run(other, sorted(lab_db.glob("*.mmdb")))
     assert reads == [] and flow_reads == []
     assert (other.path / "analysis" / "endpoints.csv").exists()
+    saved = json.loads((other.path / "analysis" / "endpoints.json").read_text())
+    assert saved["capture"] == str(other.pcap)  # as before: the re-analysis's own link
 
 
 def test_flow_scan_equals_the_references() -> None:
