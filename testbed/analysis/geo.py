@@ -6,8 +6,8 @@
   with many addresses in one block costs one lookup per database.
 - `Consensus.of(placements)`: the country the databases agree on, or their disagreement.
 - Every geoip2/maxminddb failure is translated to `AnalysisError`.
-Writing databases (`write_mmdb`) is in `mmdb`, the databases we ship
-(`bundled_databases`) in `bundled`; both are re-exported here.
+Writing databases (`write_mmdb`, re-exported here) is in `mmdb`, the databases we ship
+and their licences (`bundled_databases`, `attribution_for`) in `bundled`.
 """
 
 from __future__ import annotations
@@ -28,36 +28,18 @@ import maxminddb
 from testbed._digest import cached_sha256
 from testbed._errors import AnalysisError
 
-from .bundled import (
-    BUNDLED,
-    DBIP_ATTRIBUTION,
-    GEOLITE2_CC_ATTRIBUTION,
-    GEOLITE2_EULA_ATTRIBUTION,
-    BundledDatabase,
-    attribution_for,
-    bundled_databases,
-    c_extension_available,
-)
-from .mmdb import MapEntry, write_mmdb
+from .bundled import attribution_for, bundled_databases
+from .mmdb import IPNetworkT, MapEntry, write_mmdb
 
 __all__ = [
-    "BUNDLED",
-    "DBIP_ATTRIBUTION",
-    "GEOLITE2_CC_ATTRIBUTION",
-    "GEOLITE2_EULA_ATTRIBUTION",
-    "BundledDatabase",
     "Consensus",
     "Geo",
     "GeoDatabase",
     "MapEntry",
     "Placement",
-    "attribution_for",
     "bundled_databases",
-    "c_extension_available",
     "write_mmdb",
 ]
-
-IPNetworkT = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 class Placement(NamedTuple):
     """Where an address is, per one database.

@@ -19,7 +19,7 @@ from netaddr import IPSet
 
 from testbed._errors import AnalysisError
 
-__all__ = ["MapEntry", "write_mmdb"]
+__all__ = ["IPNetworkT", "MapEntry", "write_mmdb"]
 
 IPNetworkT = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -45,7 +45,7 @@ import maxminddb
 
 from testbed._digest import file_sha256
 from testbed._errors import TestbedError
-from testbed.analysis.geo import attribution_for
+from testbed.analysis.bundled import attribution_for
 
 __all__ = [
     "DBIP_BASE",
