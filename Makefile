@@ -27,7 +27,8 @@ help:
 	@echo "make test         set up, then run the whole test suite"
 	@echo "make nightly      set up, then run the nightly scenarios and compare with the last good runs"
 	@echo "make lint         ruff + mypy"
-	@echo "make bench        endpoint extraction vs tcpdump and tshark (BENCH_ARGS=--packets N)"
+	@echo "make bench        endpoint extraction vs tcpdump and tshark (BENCH_ARGS=--packets N),"
+	@echo "                  the whole analyze stage vs tcpdump (ANALYZE_BENCH_ARGS=--repeat N)"
 	@echo "make cleanup      remove leftovers of a lab run that was killed"
 
 setup: system venv
@@ -81,7 +82,8 @@ bench: setup
 	    echo "installing tshark"; \
 	    [ "$$(id -u)" = 0 ] || { echo "need root to apt-get install tshark"; exit 1; }; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark >/dev/null; }
-	$(BIN)/python benchmarks/bench_endpoints.py $(BENCH_ARGS)
+	@$(BIN)/python benchmarks/bench_endpoints.py $(BENCH_ARGS); e=$$?; \
+	    $(BIN)/python benchmarks/bench_analyze.py $(ANALYZE_BENCH_ARGS); a=$$?; exit $$((e | a))
 
 cleanup: venv
 	$(BIN)/testbed lab cleanup

@@ -34,9 +34,17 @@ from numpy.typing import NDArray
 
 from testbed._errors import AnalysisError
 
+from .addrindex import AddrIndex
 from .pcap import Flows, IPColumns, PcapReader, proto_name
 
-__all__ = ["CaptureStats", "Endpoint", "EndpointReport", "by_address", "extract_endpoints"]
+__all__ = [
+    "CaptureStats",
+    "Endpoint",
+    "EndpointCounter",
+    "EndpointReport",
+    "by_address",
+    "extract_endpoints",
+]
 
 
 @dataclass(slots=True)
@@ -175,55 +183,14 @@ _Rows = tuple[list[U64], I64, NDArray[np.float64], NDArray[np.float64]]
 _REDUCE_AT = 1 << 18  # pending rows that trigger a reduction (bounds memory)
 
 
-class _AddrIndex:
-    """Vectorised look-up of packed addresses -> small integer (-1 when absent)."""
-
-    def __init__(self, values: Mapping[bytes, int]) -> None:
-        v4 = sorted((int.from_bytes(a, "big"), v) for a, v in values.items() if len(a) == 4)
-        self.keys4 = np.array([a for a, _ in v4], dtype=np.uint64)
-        self.vals4 = np.array([v for _, v in v4], dtype=np.int64)
-        by_high: dict[int, list[tuple[int, int]]] = {}
-        for a, v in values.items():
-            if len(a) == 16:
-                x = int.from_bytes(a, "big")
-                by_high.setdefault(x >> 64, []).append((x & ((1 << 64) - 1), v))
-        self.v6 = [
-            (
-                np.uint64(high),
-                np.array([lo for lo, _ in sorted(lows)], dtype=np.uint64),
-                np.array([v for _, v in sorted(lows)], dtype=np.int64),
-            )
-            for high, lows in by_high.items()
-        ]
-
-    @staticmethod
-    def _search(keys: U64, vals: I64, addr: U64) -> tuple[I64, NDArray[np.bool_]]:
-        i = np.minimum(np.searchsorted(keys, addr), len(keys) - 1)
-        return vals[i], keys[i] == addr
-
-    def find(self, version: int, addr: U64) -> I64:
-        out = np.full(len(addr), -1, dtype=np.int64)
-        if version == 4:
-            if len(self.keys4):
-                v, hit = self._search(self.keys4, self.vals4, addr)
-                out[hit] = v[hit]
-            return out
-        for high, lows, vals in self.v6:
-            rows = np.flatnonzero(addr[:, 0] == high)
-            if rows.size:
-                v, hit = self._search(lows, vals, addr[rows, 1])
-                out[rows[hit]] = v[hit]
-        return out
-
-
 class _Columns:
     """Vectorised attribution and aggregation of `IPColumns` batches."""
 
     def __init__(self, guest_of: Mapping[bytes, str], infra: Collection[bytes]) -> None:
         self.variants = sorted(set(guest_of.values()))
         number = {v: i for i, v in enumerate(self.variants)}
-        self.guests = _AddrIndex({a: number[v] for a, v in guest_of.items()})
-        self.infra = _AddrIndex(dict.fromkeys(infra, 0))
+        self.guests = AddrIndex({a: number[v] for a, v in guest_of.items()})
+        self.infra = AddrIndex(dict.fromkeys(infra, 0))
         # IPv4 keys fit one uint64 with up to 128 variants: variant(7) dir(1) proto(8)
         # port(16) address(32); otherwise (and for IPv6) a meta column leads.
         self.fused4 = len(self.variants) <= 128
@@ -367,55 +334,72 @@ def _extract(
     fast: bool,
 ) -> EndpointReport:
     """`extract_endpoints`; `fast=False` is the scalar reference path."""
-    guest_of = {_packed(a): v for a, v in guests.items()}
-    infra = {_packed(a) for a in infrastructure}
+    counter = EndpointCounter(guests, infrastructure)
     reader = PcapReader(pcap_path)
     if fast:
         flows: Flows = {}
-        columns = _Columns(guest_of, infra)
         for batch in reader.flow_batches(flows):
-            columns.add(batch)
-        agg, infra_agg = columns.result(infra)
-        attributed = columns.attributed
-        infra_count = columns.infrastructure
-        unattributed = columns.unattributed
+            counter.add(batch)
     else:
         flows = reader.flows()
-        agg, infra_agg = {}, {}
-        attributed = infra_count = unattributed = 0
-    get_guest = guest_of.get
+    return counter.report(str(pcap_path), reader, flows, columns=fast)
 
-    for (src, dst, proto, sport, dport), (count, nbytes, first, last) in flows.items():
-        n = int(count)
-        sv = get_guest(src)
-        dv = get_guest(dst)
-        if sv is None and dv is None:
-            unattributed += n
-            continue
-        is_infra = False
-        if sv is not None:  # outbound from a guest
-            target = infra_agg if dst in infra else agg
-            is_infra = target is infra_agg
-            _add(target, (sv, dst, proto, dport), n, 0, int(nbytes), 0, first, last)
-        if dv is not None:  # inbound to a guest
-            target = infra_agg if src in infra else agg
-            is_infra = is_infra or target is infra_agg
-            _add(target, (dv, src, proto, sport), 0, n, 0, int(nbytes), first, last)
-        if is_infra:
-            infra_count += n
+
+class EndpointCounter:
+    """The endpoint consumer of a pass: `add(columns)` per batch of the vectorised path,
+    then `report(...)` with the reader (its counters) and the per-flow dict of the
+    packets the columns did not cover."""
+
+    def __init__(self, guests: Mapping[str, str], infrastructure: Collection[str]) -> None:
+        self.guest_of = {_packed(a): v for a, v in guests.items()}
+        self.infra = {_packed(a) for a in infrastructure}
+        self.columns = _Columns(self.guest_of, self.infra)
+        self.add = self.columns.add
+
+    def report(self, capture: str, reader: PcapReader, flows: Flows, *,
+               columns: bool = True) -> EndpointReport:
+        guest_of, infra = self.guest_of, self.infra
+        if columns:
+            agg, infra_agg = self.columns.result(infra)
+            attributed = self.columns.attributed
+            infra_count = self.columns.infrastructure
+            unattributed = self.columns.unattributed
         else:
-            attributed += n
+            agg, infra_agg = {}, {}
+            attributed = infra_count = unattributed = 0
+        get_guest = guest_of.get
 
-    stats = CaptureStats(
-        frames_read=reader.frames,
-        packets_read=reader.packets,
-        packets_attributed=attributed,
-        packets_infrastructure=infra_count,
-        packets_unattributed=unattributed,
-        frames_skipped=reader.skipped,
-        warnings=list(reader.warnings),
-    )
-    return EndpointReport(str(pcap_path), _finish(agg), _finish(infra_agg), stats)
+        for (src, dst, proto, sport, dport), (count, nbytes, first, last) in flows.items():
+            n = int(count)
+            sv = get_guest(src)
+            dv = get_guest(dst)
+            if sv is None and dv is None:
+                unattributed += n
+                continue
+            is_infra = False
+            if sv is not None:  # outbound from a guest
+                target = infra_agg if dst in infra else agg
+                is_infra = target is infra_agg
+                _add(target, (sv, dst, proto, dport), n, 0, int(nbytes), 0, first, last)
+            if dv is not None:  # inbound to a guest
+                target = infra_agg if src in infra else agg
+                is_infra = is_infra or target is infra_agg
+                _add(target, (dv, src, proto, sport), 0, n, 0, int(nbytes), first, last)
+            if is_infra:
+                infra_count += n
+            else:
+                attributed += n
+
+        stats = CaptureStats(
+            frames_read=reader.frames,
+            packets_read=reader.packets,
+            packets_attributed=attributed,
+            packets_infrastructure=infra_count,
+            packets_unattributed=unattributed,
+            frames_skipped=reader.skipped,
+            warnings=list(reader.warnings),
+        )
+        return EndpointReport(capture, _finish(agg), _finish(infra_agg), stats)
 
 
 def by_address(report: EndpointReport) -> dict[str, dict[str, list[Endpoint]]]:

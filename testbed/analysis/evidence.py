@@ -8,6 +8,8 @@
 The canary is searched in several encodings (UTF-8, JSON \\u-escaped, percent/form
 encoded, UTF-16-LE; see `canary_forms`); the evidence detail names the ones found.
 Compressed or encrypted payloads hide it from the pcap search: absence is not evidence.
+`canary_in_pcap` and `bursts` read the capture themselves: they are the references the
+one-pass scan (`scan.scan_capture`, `consumers`) is tested against.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 from testbed._errors import AnalysisError
 
-from .flows import HttpRecord, read_flows
+from .flows import FlowRecord, HttpRecord, flow_records, ip_text
 from .pcap import PcapReader, proto_name
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "canary_forms",
     "canary_in_flows",
     "canary_in_pcap",
+    "named_bursts",
+    "plaintext_hits",
     "timing_evidence",
 ]
 
@@ -162,6 +166,15 @@ def canary_in_pcap(
                 rec[0] = min(rec[0], ts)
                 rec[1] += hits
                 rec[3].update(labels)
+    return plaintext_hits(found, canary)
+
+
+# (variant, remote, proto, port, guest port) -> [first ts, hits, guest, labels]
+PlaintextHits = dict[tuple[str, bytes, int, int, int], list[Any]]
+
+
+def plaintext_hits(found: PlaintextHits, canary: str) -> list[Evidence]:
+    """The "canary-plaintext" evidence of canary hits counted per guest flow."""
     out = []
     for (variant, remote, proto, port, _sport), (first, hits, guest, labels) in found.items():
         address, pname = _ntop(remote), proto_name(proto)
@@ -197,7 +210,7 @@ def _headers_bytes(headers: Iterable[tuple[str, str]]) -> bytes:
 
 
 def canary_in_flows(
-    flows_path: str | os.PathLike[str],
+    flows: str | os.PathLike[str] | Iterable[FlowRecord],
     guests: Mapping[str, str],
     canary: str,
     on_warning: Callable[[str], None] | None = None,
@@ -207,23 +220,16 @@ def canary_in_flows(
     messages. One `Evidence` ("canary-decrypted", "strong") per flow, so that messages
     sharing the run's canary stay apart in time; the server address is the original
     destination (transparent mode). Flow-file errors as in `flows.read_flows` (raise, unless
-    `on_warning`)."""
+    `on_warning`). `flows` is the file, or its records already being read."""
     forms = canary_forms(canary)
     guests_c = {_ntop(packed): v for packed, v in _packed_guests(guests).items()}
     # (variant, server, proto, port) -> [first ts, hits, places, labels, flows]
     found: dict[tuple[str, str, str, int, str], list[Any]] = {}
-    for rec in read_flows(flows_path, on_warning):
-        try:
-            client = ipaddress.ip_address(rec.client[0]).compressed
-        except ValueError:
-            continue
-        variant = guests_c.get(client)
+    for rec in flow_records(flows, on_warning):
+        variant = guests_c.get(ip_text(rec.client[0]) or "")
         if variant is None:
             continue
-        try:
-            server = ipaddress.ip_address(rec.server[0]).compressed
-        except ValueError:
-            server = rec.server[0]
+        server = ip_text(rec.server[0]) or rec.server[0]
         labels: set[str] = set()
         places: list[str] = []
         times: list[float] = []
@@ -304,6 +310,13 @@ def bursts(
             starts[key].append(ts)
         if ts > prev:
             last[key] = ts
+    return named_bursts(starts)
+
+
+def named_bursts(
+    starts: Mapping[tuple[str, bytes, int, int], list[float]],
+) -> dict[BurstKey, list[float]]:
+    """Burst starts keyed by (variant, packed remote, proto number, port), as `BurstKey`s."""
     names: dict[bytes, str] = {}
     out: dict[BurstKey, list[float]] = {}
     for (variant, remote, proto, port), times in starts.items():

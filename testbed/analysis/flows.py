@@ -18,14 +18,12 @@ In the lab mitmproxy runs in transparent mode: `server` is the original destinat
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
-
-from mitmproxy import http, tcp, udp
-from mitmproxy.io import FlowReader
+from typing import Any, BinaryIO, TypeVar
 
 from testbed._errors import AnalysisError
 
@@ -130,6 +128,8 @@ def _body(message: Any) -> bytes:
 
 
 def _record(f: Any) -> FlowRecord | None:
+    from mitmproxy import http, tcp, udp  # 0.1 s to import: only when a flow file is read
+
     client = _addr(f.client_conn.peername)
     server = _addr(f.server_conn.address)
     sni = f.client_conn.sni or ""
@@ -173,6 +173,22 @@ def _record(f: Any) -> FlowRecord | None:
     return None
 
 
+def flow_records(
+    flows: str | os.PathLike[str] | Iterable[FlowRecord],
+    on_warning: Callable[[str], None] | None = None,
+) -> Iterable[FlowRecord]:
+    """`read_flows(flows, on_warning)` for a flow file; the records themselves otherwise."""
+    return read_flows(flows, on_warning) if isinstance(flows, str | os.PathLike) else flows
+
+
+def ip_text(value: str) -> str | None:
+    """The canonical text of an IP address; None when `value` is not one."""
+    try:
+        return ipaddress.ip_address(value).compressed
+    except ValueError:
+        return None
+
+
 def read_flows(
     flows_path: str | os.PathLike[str], on_warning: Callable[[str], None] | None = None
 ) -> Iterator[FlowRecord]:
@@ -182,6 +198,8 @@ def read_flows(
     damage before the first flow; damage after it raises too, unless `on_warning` is
     given (then it gets the message and reading stops). See the module docstring.
     """
+    from mitmproxy.io import FlowReader
+
     path = Path(flows_path)
     name = path.name
     try:
@@ -228,19 +246,23 @@ def read_flows(
                 yield record
 
 
+R = TypeVar("R", HttpRecord, StreamRecord)
+
+
+def _of_kind(flows_path: str | os.PathLike[str], kind: type[R],
+             on_warning: Callable[[str], None] | None) -> Iterator[R]:
+    return (r for r in read_flows(flows_path, on_warning) if isinstance(r, kind))
+
+
 def read_http(
     flows_path: str | os.PathLike[str], on_warning: Callable[[str], None] | None = None
 ) -> Iterator[HttpRecord]:
     """The `HttpRecord`s of `read_flows(flows_path, on_warning)`."""
-    for r in read_flows(flows_path, on_warning):
-        if isinstance(r, HttpRecord):
-            yield r
+    return _of_kind(flows_path, HttpRecord, on_warning)
 
 
 def read_streams(
     flows_path: str | os.PathLike[str], on_warning: Callable[[str], None] | None = None
 ) -> Iterator[StreamRecord]:
     """The `StreamRecord`s (TCP/UDP flows) of `read_flows(flows_path, on_warning)`."""
-    for r in read_flows(flows_path, on_warning):
-        if isinstance(r, StreamRecord):
-            yield r
+    return _of_kind(flows_path, StreamRecord, on_warning)

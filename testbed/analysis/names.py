@@ -1,7 +1,8 @@
 """Names for addresses: what the guests resolved (DNS), asked for in TLS (SNI) and in
 HTTP (Host).
 
-`extract_names(pcap, guests)` reads the capture once:
+`NameScanner.feed` takes TCP/UDP payloads in capture order (`extract_names(pcap, guests)`
+reads a capture with it: the reference for the one-pass scan, `consumers.NameConsumer`):
 - DNS responses (UDP and single-segment TCP, source port 53): A/AAAA answers, with CNAME
   chains followed, so the queried name and every alias map to the final addresses; the
   variant is the guest the response went to;
@@ -11,6 +12,7 @@ HTTP (Host).
 - plaintext HTTP requests: the Host header (when not an IP literal) maps to the
   destination address.
 `names_from_flows(index, flows)` adds Host headers and SNIs from a mitmproxy flow file.
+The payload parsers are in `payloads`.
 
 Malformed payloads are ignored, never raised; capture damage becomes `index.warnings`.
 Names are lower case without the trailing dot. Names seen with no guest involved are kept
@@ -22,16 +24,33 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from testbed._errors import AnalysisError
 
-from .flows import HttpRecord, read_flows
+from .flows import FlowRecord, HttpRecord, flow_records, ip_text
+from .payloads import (
+    HTTP_FIRST,
+    MAX_HELLO,
+    MAX_SEGMENTS,
+    client_hello_sni,
+    dns_answers,
+    handshake_message,
+    host_name,
+    http_host,
+)
 from .pcap import PcapReader
 
-__all__ = ["SOURCES", "NameIndex", "extract_names", "names_from_flows"]
+__all__ = [
+    "SOURCES",
+    "NameIndex",
+    "NameScanner",
+    "client_hello_sni",
+    "dns_answers",
+    "extract_names",
+    "names_from_flows",
+]
 
 SOURCES = ("dns", "sni", "http-host")
 
@@ -177,272 +196,96 @@ class NameIndex(Mapping[str, frozenset[tuple[str, str]]]):
         return index
 
 
-# -- DNS -------------------------------------------------------------------------------
-_DNS_HDR = struct.Struct("!HHHHHH")
-_RR = struct.Struct("!HHIH")
-
-
-class _Malformed(Exception):
-    pass
-
-
-def _read_name(msg: bytes, p: int) -> tuple[str, int]:
-    """The (possibly compressed) name at `p` and the offset after it."""
-    labels: list[bytes] = []
-    end = -1
-    jumps = 0
-    total = 0
-    n = len(msg)
-    while True:
-        if p >= n:
-            raise _Malformed
-        ln = msg[p]
-        if ln == 0:
-            p += 1
-            break
-        if ln & 0xC0 == 0xC0:
-            if p + 1 >= n:
-                raise _Malformed
-            if end < 0:
-                end = p + 2
-            jumps += 1
-            if jumps > 32:
-                raise _Malformed
-            p = ((ln & 0x3F) << 8) | msg[p + 1]
-            continue
-        if ln & 0xC0:
-            raise _Malformed
-        label = msg[p + 1 : p + 1 + ln]
-        if len(label) != ln:
-            raise _Malformed
-        total += ln + 1
-        if total > 255:
-            raise _Malformed
-        labels.append(label)
-        p += 1 + ln
-    name = b".".join(labels).decode("ascii", "replace").lower()
-    return name, (end if end >= 0 else p)
-
-
-def dns_answers(msg: bytes) -> list[tuple[str, bytes]]:
-    """(name, packed address) pairs of a DNS response: every queried name and CNAME alias
-    paired with the A/AAAA addresses its chain ends at. [] for anything malformed."""
-    try:
-        if len(msg) < 12:
-            return []
-        _id, flags, qd, an, _ns, _ar = _DNS_HDR.unpack_from(msg)
-        if not flags & 0x8000 or flags & 0x7800 or not an:  # not a standard response
-            return []
-        p = 12
-        names: list[str] = []
-        for _ in range(qd):
-            name, p = _read_name(msg, p)
-            p += 4
-            names.append(name)
-        cname: dict[str, str] = {}
-        addrs: dict[str, list[bytes]] = {}
-        n = len(msg)
-        for _ in range(an):
-            name, p = _read_name(msg, p)
-            if p + 10 > n:
-                break
-            rtype, _cls, _ttl, rdlen = _RR.unpack_from(msg, p)
-            rd = p + 10
-            p = rd + rdlen
-            if p > n:
-                break
-            if (rtype == 1 and rdlen == 4) or (rtype == 28 and rdlen == 16):
-                addrs.setdefault(name, []).append(msg[rd:p])
-            elif rtype == 5:
-                cname[name] = _read_name(msg, rd)[0]
-                names.append(name)
-        if not addrs:
-            return []
-        out: list[tuple[str, bytes]] = []
-        seen_pairs: set[tuple[str, bytes]] = set()
-        for start in dict.fromkeys(names + list(addrs)):
-            cur: str | None = start
-            visited: set[str] = set()
-            while cur is not None and cur not in visited:
-                visited.add(cur)
-                for a in addrs.get(cur, ()):
-                    if (start, a) not in seen_pairs:
-                        seen_pairs.add((start, a))
-                        out.append((start, a))
-                cur = cname.get(cur)
-        return out
-    except (_Malformed, IndexError, struct.error):
-        return []
-
-
-# -- TLS ------------------------------------------------------------------------------
-_MAX_HELLO = 1 << 16  # largest ClientHello we reassemble
-_MAX_SEGMENTS = 8
-
-
-def _handshake_message(data: bytes) -> bytes | None:
-    """The first handshake message in `data` (TLS records, possibly several); None while
-    incomplete, b"" when `data` is not a handshake."""
-    out = b""
-    p = 0
-    n = len(data)
-    while p + 5 <= n:
-        if data[p] != 0x16 or data[p + 1] != 3:
-            return b""
-        rlen = (data[p + 3] << 8) | data[p + 4]
-        if rlen == 0:
-            return b""
-        out += data[p + 5 : p + 5 + rlen]
-        if len(out) >= 4:
-            hlen = (out[1] << 16) | (out[2] << 8) | out[3]
-            if hlen > _MAX_HELLO:
-                return b""
-            if len(out) >= 4 + hlen:
-                return out[: 4 + hlen]
-        p += 5 + rlen
-    return None
-
-
-def client_hello_sni(handshake: bytes) -> str:
-    """The host_name SNI of a ClientHello handshake message; '' when absent/malformed."""
-    if len(handshake) < 4 or handshake[0] != 1:
-        return ""
-    b = handshake
-    n = len(b)
-    try:
-        p = 4 + 2 + 32  # type + length, version, random
-        p += 1 + b[p]  # session id
-        p += 2 + ((b[p] << 8) | b[p + 1])  # cipher suites
-        p += 1 + b[p]  # compression methods
-        if p + 2 > n:
-            return ""
-        ext_end = min(n, p + 2 + ((b[p] << 8) | b[p + 1]))
-        p += 2
-        while p + 4 <= ext_end:
-            etype = (b[p] << 8) | b[p + 1]
-            elen = (b[p + 2] << 8) | b[p + 3]
-            p += 4
-            if etype == 0:
-                q = p + 2  # server name list length
-                end = min(p + elen, ext_end)
-                while q + 3 <= end:
-                    ntype = b[q]
-                    nlen = (b[q + 1] << 8) | b[q + 2]
-                    q += 3
-                    if ntype == 0 and q + nlen <= end:
-                        return b[q : q + nlen].decode("ascii", "replace")
-                    q += nlen
-                return ""
-            p += elen
-    except IndexError:
-        return ""
-    return ""
-
-
-# -- HTTP -----------------------------------------------------------------------------
-_HTTP_METHODS = (
-    b"GET ",
-    b"POST ",
-    b"PUT ",
-    b"HEAD ",
-    b"DELETE ",
-    b"OPTIONS ",
-    b"PATCH ",
-    b"CONNECT ",
-)
-_HTTP_FIRST = frozenset(m[0] for m in _HTTP_METHODS)
-
-
-def http_host(payload: bytes) -> str:
-    """The Host header of a plaintext HTTP/1 request head in `payload` (port and IP
-    literals dropped); '' when none."""
-    if not payload.startswith(_HTTP_METHODS):
-        return ""
-    head = payload[:8192]
-    i = head.lower().find(b"\r\nhost:")
-    if i < 0:
-        return ""
-    j = head.find(b"\r\n", i + 7)
-    value = head[i + 7 : j if j >= 0 else len(head)].strip().decode("ascii", "replace")
-    return host_name(value)
-
-
-def host_name(value: str) -> str:
-    """`value` (a Host header or SNI) without port; '' when it is an IP literal."""
-    value = value.strip()
-    if value.startswith("["):
-        return ""
-    if value.count(":") == 1:
-        value = value.split(":", 1)[0]
-    try:
-        ipaddress.ip_address(value)
-        return ""
-    except ValueError:
-        return value
-
-
 # -- extraction -----------------------------------------------------------------------
 def extract_names(
     pcap_path: str | os.PathLike[str],
     guests: Mapping[str, str],
     on_warning: Callable[[str], None] | None = None,
 ) -> NameIndex:
-    """Build a `NameIndex` from one streaming pass over a capture.
+    """Build a `NameIndex` from one streaming pass over a capture (the scalar reference
+    for `testbed.analysis.scan`).
 
     `guests` maps guest address -> variant. Raises `CaptureFormatError` when the file is
     not a capture; damage stops reading and is recorded on `index.warnings` (and passed to
     `on_warning`)."""
-    guest_of = {_canonical_packed(a): v for a, v in guests.items()}
-    index = NameIndex()
+    names = NameScanner({_canonical_packed(a): v for a, v in guests.items()})
     reader = PcapReader(pcap_path, on_warning)
-    ntop_cache: dict[bytes, str] = {}
+    feed = names.feed
+    for _ts, src, dst, proto, sport, dport, payload, _flags in reader.iter_payloads():
+        if payload:
+            feed(src, dst, proto, sport, dport, payload)
+    names.index.warnings.extend(reader.warnings)
+    return names.index
 
-    def ntop(packed: bytes) -> str:
-        s = ntop_cache.get(packed)
-        if s is None:
-            fam = socket.AF_INET if len(packed) == 4 else socket.AF_INET6
-            s = ntop_cache[packed] = socket.inet_ntop(fam, packed)
-        return s
 
-    def add(packed: bytes, name: str, source: str, variant: str | None) -> None:
+class NameScanner:
+    """Names from TCP/UDP payloads fed in capture order (see the module docstring).
+    `pending(src, dst, sport, dport)` says whether a TCP flow is in the middle of a
+    ClientHello (its next segments must be fed even when they look like nothing)."""
+
+    def __init__(self, guest_of: Mapping[bytes, str]) -> None:
+        self.index = NameIndex()
+        self.get_guest = guest_of.get
+        self.ntop_cache: dict[bytes, str] = {}
+        # TLS reassembly: (src, dst, sport, dport) -> [bytes so far, segments]
+        self.pending: dict[tuple[bytes, bytes, int, int], list[Any]] = {}
+        self.dns_seen: set[tuple[bytes, str | None]] = set()
+        self.added: set[tuple[bytes, str, str, str | None]] = set()
+
+    def add(self, packed: bytes, name: str, source: str, variant: str | None) -> None:
+        seen = (packed, name, source, variant)  # every connection repeats its SNI
+        if seen in self.added:
+            return
+        if len(self.added) >= 1 << 16:
+            self.added.clear()
+        self.added.add(seen)
         clean = _clean_name(name)
         if clean is not None:
-            index._add(ntop(packed), clean, source, variant)
+            s = self.ntop_cache.get(packed)
+            if s is None:
+                fam = socket.AF_INET if len(packed) == 4 else socket.AF_INET6
+                s = self.ntop_cache[packed] = socket.inet_ntop(fam, packed)
+            self.index._add(s, clean, source, variant)
 
-    # TLS reassembly: (src, dst, sport, dport) -> [bytes so far, segments]
-    pending: dict[tuple[bytes, bytes, int, int], list[Any]] = {}
-    get_guest = guest_of.get
+    def dns(self, msg: bytes, variant: str | None) -> None:
+        key = (msg[2:], variant)  # responses repeat but for the id: take each once
+        if key in self.dns_seen:
+            return
+        if len(self.dns_seen) >= 1 << 16:
+            self.dns_seen.clear()
+        self.dns_seen.add(key)
+        for name, addr in dns_answers(msg):
+            self.add(addr, name, "dns", variant)
 
-    for _ts, src, dst, proto, sport, dport, payload, _flags in reader.iter_payloads():
-        if not payload:
-            continue
+    def feed(self, src: bytes, dst: bytes, proto: int, sport: int, dport: int,
+             payload: bytes) -> None:
+        """One non-empty payload."""
         if proto == 17:
             if sport == 53:
-                variant = get_guest(dst)
-                for name, addr in dns_answers(payload):
-                    add(addr, name, "dns", variant)
-            continue
+                self.dns(payload, self.get_guest(dst))
+            return
+        pending = self.pending
         if pending:
             key = (src, dst, sport, dport)
             st = pending.get(key)
             if st is not None:
                 data = st[0] + payload
-                hs = _handshake_message(data)
-                if hs is None and len(data) <= _MAX_HELLO and st[1] < _MAX_SEGMENTS:
+                hs = handshake_message(data)
+                if hs is None and len(data) <= MAX_HELLO and st[1] < MAX_SEGMENTS:
                     st[0] = data
                     st[1] += 1
-                    continue
+                    return
                 del pending[key]
                 if hs:
                     sni = client_hello_sni(hs)
                     if sni:
-                        add(dst, sni, "sni", get_guest(src))
-                continue
+                        self.add(dst, sni, "sni", self.get_guest(src))
+                return
         first = payload[0]
         if first == 0x16:
             if len(payload) >= 6 and (payload[1] != 3 or payload[5] != 1):
-                continue
-            hs = _handshake_message(payload)
+                return
+            hs = handshake_message(payload)
             if hs is None:
                 if len(pending) >= 4096:  # bound memory: forget the oldest
                     del pending[next(iter(pending))]
@@ -450,19 +293,14 @@ def extract_names(
             elif hs:
                 sni = client_hello_sni(hs)
                 if sni:
-                    add(dst, sni, "sni", get_guest(src))
+                    self.add(dst, sni, "sni", self.get_guest(src))
         elif sport == 53:  # DNS over TCP, whole message in one segment
             if len(payload) > 14 and (payload[0] << 8 | payload[1]) == len(payload) - 2:
-                variant = get_guest(dst)
-                for name, addr in dns_answers(payload[2:]):
-                    add(addr, name, "dns", variant)
-        elif first in _HTTP_FIRST:
+                self.dns(payload[2:], self.get_guest(dst))
+        elif first in HTTP_FIRST:
             host = http_host(payload)
             if host:
-                add(dst, host, "http-host", get_guest(src))
-
-    index.warnings.extend(reader.warnings)
-    return index
+                self.add(dst, host, "http-host", self.get_guest(src))
 
 
 def _canonical_packed(address: str) -> bytes:
@@ -474,7 +312,7 @@ def _canonical_packed(address: str) -> bytes:
 
 def names_from_flows(
     index: NameIndex,
-    flows_path: str | os.PathLike[str],
+    flows: str | os.PathLike[str] | Iterable[FlowRecord],
     guests: Mapping[str, str] | None = None,
     on_warning: Callable[[str], None] | None = None,
 ) -> NameIndex:
@@ -482,19 +320,16 @@ def names_from_flows(
     file to `index` (and return it), keyed by the flow's server address (the original
     destination in transparent mode; flows whose server is not an IP address are skipped).
     The variant is `guests[client address]` when given. Flow-file errors as in
-    `flows.read_flows` (raise, unless `on_warning` is given)."""
+    `flows.read_flows` (raise, unless `on_warning` is given). `flows` is the file, or its
+    records already being read."""
     guests_c: dict[str, str] = {}
     for a, v in (guests or {}).items():
         guests_c[_canonical(a)] = v
-    for rec in read_flows(flows_path, on_warning):
-        try:
-            server = ipaddress.ip_address(rec.server[0]).compressed
-        except ValueError:
+    for rec in flow_records(flows, on_warning):
+        server = ip_text(rec.server[0])
+        if server is None:
             continue
-        try:
-            variant = guests_c.get(ipaddress.ip_address(rec.client[0]).compressed)
-        except ValueError:
-            variant = None
+        variant = guests_c.get(ip_text(rec.client[0]) or "")
         if isinstance(rec, HttpRecord) and rec.host:
             host = host_name(rec.host)
             if host:

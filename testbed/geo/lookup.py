@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from testbed._errors import AnalysisError
+from testbed.analysis.bundled import BUNDLED, bundled_databases
 from testbed.analysis.classify import classify
-from testbed.analysis.geo import BUNDLED, Consensus, Geo, Placement, bundled_databases
+from testbed.analysis.geo import Consensus, Geo, Placement
 
 __all__ = ["AddressResult", "format_results", "lookup", "main"]
 

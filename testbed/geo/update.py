@@ -43,8 +43,9 @@ import geoip2.database
 import geoip2.errors
 import maxminddb
 
+from testbed._digest import file_sha256
 from testbed._errors import TestbedError
-from testbed.analysis.geo import attribution_for
+from testbed.analysis.bundled import attribution_for
 
 __all__ = [
     "DBIP_BASE",
@@ -236,15 +237,13 @@ def _verify(path: Path, expected_type: str, name: str) -> tuple[str, int]:
 
 def _install(tmp: Path, target: Path, expected_type: str, name: str, source: str) -> Written:
     dbtype, epoch = _verify(tmp, expected_type, name)
-    h = hashlib.sha256()
+    digest = file_sha256(tmp)
     with open(tmp, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
         os.fsync(f.fileno())
     tmp.chmod(0o644)
     os.replace(tmp, target)
     built = datetime.fromtimestamp(epoch, UTC).isoformat()
-    return Written(target, dbtype, built, h.hexdigest(), source, attribution_for(dbtype, epoch))
+    return Written(target, dbtype, built, digest, source, attribution_for(dbtype, epoch))
 
 
 def _update_dbip(

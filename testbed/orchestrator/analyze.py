@@ -19,7 +19,6 @@ from testbed.analysis import (
     MapEntry,
     Row,
     classify,
-    extract_endpoints,
     format_table,
     seed_table,
     write_csv,
@@ -27,11 +26,12 @@ from testbed.analysis import (
 )
 from testbed.analysis import Placement as GeoAnswer
 from testbed.analysis.chatpath import ChatPath, chat_paths, messages_from_events
-from testbed.analysis.evidence import bursts, canary_in_flows, canary_in_pcap
 from testbed.analysis.geo import bundled_databases
-from testbed.analysis.names import NameIndex, extract_names, names_from_flows
+from testbed.analysis.names import NameIndex
+from testbed.analysis.scan import CaptureScan
 from testbed.lab.internet_map import InternetMap, load_internet
 from testbed.orchestrator.rundir import RunDir
+from testbed.orchestrator.scancache import flow_scan_run, scan_run
 from testbed.run import (
     ChatRecord,
     EndpointRow,
@@ -104,11 +104,12 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     if not run.pcap.exists():
         raise AnalysisError(f"{run.pcap}: no capture in this run")
     by_address = {a: v for v, a in guests.items()}
-    report = extract_endpoints(run.pcap, by_address, infrastructure)
+    scan = scan_run(run, by_address, infrastructure, manifest.canary or "")
+    report = scan.endpoints
     warnings = list(report.stats.warnings)
     try:
-        names = find_names(run, by_address, warnings)
-        chats = find_chat_paths(run, by_address, warnings, infrastructure)
+        names = find_names(run, scan, by_address, warnings)
+        chats = find_chat_paths(run, scan, by_address, warnings, infrastructure)
     except CaptureFormatError:
         raise
     except AnalysisError as e:  # a flow file that is not one, or is damaged from the start
@@ -195,26 +196,35 @@ def place(geo: Geo, address: str, special: str | None, stands_for: str | None,
         countries=codes, disagree=len(codes) > 1)
 
 
-def find_names(run: RunDir, guests: dict[str, str], warnings: list[str]) -> NameIndex:
+def find_names(run: RunDir, scan: CaptureScan, guests: dict[str, str],
+               warnings: list[str]) -> NameIndex:
     """Names endpoints were reached by: DNS answers and TLS SNI (pcap), HTTP Host (flows)."""
-    names = extract_names(run.pcap, guests, on_warning=warnings.append)
-    flows = run.file(f.FLOWS)
-    if flows.exists():
-        names_from_flows(names, flows, guests, on_warning=warnings.append)
+    names = NameIndex()
+    names.merge(scan.names)
+    warnings += scan.names.warnings
+    if run.file(f.FLOWS).exists():
+        found = flow_scan_run(run, guests, run.manifest().canary or "")
+        names.merge(found.names)
+        warnings += found.warnings
     return names
 
 
-def find_chat_paths(run: RunDir, guests: dict[str, str], warnings: list[str],
-                    infrastructure: list[str]) -> list[ChatPath]:
+def find_chat_paths(run: RunDir, scan: CaptureScan, guests: dict[str, str],
+                    warnings: list[str], infrastructure: list[str]) -> list[ChatPath]:
     """Chat path evidence for every chat message of the run (see ``analysis.chatpath``)."""
     canary = run.manifest().canary or ""
     messages = messages_from_events([e.to_json() for e in run.events()])
     if not messages:
         return []
-    hits = canary_in_pcap(run.pcap, guests, canary, on_warning=warnings.append) if canary else []
-    flows = run.file(f.FLOWS)
-    if canary and flows.exists():
-        hits += canary_in_flows(flows, guests, canary, on_warning=warnings.append)
-    starts = bursts(run.pcap, guests, on_warning=warnings.append)
+    damage = scan.endpoints.stats.warnings  # reported once per consumer, as before
+    hits = list(scan.canary_hits) if canary else []
+    if canary:
+        warnings += damage
+    if canary and run.file(f.FLOWS).exists():
+        found = flow_scan_run(run, guests, canary)
+        hits += found.canary_hits
+        warnings += found.warnings
+    warnings += damage
+    starts = {k: list(v) for k, v in scan.bursts.items()}
     return chat_paths(messages, canary, sorted(hits, key=lambda h: h.time), starts,
                       infrastructure=infrastructure)

@@ -6,7 +6,8 @@
         events.jsonl      every action: guest, start, end, outcome
         capture/          gateway.pcap, flows.mitm, tls.jsonl, tcpdump.log, mitmdump.log
         screenshots/<variant>/<phase>.png
-        analysis/         endpoints.json, endpoints.csv, endpoints.txt, evidence.json, geo/
+        analysis/         endpoints.json, endpoints.csv, endpoints.txt, evidence.json, geo/,
+                          capture-scan.json, flows-scan.json (the scans a re-analysis reuses)
         verdicts.json     junit.xml     report.html
         reanalysis/<id>/  a re-analysis with other GeoIP databases (a run of its own)
 
@@ -45,6 +46,8 @@ ENDPOINTS = "analysis/endpoints.json"
 ENDPOINTS_CSV = "analysis/endpoints.csv"
 ENDPOINTS_TXT = "analysis/endpoints.txt"
 EVIDENCE = "analysis/evidence.json"
+CAPTURE_SCAN = "analysis/capture-scan.json"  # the capture's one scan, reused by re-analyses
+FLOWS_SCAN = "analysis/flows-scan.json"
 GEO_DIR = "analysis/geo"
 LAB_DIR = "lab"
 INTERNET = "lab/internet.yaml"

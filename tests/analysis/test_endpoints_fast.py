@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from testbed._errors import CaptureFormatError
-from testbed.analysis import pcap
+from testbed.analysis import pcapvec
 from testbed.analysis.endpoints import EndpointReport, _extract, extract_endpoints
 from testbed.analysis.pcap import Flows, PcapReader
 
@@ -105,8 +105,8 @@ def assert_same(path: Path, guests: dict[str, str] = GUESTS, infra: list[str] = 
 def batching(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Also run with tiny chunks and batches, so batch and chunk edges fall everywhere."""
     if request.param == "tiny-batches":
-        monkeypatch.setattr(pcap, "_FAST_CHUNK", 700)
-        monkeypatch.setattr(pcap, "_BATCH", 16)
+        monkeypatch.setattr(pcapvec, "_FAST_CHUNK", 700)
+        monkeypatch.setattr(pcapvec, "_BATCH", 16)
     return str(request.param)
 
 

@@ -9,16 +9,13 @@ from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 from testbed._errors import AnalysisError
-from testbed.analysis.geo import (
+from testbed.analysis.bundled import (
     DBIP_ATTRIBUTION,
-    Consensus,
-    Geo,
-    MapEntry,
     attribution_for,
     bundled_databases,
     c_extension_available,
-    write_mmdb,
 )
+from testbed.analysis.geo import Consensus, Geo, MapEntry, write_mmdb
 
 EPOCH = 1_714_521_600  # 2024-05-01T00:00:00Z
 

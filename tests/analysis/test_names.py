@@ -18,6 +18,7 @@ from testbed.analysis.names import (
     extract_names,
     names_from_flows,
 )
+from testbed.analysis.payloads import handshake_message
 
 from . import pcapbuild as pb
 from .flowbuild import write_flows
@@ -193,6 +194,17 @@ def test_sni_split_across_tls_records(tmp_path: Path) -> None:
         capture(tmp_path, [pb.tcp("10.0.0.2", "192.0.2.7", 1, 443, data)]), GUESTS
     )
     assert index.names_for("192.0.2.7") == ["frag.example.test"]
+
+
+@pytest.mark.parametrize("name", ["chat.example.test", "a.b", "x" * 60 + ".test", None])
+def test_sni_parser_agrees_with_mitmproxy(name: str | None) -> None:
+    from mitmproxy.tls import ClientHello
+
+    hs = handshake_message(client_hello(name))
+    assert hs
+    assert client_hello_sni(hs) == (ClientHello(hs[4:]).sni or "")
+    padded = handshake_message(padded_hello(client_hello(name), 3000))
+    assert padded and client_hello_sni(padded) == (ClientHello(padded[4:]).sni or "")
 
 
 def test_no_sni(tmp_path: Path) -> None:

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Benchmark: the whole analyze stage (`testbed analyze RUN`, one process) beside tcpdump.
+
+The recorded seed lab run (tests/data/seed-run: the guests' addresses, real DNS, TLS,
+HTTP and canary payloads) is copied to run directories whose capture is replicated to
+1 M and 2 M packets (`replicate.py`). For each size, in the same run and alternating:
+
+- `testbed analyze RUN` as a whole process (imports, scan, placement, verdicts, report),
+  with the run's saved scan removed first so the capture is really read;
+- `testbed analyze RUN` again with the scan kept (what a re-analysis reuses);
+- `tcpdump -r FILE -w /dev/null` (libpcap reading, no decoding) and
+  `tcpdump -nn -r FILE > /dev/null` (reading and printing every packet).
+
+Medians of `--repeat` runs; peak RSS of the analyze process. `--reference DIR` adds
+`testbed analyze` from another source tree (e.g. `git archive` of an older commit) as
+a paired row. Targets: whole stage
+>= 1 M packets/s and >= 0.25x `tcpdump -r -w /dev/null`, peak RSS < 200 MB at 2 M.
+Exit status 0 when every target is met, 1 otherwise.
+
+    .venv/bin/python benchmarks/bench_analyze.py [--sizes 1000000,2000000] [--repeat 5]
+                                                 [--reference DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from replicate import replicate
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = ROOT / "tests" / "data" / "seed-run"
+TESTBED = Path(sys.executable).with_name("testbed")
+TARGET_PPS = 1_000_000
+TARGET_RATIO = 0.25
+TARGET_RSS_MB = 200
+# Runs a command and prints the child's peak RSS (KiB) on stderr's last line.
+_RSS = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], "
+        "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+# `testbed` from the source tree in argv[1], not the installed (editable) one.
+_FROM = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in "
+         "str(getattr(f, '__module__', f))]; sys.path.insert(0, sys.argv.pop(1)); "
+         "from testbed.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def make_run(base: Path, packets: int) -> Path:
+    run = base / f"run-{packets}"
+    shutil.copytree(SEED, run, ignore=shutil.ignore_patterns("expected", "gateway.pcap"))
+    replicate(SEED / "capture" / "gateway.pcap", run / "capture" / "gateway.pcap", packets)
+    return run
+
+
+def timed(cmd: list[str], shell: bool = False) -> tuple[float, int]:
+    """(seconds, peak RSS KiB) of one run of `cmd` (RSS 0 for shell commands)."""
+    t = time.perf_counter()
+    if shell:
+        subprocess.run(" ".join(cmd), shell=True, check=True, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - t, 0
+    out = subprocess.run([sys.executable, "-c", _RSS, *cmd], capture_output=True, text=True,
+                         check=True)
+    seconds = time.perf_counter() - t
+    code, rss = out.stdout.split()
+    if int(code) not in (0, 1):  # 1: some verdict did not pass, which is fine here
+        raise SystemExit(f"{' '.join(cmd)} failed with exit status {code}")
+    return seconds, int(rss)
+
+
+def bench(run: Path, repeat: int, reference: Path | None) -> dict[str, tuple[float, int]]:
+    pcap = run / "capture" / "gateway.pcap"
+    saved = run / "analysis" / "capture-scan.json"
+    rows: dict[str, list[tuple[float, int]]] = {
+        k: [] for k in ("analyze", "reuse", "w", "nn", *(["ref"] if reference else []))}
+    for _ in range(repeat):
+        if reference is not None:
+            rows["ref"].append(timed([sys.executable, "-c", _FROM, str(reference), "analyze",
+                                      str(run)]))
+        saved.unlink(missing_ok=True)
+        rows["analyze"].append(timed([str(TESTBED), "analyze", str(run)]))
+        rows["reuse"].append(timed([str(TESTBED), "analyze", str(run)]))
+        rows["w"].append(timed(["tcpdump", "-r", str(pcap), "-w", "/dev/null"], shell=True))
+        rows["nn"].append(timed(["tcpdump", "-nn", "-r", str(pcap), ">/dev/null"], shell=True))
+    return {k: (statistics.median(s for s, _ in v), max(r for _, r in v))
+            for k, v in rows.items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="1000000,2000000")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--reference", type=Path, default=None, metavar="DIR",
+                    help="also time `testbed analyze` from this source tree")
+    args = ap.parse_args()
+    if not shutil.which("tcpdump"):
+        raise SystemExit("tcpdump is needed (apt-get install tcpdump)")
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="bench-analyze-") as tmp:
+        for packets in (int(s) for s in args.sizes.split(",")):
+            run = make_run(Path(tmp), packets)
+            r = bench(run, args.repeat, args.reference)
+            (a, rss), (reuse, _) = r["analyze"], r["reuse"]
+            w, nn = r["w"][0], r["nn"][0]
+            pps = packets / a
+            print(f"\nwhole analyze stage, {packets:,} packets (seed lab run replicated), "
+                  f"median of {args.repeat}:")
+            print(f"  testbed analyze            {a:7.2f} s  {pps / 1e6:5.2f} M packets/s  "
+                  f"peak RSS {rss / 1024:5.0f} MB")
+            print(f"  ... scan reused (--geoip)  {reuse:7.2f} s")
+            if "ref" in r:
+                ref, ref_rss = r["ref"]
+                label = f"reference ({args.reference.name})"
+                print(f"  {label:26s} {ref:7.2f} s  "
+                      f"{packets / ref / 1e6:5.2f} M packets/s  peak RSS {ref_rss / 1024:5.0f} MB")
+            print(f"  tcpdump -r F -w /dev/null  {w:7.2f} s  ratio {w / a:5.2f}x")
+            print(f"  tcpdump -nn -r F >/dev/null {nn:6.2f} s  ratio {nn / a:5.2f}x")
+            checks = [(f">= {TARGET_PPS / 1e6:g} M packets/s", pps >= TARGET_PPS,
+                       f"{pps / 1e6:.2f} M/s"),
+                      (f">= {TARGET_RATIO}x tcpdump -r -w /dev/null", w / a >= TARGET_RATIO,
+                       f"{w / a:.2f}x")]
+            if packets >= 2_000_000:
+                checks.append((f"peak RSS < {TARGET_RSS_MB} MB", rss / 1024 < TARGET_RSS_MB,
+                               f"{rss / 1024:.0f} MB"))
+            for what, met, value in checks:
+                print(f"  {'MET' if met else 'NOT MET':7s}  {what}: {value}")
+            good = all(met for _, met, _ in checks)
+            ok = ok and good
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

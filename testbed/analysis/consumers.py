@@ -1,0 +1,311 @@
+"""The consumers of a capture scan (see `scan`): each takes the packets of one batch,
+as `Part`s (numpy columns over a buffer, rows ordered by `IPColumns.order`), with `add`.
+
+- `NameConsumer`: the rows that can carry a name are picked vectorised (TCP/UDP source
+  port 53, TCP payload starting 0x16, an HTTP method's first letter, a flow in the
+  middle of a ClientHello), then fed to `names.NameScanner` (DNS over UDP in bulk, the
+  rest in capture order);
+- `CanaryConsumer`: guest-originated payloads joined per flow direction (capture order,
+  the flow's last bytes carried between batches) and searched with `bytes.find`, so a
+  canary split over segments is found;
+- `BurstConsumer`: guest-originated TCP/UDP rows grouped per endpoint with a sort; the
+  running latest time per group from one `maximum.accumulate` over (group, time rank).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .addrindex import AddrIndex
+from .evidence import PlaintextHits, canary_forms
+from .names import NameScanner
+from .payloads import HTTP_FIRST
+from .pcapvec import IPColumns
+
+__all__ = [
+    "BURST_GAP",
+    "BurstConsumer",
+    "CanaryConsumer",
+    "NameConsumer",
+    "Part",
+    "address_value",
+    "packed_address",
+]
+
+I64 = NDArray[np.int64]
+U64 = NDArray[np.uint64]
+BURST_GAP = 1.0  # seconds without a packet that end a burst (as `evidence.bursts`)
+
+
+class Part(NamedTuple):
+    """The packets of one batch and one IP version; `guest` is the source's variant
+    number (-1 when the source is no guest)."""
+
+    buf: bytes
+    cols: IPColumns
+    guest: I64
+
+
+def packed_address(version: int, addr: Any) -> bytes:
+    if version == 4:
+        return int(addr).to_bytes(4, "big")
+    return ((int(addr[0]) << 64) | int(addr[1])).to_bytes(16, "big")
+
+
+def _mix(version: int, src: U64, dst: U64, ports: I64) -> U64:
+    """A 64-bit hash of (src, dst, ports) per row (collisions only add candidates)."""
+    with np.errstate(over="ignore"):
+        p = ports.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        if version == 4:
+            return src * np.uint64(0xC2B2AE3D27D4EB4F) ^ dst * np.uint64(0x165667B19E3779F9) ^ p
+        return (src[:, 0] * np.uint64(0xC2B2AE3D27D4EB4F) ^ src[:, 1] * np.uint64(0x27D4EB2F)
+                ^ dst[:, 0] * np.uint64(0x165667B19E3779F9) ^ dst[:, 1] * np.uint64(0x85EBCA77)
+                ^ p)
+
+
+def address_value(packed: bytes) -> Any:
+    x = int.from_bytes(packed, "big")
+    return x if len(packed) == 4 else [x >> 64, x & ((1 << 64) - 1)]
+
+
+class NameConsumer:
+    def __init__(self, guest_of: Mapping[bytes, str], guests: AddrIndex,
+                 variants: list[str]) -> None:
+        self.scanner = NameScanner(guest_of)
+        self.guests = guests
+        self.variants: list[str | None] = [*variants, None]  # [-1]: no guest
+        self.first_http = np.zeros(256, dtype=bool)
+        self.first_http[list(HTTP_FIRST)] = True
+        self.packed: dict[Any, bytes] = {}
+
+    def _candidates(self, buf: bytes, c: IPColumns) -> tuple[Any, ...]:
+        """(rows `NameScanner.feed` may take a name from, TCP rows, rows of a ClientHello
+        not complete in its segment, whose flow's next segments are wanted too, DNS
+        responses over UDP: they need no order, and go to `NameScanner.dns` directly)."""
+        has = (c.poff >= 0) & (c.pend > c.poff)
+        tcp = has & (c.proto == 6)
+        udp53 = has & (c.proto == 17) & (c.sport == 53)
+        cand = np.zeros(len(has), dtype=bool)
+        partial = np.zeros(len(has), dtype=bool)
+        rows = np.flatnonzero(tcp)
+        if not rows.size:
+            return cand, tcp, partial, udp53
+        u8 = np.frombuffer(buf, np.uint8)
+        first = u8[c.poff[rows]]
+        cand[rows] = (c.sport[rows] == 53) | self.first_http[first]
+        rows = rows[first == 0x16]
+        if rows.size:  # TLS handshake records: ClientHellos, complete or not
+            size = c.pend[rows] - c.poff[rows]
+            at = np.minimum(c.poff[rows, None] + np.arange(9), len(u8) - 1)
+            head = u8[at].astype(np.int64)
+            hello = (size < 6) | (head[:, 1] == 3) & (head[:, 5] == 1)
+            rlen = head[:, 3] << 8 | head[:, 4]
+            hlen = head[:, 6] << 16 | head[:, 7] << 8 | head[:, 8]
+            whole = (size >= 9) & (rlen >= 4 + hlen) & (size >= 5 + rlen)
+            cand[rows] |= hello
+            partial[rows] = hello & ~whole
+        return cand, tcp, partial, udp53
+
+    def add(self, parts: Sequence[Part]) -> None:
+        picked = [self._candidates(buf, c) for buf, c, _ in parts]
+        pending = self.scanner.pending
+        if pending or any(p[2].any() for p in picked):
+            hashes = [_mix(c.version, c.src, c.dst, c.sport << 16 | c.dport) for _, c, _ in parts]
+            wanted = [h[p[2]] for h, p in zip(hashes, picked, strict=True)]
+            wanted += [_mix(4 if len(s) == 4 else 6,
+                            np.array([address_value(s)], dtype=np.uint64),
+                            np.array([address_value(d)], dtype=np.uint64),
+                            np.array([sp << 16 | dp]))
+                       for s, d, sp, dp in pending]
+            keys = np.concatenate(wanted)
+            for h, p in zip(hashes, picked, strict=True):
+                p[0][...] |= p[1] & np.isin(h, keys)
+        dns = self.scanner.dns
+        for (buf, c, _guest), (*_, udp53) in zip(parts, picked, strict=True):
+            rows = np.flatnonzero(udp53)
+            if rows.size:
+                names = self.variants
+                to = self.guests.find(c.version, c.dst[rows]).tolist()
+                for a, b, v in zip(c.poff[rows].tolist(), c.pend[rows].tolist(), to,
+                                   strict=True):
+                    dns(buf[a:b], names[v])
+        todo: list[tuple[Any, ...]] = []
+        for (buf, c, _guest), (cand, *_) in zip(parts, picked, strict=True):
+            rows = np.flatnonzero(cand)
+            if not rows.size:
+                continue
+            src = c.src[rows].tolist()
+            dst = c.dst[rows].tolist()
+            if c.version == 6:
+                src, dst = [tuple(a) for a in src], [tuple(a) for a in dst]
+            todo += zip(c.order[rows].tolist(), src, dst, c.proto[rows].tolist(),
+                        c.sport[rows].tolist(), c.dport[rows].tolist(), c.poff[rows].tolist(),
+                        c.pend[rows].tolist(), [buf] * len(rows), strict=True)
+        if not todo:
+            return
+        todo.sort(key=lambda t: t[0])
+        feed = self.scanner.feed
+        packed = self.packed
+        for _i, src, dst, proto, sport, dport, poff, pend, buf in todo:
+            s = packed.get(src)
+            if s is None:
+                s = packed[src] = packed_address(4 if isinstance(src, int) else 6, src)
+            d = packed.get(dst)
+            if d is None:
+                d = packed[dst] = packed_address(4 if isinstance(dst, int) else 6, dst)
+            feed(s, d, proto, sport, dport, buf[poff:pend])
+
+
+def _flow_order(c: IPColumns, rows: I64) -> tuple[I64, NDArray[np.bool_]]:
+    """`rows` sorted by flow direction then capture order; True where a flow starts."""
+    cols: list[NDArray[Any]] = [c.order[rows], c.dport[rows], c.sport[rows], c.proto[rows]]
+    for a in (c.dst, c.src):
+        cols += [a[rows]] if a.ndim == 1 else [a[rows, 1], a[rows, 0]]
+    order = np.lexsort(cols)
+    change = np.zeros(len(order), dtype=bool)
+    if len(order):
+        change[0] = True
+    for col in cols[1:]:
+        s = col[order]
+        change[1:] |= s[1:] != s[:-1]
+    return rows[order], change
+
+
+class CanaryConsumer:
+    def __init__(self, canary: str, variants: list[str]) -> None:
+        self.forms = canary_forms(canary)
+        self.keep = max(len(b) for _, b in self.forms) - 1
+        self.variants = variants
+        self.tails: dict[tuple[Any, ...], bytes] = {}
+        self.found: PlaintextHits = {}
+
+    def add(self, parts: Sequence[Part]) -> None:
+        for version in (4, 6):
+            chosen = [(p, np.flatnonzero((p.guest >= 0) & (p.cols.poff >= 0)
+                                         & (p.cols.pend > p.cols.poff)))
+                      for p in parts if p.cols.version == version]
+            chosen = [(p, r) for p, r in chosen if r.size]
+            if not chosen:
+                continue
+            payloads = [buf[a:b] for (buf, c, _), r in chosen
+                        for a, b in zip(c.poff[r].tolist(), c.pend[r].tolist(), strict=True)]
+            cols = IPColumns(version, *(np.concatenate([getattr(p.cols, name)[r]
+                                                        for p, r in chosen])
+                                        for name in IPColumns._fields[1:]))
+            guest = np.concatenate([p.guest[r] for p, r in chosen])
+            self._search(payloads, cols, guest)
+
+    def _search(self, payloads: list[bytes], c: IPColumns, guest: I64) -> None:
+        rows, starts = _flow_order(c, np.arange(len(payloads)))
+        stream = b"".join([payloads[r] for r in rows.tolist()])
+        bounds = np.concatenate(([0], np.cumsum(c.pend[rows] - c.poff[rows])))
+        heads = np.flatnonzero(starts)
+        rowlist = rows.tolist()
+        for label, form in self.forms:
+            at = stream.find(form)
+            while at >= 0:
+                seg = np.searchsorted(bounds, [at, at + len(form) - 1], "right") - 1
+                flow = np.searchsorted(heads, seg, "right") - 1
+                if flow[0] == flow[1]:
+                    self._hit(c, guest, rowlist[int(seg[1])], label)
+                at = stream.find(form, at + len(form))
+        # matches that start in the flow's bytes of earlier batches, and its new tail
+        edges = [*bounds[heads].tolist(), len(stream)]
+        hr = rows[heads]
+        src, dst = c.src[hr].tolist(), c.dst[hr].tolist()
+        for f, (s, d, proto, sport, dport) in enumerate(zip(
+                src, dst, c.proto[hr].tolist(), c.sport[hr].tolist(), c.dport[hr].tolist(),
+                strict=True)):
+            key = (s if c.version == 4 else tuple(s), d if c.version == 4 else tuple(d),
+                   proto, sport, dport)
+            lo, hi = edges[f], edges[f + 1]
+            tail = self.tails.get(key, b"")
+            if tail:
+                self._across(tail, stream, lo, min(hi, lo + self.keep), bounds, c, guest, rows)
+            self.tails[key] = (tail + stream[max(lo, hi - self.keep) : hi])[-self.keep :]
+
+    def _across(self, tail: bytes, stream: bytes, lo: int, hi: int, bounds: I64,
+                c: IPColumns, guest: I64, rows: I64) -> None:
+        window = tail + stream[lo:hi]
+        for label, form in self.forms:
+            at = window.find(form, max(0, len(tail) - len(form) + 1))
+            while 0 <= at < len(tail):
+                end = lo + at + len(form) - 1 - len(tail)
+                seg = int(np.searchsorted(bounds, end, "right")) - 1
+                self._hit(c, guest, int(rows[seg]), label)
+                at = window.find(form, at + len(form))
+
+    def _hit(self, c: IPColumns, guest: I64, r: int, label: str) -> None:
+        key = (self.variants[int(guest[r])], packed_address(c.version, c.dst[r]), int(c.proto[r]),
+               int(c.dport[r]), int(c.sport[r]))
+        ts = float(c.ts[r])
+        rec = self.found.get(key)
+        if rec is None:
+            self.found[key] = [ts, 1, packed_address(c.version, c.src[r]), {label}]
+        else:
+            rec[0] = min(rec[0], ts)
+            rec[1] += 1
+            rec[3].add(label)
+
+
+class BurstConsumer:
+    def __init__(self, variants: list[str]) -> None:
+        self.variants = variants
+        self.last: dict[tuple[str, bytes, int, int], float] = {}
+        self.starts: dict[tuple[str, bytes, int, int], list[float]] = {}
+
+    def add(self, parts: Sequence[Part]) -> None:
+        for version in (4, 6):
+            mine = [p for p in parts if p.cols.version == version]
+            rows = [np.flatnonzero((p.guest >= 0) & (p.cols.poff >= 0)) for p in mine]
+            if sum(len(r) for r in rows):
+                self._add(version, mine, rows)
+
+    def _add(self, version: int, parts: list[Part], rows: list[I64]) -> None:
+        def cat(get: Any) -> NDArray[Any]:
+            return np.concatenate([get(p)[r] for p, r in zip(parts, rows, strict=True)])
+
+        index, ts = cat(lambda p: p.cols.order), cat(lambda p: p.cols.ts)
+        variant, proto = cat(lambda p: p.guest), cat(lambda p: p.cols.proto)
+        port, dst = cat(lambda p: p.cols.dport), cat(lambda p: p.cols.dst)
+        syn = (proto == 6) & (cat(lambda p: p.cols.flags) & 0x12 == 0x02)
+        keys: list[NDArray[Any]] = [port, proto, variant]
+        keys[:0] = [dst] if version == 4 else [dst[:, 1], dst[:, 0]]
+        order = np.lexsort([index, *keys])
+        n = len(order)
+        change = np.zeros(n, dtype=bool)
+        change[0] = True
+        for k in keys:
+            s = k[order]
+            change[1:] |= s[1:] != s[:-1]
+        gid = np.cumsum(change) - 1
+        t = ts[order]
+        by_rank = np.argsort(t, kind="stable")
+        rank = np.empty(n, dtype=np.int64)
+        rank[by_rank] = np.arange(n)
+        runmax = np.maximum.accumulate(gid * n + rank) - gid * n  # rank of the latest so far
+        prev = np.full(n, np.nan)
+        prev[1:] = t[by_rank[runmax[:-1]]]
+        heads = np.flatnonzero(change).tolist()
+        carried = np.full(len(heads), np.nan)
+        names = []
+        for g, h in enumerate(heads):
+            r = order[h]
+            name = (self.variants[int(variant[r])], packed_address(version, dst[r]), int(proto[r]),
+                    int(port[r]))
+            names.append(name)
+            carried[g] = self.last.get(name, np.nan)
+        prev[change] = np.nan
+        prev = np.fmax(prev, carried[gid])
+        start = np.isnan(prev) | (t - prev > BURST_GAP) | syn[order]
+        bounds = [*heads, n]
+        for g, name in enumerate(names):
+            lo, hi = bounds[g], bounds[g + 1]
+            times = t[lo:hi][start[lo:hi]].tolist()
+            if times:
+                self.starts.setdefault(name, []).extend(times)
+            self.last[name] = float(np.fmax(carried[g], t[lo:hi].max()))

@@ -1,0 +1,103 @@
+"""The scans of a run's capture files, kept beside its analysis so a re-analysis reuses
+them.
+
+`scan_run(run, guests, infrastructure, canary)` returns `analysis.scan.scan_capture`'s
+result for ``capture/gateway.pcap``, `flow_scan_run(run, guests, canary)`
+`analysis.flowscan.scan_flows`'s for ``capture/flows.mitm``. Each is read from a JSON
+file in ``analysis/`` of the run that owns the capture (a re-analysis in
+``reanalysis/<id>/`` links the capture, so it finds the original run's files) when that
+file was made from the same capture file (size, mtime and the sha256 of its first and
+last MiB) with the same guests, infrastructure and canary; otherwise the file is scanned
+and the result saved. Only placement (GeoIP) differs between analyses of one run, and it
+is in neither scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from testbed._errors import AnalysisError
+from testbed.analysis.flowscan import FlowScan, scan_flows
+from testbed.analysis.scan import CaptureScan, scan_capture
+from testbed.orchestrator.rundir import RunDir
+from testbed.run import files
+
+__all__ = ["flow_scan_run", "scan_run"]
+
+_FORMAT = 1  # bump when a scan's content changes
+_EDGE = 1 << 20
+
+
+class _Saved(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+S = TypeVar("S", bound=_Saved)
+_MEMO: dict[tuple[Path, str], Any] = {}  # the last scan per file, for this process
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read(_EDGE))
+        if st.st_size > 2 * _EDGE:
+            f.seek(st.st_size - _EDGE)
+            h.update(f.read(_EDGE))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "edges_sha256": h.hexdigest()}
+
+
+def _reuse(source: Path, name: str, inputs: dict[str, Any], scan: Callable[[], S],
+           load: Callable[[Mapping[str, Any]], S]) -> S:
+    real = source.resolve()
+    cache = real.parent.parent / name  # the run that owns the capture
+    try:
+        key = {"format": _FORMAT, "file": _fingerprint(real), **inputs}
+    except OSError as e:
+        raise AnalysisError(f"cannot read {source}: {e.strerror or e}") from e
+    memo = _MEMO.get((cache, json.dumps(key, sort_keys=True)))
+    if memo is not None:
+        return memo  # type: ignore[no-any-return]
+    try:
+        saved = json.loads(cache.read_text())
+        if saved.get("key") == key:
+            result = load(saved["scan"])
+            _MEMO[(cache, json.dumps(key, sort_keys=True))] = result
+            return result
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, AnalysisError):
+        pass  # no usable earlier scan: scan again
+    result = scan()
+    _MEMO.clear()
+    _MEMO[(cache, json.dumps(key, sort_keys=True))] = result
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "scan": result.to_json()}) + "\n")
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only run is analysed all the same, only not reused
+    return result
+
+
+def scan_run(run: RunDir, guests: Mapping[str, str], infrastructure: Sequence[str],
+             canary: str) -> CaptureScan:
+    inputs = {"guests": dict(guests), "infrastructure": list(infrastructure), "canary": canary}
+    scan = _reuse(run.pcap, files.CAPTURE_SCAN, inputs,
+                  lambda: scan_capture(run.pcap, guests, infrastructure, canary),
+                  CaptureScan.from_json)
+    if scan.endpoints.capture == str(run.pcap):
+        return scan
+    # the capture as this run names it (a re-analysis: through its link)
+    return replace(scan, endpoints=replace(scan.endpoints, capture=str(run.pcap)))
+
+
+def flow_scan_run(run: RunDir, guests: Mapping[str, str], canary: str) -> FlowScan:
+    flows = run.file(files.FLOWS)
+    return _reuse(flows, files.FLOWS_SCAN, {"guests": dict(guests), "canary": canary},
+                  lambda: scan_flows(flows, guests, canary), FlowScan.from_json)

@@ -1,0 +1,196 @@
+"""`scan_capture` (one pass, vectorised) against the scalar references, one per consumer."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from testbed.analysis import pcap, pcapvec
+from testbed.analysis.endpoints import _extract
+from testbed.analysis.evidence import bursts, canary_in_pcap
+from testbed.analysis.names import extract_names
+from testbed.analysis.scan import CaptureScan, scan_capture
+
+from . import pcapbuild as pb
+from .test_names import client_hello
+
+T0 = 1_700_000_000.0
+GUESTS = {"10.0.0.2": "regular", "10.0.0.3": "tom-en", "fd00::2": "tom-zh"}
+INFRA = ["10.0.0.1"]
+CANARY = "cnry-7f3a9c21-e5"
+SEED = Path(__file__).resolve().parents[1] / "data" / "seed-run" / "capture" / "gateway.pcap"
+
+
+def mixed_packets(seed: int) -> list[bytes]:
+    """Names, canaries (whole and split), SYNs, idle gaps, IPv6 with extension headers,
+    fragments and other traffic, shuffled between flows but in order within each."""
+    rng = random.Random(seed)
+    hello = client_hello("split.example.test")
+    msg = b'{"text":"hi ' + CANARY.encode() + b'"}'
+    answer = pb.dns_response("www.example.test", [("www.example.test", "CNAME", "e.cdn.test"),
+                                                  ("e.cdn.test", "A", "203.0.113.5")])
+    streams = [
+        [pb.tcp("10.0.0.3", "198.51.100.4", 50000, 443, b"", flags=pb.TCP_SYN)]
+        + [pb.tcp("10.0.0.3", "198.51.100.4", 50000, 443, hello[a:b])
+           for a, b in ((0, 40), (40, 200), (200, len(hello)))],
+        [pb.tcp("10.0.0.2", "203.0.113.9", 50001, 80, msg[:9]),
+         pb.tcp("10.0.0.2", "203.0.113.9", 50001, 80, msg[9:17]),
+         pb.tcp("10.0.0.2", "203.0.113.9", 50001, 80, msg[17:])],
+        [pb.tcp("fd00::2", "2001:db8::7", 1, 5222, CANARY.encode()[:4]),
+         pb.tcp("fd00::2", "2001:db8::7", 1, 5222, CANARY.encode()[4:] + CANARY.encode())],
+        [pb.packet("10.0.0.1", "10.0.0.2", "udp", 53, 4000, answer)] * 3,
+        [pb.tcp("10.0.0.2", "192.0.2.8", 4001, 80, b"GET / HTTP/1.1\r\nHost: web.test\r\n\r\n")],
+        [pb.packet("fd00::2", "2001:db8::9", "udp", 5000, 443, CANARY.encode(),
+                   ext=[(0, b"\0" * 6)])] * 2,  # hop-by-hop: the scalar decoder's frames
+        [pb.tcp(rng.choice(list(GUESTS)[:2]), f"192.0.2.{rng.randrange(1, 9)}",
+                rng.randrange(1024, 1100), 443, rng.randbytes(rng.randrange(0, 60)),
+                flags=rng.choice((pb.TCP_SYN, pb.TCP_ACK, pb.TCP_PSH_ACK)))
+         for _ in range(60)],
+        [pb.tcp("198.51.100.4", "10.0.0.3", 443, 50000, b"\x16\x03\x03\x00\x10" + bytes(16))],
+    ]
+    out = []
+    while any(streams):
+        s = rng.choice([s for s in streams if s])
+        out.append(s.pop(0))
+    return out
+
+
+def write(tmp_path: Path, packets: list[bytes], fmt: str, seed: int) -> Path:
+    rng = random.Random(seed)
+    t = T0
+    frames = []
+    for p in packets:
+        t += rng.choice((0.01, 0.2, 1.5))  # some gaps end bursts
+        frames.append(pb.Frame(t, pb.ether(p, tags=(0x8100,) * rng.choice((0, 0, 1, 3)))))
+    frames.insert(5, pb.Frame(t, pb.arp()))
+    data = (pb.pcap_bytes(frames) if fmt == "pcap"
+            else pb.pcapng_bytes([(pb.ETH, None), (pb.ETH, 9)],
+                                 [(i % 2, f) for i, f in enumerate(frames)]))
+    return pb.write(tmp_path / f"c.{fmt}", data)
+
+
+def assert_like_references(path: Path) -> CaptureScan:
+    scan = scan_capture(path, GUESTS, INFRA, CANARY)
+    assert scan.endpoints == _extract(path, GUESTS, INFRA, fast=False)
+    assert scan.names.to_json() == extract_names(path, GUESTS).to_json()
+    assert list(scan.canary_hits) == canary_in_pcap(path, GUESTS, CANARY)
+    assert {k: list(v) for k, v in scan.bursts.items()} == bursts(path, GUESTS)
+    return scan
+
+
+@pytest.fixture(params=["large", "small"])
+def batching(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "small":  # many batches: state carried between them
+        monkeypatch.setattr(pcapvec, "_FAST_CHUNK", 700)
+        monkeypatch.setattr(pcapvec, "_BATCH", 16)
+    return str(request.param)
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_scan_equals_the_references(tmp_path: Path, batching: str, fmt: str, seed: int) -> None:
+    scan = assert_like_references(write(tmp_path, mixed_packets(seed), fmt, seed))
+    assert scan.names.names_for("198.51.100.4") == ["split.example.test"]
+    assert {e.address for e in scan.canary_hits} == {"203.0.113.9", "2001:db8::7", "2001:db8::9"}
+
+
+def test_scan_of_the_seed_capture(tmp_path: Path, batching: str) -> None:
+    assert assert_like_references(SEED).endpoints.stats.packets_read == 2850
+    seed_guests = {"10.77.0.10": "regular", "10.77.0.11": "tom-en", "10.77.0.12": "tom-zh"}
+    assert scan_capture(SEED, seed_guests).names.to_json() == \
+        extract_names(SEED, seed_guests).to_json()
+
+
+def test_scan_of_a_damaged_capture(tmp_path: Path) -> None:
+    data = pb.pcap_bytes([pb.Frame(T0 + i, pb.ether(p)) for i, p in enumerate(mixed_packets(4))])
+    path = pb.write(tmp_path / "d.pcap", data[:-7])
+    scan = assert_like_references(path)
+    assert scan.endpoints.stats.warnings and scan.names.warnings == scan.endpoints.stats.warnings
+
+
+def test_scan_json_round_trip(tmp_path: Path) -> None:
+    scan = scan_capture(write(tmp_path, mixed_packets(5), "pcap", 5), GUESTS, INFRA, CANARY)
+    again = CaptureScan.from_json(scan.to_json())
+    assert again.to_json() == scan.to_json() and again.bursts == scan.bursts
+
+
+def test_the_capture_is_read_once_per_analysis(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`testbed analyze` reads the capture in one pass, and the flow file in one; a
+    re-analysis with other GeoIP databases reads neither (the scans are kept in
+    analysis/)."""
+    from testbed.analysis import flows
+    from testbed.orchestrator import scancache
+    from testbed.orchestrator.analyze import analyze_run, derived_run
+    from testbed.orchestrator.rundir import RunDir
+
+    run_path = tmp_path / "run"
+    shutil.copytree(SEED.parents[1], run_path, ignore=shutil.ignore_patterns("expected"))
+    reads: list[int] = []
+    flow_reads: list[str] = []
+    real_open = open
+
+    class Counted:
+        def __init__(self, f: object) -> None:
+            self.f = f
+            reads.append(0)
+
+        def read(self, n: int = -1) -> bytes:
+            data: bytes = self.f.read(n)  # type: ignore[attr-defined]
+            reads[-1] += len(data)
+            return data
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.f, name)
+
+        def __enter__(self) -> Counted:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()  # type: ignore[attr-defined]
+
+    def counting_open(file: object, mode: str = "r", *args: object, **kw: object) -> object:
+        f = real_open(file, mode, *args, **kw)  # type: ignore[call-overload]
+        if Path(str(file)).name == "flows.mitm":
+            flow_reads.append(str(file))
+        return Counted(f) if Path(str(file)).name == "gateway.pcap" else f
+
+    monkeypatch.setattr(pcap, "open", counting_open, raising=False)
+    monkeypatch.setattr(flows, "open", counting_open, raising=False)
+    run = RunDir(run_path)
+    analyze_run(run)
+    size = SEED.stat().st_size
+    assert [n for n in reads if n > 4] == [size]  # the format sniff reads 4 bytes
+    assert len(flow_reads) == 1
+    reads.clear()
+    flow_reads.clear()
+    scancache._MEMO.clear()  # as a new process would: only the files in analysis/ remain
+    other = derived_run(run, [Path("unused.mmdb")])
+    lab_db = run_path / "analysis" / "geo"
+    analyze_run(other, sorted(lab_db.glob("*.mmdb")))
+    assert reads == [] and flow_reads == []
+    assert (other.path / "analysis" / "endpoints.csv").exists()
+    saved = json.loads((other.path / "analysis" / "endpoints.json").read_text())
+    assert saved["capture"] == str(other.pcap)  # as before: the re-analysis's own link
+
+
+def test_flow_scan_equals_the_references() -> None:
+    """One pass over the seed run's flow file gives what the two readers give."""
+    from testbed.analysis.evidence import canary_in_flows
+    from testbed.analysis.flowscan import FlowScan, scan_flows
+    from testbed.analysis.names import NameIndex, names_from_flows
+
+    flows = SEED.parent / "flows.mitm"
+    guests = {"10.77.0.10": "regular", "10.77.0.11": "tom-en", "10.77.0.12": "tom-zh",
+              "10.77.0.13": "control"}
+    canary = "CANARY-01124852798c"
+    found = scan_flows(flows, guests, canary)
+    assert found.names.to_json() == names_from_flows(NameIndex(), flows, guests).to_json()
+    assert list(found.canary_hits) == canary_in_flows(flows, guests, canary)
+    assert found.canary_hits and len(found.names) > 0
+    assert FlowScan.from_json(found.to_json()).to_json() == found.to_json()
+    assert scan_flows(flows, guests, "").names.to_json() == found.names.to_json()
