@@ -16,7 +16,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .evidence import BurstKey, Evidence, timing_evidence
+from testbed.run.evidence import ChatEvidence
+
+from .evidence import BurstKey, timing_evidence
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class ChatMessage:
 class ChatPath:
     message: ChatMessage
     has_canary: bool
-    evidence: list[Evidence] = field(default_factory=list)
+    evidence: list[ChatEvidence] = field(default_factory=list)
 
     def endpoints(self) -> list[str]:
         return sorted({e.address for e in self.evidence})
@@ -59,7 +61,7 @@ def messages_from_events(events: Sequence[Mapping[str, Any]]) -> list[ChatMessag
     return sorted(out, key=lambda m: m.start)
 
 
-def chat_paths(messages: Sequence[ChatMessage], canary: str, canary_hits: Sequence[Evidence],
+def chat_paths(messages: Sequence[ChatMessage], canary: str, canary_hits: Sequence[ChatEvidence],
                burst_starts: Mapping[BurstKey, list[float]], window: float = 3.0,
                infrastructure: Collection[str] = ()) -> list[ChatPath]:
     """One path per message. Endpoints in ``infrastructure`` (the lab's resolver) are never

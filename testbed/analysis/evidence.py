@@ -21,11 +21,11 @@ import os
 import socket
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from testbed._errors import AnalysisError
+from testbed.run.evidence import ChatEvidence
 
 from .flows import FlowRecord, HttpRecord, flow_records, ip_text
 from .pcap import PcapReader, proto_name
@@ -33,7 +33,6 @@ from .pcap import PcapReader, proto_name
 __all__ = [
     "KINDS",
     "BurstKey",
-    "Evidence",
     "bursts",
     "canary_forms",
     "canary_in_flows",
@@ -46,41 +45,6 @@ __all__ = [
 KINDS = ("canary-decrypted", "canary-plaintext", "timing")
 
 BurstKey = tuple[str, str, str, int]  # (variant, remote address, proto, remote port)
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """Why a verdict about endpoint (address, proto, port) of `variant` holds.
-    `time` is seconds since the epoch (first hit / burst start); `strength` is "strong"
-    for canary hits, "weak" for timing; `detail` is one human sentence."""
-
-    kind: str
-    variant: str
-    address: str
-    port: int
-    proto: str
-    time: float
-    strength: str
-    detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Evidence:
-        try:
-            return cls(
-                kind=str(data["kind"]),
-                variant=str(data["variant"]),
-                address=str(data["address"]),
-                port=int(data["port"]),
-                proto=str(data["proto"]),
-                time=float(data["time"]),
-                strength=str(data["strength"]),
-                detail=str(data["detail"]),
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise AnalysisError(f"evidence record is malformed: {e!r}") from e
 
 
 def _when(ts: float) -> str:
@@ -122,8 +86,8 @@ def canary_in_pcap(
     guests: Mapping[str, str],
     canary: str,
     on_warning: Callable[[str], None] | None = None,
-) -> list[Evidence]:
-    """Canary hits in guest-originated TCP/UDP payloads, one `Evidence`
+) -> list[ChatEvidence]:
+    """Canary hits in guest-originated TCP/UDP payloads, one `ChatEvidence`
     ("canary-plaintext", "strong") per flow (variant, remote address, proto, remote port,
     guest port), with the first time seen and the hit count in the detail: one item per
     connection, so that messages sharing the run's canary stay apart in time. A canary split across
@@ -173,7 +137,7 @@ def canary_in_pcap(
 PlaintextHits = dict[tuple[str, bytes, int, int, int], list[Any]]
 
 
-def plaintext_hits(found: PlaintextHits, canary: str) -> list[Evidence]:
+def plaintext_hits(found: PlaintextHits, canary: str) -> list[ChatEvidence]:
     """The "canary-plaintext" evidence of canary hits counted per guest flow."""
     out = []
     for (variant, remote, proto, port, _sport), (first, hits, guest, labels) in found.items():
@@ -186,12 +150,12 @@ def plaintext_hits(found: PlaintextHits, canary: str) -> list[Evidence]:
 
 
 def _canary_hit(kind: str, variant: str, address: str, port: int, proto: str, first: float,
-                detail: str) -> Evidence:
-    return Evidence(kind=kind, variant=variant, address=address, port=port, proto=proto,
+                detail: str) -> ChatEvidence:
+    return ChatEvidence(kind=kind, variant=variant, address=address, port=port, proto=proto,
                     time=first, strength="strong", detail=f"{detail}, first at {_when(first)}")
 
 
-def _order(e: Evidence) -> tuple[float, str, str, int]:
+def _order(e: ChatEvidence) -> tuple[float, str, str, int]:
     return (e.time, e.variant, e.address, e.port)
 
 
@@ -214,10 +178,10 @@ def canary_in_flows(
     guests: Mapping[str, str],
     canary: str,
     on_warning: Callable[[str], None] | None = None,
-) -> list[Evidence]:
+) -> list[ChatEvidence]:
     """Canary hits in mitmproxy flows from a guest (client address in `guests`): HTTP
     URL, headers and bodies (request and response), WebSocket messages, TCP/UDP
-    messages. One `Evidence` ("canary-decrypted", "strong") per flow, so that messages
+    messages. One `ChatEvidence` ("canary-decrypted", "strong") per flow, so that messages
     sharing the run's canary stay apart in time; the server address is the original
     destination (transparent mode). Flow-file errors as in `flows.read_flows` (raise, unless
     `on_warning`). `flows` is the file, or its records already being read."""
@@ -333,7 +297,7 @@ def timing_evidence(
     event_time: float,
     window: float = 3.0,
     control_times: Sequence[float] = (),
-) -> list[Evidence]:
+) -> list[ChatEvidence]:
     """Endpoints of `variant` with a burst starting within [event_time,
     event_time + window] and none within any control window [c, c + window]
     (`control_times`: a neutral message, an idle period). Periodic traffic (keep-alives)
@@ -356,7 +320,7 @@ def timing_evidence(
         else:
             control = "no control window was given"
         out.append(
-            Evidence(
+            ChatEvidence(
                 kind="timing",
                 variant=variant,
                 address=address,

@@ -10,7 +10,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .evidence import Evidence, canary_in_flows
+from testbed.run.evidence import ChatEvidence
+
+from .evidence import canary_in_flows
 from .flows import FlowRecord, read_flows
 from .names import NameIndex, names_from_flows
 
@@ -20,7 +22,7 @@ __all__ = ["FlowScan", "scan_flows"]
 @dataclass(frozen=True)
 class FlowScan:
     names: NameIndex
-    canary_hits: tuple[Evidence, ...]
+    canary_hits: tuple[ChatEvidence, ...]
     warnings: tuple[str, ...]
 
     def to_json(self) -> dict[str, Any]:
@@ -31,7 +33,7 @@ class FlowScan:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FlowScan:
         return cls(NameIndex.from_json(data["names"]),
-                   tuple(Evidence.from_json(e) for e in data["canary_hits"]),
+                   tuple(ChatEvidence.from_json(e) for e in data["canary_hits"]),
                    tuple(str(w) for w in data["warnings"]))
 
 

@@ -21,16 +21,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from testbed.run.evidence import ChatEvidence
+
 from .addrindex import AddrIndex
 from .consumers import BurstConsumer, CanaryConsumer, NameConsumer, Part, address_value
 from .decode import payload_decoder
 from .endpoints import EndpointCounter, EndpointReport
-from .evidence import (
-    BurstKey,
-    Evidence,
-    named_bursts,
-    plaintext_hits,
-)
+from .evidence import BurstKey, named_bursts, plaintext_hits
 from .names import NameIndex
 from .pcap import Flows, IPColumns, PcapReader, ScanBatch
 
@@ -45,7 +42,7 @@ class CaptureScan:
 
     endpoints: EndpointReport
     names: NameIndex
-    canary_hits: tuple[Evidence, ...]
+    canary_hits: tuple[ChatEvidence, ...]
     bursts: Mapping[BurstKey, tuple[float, ...]]
 
     def to_json(self) -> dict[str, Any]:
@@ -62,7 +59,7 @@ class CaptureScan:
                   for v, a, p, port, times in data["bursts"]}
         return cls(EndpointReport.from_json(data["endpoints"]),
                    NameIndex.from_json(data["names"]),
-                   tuple(Evidence.from_json(e) for e in data["canary_hits"]), bursts)
+                   tuple(ChatEvidence.from_json(e) for e in data["canary_hits"]), bursts)
 
 
 def _odd_parts(batch: ScanBatch, guests: AddrIndex,

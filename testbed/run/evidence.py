@@ -12,7 +12,11 @@ from testbed.run.shapes import flag, integer, number, obj, opt_text, records, te
 
 @dataclass(frozen=True)
 class ChatEvidence:
-    """Why a message is taken to have gone to endpoint (address, proto, port) of ``variant``."""
+    """Why a message is taken to have gone to endpoint (address, proto, port) of ``variant``
+    (or, for a canary hit not yet tied to a message, why the variant reached it): ``kind`` is
+    one of ``analysis.evidence.KINDS``; ``time`` is seconds since the epoch (first hit / burst
+    start); ``strength`` is "strong" for canary hits, "weak" for timing; ``detail`` is one
+    human sentence."""
 
     kind: str
     variant: str

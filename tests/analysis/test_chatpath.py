@@ -4,13 +4,13 @@ timing evidence needs a quiet control window; infrastructure is never on a path.
 from __future__ import annotations
 
 from testbed.analysis.chatpath import ChatMessage, chat_paths, messages_from_events
-from testbed.analysis.evidence import Evidence
+from testbed.run.evidence import ChatEvidence
 
 CANARY = "CANARY-1234"
 
 
-def hit(variant: str, address: str, t: float, kind: str = "canary-decrypted") -> Evidence:
-    return Evidence(kind=kind, variant=variant, address=address, port=443, proto="tcp", time=t,
+def hit(variant: str, address: str, t: float, kind: str = "canary-decrypted") -> ChatEvidence:
+    return ChatEvidence(kind=kind, variant=variant, address=address, port=443, proto="tcp", time=t,
                     strength="strong", detail="d")
 
 

@@ -9,7 +9,6 @@ from mitmproxy.test import tflow, tutils
 
 from testbed._errors import AnalysisError
 from testbed.analysis.evidence import (
-    Evidence,
     bursts,
     canary_forms,
     canary_in_flows,
@@ -17,6 +16,8 @@ from testbed.analysis.evidence import (
     timing_evidence,
 )
 from testbed.analysis.pcap import PcapReader
+from testbed.run.evidence import ChatEvidence
+from testbed.run.shapes import Shape
 
 from . import pcapbuild as pb
 from .flowbuild import write_flows
@@ -221,11 +222,11 @@ def test_canary_in_damaged_flows(tmp_path: Path) -> None:
 
 
 def test_evidence_json_round_trip() -> None:
-    ev = Evidence("timing", "tom-en", "192.0.2.1", 443, "tcp", T0, "weak", "a burst")
+    ev = ChatEvidence("timing", "tom-en", "192.0.2.1", 443, "tcp", T0, "weak", "a burst")
     data = json.loads(json.dumps(ev.to_json()))
-    assert Evidence.from_json(data) == ev
-    with pytest.raises(AnalysisError):
-        Evidence.from_json({"kind": "timing"})
+    assert ChatEvidence.from_json(data) == ev
+    with pytest.raises(Shape, match="'variant' is missing"):
+        ChatEvidence.from_json({"kind": "timing"})
 
 
 # -- timing ---------------------------------------------------------------------------
