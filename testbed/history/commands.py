@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from testbed._subcommand import add_command, add_json_flag
 from testbed.history.diff import diff_runs, format_diff
 from testbed.history.errors import BadInput
 from testbed.history.index import History, RunRecord, default_index
@@ -46,8 +47,8 @@ def run_diff(args: argparse.Namespace) -> int:
 
 
 def add_diff_parser(sub: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "diff", help="what changed between two runs",
+    p = add_command(
+        sub, "diff", run_diff, help="what changed between two runs",
         description="Compare two runs of a scenario: per variant, the endpoints, countries, "
         "organisations and ASNs that appeared or disappeared, and every verdict whose status "
         "changed (with both reasons). Special-purpose addresses count as endpoints, never as "
@@ -55,8 +56,7 @@ def add_diff_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("run_a", type=Path, metavar="RUN_A",
                    help="the older run (the baseline): results/<scenario>/<run-id>")
     p.add_argument("run_b", type=Path, metavar="RUN_B", help="the newer run")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    p.set_defaults(func=run_diff)
+    add_json_flag(p)
     return p
 
 
@@ -118,19 +118,18 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def add_history_parser(sub: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "history", help="the runs of a scenario, newest first",
+    p = add_command(
+        sub, "history", run_history, help="the runs of a scenario, newest first",
         description="List the runs of a scenario from the history index (RESULTS/"
         "history.sqlite): date, run id, status, pass/fail/inconclusive counts, countries "
         "reached per variant, and for nightly runs the regression outcome. Runs not yet in the "
         "index are added first.")
     p.add_argument("scenario", metavar="SCENARIO", help="scenario name, e.g. skype-2013-lab")
-    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_json_flag(p)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the N newest")
     p.add_argument("--reindex", action="store_true",
                    help="rebuild the index from every run directory under RESULTS first")
     _add_store_options(p)
-    p.set_defaults(func=run_history)
     return p
 
 
@@ -143,8 +142,9 @@ def run_nightly(args: argparse.Namespace) -> int:
 
 
 def add_nightly_parser(sub: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "nightly", help="run every nightly scenario and compare with its last good run",
+    p = add_command(
+        sub, "nightly", run_nightly,
+        help="run every nightly scenario and compare with its last good run",
         description="Run every scenario marked 'nightly: true' under --scenarios, compare each "
         "new run with the scenario's last good run (complete, every verdict passing), print "
         "what changed and record it in the history index. Exit 1 on a regression (a verdict "
@@ -153,7 +153,6 @@ def add_nightly_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--scenarios", type=Path, default=Path("scenarios"), metavar="DIR",
                    help="where to look for scenarios (default: %(default)s)")
     _add_store_options(p)
-    p.set_defaults(func=run_nightly)
     return p
 
 
@@ -182,8 +181,9 @@ def add_schedule_parser(sub: Any) -> argparse.ArgumentParser:
         "schedule", help="run 'testbed nightly' every day (systemd timer or cron)",
         description="Install or remove a systemd timer that runs the nightly regression runs.")
     ss = p.add_subparsers(dest="schedule_command", required=True, metavar="COMMAND")
-    i = ss.add_parser(
-        "install", help="write and enable testbed-nightly.service and .timer",
+    i = add_command(
+        ss, "install", run_schedule_install,
+        help="write and enable testbed-nightly.service and .timer",
         description="Write testbed-nightly.service and testbed-nightly.timer into --unit-dir "
         "and enable the timer (systemctl daemon-reload; systemctl enable --now) unless "
         "--no-enable is given or systemd is not running. Always prints the equivalent "
@@ -199,15 +199,14 @@ def add_schedule_parser(sub: Any) -> argparse.ArgumentParser:
     i.add_argument("--via", choices=["auto", "make", "testbed"], default="auto",
                    help="run 'make nightly' (sets up first) or '.venv/bin/testbed nightly' "
                    "(default: make when available)")
-    i.set_defaults(func=run_schedule_install)
-    r = ss.add_parser("remove", help="disable and delete the nightly timer",
-                      description="Disable the timer (systemctl disable --now) and delete "
-                      "both unit files from --unit-dir.")
+    r = add_command(ss, "remove", run_schedule_remove,
+                    help="disable and delete the nightly timer",
+                    description="Disable the timer (systemctl disable --now) and delete "
+                    "both unit files from --unit-dir.")
     r.add_argument("--unit-dir", type=Path, default=DEFAULT_UNIT_DIR, metavar="DIR",
                    help="where the units are (default: %(default)s)")
     r.add_argument("--no-disable", action="store_true",
                    help="only delete the files; do not call systemctl")
-    r.set_defaults(func=run_schedule_remove)
     return p
 
 

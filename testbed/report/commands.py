@@ -11,12 +11,14 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
+from testbed._subcommand import add_command
+
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``report`` subcommand to ``sub`` (an ``add_subparsers()`` object) and return
     its parser; ``args.func`` is set to :func:`run`."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "report", help="write a run's self-contained report.html",
+    p = add_command(
+        sub, "report", run, help="write a run's self-contained report.html",
         description="Write RUN/report.html: verdicts with their evidence, the endpoint table, "
         "screenshots of every phase side by side, chat paths, capture and TLS notes, GeoIP "
         "provenance and tool versions, in one file that needs no network. A crashed run gets "
@@ -25,7 +27,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="a run directory: results/<scenario>/<run-id>")
     p.add_argument("--open", action="store_true",
                    help="open the report in the desktop's web browser afterwards")
-    p.set_defaults(func=run)
     return p
 
 
