@@ -9,16 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.run.places import NOWHERE, GeoipDatabase, Placement
-from testbed.run.shapes import (
-    integer,
-    number,
-    obj,
-    opt_integer,
-    record_map,
-    records,
-    text,
-    texts,
-)
+from testbed.run.shapes import fields_from_json, fields_to_json, obj, opt_integer, texts
 
 
 @dataclass(frozen=True)
@@ -41,20 +32,11 @@ class EndpointRow:
         return f"{self.proto}/{self.port}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"variant": self.variant, "address": self.address, "proto": self.proto,
-                "port": self.port, "packets_out": self.packets_out,
-                "packets_in": self.packets_in, "bytes_out": self.bytes_out,
-                "bytes_in": self.bytes_in, "first_seen": self.first_seen,
-                "last_seen": self.last_seen}
+        return fields_to_json(self)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> EndpointRow:
-        return cls(variant=text(d, "variant"), address=text(d, "address"),
-                   proto=text(d, "proto", "?"), port=integer(d, "port", 0),
-                   packets_out=integer(d, "packets_out", 0),
-                   packets_in=integer(d, "packets_in", 0),
-                   bytes_out=integer(d, "bytes_out", 0), bytes_in=integer(d, "bytes_in", 0),
-                   first_seen=number(d, "first_seen", 0.0), last_seen=number(d, "last_seen", 0.0))
+        return fields_from_json(cls, d, {"proto": "?", "port": 0})
 
 
 _COUNTS = ("frames_read", "packets_read", "packets_attributed", "packets_infrastructure",
@@ -107,22 +89,8 @@ class EndpointsFile:
         return self.places.get(address, NOWHERE)
 
     def to_json(self) -> dict[str, Any]:
-        return {"capture": self.capture, "endpoints": [e.to_json() for e in self.endpoints],
-                "infrastructure": [e.to_json() for e in self.infrastructure],
-                "stats": self.stats.to_json(), "variants": list(self.variants),
-                "places": {a: p.to_json() for a, p in self.places.items()},
-                "geoip": [g.to_json() for g in self.geoip], "warnings": list(self.warnings)}
+        return fields_to_json(self)
 
     @classmethod
     def from_json(cls, value: Any) -> EndpointsFile:
-        d = obj(value, "the endpoint analysis")
-        stats = d.get("stats")
-        return cls(capture=text(d, "capture", ""),
-                   endpoints=records(d, "endpoints", EndpointRow.from_json),
-                   infrastructure=records(d, "infrastructure", EndpointRow.from_json),
-                   stats=ReadStats() if stats is None else ReadStats.from_json(obj(stats,
-                                                                                   "stats")),
-                   variants=texts(d, "variants"),
-                   places=record_map(d, "places", Placement.from_json),
-                   geoip=records(d, "geoip", GeoipDatabase.from_json),
-                   warnings=texts(d, "warnings"))
+        return fields_from_json(cls, obj(value, "the endpoint analysis"))

@@ -4,19 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from testbed.run.shapes import (
-    flag,
-    mapping,
-    objects,
-    opt_integer,
-    opt_number,
-    opt_text,
-    text,
-    text_map,
-)
+from testbed.run.shapes import fields_from_json
 
 
 @dataclass(frozen=True)
@@ -58,13 +49,8 @@ class Event:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Event:
-        error = d.get("error")
-        return cls(variant=text(d, "variant"), action=text(d, "action"),
-                   session=opt_text(d, "session"), start=opt_number(d, "start"),
-                   params=mapping(d, "params"), end=opt_number(d, "end"),
-                   outcome=opt_text(d, "outcome"),
-                   error=None if error is None else str(error),
-                   steps=objects(d, "steps"), screenshots=text_map(d, "screenshots"))
+        error = d.get("error")  # any value: an agent's error may be a number or an object
+        return fields_from_json(cls, d, error=None if error is None else str(error))
 
 
 @dataclass(frozen=True)
@@ -94,12 +80,5 @@ class TlsRecord:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> TlsRecord:
-        known = {"event", "client", "server", "port", "sni", "time", "side", "error",
-                 "passthrough"}
-        passthrough = None if d.get("passthrough") is None else flag(d, "passthrough")
-        return cls(event=text(d, "event"), client=opt_text(d, "client"),
-                   server=opt_text(d, "server"), port=opt_integer(d, "port"),
-                   sni=opt_text(d, "sni"), time=opt_number(d, "time"),
-                   side=opt_text(d, "side"), error=opt_text(d, "error"),
-                   passthrough=passthrough,
-                   details={k: v for k, v in d.items() if k not in known})
+        known = {f.name for f in fields(cls)} - {"details"}
+        return fields_from_json(cls, d, details={k: v for k, v in d.items() if k not in known})

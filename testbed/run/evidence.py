@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.run.shapes import flag, integer, number, obj, opt_text, records, text, texts
+from testbed.run.shapes import fields_from_json, fields_to_json, obj
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,11 @@ class ChatEvidence:
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "variant": self.variant, "address": self.address,
-                "port": self.port, "proto": self.proto, "time": self.time,
-                "strength": self.strength, "detail": self.detail}
+        return fields_to_json(self)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ChatEvidence:
-        return cls(text(d, "kind"), text(d, "variant"), text(d, "address"), integer(d, "port"),
-                   text(d, "proto"), number(d, "time"), text(d, "strength"),
-                   text(d, "detail", ""))
+        return fields_from_json(cls, d)
 
 
 @dataclass(frozen=True)
@@ -60,12 +56,7 @@ class ChatRecord:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ChatRecord:
-        end = d.get("end")
-        return cls(sender=text(d, "sender"), recipient=text(d, "recipient"),
-                   start=number(d, "start"), end=None if end is None else number(d, "end"),
-                   text=text(d, "text", ""), has_canary=flag(d, "has_canary"),
-                   endpoints=texts(d, "endpoints"),
-                   evidence=records(d, "evidence", ChatEvidence.from_json))
+        return fields_from_json(cls, d)
 
 
 @dataclass(frozen=True)
@@ -74,9 +65,8 @@ class EvidenceFile:
     chats: tuple[ChatRecord, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"canary": self.canary, "chats": [c.to_json() for c in self.chats]}
+        return fields_to_json(self)
 
     @classmethod
     def from_json(cls, value: Any) -> EvidenceFile:
-        d = obj(value, "the chat evidence")
-        return cls(canary=opt_text(d, "canary"), chats=records(d, "chats", ChatRecord.from_json))
+        return fields_from_json(cls, obj(value, "the chat evidence"))

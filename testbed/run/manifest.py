@@ -9,22 +9,18 @@ nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from testbed.run.places import GeoipDatabase
 from testbed.run.shapes import (
     Shape,
-    flag,
+    fields_from_json,
+    fields_to_json,
     mapping,
     obj,
-    opt_integer,
-    opt_number,
     opt_text,
-    records,
     text,
-    text_map,
-    texts,
     within,
 )
 
@@ -36,11 +32,11 @@ class ScenarioRef:
     sha256: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "path": self.path, "sha256": self.sha256}
+        return fields_to_json(self)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ScenarioRef:
-        return cls(opt_text(d, "name"), opt_text(d, "path"), opt_text(d, "sha256"))
+        return fields_from_json(cls, d)
 
 
 @dataclass(frozen=True)
@@ -62,9 +58,7 @@ class Phase:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Phase:
-        return cls(start=opt_number(d, "start"), status=text(d, "status", "running"),
-                   end=opt_number(d, "end"), error=opt_text(d, "error"),
-                   seconds=opt_number(d, "seconds"))
+        return fields_from_json(cls, d)
 
 
 @dataclass(frozen=True)
@@ -77,13 +71,11 @@ class CaptureCounts:
     complete: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"captured": self.captured, "received": self.received, "dropped": self.dropped,
-                "complete": self.complete}
+        return fields_to_json(self)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> CaptureCounts:
-        return cls(opt_integer(d, "captured"), opt_integer(d, "received"),
-                   opt_integer(d, "dropped"), flag(d, "complete"))
+        return fields_from_json(cls, d)
 
 
 @dataclass(frozen=True)
@@ -143,12 +135,6 @@ class Expectation:
                    description=text(d, "description", ""))
 
 
-_SIMPLE = ("testbed_run", "run_id", "status", "started", "finished", "provider", "canary",
-           "error", "reanalysis_of")
-_KNOWN = {*_SIMPLE, "scenario", "tools", "expectations", "phases", "infrastructure", "lab",
-          "guests", "capture", "geoip", "reanalysis_databases"}
-
-
 @dataclass(frozen=True)
 class Manifest:
     testbed_run: int | None = None
@@ -199,24 +185,5 @@ class Manifest:
     @classmethod
     def from_json(cls, value: Any) -> Manifest:
         d = obj(value, "the manifest")
-        scenario = d.get("scenario")
-        capture = d.get("capture")
-        started, finished = opt_number(d, "started"), opt_number(d, "finished")
-        return cls(
-            testbed_run=opt_integer(d, "testbed_run"), run_id=opt_text(d, "run_id"),
-            status=opt_text(d, "status"), started=started, finished=finished,
-            scenario=None if scenario is None else within("scenario", ScenarioRef.from_json,
-                                                          scenario),
-            provider=opt_text(d, "provider"), canary=opt_text(d, "canary"),
-            tools=text_map(d, "tools"),
-            expectations=records(d, "expectations", Expectation.from_json),
-            phases={k: within(f"phases[{k!r}]", Phase.from_json, v)
-                    for k, v in mapping(d, "phases").items()},
-            infrastructure=text_map(d, "infrastructure"), lab=mapping(d, "lab"),
-            guests=text_map(d, "guests"),
-            capture=None if capture is None else within("capture", CaptureCounts.from_json,
-                                                        capture),
-            geoip=records(d, "geoip", GeoipDatabase.from_json), error=opt_text(d, "error"),
-            reanalysis_of=opt_text(d, "reanalysis_of"),
-            reanalysis_databases=texts(d, "reanalysis_databases"),
-            extra={k: v for k, v in d.items() if k not in _KNOWN})
+        known = {f.name for f in fields(cls)}
+        return fields_from_json(cls, d, extra={k: v for k, v in d.items() if k not in known})

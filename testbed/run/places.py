@@ -8,15 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.run.shapes import (
-    Shape,
-    flag,
-    opt_integer,
-    opt_text,
-    records,
-    text,
-    texts,
-)
+from testbed.run.shapes import fields_from_json, fields_to_json, opt_integer
 
 
 def _asn(d: Mapping[str, Any]) -> int | None:
@@ -41,20 +33,11 @@ class GeoipDatabase:
     attribution: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.file, "database_type": self.database_type,
-                "build_epoch": self.build_epoch, "build_date": self.build_date,
-                "sha256": self.sha256, "reader": self.reader, "c_extension": self.c_extension,
-                "attribution": self.attribution}
+        return fields_to_json(self)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> GeoipDatabase:
-        ext = d.get("c_extension")
-        if ext is not None and not isinstance(ext, bool):
-            raise Shape(f"'c_extension' should be true or false, not {type(ext).__name__}")
-        return cls(file=text(d, "file"), database_type=opt_text(d, "database_type"),
-                   build_epoch=opt_integer(d, "build_epoch"), build_date=opt_text(d, "build_date"),
-                   sha256=opt_text(d, "sha256"), reader=opt_text(d, "reader"), c_extension=ext,
-                   attribution=opt_text(d, "attribution"))
+        return fields_from_json(cls, d)
 
 
 @dataclass(frozen=True)
@@ -73,17 +56,11 @@ class PlaceView:
     network: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"database": self.database, "via": self.via, "address": self.address,
-                "country": self.country, "country_name": self.country_name, "city": self.city,
-                "asn": self.asn, "organization": self.organization, "network": self.network}
+        return fields_to_json(self)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> PlaceView:
-        return cls(database=opt_text(d, "database"), via=opt_text(d, "via"),
-                   address=opt_text(d, "address"), country=opt_text(d, "country"),
-                   country_name=opt_text(d, "country_name"), city=opt_text(d, "city"),
-                   asn=_asn(d), organization=opt_text(d, "organization"),
-                   network=opt_text(d, "network"))
+        return fields_from_json(cls, d, asn=_asn(d))
 
 
 @dataclass(frozen=True)
@@ -112,23 +89,13 @@ class Placement:
         return bool(self.country) and not self.special
 
     def to_json(self) -> dict[str, Any]:
-        """The 13 keys ``analysis/endpoints.json`` has always written, in the same order."""
-        return {"special": self.special, "stands_for": self.stands_for, "names": list(self.names),
-                "country": self.country, "country_name": self.country_name,
-                "database": self.database, "network": self.network, "via": self.via,
-                "asn": self.asn, "organization": self.organization,
-                "views": [v.to_json() for v in self.views], "countries": list(self.countries),
-                "disagree": self.disagree}
+        """The 13 keys ``analysis/endpoints.json`` has always written, in the same order (the
+        fields')."""
+        return fields_to_json(self)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Placement:
-        return cls(special=opt_text(d, "special"), stands_for=opt_text(d, "stands_for"),
-                   names=texts(d, "names"), country=opt_text(d, "country"),
-                   country_name=opt_text(d, "country_name"), database=opt_text(d, "database"),
-                   network=opt_text(d, "network"), via=opt_text(d, "via"), asn=_asn(d),
-                   organization=opt_text(d, "organization"),
-                   views=records(d, "views", PlaceView.from_json),
-                   countries=texts(d, "countries"), disagree=flag(d, "disagree"))
+        return fields_from_json(cls, d, asn=_asn(d))
 
 
 NOWHERE = Placement()  # an address the analysis did not place (or did not see)

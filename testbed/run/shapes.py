@@ -1,8 +1,15 @@
 """Checking the shape of JSON values as the run's records are read: each function returns the
-value (or a default for a missing or null key) or raises :class:`Shape` saying where."""
+value (or a default for a missing or null key) or raises :class:`Shape` saying where.
+
+:func:`fields_to_json` and :func:`fields_from_json` derive a record's JSON form from its
+dataclass fields, so that a record whose keys are its fields, in order, declares them once."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import types
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -64,6 +71,11 @@ def flag(d: Mapping[str, Any], key: str, default: bool = False) -> bool:
     return bool(_get(d, key, (bool,), "true or false", default))
 
 
+def opt_flag(d: Mapping[str, Any], key: str) -> bool | None:
+    value = _get(d, key, (bool,), "true or false", None)
+    return None if value is None else bool(value)
+
+
 def texts(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
     items = _get(d, key, (list,), "a list", [])
     for i, item in enumerate(items):
@@ -111,3 +123,88 @@ def within(where: str, parse: Callable[[Mapping[str, Any]], T], value: Any) -> T
     except Shape as e:
         msg = str(e)
         raise Shape(msg if msg.startswith(where) else f"{where}: {msg}") from e
+
+
+# -- records whose JSON keys are their fields -------------------------------------------------
+Parse = Callable[[Mapping[str, Any], str], Any]
+_SCALARS: dict[Any, tuple[Callable[..., Any], Parse]] = {  # type -> (required, optional) parser
+    str: (text, opt_text), int: (integer, opt_integer), float: (number, opt_number),
+    bool: (flag, opt_flag)}
+_CONTAINERS: dict[Any, Parse] = {
+    tuple[str, ...]: texts, tuple[dict[str, Any], ...]: objects, dict[str, Any]: mapping,
+    dict[str, str]: text_map}
+
+
+def _json_value(value: Any) -> Any:
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    if isinstance(value, tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value
+
+
+def fields_to_json(record: Any) -> dict[str, Any]:
+    """Every field of a dataclass ``record``, in declaration order, under its own name; None
+    stays (``null``), tuples are lists, records are their ``to_json()``."""
+    return {f.name: _json_value(getattr(record, f.name)) for f in dataclasses.fields(record)}
+
+
+def _optional_record(kind: Any) -> Callable[[Mapping[str, Any], str], Any]:
+    def parse(d: Mapping[str, Any], key: str) -> Any:
+        value = d.get(key)
+        return None if value is None else within(key, kind.from_json, value)
+    return parse
+
+
+def _record_or_default(kind: Any, default: Any) -> Callable[[Mapping[str, Any], str], Any]:
+    def parse(d: Mapping[str, Any], key: str) -> Any:
+        value = d.get(key)
+        return default if value is None else within(key, kind.from_json, value)
+    return parse
+
+
+def _parser(hint: Any, default: Any) -> Parse:
+    """How a field of type ``hint`` with ``default`` (``_MISSING``: none) is read."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in _SCALARS:
+        required = _SCALARS[hint][0]
+        return (lambda d, k: required(d, k)) if default is _MISSING else (
+            lambda d, k: required(d, k, default))
+    if hint in _CONTAINERS:
+        return _CONTAINERS[hint]
+    if origin in (types.UnionType, typing.Union) and len(args) == 2 and args[1] is type(None):
+        if args[0] in _SCALARS:
+            return _SCALARS[args[0]][1]
+        return _optional_record(args[0])
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return lambda d, k: records(d, k, args[0].from_json)
+    if origin is dict and args[0] is str:
+        return lambda d, k: record_map(d, k, args[1].from_json)
+    if hasattr(hint, "from_json") and default is not _MISSING:
+        return _record_or_default(hint, default)
+    raise TypeError(f"no JSON reader for a field of type {hint!r}")
+
+
+@functools.cache
+def _parsers(cls: Any, defaults: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Parse], ...]:
+    hints = typing.get_type_hints(cls)
+    given = dict(defaults)
+    out = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else _MISSING
+        out.append((f.name, _parser(hints[f.name], given.get(f.name, default))))
+    return tuple(out)
+
+
+def fields_from_json(cls: type[T], d: Mapping[str, Any], defaults: Mapping[str, Any] = {},
+                     **given: Any) -> T:
+    """``cls`` (a dataclass) read from ``d``: each field from its own key, by its type (a
+    missing or null key takes the field's default, or ``defaults[key]`` where the file may
+    lack a key the record requires); ``given`` are fields the caller read itself. Keys that
+    are not fields are ignored."""
+    record: Any = cls  # a class is hashable: its readers are derived once
+    values = {name: parse(d, name) for name, parse in _parsers(record, tuple(defaults.items()))
+              if name not in given}
+    return cls(**values, **given)

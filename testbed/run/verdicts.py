@@ -9,7 +9,7 @@ from typing import Any
 
 from testbed.run.manifest import ChatClaim
 from testbed.run.places import GeoipDatabase
-from testbed.run.shapes import Shape, mapping, obj, objects, records, text, within
+from testbed.run.shapes import Shape, fields_from_json, fields_to_json, obj, records
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
@@ -35,19 +35,11 @@ class Verdict:
         return self.status == PASS
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "variant": self.variant, "kind": self.kind, "place": self.place,
-                "status": self.status, "reason": self.reason, "evidence": list(self.evidence),
-                "geoip": [g.to_json() for g in self.geoip],
-                "chat": self.chat.to_json() if self.chat else None}
+        return fields_to_json(self)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Verdict:
-        chat = d.get("chat")
-        return cls(id=text(d, "id"), variant=text(d, "variant", ""), kind=text(d, "kind", ""),
-                   place=mapping(d, "place"), status=text(d, "status"),
-                   reason=text(d, "reason", ""), evidence=objects(d, "evidence"),
-                   geoip=records(d, "geoip", GeoipDatabase.from_json),
-                   chat=None if chat is None else within("chat", ChatClaim.from_json, chat))
+        return fields_from_json(cls, d, {"variant": "", "kind": "", "reason": ""})
 
 
 @dataclass(frozen=True)
