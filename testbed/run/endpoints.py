@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from testbed.run.places import NOWHERE, GeoipDatabase, Placement
-from testbed.run.shapes import fields_from_json, fields_to_json, obj, opt_integer, texts
+from testbed.run.shapes import Record, opt_integer, texts
 
 
 @dataclass(frozen=True)
-class EndpointRow:
+class EndpointRow(Record):
     """One remote a variant's guest talked to, with traffic counts and first/last seen."""
+
+    json_defaults: ClassVar[Mapping[str, Any]] = {"proto": "?", "port": 0}
 
     variant: str
     address: str
@@ -31,12 +33,6 @@ class EndpointRow:
     def service(self) -> str:
         return f"{self.proto}/{self.port}"
 
-    def to_json(self) -> dict[str, Any]:
-        return fields_to_json(self)
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> EndpointRow:
-        return fields_from_json(cls, d, {"proto": "?", "port": 0})
 
 
 _COUNTS = ("frames_read", "packets_read", "packets_attributed", "packets_infrastructure",
@@ -74,7 +70,9 @@ class ReadStats:
 
 
 @dataclass(frozen=True)
-class EndpointsFile:
+class EndpointsFile(Record):
+    json_what = "the endpoint analysis"
+
     capture: str = ""
     endpoints: tuple[EndpointRow, ...] = ()
     infrastructure: tuple[EndpointRow, ...] = ()
@@ -87,10 +85,3 @@ class EndpointsFile:
     def place(self, address: str) -> Placement:
         """Where ``address`` is (an empty placement when the analysis did not place it)."""
         return self.places.get(address, NOWHERE)
-
-    def to_json(self) -> dict[str, Any]:
-        return fields_to_json(self)
-
-    @classmethod
-    def from_json(cls, value: Any) -> EndpointsFile:
-        return fields_from_json(cls, obj(value, "the endpoint analysis"))

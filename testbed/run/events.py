@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from testbed.run.shapes import fields_from_json
+from testbed.run.shapes import Record, other_keys
 
 
 @dataclass(frozen=True)
-class Event:
+class Event(Record):
     """One action of one variant: when it ran and how it ended (``ok``, ``failed``,
     ``skipped``). ``params`` are the step's parameters (``to``, ``text`` for a chat), ``steps``
     what the agent reports per step, ``screenshots`` name -> file relative to the run."""
@@ -48,13 +48,13 @@ class Event:
         return out
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Event:
+    def read_otherwise(cls, d: Mapping[str, Any]) -> dict[str, Any]:
         error = d.get("error")  # any value: an agent's error may be a number or an object
-        return fields_from_json(cls, d, error=None if error is None else str(error))
+        return {"error": None if error is None else str(error)}
 
 
 @dataclass(frozen=True)
-class TlsRecord:
+class TlsRecord(Record):
     """``event`` is ``clienthello`` (with ``passthrough``: the connection was left unopened),
     ``tls_failed`` (with the ``side`` that failed and the ``error``) or ``pinned``; keys this
     version does not know are kept in ``details``. ``side``, ``error`` and ``passthrough`` are
@@ -79,6 +79,5 @@ class TlsRecord:
                 "time": self.time}
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> TlsRecord:
-        known = {f.name for f in fields(cls)} - {"details"}
-        return fields_from_json(cls, d, details={k: v for k, v in d.items() if k not in known})
+    def read_otherwise(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        return {"details": other_keys(cls, d, but="details")}

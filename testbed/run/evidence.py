@@ -3,15 +3,14 @@ path it took (canary hits: strong; timing bursts: weak)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.run.shapes import fields_from_json, fields_to_json, obj
+from testbed.run.shapes import Record
 
 
 @dataclass(frozen=True)
-class ChatEvidence:
+class ChatEvidence(Record):
     """Why a message is taken to have gone to endpoint (address, proto, port) of ``variant``
     (or, for a canary hit not yet tied to a message, why the variant reached it): ``kind`` is
     one of ``analysis.evidence.KINDS``; ``time`` is seconds since the epoch (first hit / burst
@@ -27,16 +26,9 @@ class ChatEvidence:
     strength: str
     detail: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        return fields_to_json(self)
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> ChatEvidence:
-        return fields_from_json(cls, d)
-
 
 @dataclass(frozen=True)
-class ChatRecord:
+class ChatRecord(Record):
     """One chat message that was sent, and the evidence of its path."""
 
     sender: str
@@ -54,19 +46,10 @@ class ChatRecord:
                 "endpoints": list(self.endpoints),
                 "evidence": [e.to_json() for e in self.evidence]}
 
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> ChatRecord:
-        return fields_from_json(cls, d)
-
 
 @dataclass(frozen=True)
-class EvidenceFile:
+class EvidenceFile(Record):
+    json_what = "the chat evidence"
+
     canary: str | None = None
     chats: tuple[ChatRecord, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return fields_to_json(self)
-
-    @classmethod
-    def from_json(cls, value: Any) -> EvidenceFile:
-        return fields_from_json(cls, obj(value, "the chat evidence"))

@@ -9,38 +9,31 @@ nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.run.places import GeoipDatabase
 from testbed.run.shapes import (
+    Record,
     Shape,
-    fields_from_json,
-    fields_to_json,
     mapping,
     obj,
     opt_text,
+    other_keys,
     text,
     within,
 )
 
 
 @dataclass(frozen=True)
-class ScenarioRef:
+class ScenarioRef(Record):
     name: str | None = None
     path: str | None = None
     sha256: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return fields_to_json(self)
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> ScenarioRef:
-        return fields_from_json(cls, d)
-
 
 @dataclass(frozen=True)
-class Phase:
+class Phase(Record):
     """One timed phase of the run (network, guests, sessions, ...)."""
 
     start: float | None = None
@@ -56,26 +49,15 @@ class Phase:
                 out[key] = getattr(self, key)
         return out
 
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Phase:
-        return fields_from_json(cls, d)
-
 
 @dataclass(frozen=True)
-class CaptureCounts:
+class CaptureCounts(Record):
     """tcpdump's statistics; ``complete`` when it printed them (it stopped cleanly)."""
 
     captured: int | None = None
     received: int | None = None
     dropped: int | None = None
     complete: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return fields_to_json(self)
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> CaptureCounts:
-        return fields_from_json(cls, d)
 
 
 @dataclass(frozen=True)
@@ -136,7 +118,9 @@ class Expectation:
 
 
 @dataclass(frozen=True)
-class Manifest:
+class Manifest(Record):
+    json_what = "the manifest"
+
     testbed_run: int | None = None
     run_id: str | None = None
     status: str | None = None
@@ -183,7 +167,5 @@ class Manifest:
         return Manifest.from_json(self.to_json() | fields)
 
     @classmethod
-    def from_json(cls, value: Any) -> Manifest:
-        d = obj(value, "the manifest")
-        known = {f.name for f in fields(cls)}
-        return fields_from_json(cls, d, extra={k: v for k, v in d.items() if k not in known})
+    def read_otherwise(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        return {"extra": other_keys(cls, d, but="extra")}

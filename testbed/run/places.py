@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.run.shapes import fields_from_json, fields_to_json, opt_integer
+from testbed.run.shapes import Record, opt_integer
 
 
 def _asn(d: Mapping[str, Any]) -> int | None:
@@ -20,7 +20,7 @@ def _asn(d: Mapping[str, Any]) -> int | None:
 
 
 @dataclass(frozen=True)
-class GeoipDatabase:
+class GeoipDatabase(Record):
     """One GeoIP database that placed endpoints: file, type, build and sha256."""
 
     file: str
@@ -32,16 +32,9 @@ class GeoipDatabase:
     c_extension: bool | None = None
     attribution: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return fields_to_json(self)
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> GeoipDatabase:
-        return fields_from_json(cls, d)
-
 
 @dataclass(frozen=True)
-class PlaceView:
+class PlaceView(Record):
     """What one database says about the address (``via="address"``) or about the real address
     it stands for (``via="stands_for"``)."""
 
@@ -55,16 +48,13 @@ class PlaceView:
     organization: str | None = None
     network: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return fields_to_json(self)
-
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> PlaceView:
-        return fields_from_json(cls, d, asn=_asn(d))
+    def read_otherwise(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        return {"asn": _asn(d)}
 
 
 @dataclass(frozen=True)
-class Placement:
+class Placement(Record):
     """Where one endpoint is, with provenance. ``special`` (multicast, private, ...) is set
     for special-purpose addresses, which are classified, never placed; otherwise the primary
     placement (``country`` ... ``via``) is the first database's that knows the address or its
@@ -88,14 +78,9 @@ class Placement:
     def placed(self) -> bool:
         return bool(self.country) and not self.special
 
-    def to_json(self) -> dict[str, Any]:
-        """The 13 keys ``analysis/endpoints.json`` has always written, in the same order (the
-        fields')."""
-        return fields_to_json(self)
-
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Placement:
-        return fields_from_json(cls, d, asn=_asn(d))
+    def read_otherwise(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        return {"asn": _asn(d)}
 
 
 NOWHERE = Placement()  # an address the analysis did not place (or did not see)

@@ -1,8 +1,9 @@
 """Checking the shape of JSON values as the run's records are read: each function returns the
 value (or a default for a missing or null key) or raises :class:`Shape` saying where.
 
-:func:`fields_to_json` and :func:`fields_from_json` derive a record's JSON form from its
-dataclass fields, so that a record whose keys are its fields, in order, declares them once."""
+:class:`Record` (through :func:`fields_to_json` and :func:`fields_from_json`) derives a
+record's JSON form from its dataclass fields, so that a record whose keys are its fields, in
+order, declares them once."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 T = TypeVar("T")
 _MISSING: Any = object()
@@ -208,3 +209,31 @@ def fields_from_json(cls: type[T], d: Mapping[str, Any], defaults: Mapping[str, 
     values = {name: parse(d, name) for name, parse in _parsers(record, tuple(defaults.items()))
               if name not in given}
     return cls(**values, **given)
+
+
+def other_keys(cls: Any, d: Mapping[str, Any], but: str) -> dict[str, Any]:
+    """The keys of ``d`` that are no field of ``cls`` (the field ``but`` keeps them)."""
+    known = {f.name for f in dataclasses.fields(cls)} - {but}
+    return {k: v for k, v in d.items() if k not in known}
+
+
+class Record:
+    """Base of a frozen dataclass written as its fields, in order, and read back by their
+    types (see :func:`fields_from_json`); a subclass overrides ``to_json`` where its file
+    differs, and :meth:`read_otherwise` for fields not read by their type."""
+
+    json_what: ClassVar[str] = "a record"  # names a whole file's value in a shape error
+    json_defaults: ClassVar[Mapping[str, Any]] = {}  # for required fields older files lack
+
+    def to_json(self) -> dict[str, Any]:
+        return fields_to_json(self)
+
+    @classmethod
+    def from_json(cls, value: Any) -> Self:
+        d = obj(value, cls.json_what)
+        return fields_from_json(cls, d, cls.json_defaults, **cls.read_otherwise(d))
+
+    @classmethod
+    def read_otherwise(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        """Fields read from ``d`` otherwise than by their type: none here."""
+        return {}

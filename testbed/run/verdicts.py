@@ -5,20 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from testbed.run.manifest import ChatClaim
 from testbed.run.places import GeoipDatabase
-from testbed.run.shapes import Shape, fields_from_json, fields_to_json, obj, records
+from testbed.run.shapes import Record, Shape, obj, records
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(Record):
     """``evidence`` items are JSON records whose keys depend on their ``kind`` (``flow``,
     ``absence``, ``screen``, ``canary-*``, ``timing``); each has a ``strength`` and most a
     ``text`` a researcher can read."""
+
+    json_defaults: ClassVar[Mapping[str, Any]] = {"variant": "", "kind": "", "reason": ""}
 
     id: str
     variant: str
@@ -34,12 +36,6 @@ class Verdict:
     def passed(self) -> bool:
         return self.status == PASS
 
-    def to_json(self) -> dict[str, Any]:
-        return fields_to_json(self)
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Verdict:
-        return fields_from_json(cls, d, {"variant": "", "kind": "", "reason": ""})
 
 
 @dataclass(frozen=True)
