@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from testbed.run.places import NOWHERE, GeoipDatabase, Placement
-from testbed.run.shapes import Record, opt_integer, texts
+from testbed.run.shapes import Record, optional, texts
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class ReadStats:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ReadStats:
-        return cls(**{k: opt_integer(d, k) for k in _COUNTS},
+        return cls(**{k: optional(d, k, int) for k in _COUNTS},
                    warnings=texts(d, "warnings") if "warnings" in d else None)
 
 

@@ -13,16 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from testbed.run.places import GeoipDatabase
-from testbed.run.shapes import (
-    Record,
-    Shape,
-    mapping,
-    obj,
-    opt_text,
-    other_keys,
-    text,
-    within,
-)
+from testbed.run.shapes import Record, Shape, obj, optional, other_keys, scalar
 
 
 @dataclass(frozen=True)
@@ -75,11 +66,12 @@ class ChatClaim:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ChatClaim:
-        return cls(text(d, "from"), text(d, "to"), opt_text(d, "text_contains"))
+        return cls(scalar(d, "from", str), scalar(d, "to", str),
+                   optional(d, "text_contains", str))
 
 
 @dataclass(frozen=True)
-class Expectation:
+class Expectation(Record):
     """One claim of the scenario, as the manifest records it. A place is a mapping of
     ``country`` / ``asn`` / ``organization`` / ``network`` / ``host`` (see verdicts.places)."""
 
@@ -104,17 +96,11 @@ class Expectation:
                 "min_strength": self.min_strength, "description": self.description}
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Expectation:
-        places = d.get("places") or []
+    def read_otherwise(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        places = d.get("places") or []  # older manifests may hold an empty object
         if not isinstance(places, list):
             raise Shape(f"'places' should be a list, not {type(places).__name__}")
-        chat = d.get("chat")
-        return cls(id=text(d, "id"), kind=text(d, "kind", ""), variant=text(d, "variant", ""),
-                   place=mapping(d, "place"),
-                   places=tuple(dict(obj(p, f"places[{i}]")) for i, p in enumerate(places)),
-                   chat=None if chat is None else within("chat", ChatClaim.from_json, chat),
-                   min_strength=text(d, "min_strength", ""),
-                   description=text(d, "description", ""))
+        return {"places": tuple(dict(obj(p, f"places[{i}]")) for i, p in enumerate(places))}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from testbed.run.shapes import Record, opt_integer
+from testbed.run.shapes import Record, optional
 
 
 def _asn(d: Mapping[str, Any]) -> int | None:
@@ -16,7 +16,7 @@ def _asn(d: Mapping[str, Any]) -> int | None:
     value = d.get("asn")
     if isinstance(value, str) and value.isdigit():
         return int(value)
-    return opt_integer(d, "asn")
+    return optional(d, "asn", int)
 
 
 @dataclass(frozen=True)

@@ -40,41 +40,23 @@ def _get(d: Mapping[str, Any], key: str, kinds: tuple[type, ...], what: str,
     return value
 
 
-def text(d: Mapping[str, Any], key: str, default: str = _MISSING) -> str:
-    return str(_get(d, key, (str,), "a string", default))
+#: the JSON scalar kinds a record's fields hold: the Python values a key may have, and their name
+_SCALARS: dict[type, tuple[tuple[type, ...], str]] = {
+    str: ((str,), "a string"), int: ((int,), "an integer"), float: ((int, float), "a number"),
+    bool: ((bool,), "true or false")}
 
 
-def opt_text(d: Mapping[str, Any], key: str) -> str | None:
-    value = _get(d, key, (str,), "a string", None)
-    return None if value is None else str(value)
+def scalar(d: Mapping[str, Any], key: str, kind: type[T], default: T = _MISSING) -> T:
+    """``d[key]``, a ``kind`` (str, int, float or bool; a float may be written as an integer,
+    and stays one); ``default`` when the key is missing or null, or :class:`Shape`."""
+    found: T = _get(d, key, *_SCALARS[kind], default)
+    return found
 
 
-def number(d: Mapping[str, Any], key: str, default: float = _MISSING) -> float:
-    value: float = _get(d, key, (int, float), "a number", default)
-    return value
-
-
-def opt_number(d: Mapping[str, Any], key: str) -> float | None:
-    value: float | None = _get(d, key, (int, float), "a number", None)
-    return value
-
-
-def integer(d: Mapping[str, Any], key: str, default: int = _MISSING) -> int:
-    return int(_get(d, key, (int,), "an integer", default))
-
-
-def opt_integer(d: Mapping[str, Any], key: str) -> int | None:
-    value = _get(d, key, (int,), "an integer", None)
-    return None if value is None else int(value)
-
-
-def flag(d: Mapping[str, Any], key: str, default: bool = False) -> bool:
-    return bool(_get(d, key, (bool,), "true or false", default))
-
-
-def opt_flag(d: Mapping[str, Any], key: str) -> bool | None:
-    value = _get(d, key, (bool,), "true or false", None)
-    return None if value is None else bool(value)
+def optional(d: Mapping[str, Any], key: str, kind: type[T]) -> T | None:
+    """Like :func:`scalar`, with None for a missing or null key."""
+    found: T | None = _get(d, key, *_SCALARS[kind], None)
+    return found
 
 
 def texts(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
@@ -128,9 +110,6 @@ def within(where: str, parse: Callable[[Mapping[str, Any]], T], value: Any) -> T
 
 # -- records whose JSON keys are their fields -------------------------------------------------
 Parse = Callable[[Mapping[str, Any], str], Any]
-_SCALARS: dict[Any, tuple[Callable[..., Any], Parse]] = {  # type -> (required, optional) parser
-    str: (text, opt_text), int: (integer, opt_integer), float: (number, opt_number),
-    bool: (flag, opt_flag)}
 _CONTAINERS: dict[Any, Parse] = {
     tuple[str, ...]: texts, tuple[dict[str, Any], ...]: objects, dict[str, Any]: mapping,
     dict[str, str]: text_map}
@@ -152,14 +131,7 @@ def fields_to_json(record: Any) -> dict[str, Any]:
     return {f.name: _json_value(getattr(record, f.name)) for f in dataclasses.fields(record)}
 
 
-def _optional_record(kind: Any) -> Callable[[Mapping[str, Any], str], Any]:
-    def parse(d: Mapping[str, Any], key: str) -> Any:
-        value = d.get(key)
-        return None if value is None else within(key, kind.from_json, value)
-    return parse
-
-
-def _record_or_default(kind: Any, default: Any) -> Callable[[Mapping[str, Any], str], Any]:
+def _record(kind: Any, default: Any) -> Parse:
     def parse(d: Mapping[str, Any], key: str) -> Any:
         value = d.get(key)
         return default if value is None else within(key, kind.from_json, value)
@@ -170,21 +142,19 @@ def _parser(hint: Any, default: Any) -> Parse:
     """How a field of type ``hint`` with ``default`` (``_MISSING``: none) is read."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint in _SCALARS:
-        required = _SCALARS[hint][0]
-        return (lambda d, k: required(d, k)) if default is _MISSING else (
-            lambda d, k: required(d, k, default))
+        return lambda d, k: scalar(d, k, hint, default)
     if hint in _CONTAINERS:
         return _CONTAINERS[hint]
     if origin in (types.UnionType, typing.Union) and len(args) == 2 and args[1] is type(None):
         if args[0] in _SCALARS:
-            return _SCALARS[args[0]][1]
-        return _optional_record(args[0])
+            return lambda d, k: optional(d, k, args[0])
+        return _record(args[0], None)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return lambda d, k: records(d, k, args[0].from_json)
     if origin is dict and args[0] is str:
         return lambda d, k: record_map(d, k, args[1].from_json)
     if hasattr(hint, "from_json") and default is not _MISSING:
-        return _record_or_default(hint, default)
+        return _record(hint, default)
     raise TypeError(f"no JSON reader for a field of type {hint!r}")
 
 
