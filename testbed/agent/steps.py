@@ -42,6 +42,7 @@ VERBS = ("run", "click_image", "wait_image", "absent_image", "type", "press", "h
          "screenshot", "sleep")
 DEFAULT_CONFIDENCE = 0.9
 DEFAULT_TIMEOUT = 10.0
+POLL = 0.1  # seconds between two looks at the screen
 
 
 class StepFailed(Exception):
@@ -85,7 +86,7 @@ def png(image: Image.Image) -> bytes:
 def _gui() -> Any:
     import pyautogui  # imported late: it needs DISPLAY
 
-    pyautogui.PAUSE = 0.05
+    pyautogui.PAUSE = 0.0  # no fixed pause: every step that depends on the screen waits for it
     return pyautogui
 
 
@@ -105,13 +106,13 @@ def locate(ctx: StepContext, name: str, confidence: float, timeout: float) -> tu
             return int(box.left + box.width // 2), int(box.top + box.height // 2)
         if time.monotonic() >= deadline:
             raise StepFailed(f"image {name} not found on screen within {timeout:g} s")
-        time.sleep(0.2)
+        time.sleep(POLL)
 
 
 def type_text(text: str) -> None:
     gui = _gui()
     if text.isascii():
-        gui.write(text, interval=0.01)
+        gui.write(text)  # X delivers key events in order: no pause between them
         return
     # pyautogui types ASCII only: paste anything else through the clipboard (xclip).
     subprocess.run(

@@ -41,6 +41,7 @@ THEMES: dict[str, dict[str, str]] = {
     "classic": {"bg": "#eef3f8", "accent": "#f08300", "panel": "#ffffff",
                 "font": "WenQuanYi Micro Hei"},
 }
+MEDIA_WAIT = 5.0  # seconds a call waits for its media to flow before it shows "In call" anyway
 BADGES = {"online": "#3cb043", "connecting": "#f5c400", "offline": "#d62828", "sent": "#1e6fd9",
           "notsent": "#d62828", "received": "#8e44ad", "incall": "#3cb043",
           "ringing": "#f5c400", "ended": "#7f7f7f"}
@@ -308,10 +309,22 @@ class App:
         self._signal(peer, "decline")
 
     def _start_media(self) -> None:
-        if self.profile.media_relay:
-            self.media = MediaStream(self.profile.media_relay, self.profile.packets_per_second,
-                                     uuid.uuid4().hex[:8])
-            self.media.start()
+        """The call is up ("In call") once its media flows both ways: the relay echoed."""
+        if not self.profile.media_relay:
+            self._in_call()
+            return
+        media = self.media = MediaStream(self.profile.media_relay,
+                                         self.profile.packets_per_second, uuid.uuid4().hex[:8])
+        media.start()
+
+        def wait() -> None:
+            if not media.flowing.wait(MEDIA_WAIT):
+                self.log(f"no media echo from {self.profile.media_relay} in {MEDIA_WAIT:g} s")
+            self._later(self._in_call)
+
+        self._work(wait)
+
+    def _in_call(self) -> None:
         self.log(f"in call with {self.peer} via {self.profile.media_relay}")
         self._badge(self.call_status, "incall")
 

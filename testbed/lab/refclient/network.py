@@ -223,6 +223,7 @@ class MediaStream:
         self.call_id = call_id
         self._stop = threading.Event()
         self.sent = 0
+        self.flowing = threading.Event()  # the relay echoed a packet: media flows both ways
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> None:
@@ -238,6 +239,7 @@ class MediaStream:
                     self.sent += 1
                     while True:
                         s.recv(2048)
+                        self.flowing.set()
                 except BlockingIOError:
                     pass
                 except OSError:
