@@ -16,7 +16,6 @@ plan is the gateway's, the agent's port the agent's.
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 import shutil
 import subprocess
@@ -31,18 +30,15 @@ from testbed.provider import gateway as gw
 from testbed.provider.abstracts import Gateway, GuestHandle, GuestPool
 
 SCREEN = "1024x768x24"
-TOOLS = {**gw.TOOLS, "Xvfb": "xvfb", "xclip": "xclip"}
+GUEST_TOOLS = {"Xvfb": "xvfb", "xclip": "xclip"}
+TOOLS = {**gw.TOOLS, **GUEST_TOOLS}  # the gateway's and the guests': all on this machine
 AGENT_READY_SECONDS = 20.0
 
 
 def missing_on_host() -> list[str]:
-    """What this machine lacks for the lab's namespaces, each with the command that fixes it."""
-    out = []
-    if os.geteuid() != 0:
-        out.append("root rights (network namespaces, tcpdump): run as root")
-    for tool, pkg in TOOLS.items():
-        if shutil.which(tool) is None:
-            out.append(f"{tool}: apt-get install {pkg}")
+    """What this machine lacks for the lab (gateway and guests), each with its fix."""
+    out = gw.missing_on_host() + [f"{tool}: apt-get install {pkg}" for tool, pkg
+                                  in GUEST_TOOLS.items() if shutil.which(tool) is None]
     try:
         import tkinter  # noqa: F401
     except ImportError:

@@ -30,6 +30,7 @@ class Timeouts:
     guest: float | None = None  # one guest up with its agent (None: the pool's start_timeout)
     per_step: float = 2.0       # an agent step's own work, beyond its timeout or sleep
     action_margin: float = 30.0  # on top of an action's steps
+    action: float | None = None  # every action's limit (None: from its steps, as above)
     unwind: float = 30.0        # waiting for calls still running before teardown
 
 
@@ -69,12 +70,14 @@ class Pending(Generic[T]):
             with Pending._lock:
                 Pending.live.discard(self)  # type: ignore[arg-type]
 
-    def result(self, timeout: float, fallback: Callable[[], object] | None = None) -> T:
+    def result(self, timeout: float, fallback: Callable[[], object] | None = None,
+               limit: float | None = None) -> T:
         """The call's value; raises what it raised, or ``BackendTimeout`` after ``timeout``
-        seconds. ``fallback`` runs (best effort) before either is raised."""
+        seconds (the rest of ``limit``, the time the call was given). ``fallback`` runs (best
+        effort) before either is raised."""
         if not self._done.wait(timeout):
             _run_fallback(fallback)
-            raise BackendTimeout(f"{self.what} did not finish within {timeout:g} s")
+            raise BackendTimeout(f"{self.what} did not finish within {limit or timeout:g} s")
         if self._error is not None:
             _run_fallback(fallback)
             raise self._error

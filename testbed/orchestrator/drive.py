@@ -34,6 +34,8 @@ STEP_TIMEOUT = 10.0  # an image step's timeout when it names none (the agent's d
 
 def budget(steps: list[dict[str, Any]], timeouts: Timeouts) -> float:
     """How long an action may take: its steps' own timeouts and sleeps, plus a margin."""
+    if timeouts.action is not None:
+        return timeouts.action
     total = timeouts.action_margin
     for s in steps:
         if any(v in s for v in IMAGE_VERBS):
@@ -118,7 +120,7 @@ class Driver:
         agent, limit = self.guests[step.variant].agent, budget(steps, self.timeouts)
         try:
             answer = call(f"{step.variant}'s {step.action}",
-                          lambda: agent.run_steps(steps, images, timeout=limit), limit + 5,
+                          lambda: agent.run_steps(steps, images, timeout=limit), limit,
                           awaited=False)
         except BackendTimeout as e:
             answer = {"ok": False, "error": f"timed out: {e}", "results": [], "screenshots": {}}

@@ -119,7 +119,7 @@ def start_guests(pool: GuestPool, variants: list[str], trust: Path | None,
         pending = [start(i, v) for i, v in enumerate(variants)]
         deadline = time.monotonic() + timeout
         for p, v in zip(pending, variants, strict=True):
-            guests[v] = p.result(max(0.0, deadline - time.monotonic()))
+            guests[v] = p.result(max(0.0, deadline - time.monotonic()), limit=timeout)
     else:
         for i, v in enumerate(variants):
             guests[v] = start(i, v).result(timeout)

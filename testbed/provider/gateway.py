@@ -39,6 +39,14 @@ def guest_address(index: int) -> str:
     return f"10.77.0.{10 + index}"
 
 
+def missing_on_host() -> list[str]:
+    """What this machine lacks for the gateway, each with the command that fixes it."""
+    out = [] if os.geteuid() == 0 else [
+        "root rights (network namespaces, tcpdump): run as root"]
+    return out + [f"{tool}: apt-get install {pkg}" for tool, pkg in TOOLS.items()
+                  if shutil.which(tool) is None]
+
+
 def base_env() -> dict[str, str]:
     """The whole environment of a process the lab starts: nothing of the caller's leaks in."""
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
@@ -57,10 +65,7 @@ class NetnsGateway(Gateway):
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def missing(self) -> list[str]:
-        out = [] if os.geteuid() == 0 else [
-            "root rights (network namespaces, tcpdump): run as root"]
-        return out + [f"{tool}: apt-get install {pkg}" for tool, pkg in TOOLS.items()
-                      if shutil.which(tool) is None]
+        return missing_on_host()
 
     def start(self) -> GatewayHandle:
         gw, net, sh = self.ns, self.net, netns.sh
