@@ -82,6 +82,7 @@ bench: setup
 	    [ "$$(id -u)" = 0 ] || { echo "need root to apt-get install tshark"; exit 1; }; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark >/dev/null; }
 	$(BIN)/python benchmarks/bench_endpoints.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_lab_run.py
 
 cleanup: venv
 	$(BIN)/testbed lab cleanup

@@ -97,13 +97,18 @@ def locate(ctx: StepContext, name: str, confidence: float, timeout: float) -> tu
     gui = _gui()
     needle = ctx.images[name]
     deadline = time.monotonic() + timeout
+    seen = b""  # the screen last searched: an unchanged screen is not searched again
     while True:
-        try:
-            box = gui.locate(needle, grab(), confidence=confidence)
-        except gui.ImageNotFoundException:
-            box = None
-        if box is not None:
-            return int(box.left + box.width // 2), int(box.top + box.height // 2)
+        screen = grab()
+        pixels = screen.tobytes()
+        if pixels != seen:  # (a search costs ~85 ms of CPU, a look ~3 ms)
+            seen = pixels
+            try:
+                box = gui.locate(needle, screen, confidence=confidence)
+            except gui.ImageNotFoundException:
+                box = None
+            if box is not None:
+                return int(box.left + box.width // 2), int(box.top + box.height // 2)
         if time.monotonic() >= deadline:
             raise StepFailed(f"image {name} not found on screen within {timeout:g} s")
         time.sleep(POLL)
