@@ -17,6 +17,7 @@ Exit status 0 when every target is met, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -43,8 +44,10 @@ def timed_run(checkout: Path, scenario: Path, results: Path) -> tuple[float, int
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     took = time.monotonic() - t0
     if res.returncode != 0:
+        runs = sorted(results.glob("*/*/manifest.json"), key=lambda p: p.stat().st_mtime)
+        error = json.loads(runs[-1].read_text()).get("error", "") if runs else ""
         print(f"  ({checkout.name}: {scenario.name} exited {res.returncode}: "
-              f"{res.stderr.strip()[-300:]})", file=sys.stderr)
+              f"{res.stderr.strip()[-300:]} {error})", file=sys.stderr)
     return took, res.returncode
 
 
