@@ -45,9 +45,13 @@ def timed_run(checkout: Path, scenario: Path, results: Path) -> tuple[float, int
     took = time.monotonic() - t0
     if res.returncode != 0:
         runs = sorted(results.glob("*/*/manifest.json"), key=lambda p: p.stat().st_mtime)
-        error = json.loads(runs[-1].read_text()).get("error", "") if runs else ""
+        why = [json.loads(runs[-1].read_text()).get("error", "")] if runs else []
+        verdicts = runs[-1].with_name("verdicts.json") if runs else None
+        if verdicts and verdicts.exists():
+            why += [f"{v['status']}: {v['id']}: {v['reason']}" for v in
+                    json.loads(verdicts.read_text())["verdicts"] if v["status"] != "pass"]
         print(f"  ({checkout.name}: {scenario.name} exited {res.returncode}: "
-              f"{res.stderr.strip()[-300:]} {error})", file=sys.stderr)
+              f"{res.stderr.strip()[-300:]} {'; '.join(w for w in why if w)})", file=sys.stderr)
     return took, res.returncode
 
 
