@@ -43,6 +43,7 @@ VERBS = ("run", "click_image", "wait_image", "absent_image", "type", "press", "h
 DEFAULT_CONFIDENCE = 0.9
 DEFAULT_TIMEOUT = 10.0
 POLL = 0.1  # seconds between two looks at the screen
+CLIPBOARD_TIMEOUT = 5.0
 
 
 class StepFailed(Exception):
@@ -119,12 +120,24 @@ def type_text(text: str) -> None:
     if text.isascii():
         gui.write(text)  # X delivers key events in order: no pause between them
         return
-    # pyautogui types ASCII only: paste anything else through the clipboard (xclip).
+    # pyautogui types ASCII only: paste anything else through the clipboard (xclip), once
+    # the clipboard holds it (xclip may return before it owns the selection).
     subprocess.run(
         ["xclip", "-selection", "clipboard"], input=text.encode(), check=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5,
     )
+    deadline = time.monotonic() + CLIPBOARD_TIMEOUT
+    while _clipboard() != text:
+        if time.monotonic() >= deadline:
+            raise StepFailed(f"the clipboard did not take the text within {CLIPBOARD_TIMEOUT:g} s")
+        time.sleep(0.02)
     gui.hotkey("ctrl", "v")
+
+
+def _clipboard() -> str:
+    res = subprocess.run(["xclip", "-o", "-selection", "clipboard"], capture_output=True,
+                         timeout=5, check=False)
+    return res.stdout.decode("utf-8", errors="replace") if res.returncode == 0 else ""
 
 
 def run_step(ctx: StepContext, step: Mapping[str, Any]) -> str:
