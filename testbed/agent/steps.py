@@ -104,12 +104,18 @@ def locate(ctx: StepContext, name: str, confidence: float, timeout: float) -> tu
         pixels = screen.tobytes()
         if pixels != seen:  # (a search costs ~85 ms of CPU, a look ~3 ms)
             seen = pixels
-            try:
-                box = gui.locate(needle, screen, confidence=confidence)
-            except gui.ImageNotFoundException:
-                box = None
+            # only where something is drawn: windows, not the bare (black) root window
+            left, top, right, bottom = screen.getbbox() or (0, 0, 0, 0)
+            box = None
+            if right - left >= needle.width and bottom - top >= needle.height:
+                try:
+                    box = gui.locate(needle, screen.crop((left, top, right, bottom)),
+                                     confidence=confidence)
+                except gui.ImageNotFoundException:
+                    pass
             if box is not None:
-                return int(box.left + box.width // 2), int(box.top + box.height // 2)
+                return (left + int(box.left + box.width // 2),
+                        top + int(box.top + box.height // 2))
         if time.monotonic() >= deadline:
             raise StepFailed(f"image {name} not found on screen within {timeout:g} s")
         time.sleep(POLL)
