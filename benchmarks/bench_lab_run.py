@@ -78,7 +78,7 @@ def main() -> int:
                 for name, checkout in checkouts.items():
                     took, code = timed_run(checkout, scenarios[(name, row)],
                                            folder / "results" / name)
-                    failures += code != 0
+                    failures += code != 0 and name == "this"
                     times.setdefault((name, row), []).append(took)
             print(f"  repeat {r + 1}/{args.repeats} done", file=sys.stderr)
     load = os.getloadavg()[0]
@@ -97,7 +97,7 @@ def main() -> int:
           + f"   <= {TARGET_RATIO:g}x")
     ok = ok and med[("this", "seed-lab run")] < TARGET_SEED_S and ratios["this"] <= TARGET_RATIO
     if failures:
-        print(f"  {failures} run(s) did not pass all their verdicts (see above)")
+        print(f"  {failures} run(s) of this checkout did not pass all their verdicts (above)")
     print(f"  targets {'met' if ok else 'NOT met'}")
     return 0 if ok else 1
 
