@@ -311,7 +311,8 @@ class App:
         self._signal(peer, "decline")
 
     def _start_media(self) -> None:
-        """The call is up ("In call") once its media flows both ways: the relay echoed."""
+        """The call is up ("In call") once its media flows both ways: the relay has echoed a
+        second of it."""
         if not self.profile.media_relay:
             self._in_call()
             return
@@ -321,7 +322,8 @@ class App:
 
         def wait() -> None:
             if not media.flowing.wait(MEDIA_WAIT):
-                self.log(f"no media echo from {self.profile.media_relay} in {MEDIA_WAIT:g} s")
+                self.log(f"media from {self.profile.media_relay}: {media.echoed} echoes in "
+                         f"{MEDIA_WAIT:g} s")
             self._later(self._in_call)
 
         self._work(wait)
