@@ -74,8 +74,17 @@ def describe(step: Mapping[str, Any]) -> str:
     return f"{verb} {step[verb]}"
 
 
-def grab() -> Image.Image:
-    return ImageGrab.grab(xdisplay=os.environ.get("DISPLAY"))
+def grab(attempts: int = 3) -> Image.Image:
+    """The screen. Each grab opens an X connection, which a busy X server now and then
+    refuses ("X connection failed"): such a grab is tried again."""
+    for attempt in range(attempts):
+        try:
+            return ImageGrab.grab(xdisplay=os.environ.get("DISPLAY"))
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
 
 
 def png(image: Image.Image) -> bytes:
