@@ -173,11 +173,11 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
         with phases.phase("capture-start"):
             tcpdump = Tcpdump(gateway, handle.capture_interface, run.pcap,
                               run.path / "capture" / "tcpdump.log")
-            call("tcpdump", tcpdump.start, timeout=timeouts.capture)
+            call("tcpdump", tcpdump.start, timeout=timeouts.capture, fallback=tcpdump.stop)
             mitm = Mitmdump(gateway, handle.mitm_port, run.path / "capture" / "flows.mitm",
                             (state_dir or results / ".lab-ca"),
                             run.path / "capture" / "mitmdump.log")
-            call("mitmdump", mitm.start, timeout=timeouts.capture)
+            call("mitmdump", mitm.start, timeout=timeouts.capture, fallback=mitm.stop)
         with phases.phase("guests"):
             guests = start_guests(pool, list(scenario.clients), mitm.ca_cert,
                                   timeouts.guest or pool.start_timeout)
