@@ -83,7 +83,8 @@ bench: setup
 	    [ "$$(id -u)" = 0 ] || { echo "need root to apt-get install tshark"; exit 1; }; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark >/dev/null; }
 	@$(BIN)/python benchmarks/bench_endpoints.py $(BENCH_ARGS); e=$$?; \
-	    $(BIN)/python benchmarks/bench_analyze.py $(ANALYZE_BENCH_ARGS); a=$$?; exit $$((e | a))
+	    $(BIN)/python benchmarks/bench_analyze.py $(ANALYZE_BENCH_ARGS); a=$$?; \
+	    $(BIN)/python benchmarks/bench_lab_run.py $(LAB_BENCH_ARGS); l=$$?; exit $$((e | a | l))
 
 cleanup: venv
 	$(BIN)/testbed lab cleanup

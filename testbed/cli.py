@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_parser(sub)
     report_commands.add_parser(sub)
     history_commands.add_parser(sub)
-    vagrant_commands.add_parser(sub)
+    vagrant_commands.add_parser(sub, DEFAULT_RESULTS)
     return p
 
 

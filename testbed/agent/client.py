@@ -12,6 +12,8 @@ from typing import Any
 
 from testbed._errors import AgentError
 
+AGENT_PORT = 8700  # where every guest's agent listens, on its management address
+
 
 class AgentClient:
     """Talks to one guest's agent over the management network, with its token."""
@@ -52,12 +54,13 @@ class AgentClient:
                     raise
                 time.sleep(0.2)
 
-    def run_steps(self, steps: list[dict[str, Any]], images: dict[str, Path]) -> dict[str, Any]:
+    def run_steps(self, steps: list[dict[str, Any]], images: dict[str, Path],
+                  timeout: float | None = None) -> dict[str, Any]:
         """Run steps; returns the agent's answer with screenshots decoded to bytes."""
         payload = {"steps": steps,
                    "images": {n: base64.b64encode(p.read_bytes()).decode()
                               for n, p in images.items()}}
-        answer = dict(self._call("POST", "/steps", payload))
+        answer = dict(self._call("POST", "/steps", payload, timeout=timeout))
         answer["screenshots"] = {n: base64.b64decode(b)
                                  for n, b in answer.get("screenshots", {}).items()}
         return answer

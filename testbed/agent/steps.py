@@ -42,6 +42,8 @@ VERBS = ("run", "click_image", "wait_image", "absent_image", "type", "press", "h
          "screenshot", "sleep")
 DEFAULT_CONFIDENCE = 0.9
 DEFAULT_TIMEOUT = 10.0
+POLL = 0.1  # seconds between two looks at the screen
+CLIPBOARD_TIMEOUT = 5.0
 
 
 class StepFailed(Exception):
@@ -72,8 +74,17 @@ def describe(step: Mapping[str, Any]) -> str:
     return f"{verb} {step[verb]}"
 
 
-def grab() -> Image.Image:
-    return ImageGrab.grab(xdisplay=os.environ.get("DISPLAY"))
+def grab(attempts: int = 3) -> Image.Image:
+    """The screen. Each grab opens an X connection, which a busy X server now and then
+    refuses ("X connection failed"): such a grab is tried again."""
+    for attempt in range(attempts):
+        try:
+            return ImageGrab.grab(xdisplay=os.environ.get("DISPLAY"))
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
 
 
 def png(image: Image.Image) -> bytes:
@@ -85,7 +96,7 @@ def png(image: Image.Image) -> bytes:
 def _gui() -> Any:
     import pyautogui  # imported late: it needs DISPLAY
 
-    pyautogui.PAUSE = 0.05
+    pyautogui.PAUSE = 0.0  # no fixed pause: every step that depends on the screen waits for it
     return pyautogui
 
 
@@ -96,29 +107,52 @@ def locate(ctx: StepContext, name: str, confidence: float, timeout: float) -> tu
     gui = _gui()
     needle = ctx.images[name]
     deadline = time.monotonic() + timeout
+    seen = b""  # the screen last searched: an unchanged screen is not searched again
     while True:
-        try:
-            box = gui.locate(needle, grab(), confidence=confidence)
-        except gui.ImageNotFoundException:
+        screen = grab()
+        pixels = screen.tobytes()
+        if pixels != seen:  # (a search costs ~85 ms of CPU, a look ~3 ms)
+            seen = pixels
+            # only where something is drawn: windows, not the bare (black) root window
+            left, top, right, bottom = screen.getbbox() or (0, 0, 0, 0)
             box = None
-        if box is not None:
-            return int(box.left + box.width // 2), int(box.top + box.height // 2)
+            if right - left >= needle.width and bottom - top >= needle.height:
+                try:
+                    box = gui.locate(needle, screen.crop((left, top, right, bottom)),
+                                     confidence=confidence)
+                except gui.ImageNotFoundException:
+                    pass
+            if box is not None:
+                return (left + int(box.left + box.width // 2),
+                        top + int(box.top + box.height // 2))
         if time.monotonic() >= deadline:
             raise StepFailed(f"image {name} not found on screen within {timeout:g} s")
-        time.sleep(0.2)
+        time.sleep(POLL)
 
 
 def type_text(text: str) -> None:
     gui = _gui()
     if text.isascii():
-        gui.write(text, interval=0.01)
+        gui.write(text)  # X delivers key events in order: no pause between them
         return
-    # pyautogui types ASCII only: paste anything else through the clipboard (xclip).
+    # pyautogui types ASCII only: paste anything else through the clipboard (xclip), once
+    # the clipboard holds it (xclip may return before it owns the selection).
     subprocess.run(
         ["xclip", "-selection", "clipboard"], input=text.encode(), check=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5,
     )
+    deadline = time.monotonic() + CLIPBOARD_TIMEOUT
+    while _clipboard() != text:
+        if time.monotonic() >= deadline:
+            raise StepFailed(f"the clipboard did not take the text within {CLIPBOARD_TIMEOUT:g} s")
+        time.sleep(0.02)
     gui.hotkey("ctrl", "v")
+
+
+def _clipboard() -> str:
+    res = subprocess.run(["xclip", "-o", "-selection", "clipboard"], capture_output=True,
+                         timeout=5, check=False)
+    return res.stdout.decode("utf-8", errors="replace") if res.returncode == 0 else ""
 
 
 def run_step(ctx: StepContext, step: Mapping[str, Any]) -> str:

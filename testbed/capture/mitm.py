@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from testbed._errors import CaptureError
-from testbed.provider.abstracts import Provider
+from testbed.provider.abstracts import Gateway
 from testbed.run.files import TLS
 
 CA_FILE = "mitmproxy-ca-cert.pem"
@@ -26,10 +26,10 @@ def mitmdump_path() -> str:
 
 
 class Mitmdump:
-    def __init__(self, provider: Provider, port: int, flows: Path, confdir: Path,
+    def __init__(self, gateway: Gateway, port: int, flows: Path, confdir: Path,
                  log: Path) -> None:
-        self.provider, self.port, self.flows, self.confdir, self.log = (
-            provider, port, flows, confdir, log)
+        self.gateway, self.port, self.flows, self.confdir, self.log = (
+            gateway, port, flows, confdir, log)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -48,7 +48,7 @@ class Mitmdump:
                 "--set", "flow_detail=0", "-w", str(self.flows),
                 "-s", str(Path(__file__).with_name("mitm_addon.py")),
                 "--set", f"testbed_tls_log={self.tls_log}"]
-        self.proc = self.provider.spawn_on_gateway(argv, self.log)
+        self.proc = self.gateway.spawn(argv, self.log)
         deadline = time.monotonic() + timeout
         while "listening at" not in self.log.read_text(errors="replace"):
             if self.proc.poll() is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed._errors import CaptureError
-from testbed.provider.abstracts import Provider
+from testbed.provider.abstracts import Gateway
 
 DRAIN_SECONDS = 0.3
 STATS = {
@@ -48,8 +48,8 @@ def parse_stats(text: str) -> CaptureStats:
 
 
 class Tcpdump:
-    def __init__(self, provider: Provider, interface: str, pcap: Path, log: Path) -> None:
-        self.provider, self.interface, self.pcap, self.log = provider, interface, pcap, log
+    def __init__(self, gateway: Gateway, interface: str, pcap: Path, log: Path) -> None:
+        self.gateway, self.interface, self.pcap, self.log = gateway, interface, pcap, log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:
@@ -59,7 +59,7 @@ class Tcpdump:
         # block are lost when tcpdump is stopped.
         argv = ["tcpdump", "-i", self.interface, "-n", "-U", "-s", "0", "-B", "32768",
                 "--immediate-mode", "-Z", "root", "-w", str(self.pcap)]
-        self.proc = self.provider.spawn_on_gateway(argv, self.log)
+        self.proc = self.gateway.spawn(argv, self.log)
         deadline = time.monotonic() + timeout
         while "listening on" not in self.log.read_text(errors="replace"):
             if self.proc.poll() is not None:

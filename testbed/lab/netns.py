@@ -12,7 +12,10 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from testbed._errors import LabError
@@ -68,6 +71,26 @@ def delete_ns(ns: str) -> None:
     shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)
 
 
+def delete_all(names: Iterable[str]) -> None:
+    """``delete_ns`` on every namespace at the same time (each waits for its processes)."""
+    names = list(names)
+    if len(names) <= 1:
+        for ns in names:
+            delete_ns(ns)
+        return
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        list(pool.map(delete_ns, names))
+
+
+def reap(procs: Iterable[subprocess.Popen[bytes]], grace: float = 1.0) -> None:
+    """Collect the exit status of processes that were killed with their namespace."""
+    for p in procs:
+        try:
+            p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def root_links() -> list[str]:
     out = sh("ip", "-o", "link", "show", check=False)
     return [m.group(1) for m in re.finditer(r"^\d+: ([^:@\s]+)", out, re.M)]
@@ -110,11 +133,24 @@ def sweep_x_locks() -> list[str]:
     return removed
 
 
+_claimed: set[int] = set()
+_claim_lock = threading.Lock()
+
+
 def free_display(start: int = 100) -> int:
-    n = start
-    while Path(f"/tmp/.X{n}-lock").exists() or Path(f"/tmp/.X11-unix/X{n}").exists():
-        n += 1
-    return n
+    """A display number no X server uses, claimed for this process (guests start at once)."""
+    with _claim_lock:
+        n = start
+        while (n in _claimed or Path(f"/tmp/.X{n}-lock").exists()
+               or Path(f"/tmp/.X11-unix/X{n}").exists()):
+            n += 1
+        _claimed.add(n)
+        return n
+
+
+def release_display(n: int) -> None:
+    with _claim_lock:
+        _claimed.discard(n)
 
 
 def spawn(ns: str, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -3,24 +3,47 @@ steps to the variant's agent, and record what happened in ``events.jsonl``.
 
 A failed action (timeout, image not found, agent unreachable) keeps its error and a screenshot
 of the guest at that moment; the variant's later actions are skipped and say why; other
-variants go on. Verdicts that depend on a failed or skipped action become inconclusive.
+variants go on. Verdicts that depend on a failed or skipped action become inconclusive. An
+action that does not answer within its steps' own timeouts plus a margin fails as timed out.
+
+A **watch** (an action that only looks: ``absent_image`` steps, and screenshots) keeps its
+whole window, but runs beside the steps that follow as long as they involve other variants:
+the variant's next step, and the end of the sessions, wait for it.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from testbed._errors import AgentError
+from testbed._errors import TestbedError
+from testbed.orchestrator.backend import DEFAULT, BackendTimeout, Timeouts, call
 from testbed.orchestrator.rundir import RunDir
 from testbed.provider.abstracts import GuestHandle
 from testbed.scenario import Scenario, Step
 from testbed.scenario.model import fill
 
 IMAGE_VERBS = ("click_image", "wait_image", "absent_image")
+WATCH_VERBS = ("absent_image", "screenshot")
+STEP_TIMEOUT = 10.0  # an image step's timeout when it names none (the agent's default)
+
+
+def budget(steps: list[dict[str, Any]], timeouts: Timeouts) -> float:
+    """How long an action may take: its steps' own timeouts and sleeps, plus a margin."""
+    if timeouts.action is not None:
+        return timeouts.action
+    total = timeouts.action_margin
+    for s in steps:
+        if any(v in s for v in IMAGE_VERBS):
+            total += float(s.get("timeout", STEP_TIMEOUT))
+        elif "sleep" in s:
+            total += float(s["sleep"])
+        total += timeouts.per_step
+    return total
 
 
 def _fill_any(value: Any, values: dict[str, str]) -> Any:
@@ -33,11 +56,20 @@ def _fill_any(value: Any, values: dict[str, str]) -> Any:
 
 class Driver:
     def __init__(self, scenario: Scenario, guests: dict[str, GuestHandle], run: RunDir,
-                 canary: str, progress: Callable[[str], None]) -> None:
+                 canary: str, progress: Callable[[str], None],
+                 timeouts: Timeouts = DEFAULT) -> None:
         self.scenario, self.guests, self.run = scenario, guests, run
         self.canary = canary
         self.progress = progress
+        self.timeouts = timeouts
         self.failed: dict[str, str] = {}  # variant -> first failed action
+        self.watches: dict[str, threading.Thread] = {}  # variant -> its running watch
+        self.stopped = False  # interrupted: start nothing more
+
+    def is_watch(self, step: Step) -> bool:
+        raw = self.scenario.clients[step.variant].app.actions[step.action]
+        return (all(any(v in s for v in WATCH_VERBS) for s in raw)
+                and any("absent_image" in s for s in raw))
 
     def values(self, step: Step) -> dict[str, str]:
         client = self.scenario.clients[step.variant]
@@ -70,6 +102,8 @@ class Driver:
         return out, images
 
     def act(self, session: str, step: Step) -> bool:
+        if self.stopped:
+            return False
         start = time.time()
         record: dict[str, Any] = {"session": session, "variant": step.variant,
                                   "action": step.action, "start": start,
@@ -83,9 +117,14 @@ class Driver:
             self.progress(f"  {step.variant}: {step.action} skipped")
             return False
         steps, images = self.resolve(step)
+        agent, limit = self.guests[step.variant].agent, budget(steps, self.timeouts)
         try:
-            answer = self.guests[step.variant].agent.run_steps(steps, images)
-        except AgentError as e:
+            answer = call(f"{step.variant}'s {step.action}",
+                          lambda: agent.run_steps(steps, images, timeout=limit), limit,
+                          awaited=False)
+        except BackendTimeout as e:
+            answer = {"ok": False, "error": f"timed out: {e}", "results": [], "screenshots": {}}
+        except TestbedError as e:
             answer = {"ok": False, "error": str(e), "results": [], "screenshots": {}}
         shots = {}
         for name, data in answer.get("screenshots", {}).items():
@@ -106,22 +145,52 @@ class Driver:
         return ok
 
     def drive(self) -> None:
-        for session in self.scenario.sessions:
-            self.progress(f"session {session.name}")
-            if not session.parallel:
+        try:
+            for session in self.scenario.sessions:
+                self.progress(f"session {session.name}")
+                if not session.parallel:
+                    for step in session.steps:
+                        self.step(session.name, step)
+                    continue
+                # parallel: each variant's steps in order, variants at the same time
+                lanes: dict[str, list[Step]] = {}
                 for step in session.steps:
-                    self.act(session.name, step)
-                continue
-            # parallel: each variant's steps in order, variants at the same time
-            lanes: dict[str, list[Step]] = {}
-            for step in session.steps:
-                lanes.setdefault(step.variant, []).append(step)
-            with ThreadPoolExecutor(max_workers=len(lanes)) as pool:
-                futures = [pool.submit(self._lane, session.name, steps)
-                           for steps in lanes.values()]
-                for f in futures:
-                    f.result()
+                    lanes.setdefault(step.variant, []).append(step)
+                pool = ThreadPoolExecutor(max_workers=len(lanes))
+                try:
+                    for f in [pool.submit(self._lane, session.name, steps)
+                              for steps in lanes.values()]:
+                        f.result()
+                except BaseException:
+                    self.stopped = True
+                    raise
+                finally:
+                    pool.shutdown(wait=not self.stopped, cancel_futures=True)
+            for variant in list(self.watches):
+                self.join_watch(variant)
+        except BaseException:
+            self.stopped = True  # lanes and watches still running start nothing more
+            raise
+
+    def step(self, session: str, step: Step) -> None:
+        """One scenario step, after the variant's running watch; a watch runs beside what
+        follows."""
+        self.join_watch(step.variant)
+        if self.stopped:
+            return
+        if self.is_watch(step):
+            t = threading.Thread(target=self.act, args=(session, step), daemon=True,
+                                 name=f"watch {step.variant} {step.action}")
+            self.watches[step.variant] = t
+            t.start()
+        else:
+            self.act(session, step)
+
+    def join_watch(self, variant: str) -> None:
+        t = self.watches.pop(variant, None)
+        if t is not None:
+            t.join()
 
     def _lane(self, session: str, steps: list[Step]) -> None:
         for step in steps:
-            self.act(session, step)
+            self.step(session, step)

@@ -2,10 +2,13 @@
 
     network → capture start → guests → sessions → capture stop → teardown → analyze → verdicts
 
-Cross-cutting work lives here, not in providers: every phase is timed and its status kept in
-``manifest.json``; capture is started before the first guest and stopped (cleanly) before
-teardown; teardown runs whatever happens — failure, SIGTERM or Ctrl-C — and the results of a
-crashed run stay readable.
+Cross-cutting work lives here, not in the roles: every phase is timed and its status kept in
+``manifest.json``; every call into the gateway, the guest pool or an agent has a timeout and
+an expected state (``backend``); capture is started before the first guest and stopped
+(cleanly) before teardown; teardown — pool first, then gateway — runs whatever happens
+(failure, SIGTERM or Ctrl-C), and the results of a crashed run stay readable. Nothing here
+knows which provider runs: the scenario's ``provider`` picks a pool from
+``testbed.provider.POOLS``.
 """
 
 from __future__ import annotations
@@ -29,13 +32,13 @@ from testbed._errors import LabError, ProviderUnavailable, TestbedError
 from testbed.capture import CaptureStats, Mitmdump, Tcpdump
 from testbed.lab.internet_map import load_internet
 from testbed.orchestrator.analyze import Analysis, analyze_run
+from testbed.orchestrator.backend import DEFAULT, Pending, Timeouts, call, unwind
 from testbed.orchestrator.drive import Driver
 from testbed.orchestrator.rundir import RunDir
-from testbed.provider import GuestHandle, Provider, get_provider
+from testbed.provider import Context, Gateway, GuestHandle, GuestPool, PoolKind, get_pool
 from testbed.report import build_report
 from testbed.run import files as f
 from testbed.scenario import Scenario
-from testbed.vagrant.preflight import scenario_checks
 from testbed.verdicts import Verdict
 from testbed.verdicts.check import check_run
 
@@ -100,15 +103,41 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Interrupted(f"interrupted by signal {signal.Signals(signum).name}")
 
 
+def _healthy(guest: GuestHandle) -> str | None:
+    """The state a started guest must be in: its agent answers."""
+    return None if guest.agent.health().get("ok") else f"the agent of {guest.variant} is not ok"
+
+
+def start_guests(pool: GuestPool, variants: list[str], trust: Path | None,
+                 timeout: float) -> dict[str, GuestHandle]:
+    """Every guest up with its agent answering; at the same time where the pool allows."""
+    def start(i: int, variant: str) -> Pending[GuestHandle]:
+        return Pending(f"guest {variant} ({pool.name})",
+                       lambda: pool.start_guest(variant, i, trust), _healthy)
+
+    guests: dict[str, GuestHandle] = {}
+    if pool.concurrent:
+        pending = [start(i, v) for i, v in enumerate(variants)]
+        deadline = time.monotonic() + timeout
+        for p, v in zip(pending, variants, strict=True):
+            guests[v] = p.result(max(0.0, deadline - time.monotonic()), limit=timeout)
+    else:
+        for i, v in enumerate(variants):
+            guests[v] = start(i, v).result(timeout)
+    return guests
+
+
 def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], None] = print,
-                 state_dir: Path | None = None) -> RunOutcome:
-    """Run ``scenario`` end to end; returns the outcome (never raises for a failed step)."""
-    if scenario.provider == "vagrant":
-        missing = [c for c in scenario_checks(scenario) if not c.ok]
-        if missing:
-            raise ProviderUnavailable(
-                f"{scenario.path} cannot run on this machine; nothing was started. "
-                f"Missing ({len(missing)}):\n" + "\n".join(c.line() for c in missing))
+                 state_dir: Path | None = None, kind: PoolKind | None = None,
+                 timeouts: Timeouts = DEFAULT) -> RunOutcome:
+    """Run ``scenario`` end to end; returns the outcome (never raises for a failed step).
+    ``kind``: the roles to run on (default: the scenario's provider, from the registry)."""
+    kind = kind or get_pool(scenario.provider)
+    missing = kind.unavailable(scenario)
+    if missing:
+        raise ProviderUnavailable(
+            f"{scenario.path} cannot run on this machine; nothing was started. "
+            f"Missing ({len(missing)}):\n" + "\n".join(missing))
     if scenario.internet_path is None:
         raise LabError(f"{scenario.path}: provider {scenario.provider} needs a lab.internet "
                        "data file")
@@ -125,8 +154,8 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
         expectations=[e.to_json() for e in scenario.expectations],
     )
     progress(f"run {run.path}")
-    provider: Provider = get_provider(scenario.provider)(run.path, internet, scenario, results,
-                                                         progress)
+    gateway: Gateway = kind.gateway(run.path, internet)
+    pool: GuestPool = kind.make(Context(run.path, scenario, results, progress), gateway)
     phases = Phases(run, progress)
     status = "complete"
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
@@ -134,24 +163,27 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
     stats = CaptureStats()
     try:
         with phases.phase("network"):
-            gateway = provider.start_network()
-            run.update_manifest(infrastructure=gateway.infrastructure,
-                                lab={"tag": getattr(provider, "tag", None)})
+            lacking = list(dict.fromkeys(gateway.missing() + pool.missing()))
+            if lacking:
+                raise LabError(f"provider {scenario.provider} cannot run here; missing: "
+                               + "; ".join(lacking))
+            handle = call("the gateway", gateway.start, timeout=timeouts.network)
+            call(f"the {pool.name} pool's set-up", pool.prepare, timeout=timeouts.network)
+            run.update_manifest(infrastructure=handle.infrastructure,
+                                lab={"tag": gateway.tag})
         with phases.phase("capture-start"):
-            tcpdump = Tcpdump(provider, gateway.capture_interface, run.pcap,
+            tcpdump = Tcpdump(gateway, handle.capture_interface, run.pcap,
                               run.file(f.TCPDUMP_LOG))
-            tcpdump.start()
-            mitm = Mitmdump(provider, gateway.mitm_port, run.file(f.FLOWS),
-                            (state_dir or results / ".lab-ca"),
-                            run.file(f.MITMDUMP_LOG))
-            mitm.start()
-        guests: dict[str, GuestHandle] = {}
+            call("tcpdump", tcpdump.start, timeout=timeouts.capture, fallback=tcpdump.stop)
+            mitm = Mitmdump(gateway, handle.mitm_port, run.file(f.FLOWS),
+                            (state_dir or results / ".lab-ca"), run.file(f.MITMDUMP_LOG))
+            call("mitmdump", mitm.start, timeout=timeouts.capture, fallback=mitm.stop)
         with phases.phase("guests"):
-            for i, variant in enumerate(scenario.clients):
-                guests[variant] = provider.start_guest(variant, i, mitm.ca_cert)
+            guests = start_guests(pool, list(scenario.clients), mitm.ca_cert,
+                                  timeouts.guest or pool.start_timeout)
             run.update_manifest(guests={v: g.address for v, g in guests.items()})
         with phases.phase("sessions"):
-            Driver(scenario, guests, run, canary, progress).drive()
+            Driver(scenario, guests, run, canary, progress, timeouts).drive()
     except (TestbedError, KeyboardInterrupt) as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         progress(f"run {status}: {e}")
@@ -166,7 +198,13 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
                 run.update_manifest(capture=stats.to_json())
         finally:
             with phases.phase("teardown"):
-                provider.teardown()
+                left = unwind(timeouts.unwind)  # calls still making things: let them end
+                if left:
+                    progress(f"teardown while still running: {', '.join(left)}")
+                try:
+                    pool.teardown()
+                finally:
+                    gateway.teardown()
             for s, h in old.items():
                 signal.signal(s, h)
     run.update_manifest(status=status)
@@ -185,4 +223,4 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
     return RunOutcome(run=run, analysis=analysis, verdicts=verdicts, status=status)
 
 
-__all__ = ["RunOutcome", "run_scenario", "sys"]
+__all__ = ["RunOutcome", "run_scenario", "start_guests", "sys"]

@@ -1,45 +1,78 @@
-"""Providers make guests and the gateway. The active set is listed here, in one place."""
+"""The roles of a run: one gateway, and the guest pool of the scenario's ``provider``. The
+active set of pools is listed here, in one place (``POOLS``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from testbed._errors import LabError
-from testbed.lab.internet_map import InternetMap
-from testbed.provider.abstracts import GatewayHandle, GuestHandle, Provider
+from testbed.provider.abstracts import Agent, Gateway, GatewayHandle, GuestHandle, GuestPool
 
 if TYPE_CHECKING:
+    from testbed.lab.internet_map import InternetMap
     from testbed.scenario import Scenario
 
-# (run dir, internet, scenario, results folder, progress) -> provider
-ProviderFactory = Callable[[Path, InternetMap, "Scenario", Path, Callable[[str], None]],
-                           Provider]
+
+@dataclass(frozen=True)
+class Context:
+    """What a pool is made from: the run's folder, scenario, results folder and progress."""
+
+    run: Path
+    scenario: Scenario
+    results: Path
+    progress: Callable[[str], None]
 
 
-def _lab(run: Path, internet: InternetMap, scenario: Scenario, results: Path,
-         progress: Callable[[str], None]) -> Provider:
-    from testbed.lab.provider import LabProvider
+def make_gateway(run: Path, internet: InternetMap) -> Gateway:
+    """The run's one gateway, which every pool shares."""
+    from testbed.provider.gateway import NetnsGateway
 
-    return LabProvider(run, internet)
-
-
-def _vagrant(run: Path, internet: InternetMap, scenario: Scenario, results: Path,
-             progress: Callable[[str], None]) -> Provider:
-    from testbed.vagrant.provider import VagrantProvider, machines_dir
-
-    return VagrantProvider(run, internet, scenario, machines_dir(results, scenario), progress)
+    return NetnsGateway(run, internet)
 
 
-def get_provider(name: str) -> ProviderFactory:
-    """The provider for a scenario's ``provider:``."""
-    providers: dict[str, ProviderFactory] = {"lab": _lab, "vagrant": _vagrant}
+@dataclass(frozen=True)
+class PoolKind:
+    """One provider: its pool, made on the run's gateway, and what it lacks before any run."""
+
+    make: Callable[[Context, Gateway], GuestPool]
+    unavailable: Callable[[Scenario], list[str]] = lambda scenario: []
+    gateway: Callable[[Path, InternetMap], Gateway] = make_gateway
+
+
+def _lab(ctx: Context, gateway: Gateway) -> GuestPool:
+    from testbed.lab.provider import LabPool
+
+    return LabPool(ctx.run, gateway)
+
+
+def _vagrant(ctx: Context, gateway: Gateway) -> GuestPool:
+    from testbed.vagrant.provider import VagrantPool, machines_dir
+
+    return VagrantPool(ctx.run, gateway, ctx.scenario,
+                       machines_dir(ctx.results, ctx.scenario), ctx.progress)
+
+
+def _vagrant_unavailable(scenario: Scenario) -> list[str]:
+    from testbed.vagrant.provider import unavailable
+
+    return unavailable(scenario)
+
+
+POOLS: dict[str, PoolKind] = {"lab": PoolKind(_lab),
+                              "vagrant": PoolKind(_vagrant, _vagrant_unavailable)}
+
+
+def get_pool(name: str) -> PoolKind:
+    """The guest pool for a scenario's ``provider:``."""
     try:
-        return providers[name]
+        return POOLS[name]
     except KeyError:
         raise LabError(f"provider {name!r} is not available here "
-                       f"(available: {', '.join(sorted(providers))})") from None
+                       f"(available: {', '.join(sorted(POOLS))})") from None
 
 
-__all__ = ["GatewayHandle", "GuestHandle", "Provider", "get_provider"]
+__all__ = ["POOLS", "Agent", "Context", "Gateway", "GatewayHandle", "GuestHandle", "GuestPool",
+           "PoolKind", "get_pool", "make_gateway"]

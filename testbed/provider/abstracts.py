@@ -1,8 +1,13 @@
-"""The small interface every provider implements.
+"""The two roles a run is made of, and the small interfaces they implement.
 
-A provider only makes things: the gateway (with the simulated or real internet behind it) and
-one guest per variant with an agent in its desktop session. Capture start/stop, timeouts,
-events and teardown on failure live in the orchestrator (``testbed.orchestrator``).
+* the **gateway**: the network the guests sit on, the processes that run on it (tcpdump,
+  mitmdump) and, behind it, the (simulated) internet. One per run.
+* a **guest pool**: brings guests up with an agent in their desktop session, and tears them
+  down. The lab's pool makes network namespaces, the vagrant pool makes VMs; every pool
+  plugs its guests into the one gateway through ``Gateway.plug``.
+
+Neither role reaches into the other. Timeouts, the state a call must leave behind, fallbacks,
+events and teardown order live in the caller (``testbed.orchestrator``).
 """
 
 from __future__ import annotations
@@ -11,48 +16,84 @@ import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
-from testbed.agent.client import AgentClient
+
+class Agent(Protocol):
+    """The host side of a guest's agent (``testbed.agent.client.AgentClient`` or a fake)."""
+
+    def health(self) -> dict[str, Any]: ...
+
+    def run_steps(self, steps: list[dict[str, Any]], images: dict[str, Path],
+                  timeout: float | None = None) -> dict[str, Any]: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class GatewayHandle:
-    """What the orchestrator needs to know about the gateway."""
+    """What the orchestrator needs to know about a started gateway."""
 
     capture_interface: str          # guest-facing side, where tcpdump listens
     guest_network: str              # e.g. 10.77.0.0/24
     infrastructure: dict[str, str]  # address -> role (the lab resolver, the gateway itself)
-    mitm_port: int = 8080
+    mitm_port: int
 
 
 @dataclass
 class GuestHandle:
     variant: str
     address: str                    # on the experiment network
-    agent: AgentClient
+    agent: Agent
     workdir: Path
     env: dict[str, str] = field(default_factory=dict)
 
 
-class Provider(ABC):
-    """Lifecycle: ``start_network`` → ``spawn_on_gateway``… → ``start_guest``… → ``teardown``.
+class Gateway(ABC):
+    """Lifecycle: ``start`` → ``spawn``… / ``plug``… → ``teardown``.
 
-    ``teardown`` must be safe to call at any point, more than once, and must remove every
-    namespace, link, rule and process the provider made.
+    ``teardown`` must be safe at any point, more than once, and remove all the gateway made.
     """
 
-    name: str = ""
+    tag: str  # the run-unique prefix of everything it makes
 
     @abstractmethod
     def missing(self) -> list[str]:
-        """What this machine lacks to run the provider, each with the command that fixes it."""
+        """What this machine lacks to run the gateway, each with the command that fixes it."""
 
     @abstractmethod
-    def start_network(self) -> GatewayHandle: ...
+    def start(self) -> GatewayHandle: ...
 
     @abstractmethod
-    def spawn_on_gateway(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    def spawn(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         """Start a process on the gateway (tcpdump, mitmdump); the caller stops it."""
+
+    @abstractmethod
+    def plug(self, port: str, peer: str, peer_ns: str | None, isolated: bool = True) -> None:
+        """A link from the gateway's guest-facing side (its end named ``port``) to ``peer`` in
+        namespace ``peer_ns`` (None: the host's). An isolated port reaches the gateway only,
+        never another port."""
+
+    @abstractmethod
+    def teardown(self) -> None: ...
+
+
+class GuestPool(ABC):
+    """Lifecycle: ``prepare`` → ``start_guest``… → ``teardown``.
+
+    ``start_guest`` returns once the guest's agent answers. ``teardown`` must be safe at any
+    point, more than once, and remove every guest, link and process the pool made (not the
+    gateway's).
+    """
+
+    name: str = ""
+    start_timeout: float = 60.0   # seconds one guest may take to come up, agent included
+    concurrent: bool = False      # guests may be started (and stopped) at the same time
+
+    @abstractmethod
+    def missing(self) -> list[str]:
+        """What this machine lacks to run the pool, each with the command that fixes it."""
+
+    def prepare(self) -> None:  # noqa: B027 (optional: most pools need none)
+        """Pool-wide set-up once the gateway runs (VM networks, bridges); default: none."""
 
     @abstractmethod
     def start_guest(self, variant: str, index: int, trust: Path | None) -> GuestHandle:

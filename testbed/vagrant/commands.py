@@ -39,9 +39,9 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from testbed.cli import DEFAULT_RESULTS
-
+def add_parser(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+               default_results: Path) -> None:
+    """``testbed vagrant …``; ``default_results`` is the CLI's results folder."""
     v = sub.add_parser("vagrant", help="the machines of vagrant scenarios (kept between runs)")
     v_sub = v.add_subparsers(dest="vagrant_command", required=True, metavar="COMMAND")
     for name, func, text in (
@@ -50,6 +50,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
              "storage pool and management network")):
         c = v_sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         c.add_argument("scenario", type=Path, help="the scenario file (provider: vagrant)")
-        c.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+        c.add_argument("--results", type=Path, default=default_results,
                        help="the results folder its runs used (default: %(default)s)")
         c.set_defaults(func=func)

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from testbed.lab.provider import GATEWAY_IP, GUEST_NET, guest_address
+from testbed.agent.client import AGENT_PORT
+from testbed.provider.gateway import GATEWAY_IP, GUEST_NET, guest_address
 from testbed.scenario import Scenario
-
-AGENT_PORT = 8700
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def vagrant_checks(hypervisor: str = "libvirt", windows: bool = True) -> list[Ch
 def scenario_checks(scenario: Scenario) -> list[Check]:
     """The scenario's own needs: the gateway, boxes, installers with the right hash, reference
     images, and what this version of the provider cannot do yet."""
-    from testbed.lab.provider import missing_on_host
+    from testbed.provider.gateway import missing_on_host
 
     config = scenario.vagrant or {}
     hypervisor = str(config.get("hypervisor", "libvirt"))

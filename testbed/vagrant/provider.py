@@ -1,6 +1,6 @@
-"""Provider ``vagrant``: one real VM per variant, behind the same gateway as the lab.
+"""Guest pool ``vagrant``: one real VM per variant, behind the same gateway as the lab's.
 
-    VM (one per variant)                 host                      gateway netns (the lab's)
+    VM (one per variant)                 host                      the gateway
     ┌─────────────────────┐  mgmt   ┌────────────────────┐       ┌──────────────────────────┐
     │ eth0 DHCP ──────────┼─────────┤ tbm<key>: isolated │       │ br0 10.77.0.1             │
     │ agent (systemd)     │         │ libvirt network    │  veth │ tcpdump, mitmdump,        │
@@ -8,8 +8,9 @@
     │ default via .1      │  exp    │ no address         │       │ simulated internet behind │
     └─────────────────────┘         └────────────────────┘       └──────────────────────────┘
 
-The gateway, its capture and the internet behind it are the lab's (``LabProvider``), so a run
-on VMs and a run on the lab are captured and analysed the same way. The machines live in a
+The gateway, its capture and the internet behind it are the run's one gateway
+(``testbed.provider.gateway``), so a run on VMs and a run on the lab are captured and
+analysed the same way; the pool plugs its bridge's uplink into it. The machines live in a
 folder that outlives runs (``<results>/.vagrant/<scenario>``): the first run brings each one
 up, provisions it and saves its clean snapshot; every run starts by restoring that snapshot.
 Before each run the guest gets the clock, the gateway's CA, the agent's code and a fresh
@@ -25,7 +26,6 @@ import io
 import os
 import secrets
 import shutil
-import subprocess
 import tarfile
 import time
 from collections.abc import Callable
@@ -34,16 +34,14 @@ from typing import Any
 
 import testbed
 from testbed._errors import LabError, ProviderUnavailable, VmError
-from testbed.agent.client import AgentClient
+from testbed.agent.client import AGENT_PORT, AgentClient
 from testbed.lab import netns
-from testbed.lab.internet_map import InternetMap
-from testbed.lab.provider import GUEST_NET, LabProvider
-from testbed.provider.abstracts import GatewayHandle, GuestHandle, Provider
+from testbed.provider.abstracts import Gateway, GuestHandle, GuestPool
 from testbed.scenario import Scenario
 from testbed.vagrant import libvirt
 from testbed.vagrant.machinery import NOT_CREATED, RUNNING, Machinery
-from testbed.vagrant.machines import AGENT_PORT, Names, machine_list, write_machine_list
-from testbed.vagrant.preflight import vagrant_checks
+from testbed.vagrant.machines import Names, machine_list, write_machine_list
+from testbed.vagrant.preflight import scenario_checks, vagrant_checks
 
 CLEAN = "testbed-clean"
 VMS = Path(testbed.__file__).resolve().parent.parent / "vms"
@@ -89,12 +87,18 @@ def _code_archive() -> bytes:
     return buf.getvalue()
 
 
-class VagrantProvider(Provider):
-    name = "vagrant"
+def unavailable(scenario: Scenario) -> list[str]:
+    """Why ``scenario`` cannot run on VMs here (checked before anything is started)."""
+    return [c.line() for c in scenario_checks(scenario) if not c.ok]
 
-    def __init__(self, workdir: Path, internet: InternetMap, scenario: Scenario,
+
+class VagrantPool(GuestPool):
+    name = "vagrant"
+    start_timeout = 3600.0  # a first run installs and provisions under software emulation
+
+    def __init__(self, workdir: Path, gateway: Gateway, scenario: Scenario,
                  project: Path, progress: Callable[[str], None] = print) -> None:
-        self.lab = LabProvider(workdir, internet)
+        self.gateway = gateway
         self.workdir, self.scenario, self.project = workdir, scenario, project
         self.progress = progress
         self.names = Names.of(project)
@@ -103,17 +107,11 @@ class VagrantProvider(Provider):
         self.running: list[str] = []
         self.unfinished: list[str] = []  # first runs without their clean snapshot yet
 
-    @property
-    def tag(self) -> str:
-        return self.lab.tag
-
     def missing(self) -> list[str]:
-        return self.lab.missing() + [c.line().strip() for c in vagrant_checks(windows=False)
-                                     if not c.ok]
+        return [c.line().strip() for c in vagrant_checks(windows=False) if not c.ok]
 
     # -- the network ----------------------------------------------------------------------
-    def start_network(self) -> GatewayHandle:
-        gateway = self.lab.start_network()
+    def prepare(self) -> None:
         self._bridge()
         self.project.mkdir(parents=True, exist_ok=True)
         libvirt.ensure_pool(self.names)
@@ -129,8 +127,6 @@ class VagrantProvider(Provider):
         write_machine_list(self.spec, self.project / "machines.json")
         shutil.copyfile(self.project / "machines.json", self.workdir / "vagrant" / "machines.json")
         self.machinery.env["TESTBED_MACHINES"] = str(self.project / "machines.json")
-        return GatewayHandle(capture_interface=gateway.capture_interface,
-                             guest_network=GUEST_NET, infrastructure=gateway.infrastructure)
 
     def _bridge(self) -> None:
         """The experiment bridge: VM ports and the uplink into the gateway's br0. No address,
@@ -140,11 +136,10 @@ class VagrantProvider(Provider):
         sh("ip", "link", "add", n.bridge, "type", "bridge", "nf_call_iptables", "0",
            "nf_call_ip6tables", "0", "nf_call_arptables", "0")
         sh("sysctl", "-qw", f"net.ipv6.conf.{n.bridge}.disable_ipv6=1")
-        sh("ip", "link", "add", n.uplink, "type", "veth", "peer", "x0", "netns", self.lab.gw)
+        self.gateway.plug("x0", n.uplink, None, isolated=False)
         sh("sysctl", "-qw", f"net.ipv6.conf.{n.uplink}.disable_ipv6=1")
         sh("ip", "link", "set", n.uplink, "master", n.bridge, "up")
         sh("ip", "link", "set", n.bridge, "up")
-        sh("ip", "link", "set", "x0", "master", "br0", "up", ns=self.lab.gw)
 
     def isolation_problems(self) -> list[str]:
         """Why the guests could reach anything but the gateway (empty: they cannot)."""
@@ -159,9 +154,6 @@ class VagrantProvider(Provider):
         if others:
             problems.append(f"bridge {n.bridge} has other ports: {', '.join(others)}")
         return problems
-
-    def spawn_on_gateway(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-        return self.lab.spawn_on_gateway(argv, log)
 
     # -- guests ---------------------------------------------------------------------------
     def start_guest(self, variant: str, index: int, trust: Path | None) -> GuestHandle:
@@ -231,8 +223,8 @@ class VagrantProvider(Provider):
 
     # -- teardown -------------------------------------------------------------------------
     def teardown(self) -> None:
-        """Power the machines off (their snapshot is the next run's start), remove the
-        bridge, then the gateway and the internet."""
+        """Power the machines off (their snapshot is the next run's start) and remove the
+        bridge (its uplink into the gateway goes with it)."""
         for variant in self.unfinished:  # no half-made machine stays to trip the next run
             self._remove(variant)
         existing = libvirt.domains(self.names) if self.running else []
@@ -246,7 +238,6 @@ class VagrantProvider(Provider):
         self.running.clear()
         self.unfinished.clear()
         remove_bridge(self.names)
-        self.lab.teardown()
 
 
 def destroy(scenario: Scenario, project: Path, progress: Callable[[str], None] = print,

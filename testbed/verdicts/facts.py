@@ -43,6 +43,10 @@ class RunFacts:
     def place(self, address: str) -> Placement:
         return self.places.get(address, NOWHERE)
 
+    def silent(self, variant: str) -> bool:
+        """No traffic of ``variant`` was captured."""
+        return not any(e.variant == variant for e in self.endpoints)
+
     def doubts(self, variant: str) -> list[str]:
         """Why a negative claim about ``variant`` could not be trusted on this run."""
         out = []

@@ -94,7 +94,7 @@ def evaluate_reach(expectation: Expectation, facts: RunFacts) -> Verdict:
     v = Verdict(id=expectation.id, variant=variant, kind=kind, place=expectation.place,
                 status=FAIL, reason="", evidence=tuple(hits), geoip=facts.geoip)
     doubts = facts.doubts(variant)
-    if not mine:
+    if facts.silent(variant):
         doubts.insert(0, f"no traffic of {variant} was captured")
 
     if kind == "reaches":

@@ -20,14 +20,14 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("tcpdump") is 
 
 
 class OneNamespace:
-    """Just enough of a provider: a namespace with loopback, where tcpdump runs."""
+    """Just enough of a gateway: a namespace with loopback, where tcpdump runs."""
 
     def __init__(self) -> None:
         self.ns = f"{netns.NS_PREFIX}{secrets.token_hex(2)}-cap"
         netns.sh("ip", "netns", "add", self.ns)
         netns.sh("ip", "link", "set", "lo", "up", ns=self.ns)
 
-    def spawn_on_gateway(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    def spawn(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         return netns.spawn(self.ns, argv, log, {"PATH": os.environ["PATH"]})
 
 

@@ -84,3 +84,26 @@ def test_relay_carries_messages_calls_and_presence(internet):
                            {"from": "alice", "signal": "call"}]
     assert bob.inbox() == []
     assert "pw-not-sent" not in log.read_text()  # only a digest of the password travels
+
+
+def test_a_call_is_up_once_the_relay_has_echoed_a_second_of_media():
+    import socket
+
+    from testbed.lab.refclient.network import MediaStream
+
+    relay = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    relay.bind(("127.0.0.1", 0))
+    relay.settimeout(5)
+    media = MediaStream(f"udp://127.0.0.1:{relay.getsockname()[1]}", 50, "c0ffee")
+    media.start()
+    try:
+        for n in range(50):
+            data, peer = relay.recvfrom(2048)
+            assert data.startswith(b"MEDIA c0ffee")
+            if n < 48:
+                assert not media.flowing.is_set()  # not before a second of echoes
+            relay.sendto(data, peer)
+        assert media.flowing.wait(2) and media.echoed >= 50 and media.sent >= 50
+    finally:
+        media.stop()
+        relay.close()

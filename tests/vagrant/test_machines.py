@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.lab.provider import GATEWAY_IP, GUEST_NET
+from testbed.provider.gateway import GATEWAY_IP, GUEST_NET
 from testbed.scenario import load_scenario
 from testbed.vagrant.machines import Names, machine_list, write_machine_list
 from tests.vagrant.conftest import needs_vms

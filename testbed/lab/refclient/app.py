@@ -26,14 +26,15 @@ TEXTS: dict[str, dict[str, str]] = {
            "send": "Send", "answer": "Answer", "decline": "Decline", "close": "Close",
            "contacts": "Contacts", "online": "Online", "connecting": "Connecting",
            "offline": "Sign-in failed", "sent": "Sent", "notsent": "Not sent",
-           "received": "New message", "incall": "In call", "ringing": "Calling",
+           "received": "New message", "seen": "Seen", "incall": "In call", "ringing": "Calling",
            "ended": "Call ended", "incoming": "Incoming call from {peer}",
            "version": "Version", "build": "Build"},
     "zh": {"user": "Skype 用户名", "password": "密码", "signin": "登录", "about": "关于",
            "call": "呼叫", "hangup": "挂断", "to": "收件人", "message": "消息", "send": "发送",
            "answer": "接听", "decline": "拒绝", "close": "关闭", "contacts": "联系人",
            "online": "在线", "connecting": "正在连接", "offline": "登录失败", "sent": "已发送",
-           "notsent": "未发送", "received": "新消息", "incall": "通话中", "ringing": "正在呼叫",
+           "notsent": "未发送", "received": "新消息", "seen": "已读", "incall": "通话中",
+           "ringing": "正在呼叫",
            "ended": "通话结束", "incoming": "{peer} 来电", "version": "版本", "build": "版本号"},
 }
 THEMES: dict[str, dict[str, str]] = {
@@ -41,8 +42,9 @@ THEMES: dict[str, dict[str, str]] = {
     "classic": {"bg": "#eef3f8", "accent": "#f08300", "panel": "#ffffff",
                 "font": "WenQuanYi Micro Hei"},
 }
+MEDIA_WAIT = 5.0  # seconds a call waits for its media to flow before it shows "In call" anyway
 BADGES = {"online": "#3cb043", "connecting": "#f5c400", "offline": "#d62828", "sent": "#1e6fd9",
-          "notsent": "#d62828", "received": "#8e44ad", "incall": "#3cb043",
+          "notsent": "#d62828", "received": "#8e44ad", "seen": "#9e9e9e", "incall": "#3cb043",
           "ringing": "#f5c400", "ended": "#7f7f7f"}
 
 
@@ -171,7 +173,8 @@ class App:
         self.msg_entry.place(x=130, y=165)
         self._button(f, "send", 520, 160, self._send, self.theme["accent"])
         self.chat_status = self._canvas(f, 130, 205)
-        self.chat_status.bind("<Button-1>", lambda _e: self.chat_status.delete("all"))
+        # a click on the chat badge acknowledges it ("Seen"): the next one cannot be stale
+        self.chat_status.bind("<Button-1>", lambda _e: self._badge(self.chat_status, "seen"))
         self.call_status = self._canvas(f, 400, 205)
         self._label(f, "contacts", 30, 245, 12)
         self.contacts = tk.Listbox(f, font=self.font, width=12, height=7, relief="flat",
@@ -308,10 +311,24 @@ class App:
         self._signal(peer, "decline")
 
     def _start_media(self) -> None:
-        if self.profile.media_relay:
-            self.media = MediaStream(self.profile.media_relay, self.profile.packets_per_second,
-                                     uuid.uuid4().hex[:8])
-            self.media.start()
+        """The call is up ("In call") once its media flows both ways: the relay has echoed a
+        second of it."""
+        if not self.profile.media_relay:
+            self._in_call()
+            return
+        media = self.media = MediaStream(self.profile.media_relay,
+                                         self.profile.packets_per_second, uuid.uuid4().hex[:8])
+        media.start()
+
+        def wait() -> None:
+            if not media.flowing.wait(MEDIA_WAIT):
+                self.log(f"media from {self.profile.media_relay}: {media.echoed} echoes in "
+                         f"{MEDIA_WAIT:g} s")
+            self._later(self._in_call)
+
+        self._work(wait)
+
+    def _in_call(self) -> None:
         self.log(f"in call with {self.peer} via {self.profile.media_relay}")
         self._badge(self.call_status, "incall")
 

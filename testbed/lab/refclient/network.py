@@ -222,7 +222,9 @@ class MediaStream:
         self.interval = 1.0 / max(1, packets_per_second)
         self.call_id = call_id
         self._stop = threading.Event()
-        self.sent = 0
+        self.sent = self.echoed = 0
+        self.settle = max(1, packets_per_second)  # echoes that make the line "up": a second
+        self.flowing = threading.Event()  # the relay echoed ``settle`` packets
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> None:
@@ -238,6 +240,9 @@ class MediaStream:
                     self.sent += 1
                     while True:
                         s.recv(2048)
+                        self.echoed += 1
+                        if self.echoed >= self.settle:
+                            self.flowing.set()
                 except BlockingIOError:
                     pass
                 except OSError:

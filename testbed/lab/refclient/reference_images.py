@@ -55,8 +55,8 @@ def generate(out: Path, language: str, theme: str) -> None:
     app._main_frame("alice")
     f = app.frame
     for state, canvas in (("online", app.status), ("sent", app.chat_status),
-                          ("received", app.chat_status), ("incall", app.call_status),
-                          ("ended", app.call_status)):
+                          ("received", app.chat_status), ("seen", app.chat_status),
+                          ("incall", app.call_status), ("ended", app.call_status)):
         app._badge(canvas, state)
         _crop(app, canvas, out / f"status-{state}.png")
     for key, cls, name in (("about", tk.Button, "about-button"), ("to", tk.Label, "label-to"),
