@@ -38,8 +38,8 @@ from typing import Any
 
 from PIL import Image, ImageGrab
 
-VERBS = ("run", "click_image", "wait_image", "absent_image", "type", "press", "hotkey",
-         "screenshot", "sleep")
+from testbed.agent.verbs import VERBS
+
 DEFAULT_CONFIDENCE = 0.9
 DEFAULT_TIMEOUT = 10.0
 POLL = 0.1  # seconds between two looks at the screen

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from testbed._errors import TestbedError
+from testbed.agent.verbs import IMAGE_VERBS
 from testbed.orchestrator.backend import DEFAULT, BackendTimeout, Timeouts, call
 from testbed.orchestrator.rundir import RunDir
 from testbed.provider.abstracts import GuestHandle
 from testbed.scenario import Scenario, Step
 from testbed.scenario.model import fill
 
-IMAGE_VERBS = ("click_image", "wait_image", "absent_image")
 WATCH_VERBS = ("absent_image", "screenshot")
 STEP_TIMEOUT = 10.0  # an image step's timeout when it names none (the agent's default)
 

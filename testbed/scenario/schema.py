@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from testbed.agent.verbs import VERBS
+
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # ISO 3166-1 alpha-2, officially assigned codes, plus XK (Kosovo, used by GeoIP databases).
@@ -233,8 +235,7 @@ def _verb(verb: str, value: dict[str, Any], **options: dict[str, Any]) -> dict[s
 
 _APP_STEP = {
     "type": "object",
-    "description": "exactly one of run, click_image, wait_image, absent_image, type, press, "
-    "hotkey, screenshot, sleep",
+    "description": "exactly one of " + ", ".join(VERBS),
     "oneOf": [
         _verb("run", {"oneOf": [_TEXT, {"type": "array", "minItems": 1, "items": _TEXT}]}),
         _verb(

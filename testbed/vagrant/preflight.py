@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from testbed.agent.verbs import IMAGE_VERBS
 from testbed.scenario import Scenario
 
 PLACEHOLDER_SHA256 = "0" * 64
@@ -128,7 +129,7 @@ def scenario_checks(scenario: Scenario) -> list[Check]:
             checks.append(_installer(variant, folder, inst))
         images = client.app.images_dir
         needed = sorted({str(s[v]) for steps in client.app.actions.values() for s in steps
-                         for v in ("click_image", "wait_image", "absent_image") if v in s})
+                         for v in IMAGE_VERBS if v in s})
         absent = [n for n in needed if not (images / n).is_file()]
         checks.append(Check(f"{variant}: reference images of app {client.app.name}",
                             not absent, f"{len(absent)} of {len(needed)} missing"

@@ -492,3 +492,11 @@ def test_chat_expectation_model(tree: Path) -> None:
     assert chat.chat == {"from": "regular", "to": "tom-en", "text_contains": "hi"}
     assert chat.id == "chat-regular-tom-en-passes_through-country-CN"
     assert only.places == [{"country": "US"}, {"asn": 7018}] and only.place == {}
+
+
+def test_app_profiles_accept_exactly_the_agents_verbs() -> None:
+    from testbed.agent.verbs import VERBS
+    from testbed.scenario import app_profile_schema
+
+    step = app_profile_schema()["$defs"]["step"]
+    assert [branch["required"][0] for branch in step["oneOf"]] == list(VERBS)
