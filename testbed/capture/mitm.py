@@ -8,13 +8,12 @@ between runs. Stopped with SIGTERM so the flow file is complete.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from testbed._errors import CaptureError
+from testbed.capture.process import await_ready, terminate
 from testbed.provider.abstracts import Gateway
 from testbed.run.files import TLS
 
@@ -49,14 +48,7 @@ class Mitmdump:
                 "-s", str(Path(__file__).with_name("mitm_addon.py")),
                 "--set", f"testbed_tls_log={self.tls_log}"]
         self.proc = self.gateway.spawn(argv, self.log)
-        deadline = time.monotonic() + timeout
-        while "listening at" not in self.log.read_text(errors="replace"):
-            if self.proc.poll() is not None:
-                raise CaptureError(f"mitmdump exited ({self.proc.returncode}): "
-                                   f"{self.log.read_text(errors='replace').strip()[-500:]}")
-            if time.monotonic() > deadline:
-                raise CaptureError(f"mitmdump did not start within {timeout:g} s")
-            time.sleep(0.1)
+        await_ready(self.proc, self.log, "listening at", "mitmdump", timeout)
         if not self.ca_cert.exists():
             raise CaptureError(f"mitmdump started but wrote no CA at {self.ca_cert}")
 
@@ -64,11 +56,4 @@ class Mitmdump:
         """Stop; True when mitmdump ended by itself after SIGTERM (flow file complete)."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return False
+        return terminate(self.proc, timeout)

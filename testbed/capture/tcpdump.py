@@ -8,14 +8,13 @@ kernel), which the run records.
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from testbed._errors import CaptureError
+from testbed.capture.process import await_ready, terminate
 from testbed.provider.abstracts import Gateway
 
 DRAIN_SECONDS = 0.3
@@ -60,24 +59,12 @@ class Tcpdump:
         argv = ["tcpdump", "-i", self.interface, "-n", "-U", "-s", "0", "-B", "32768",
                 "--immediate-mode", "-Z", "root", "-w", str(self.pcap)]
         self.proc = self.gateway.spawn(argv, self.log)
-        deadline = time.monotonic() + timeout
-        while "listening on" not in self.log.read_text(errors="replace"):
-            if self.proc.poll() is not None:
-                raise CaptureError(f"tcpdump exited ({self.proc.returncode}): "
-                                   f"{self.log.read_text(errors='replace').strip()}")
-            if time.monotonic() > deadline:
-                raise CaptureError(f"tcpdump did not start listening within {timeout:g} s")
-            time.sleep(0.05)
+        await_ready(self.proc, self.log, "listening on", "tcpdump", timeout, poll=0.05)
 
     def stop(self, timeout: float = 10.0) -> CaptureStats:
         if self.proc is None:
             return CaptureStats()
         if self.proc.poll() is None:
             time.sleep(DRAIN_SECONDS)  # let tcpdump write what is still in the ring
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc, timeout)
         return parse_stats(self.log.read_text(errors="replace"))
