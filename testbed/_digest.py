@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from testbed._cache import cache_dir
+
 __all__ = ["cached_sha256", "file_sha256"]
 
 _PERSIST_FROM = 8 << 20  # smaller files are hashed again: cheaper than the cache file
@@ -22,8 +24,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def _cache_file() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "testbed" / "sha256.json"
+    return cache_dir() / "sha256.json"
 
 
 @functools.lru_cache(maxsize=64)

@@ -7,12 +7,15 @@ import argparse
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from testbed.vagrant.preflight import Check, scenario_checks, vagrant_checks
+if TYPE_CHECKING:  # imported when the doctor runs: every other command starts faster
+    from testbed.vagrant.preflight import Check
 
 
 def lab_checks() -> list[Check]:
     from testbed.lab.provider import TOOLS
+    from testbed.vagrant.preflight import Check
 
     checks = [Check("root (network namespaces, tcpdump)", os.geteuid() == 0, "",
                     "run as root")]
@@ -33,6 +36,8 @@ def lab_checks() -> list[Check]:
 
 def report(scenario: Path | None = None) -> tuple[str, bool]:
     """The doctor's text, and whether every provider section is complete."""
+    from testbed.vagrant.preflight import scenario_checks, vagrant_checks
+
     sections = [("provider lab (embedded lab)", lab_checks()),
                 ("provider vagrant (real VMs)", vagrant_checks())]
     if scenario is not None:

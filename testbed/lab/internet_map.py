@@ -70,7 +70,9 @@ class InternetMap:
 def load_internet(path: Path) -> InternetMap:
     """Load and check a data file; every problem is a ScenarioError naming the file."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # libyaml's safe loader when PyYAML has it: the same documents, ~10x faster
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     except (OSError, yaml.YAMLError) as e:
         raise ScenarioError(f"{path}: cannot read the internet data file: {e}") from e
     if not isinstance(data, dict) or not isinstance(data.get("servers"), list):

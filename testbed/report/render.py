@@ -28,6 +28,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
+from testbed._cache import cache_dir
 from testbed._errors import TestbedError
 from testbed.run import files
 
@@ -101,12 +102,24 @@ def build_view(data: RunData) -> Report:
                   actions=provenance.actions(data), provenance=provenance.provenance(data))
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between processes (compiling them costs ~0.1 s per process);
+    Jinja checks each against its template's source, so an edited template is recompiled."""
+    folder = cache_dir() / "jinja"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # no cache: the templates are compiled in every process
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
     """The templates, with autoescaping on for every one of them (all are HTML or SVG)."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("testbed.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+                             trim_blocks=True, lstrip_blocks=True,
+                             bytecode_cache=_bytecode_cache())
     env.globals["files"] = files  # the run's file names, spelled once (testbed.run.files)
     return env
 
