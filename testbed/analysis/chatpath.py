@@ -16,6 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from testbed.run.events import Event
 from testbed.run.evidence import ChatEvidence
 
 from .evidence import BurstKey, timing_evidence
@@ -49,15 +50,12 @@ class ChatPath:
                 "endpoints": self.endpoints(), "evidence": [e.to_json() for e in self.evidence]}
 
 
-def messages_from_events(events: Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
+def messages_from_events(events: Sequence[Event]) -> list[ChatMessage]:
     """The chat messages that were sent (``chat_send`` actions that succeeded)."""
-    out = []
-    for e in events:
-        if e.get("action") == "chat_send" and e.get("outcome") == "ok":
-            params = e.get("params") or {}
-            out.append(ChatMessage(sender=str(e["variant"]), recipient=str(params.get("to", "")),
-                                   text=str(params.get("text", "")), start=float(e["start"]),
-                                   end=float(e["end"])))
+    out = [ChatMessage(sender=e.variant, recipient=str(e.params.get("to", "")),
+                       text=str(e.params.get("text", "")), start=float(e.start or 0.0),
+                       end=float(e.end or 0.0))
+           for e in events if e.action == "chat_send" and e.ok]
     return sorted(out, key=lambda m: m.start)
 
 

@@ -26,6 +26,7 @@ from testbed.analysis import (
 )
 from testbed.analysis import Placement as GeoAnswer
 from testbed.analysis.chatpath import ChatPath, chat_paths, messages_from_events
+from testbed.analysis.flowscan import FlowScan
 from testbed.analysis.geo import bundled_databases
 from testbed.analysis.names import NameIndex
 from testbed.analysis.scan import CaptureScan
@@ -104,12 +105,14 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     if not run.pcap.exists():
         raise AnalysisError(f"{run.pcap}: no capture in this run")
     by_address = {a: v for v, a in guests.items()}
-    scan = scan_run(run, by_address, infrastructure, manifest.canary or "")
+    canary = manifest.canary or ""
+    scan = scan_run(run, by_address, infrastructure, canary)
     report = scan.endpoints
     warnings = list(report.stats.warnings)
     try:
-        names = find_names(run, scan, by_address, warnings)
-        chats = find_chat_paths(run, scan, by_address, warnings, infrastructure)
+        flows = flow_scan_run(run, by_address, canary) if run.file(f.FLOWS).exists() else None
+        names = find_names(scan, flows, warnings)
+        chats = find_chat_paths(run, scan, flows, canary, warnings, infrastructure)
     except CaptureFormatError:
         raise
     except AnalysisError as e:  # a flow file that is not one, or is damaged from the start
@@ -196,34 +199,30 @@ def place(geo: Geo, address: str, special: str | None, stands_for: str | None,
         countries=codes, disagree=len(codes) > 1)
 
 
-def find_names(run: RunDir, scan: CaptureScan, guests: dict[str, str],
-               warnings: list[str]) -> NameIndex:
+def find_names(scan: CaptureScan, flows: FlowScan | None, warnings: list[str]) -> NameIndex:
     """Names endpoints were reached by: DNS answers and TLS SNI (pcap), HTTP Host (flows)."""
     names = NameIndex()
     names.merge(scan.names)
     warnings += scan.names.warnings
-    if run.file(f.FLOWS).exists():
-        found = flow_scan_run(run, guests, run.manifest().canary or "")
-        names.merge(found.names)
-        warnings += found.warnings
+    if flows is not None:
+        names.merge(flows.names)
+        warnings += flows.warnings
     return names
 
 
-def find_chat_paths(run: RunDir, scan: CaptureScan, guests: dict[str, str],
+def find_chat_paths(run: RunDir, scan: CaptureScan, flows: FlowScan | None, canary: str,
                     warnings: list[str], infrastructure: list[str]) -> list[ChatPath]:
     """Chat path evidence for every chat message of the run (see ``analysis.chatpath``)."""
-    canary = run.manifest().canary or ""
-    messages = messages_from_events([e.to_json() for e in run.events()])
+    messages = messages_from_events(run.events())
     if not messages:
         return []
     damage = scan.endpoints.stats.warnings  # reported once per consumer, as before
     hits = list(scan.canary_hits) if canary else []
     if canary:
         warnings += damage
-    if canary and run.file(f.FLOWS).exists():
-        found = flow_scan_run(run, guests, canary)
-        hits += found.canary_hits
-        warnings += found.warnings
+    if canary and flows is not None:
+        hits += flows.canary_hits
+        warnings += flows.warnings
     warnings += damage
     starts = {k: list(v) for k, v in scan.bursts.items()}
     return chat_paths(messages, canary, sorted(hits, key=lambda h: h.time), starts,

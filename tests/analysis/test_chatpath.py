@@ -4,6 +4,7 @@ timing evidence needs a quiet control window; infrastructure is never on a path.
 from __future__ import annotations
 
 from testbed.analysis.chatpath import ChatMessage, chat_paths, messages_from_events
+from testbed.run.events import Event
 from testbed.run.evidence import ChatEvidence
 
 CANARY = "CANARY-1234"
@@ -53,4 +54,5 @@ def test_messages_come_from_successful_chat_send_events():
          "params": {"to": "tom-zh", "text": "lost"}},
         {"action": "chat_wait", "outcome": "ok", "variant": "tom-zh", "start": 6, "end": 7},
     ]
-    assert messages_from_events(events) == [ChatMessage("regular", "tom-zh", "hi", 5.0, 6.0)]
+    assert messages_from_events([Event.from_json(e) for e in events]) == [
+        ChatMessage("regular", "tom-zh", "hi", 5.0, 6.0)]
