@@ -39,7 +39,6 @@ class _Saved(Protocol):
 
 
 S = TypeVar("S", bound=_Saved)
-_MEMO: dict[tuple[Path, str], Any] = {}  # the last scan per file, for this process
 
 
 def _fingerprint(path: Path) -> dict[str, Any]:
@@ -61,20 +60,13 @@ def _reuse(source: Path, name: str, inputs: dict[str, Any], scan: Callable[[], S
         key = {"format": _FORMAT, "file": _fingerprint(real), **inputs}
     except OSError as e:
         raise AnalysisError(f"cannot read {source}: {e.strerror or e}") from e
-    memo = _MEMO.get((cache, json.dumps(key, sort_keys=True)))
-    if memo is not None:
-        return memo  # type: ignore[no-any-return]
     try:
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:
-            result = load(saved["scan"])
-            _MEMO[(cache, json.dumps(key, sort_keys=True))] = result
-            return result
+            return load(saved["scan"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError, AnalysisError):
         pass  # no usable earlier scan: scan again
     result = scan()
-    _MEMO.clear()
-    _MEMO[(cache, json.dumps(key, sort_keys=True))] = result
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")

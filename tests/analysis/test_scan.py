@@ -124,7 +124,6 @@ def test_the_capture_is_read_once_per_analysis(tmp_path: Path,
     re-analysis with other GeoIP databases reads neither (the scans are kept in
     analysis/)."""
     from testbed.analysis import flows
-    from testbed.orchestrator import scancache
     from testbed.orchestrator.analyze import analyze_run, derived_run
     from testbed.orchestrator.rundir import RunDir
 
@@ -168,7 +167,6 @@ def test_the_capture_is_read_once_per_analysis(tmp_path: Path,
     assert len(flow_reads) == 1
     reads.clear()
     flow_reads.clear()
-    scancache._MEMO.clear()  # as a new process would: only the files in analysis/ remain
     other = derived_run(run, [Path("unused.mmdb")])
     lab_db = run_path / "analysis" / "geo"
     analyze_run(other, sorted(lab_db.glob("*.mmdb")))
