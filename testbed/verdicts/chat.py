@@ -114,8 +114,7 @@ def _path(v: Verdict, expectation: Expectation, sent: list[Event], chat: ChatCla
         return replace(v, status=PASS if passes else FAIL, reason=reason)
     doubts = [d for variant in (chat.sender, chat.recipient) for d in facts.doubts(variant)]
     if not any(c.evidence for c in paths):  # an empty capture says nothing of the path
-        doubts[:0] = [f"no traffic of {party} was captured"
-                      for party in (chat.sender, chat.recipient) if facts.silent(party)]
+        doubts[:0] = [d for party in (chat.sender, chat.recipient) for d in facts.silence(party)]
     if not any(c.has_canary for c in paths):
         doubts.append("the message carries no canary, so its content cannot be traced")
     windows = [(s, s + PIN_WINDOW) for s in starts]

@@ -43,9 +43,12 @@ class RunFacts:
     def place(self, address: str) -> Placement:
         return self.places.get(address, NOWHERE)
 
-    def silent(self, variant: str) -> bool:
-        """No traffic of ``variant`` was captured."""
-        return not any(e.variant == variant for e in self.endpoints)
+    def silence(self, variant: str) -> list[str]:
+        """The doubt a capture holding no traffic of ``variant`` raises (none when it holds
+        some): an empty capture rules nothing out."""
+        if any(e.variant == variant for e in self.endpoints):
+            return []
+        return [f"no traffic of {variant} was captured"]
 
     def doubts(self, variant: str) -> list[str]:
         """Why a negative claim about ``variant`` could not be trusted on this run."""

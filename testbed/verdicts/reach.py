@@ -93,9 +93,7 @@ def evaluate_reach(expectation: Expectation, facts: RunFacts) -> Verdict:
     hits = list(first.values())
     v = Verdict(id=expectation.id, variant=variant, kind=kind, place=expectation.place,
                 status=FAIL, reason="", evidence=tuple(hits), geoip=facts.geoip)
-    doubts = facts.doubts(variant)
-    if facts.silent(variant):
-        doubts.insert(0, f"no traffic of {variant} was captured")
+    doubts = facts.silence(variant) + facts.doubts(variant)
 
     if kind == "reaches":
         if hits:
