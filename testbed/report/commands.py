@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from .data import load_run
     from .render import build_report
 
-    out = build_report(args.run)
-    for rel, problem in load_run(args.run).problems.items():
+    data = load_run(args.run) if args.run.is_dir() else None
+    out = build_report(args.run, data)  # not a directory: one error line
+    for rel, problem in (data.problems if data else {}).items():
         if problem not in ("missing", "empty"):  # a damaged file: the page says so too
             print(f"testbed: warning: {args.run / rel}: {problem}", file=sys.stderr)
     print(f"report: {out}")

@@ -134,16 +134,17 @@ def render_html(data: RunData) -> str:
         raise TestbedError(f"report template: {err}") from err
 
 
-def build_report(run_dir: Path) -> Path:
+def build_report(run_dir: Path, data: RunData | None = None) -> Path:
     """Write ``run_dir/report.html``: one self-contained page (inline CSS, SVG charts and
     screenshots as data URIs) describing the run, and return its path.
 
     Missing or damaged files (a crashed run) are reported on the page, never raised. Raises
-    :class:`TestbedError` only when ``run_dir`` is not a directory or cannot be written."""
+    :class:`TestbedError` only when ``run_dir`` is not a directory or cannot be written.
+    ``data`` is the run as already read by :func:`load_run`, if the caller has it."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise TestbedError(f"{run_dir}: not a run directory")
-    html = render_html(load_run(run_dir))
+    html = render_html(data if data is not None else load_run(run_dir))
     out = run_dir / files.REPORT
     tmp = run_dir / f".report.html.{os.getpid()}.tmp"
     try:
