@@ -20,10 +20,9 @@ def check_run(run: Path) -> list[Verdict]:
     defect, not a finding) gives an inconclusive verdict and a junit failure with the
     traceback, as under pytest."""
     started, t0 = datetime.datetime.now(datetime.UTC), time.perf_counter()
-    expectations = store.open_manifest(run).expectations
     facts = RunFacts.load(run)
     cases = []
-    for expectation in expectations:
+    for expectation in facts.expectations:
         t, error = time.perf_counter(), None
         try:
             verdict = evaluate(expectation, facts)

@@ -11,6 +11,7 @@ from testbed.run import (
     ChatRecord,
     EndpointRow,
     Event,
+    Expectation,
     GeoipDatabase,
     Placement,
     TlsRecord,
@@ -21,24 +22,30 @@ from testbed.run.places import NOWHERE
 
 @dataclass(frozen=True)
 class RunFacts:
-    """The run's endpoints and their places, the capture's statistics, what each variant did
-    (``events``; ``failed_actions``: variant -> "action outcome: error"), chat paths and the
-    TLS connections that were pinned shut."""
+    """The run's expectations, its endpoints and their places, the capture's statistics, what
+    each variant did (``events``; derived: ``failed_actions``, variant -> "action outcome:
+    error"), chat paths and the TLS connections that were pinned shut."""
 
     endpoints: tuple[EndpointRow, ...]
     places: Mapping[str, Placement]
     capture: CaptureCounts
-    failed_actions: Mapping[str, list[str]]
     geoip: tuple[GeoipDatabase, ...]
     events: tuple[Event, ...] = ()
     chats: tuple[ChatRecord, ...] = ()
     canary: str = ""
     pinned: tuple[TlsRecord, ...] = ()
+    expectations: tuple[Expectation, ...] = ()
     actions: tuple[Event, ...] = field(init=False)  # the timed events, in order
+    failed_actions: Mapping[str, list[str]] = field(init=False)
 
     def __post_init__(self) -> None:
         timed = sorted((e for e in self.events if e.timed), key=lambda e: e.start or 0.0)
         object.__setattr__(self, "actions", tuple(timed))
+        failed: dict[str, list[str]] = {}
+        for e in self.events:
+            if not e.ok:
+                failed.setdefault(e.variant, []).append(f"{e.action} {e.outcome}: {e.error}")
+        object.__setattr__(self, "failed_actions", failed)
 
     def place(self, address: str) -> Placement:
         return self.places.get(address, NOWHERE)
@@ -76,15 +83,12 @@ class RunFacts:
         manifest = store.open_manifest(run)
         analysis = store.read_endpoints(run)
         events, _ = store.read_events(run)
-        failed: dict[str, list[str]] = {}
-        for e in events:
-            if not e.ok:
-                failed.setdefault(e.variant, []).append(f"{e.action} {e.outcome}: {e.error}")
         evidence = store.read_evidence(run)
         tls, _ = store.read_tls(run)
         return cls(endpoints=analysis.endpoints if analysis else (),
                    places=analysis.places if analysis else {},
-                   capture=manifest.capture or CaptureCounts(), failed_actions=failed,
+                   capture=manifest.capture or CaptureCounts(),
                    geoip=analysis.geoip if analysis else (), events=tuple(events),
                    chats=evidence.chats if evidence else (), canary=manifest.canary or "",
-                   pinned=tuple(t for t in tls if t.event == "pinned"))
+                   pinned=tuple(t for t in tls if t.event == "pinned"),
+                   expectations=manifest.expectations)

@@ -52,9 +52,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 class RunFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        manifest = store.open_manifest(self.path.parent)
         facts = RunFacts.load(self.path.parent)
-        for exp in manifest.expectations:
+        for exp in facts.expectations:
             yield ExpectationItem.from_parent(self, name=exp.id, expectation=exp, facts=facts)
 
 

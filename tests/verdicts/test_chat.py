@@ -44,7 +44,7 @@ def hit(variant: str, address: str, strength: str = "strong", kind: str = "canar
 def facts(events, chats, pinned=(), capture=GOOD) -> RunFacts:
     """The facts these records (in their JSON form) make."""
     return RunFacts(endpoints=(), places={a: Placement.from_json(p) for a, p in PLACES.items()},
-                    capture=CaptureCounts.from_json(capture), failed_actions={}, geoip=(),
+                    capture=CaptureCounts.from_json(capture), geoip=(),
                     events=tuple(Event.from_json(e) for e in events),
                     chats=tuple(ChatRecord.from_json(c) for c in chats), canary=CANARY,
                     pinned=tuple(TlsRecord.from_json(p) for p in pinned))

@@ -46,10 +46,12 @@ PLACES = {
 }
 
 
-def facts(endpoints, capture=GOOD_CAPTURE, failed=None) -> RunFacts:
+def facts(endpoints, capture=GOOD_CAPTURE, failed=()) -> RunFacts:
+    """``failed``: (variant, action, error) of actions that failed."""
+    events = tuple(Event.from_json({"variant": v, "action": a, "outcome": "failed", "error": err})
+                   for v, a, err in failed)
     return RunFacts(endpoints=tuple(endpoints), places=placed(PLACES),
-                    capture=CaptureCounts.from_json(capture), failed_actions=failed or {},
-                    geoip=DB)
+                    capture=CaptureCounts.from_json(capture), geoip=DB, events=events)
 
 
 def test_never_reaches_passes_on_a_complete_capture_with_evidence_of_traffic():
@@ -82,7 +84,7 @@ def test_sentence_names_the_action_and_every_agreeing_database():
     f = RunFacts(endpoints=(endpoint("tom-en", "203.0.113.15"),
                             endpoint("tom-en", "203.0.113.15", port=80)),
                  places=placed(places), capture=CaptureCounts.from_json(GOOD_CAPTURE),
-                 failed_actions={}, geoip=DB,
+                 geoip=DB,
                  events=(Event.from_json({"variant": "tom-en", "action": "login",
                                           "start": 1.7e9 - 1, "end": 1.7e9 + 5}),))
     v = evaluate(REACHES_CN, f)
@@ -99,7 +101,7 @@ def test_databases_that_disagree_make_a_negative_claim_inconclusive():
                   {"database": "other.mmdb (2025-01-01)", "address": "64.4.21.39",
                    "country": "CN"}]}}
     f = RunFacts(endpoints=(endpoint("regular", "198.51.100.39"),), places=placed(places),
-                 capture=CaptureCounts.from_json(GOOD_CAPTURE), failed_actions={}, geoip=DB)
+                 capture=CaptureCounts.from_json(GOOD_CAPTURE), geoip=DB)
     v = evaluate(NEVER_CN, f)
     assert v.status == INCONCLUSIVE
     assert v.reason == ("the databases disagree: other (2025-01-01) places 64.4.21.39 "
@@ -132,7 +134,7 @@ def test_unclean_capture_stop_is_inconclusive():
 
 def test_failed_login_makes_a_negative_claim_inconclusive():
     v = evaluate(NEVER_CN, facts([endpoint("regular", "198.51.100.39")],
-                                 failed={"regular": ["login failed: image not found"]}))
+                                 failed=[("regular", "login", "image not found")]))
     assert v.status == INCONCLUSIVE and "login failed" in v.reason
 
 
@@ -143,14 +145,14 @@ def test_unplaced_endpoint_cannot_be_ruled_out():
 
 def test_reaches_passes_on_evidence_even_after_a_failed_action():
     v = evaluate(REACHES_CN, facts([endpoint("tom-en", "203.0.113.15")],
-                                   failed={"tom-en": ["chat_send failed"]}))
+                                   failed=[("tom-en", "chat_send", "relay refused")]))
     assert v.status == PASS and v.evidence[0]["country"] == "CN"
 
 
 def test_reaches_without_evidence_fails_or_is_inconclusive():
     only_us = [endpoint("tom-en", "198.51.100.39")]
     assert evaluate(REACHES_CN, facts(only_us)).status == FAIL
-    v = evaluate(REACHES_CN, facts(only_us, failed={"tom-en": ["login failed"]}))
+    v = evaluate(REACHES_CN, facts(only_us, failed=[("tom-en", "login", "timed out")]))
     assert v.status == INCONCLUSIVE and "cannot rule it out" in v.reason
 
 
