@@ -60,9 +60,6 @@ class LabPool(GuestPool):
         self.mgmt_base = ""
         self._lock = threading.Lock()
 
-    def missing(self) -> list[str]:
-        return missing_on_host()
-
     def _mgmt_subnet(self, index: int) -> tuple[str, str]:
         with self._lock:
             if not self.mgmt_base:

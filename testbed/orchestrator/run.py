@@ -163,10 +163,6 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
     stats = CaptureStats()
     try:
         with phases.phase("network"):
-            lacking = list(dict.fromkeys(gateway.missing() + pool.missing()))
-            if lacking:
-                raise LabError(f"provider {scenario.provider} cannot run here; missing: "
-                               + "; ".join(lacking))
             handle = call("the gateway", gateway.start, timeout=timeouts.network)
             call(f"the {pool.name} pool's set-up", pool.prepare, timeout=timeouts.network)
             run.update_manifest(infrastructure=handle.infrastructure,

@@ -35,7 +35,8 @@ def make_gateway(run: Path, internet: InternetMap) -> Gateway:
 
 @dataclass(frozen=True)
 class PoolKind:
-    """One provider: its pool, made on the run's gateway, and what it lacks before any run."""
+    """One provider: its pool, made on the run's gateway, and what this machine lacks for it
+    (gateway and guests), checked once, before anything of a run is made."""
 
     make: Callable[[Context, Gateway], GuestPool]
     unavailable: Callable[[Scenario], list[str]] = lambda scenario: []
@@ -55,13 +56,19 @@ def _vagrant(ctx: Context, gateway: Gateway) -> GuestPool:
                        machines_dir(ctx.results, ctx.scenario), ctx.progress)
 
 
+def _lab_unavailable(scenario: Scenario) -> list[str]:
+    from testbed.lab.provider import missing_on_host
+
+    return missing_on_host()
+
+
 def _vagrant_unavailable(scenario: Scenario) -> list[str]:
     from testbed.vagrant.provider import unavailable
 
     return unavailable(scenario)
 
 
-POOLS: dict[str, PoolKind] = {"lab": PoolKind(_lab),
+POOLS: dict[str, PoolKind] = {"lab": PoolKind(_lab, _lab_unavailable),
                               "vagrant": PoolKind(_vagrant, _vagrant_unavailable)}
 
 

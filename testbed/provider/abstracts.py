@@ -56,10 +56,6 @@ class Gateway(ABC):
     tag: str  # the run-unique prefix of everything it makes
 
     @abstractmethod
-    def missing(self) -> list[str]:
-        """What this machine lacks to run the gateway, each with the command that fixes it."""
-
-    @abstractmethod
     def start(self) -> GatewayHandle: ...
 
     @abstractmethod
@@ -87,10 +83,6 @@ class GuestPool(ABC):
     name: str = ""
     start_timeout: float = 60.0   # seconds one guest may take to come up, agent included
     concurrent: bool = False      # guests may be started (and stopped) at the same time
-
-    @abstractmethod
-    def missing(self) -> list[str]:
-        """What this machine lacks to run the pool, each with the command that fixes it."""
 
     def prepare(self) -> None:  # noqa: B027 (optional: most pools need none)
         """Pool-wide set-up once the gateway runs (VM networks, bridges); default: none."""

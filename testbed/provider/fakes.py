@@ -114,9 +114,6 @@ class FakeGateway(Gateway):
         self.procs: list[subprocess.Popen[bytes]] = []
         self.teardowns = 0
 
-    def missing(self) -> list[str]:
-        return []
-
     def start(self) -> GatewayHandle:
         self.started = True
         return GatewayHandle(capture_interface="fake0", guest_network=GUEST_NET,
@@ -159,9 +156,6 @@ class FakePool(GuestPool):
         self.prepared = False
         self.teardowns = 0
         self._released = threading.Event()
-
-    def missing(self) -> list[str]:
-        return []
 
     def prepare(self) -> None:
         self.prepared = True

@@ -64,9 +64,6 @@ class NetnsGateway(Gateway):
         self.net = f"{netns.NS_PREFIX}{self.tag}-net"
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def missing(self) -> list[str]:
-        return missing_on_host()
-
     def start(self) -> GatewayHandle:
         gw, net, sh = self.ns, self.net, netns.sh
         for ns in (gw, net):

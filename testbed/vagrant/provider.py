@@ -41,7 +41,7 @@ from testbed.scenario import Scenario
 from testbed.vagrant import libvirt
 from testbed.vagrant.machinery import NOT_CREATED, RUNNING, Machinery
 from testbed.vagrant.machines import Names, machine_list, write_machine_list
-from testbed.vagrant.preflight import scenario_checks, vagrant_checks
+from testbed.vagrant.preflight import scenario_checks
 
 CLEAN = "testbed-clean"
 VMS = Path(testbed.__file__).resolve().parent.parent / "vms"
@@ -106,9 +106,6 @@ class VagrantPool(GuestPool):
         self.spec: dict[str, Any] = {}
         self.running: list[str] = []
         self.unfinished: list[str] = []  # first runs without their clean snapshot yet
-
-    def missing(self) -> list[str]:
-        return [c.line().strip() for c in vagrant_checks(windows=False) if not c.ok]
 
     # -- the network ----------------------------------------------------------------------
     def prepare(self) -> None:
