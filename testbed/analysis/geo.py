@@ -91,10 +91,6 @@ class Consensus:
         return sorted({code for _, code in self.votes})
 
 
-def _sha256(path: Path) -> str:
-    return cached_sha256(path)
-
-
 @dataclass(frozen=True)
 class GeoDatabase:
     """One opened database's provenance. `c_extension`: read through maxminddb's C
@@ -210,7 +206,7 @@ class Geo:
                 database_type=dbtype,
                 build_epoch=epoch,
                 build_date=datetime.fromtimestamp(epoch, UTC).isoformat(),
-                sha256=_sha256(path),
+                sha256=cached_sha256(path),
                 c_extension=type(inner).__module__ == "maxminddb.extension",
                 attribution=attribution_for(dbtype, epoch),
             )

@@ -39,6 +39,7 @@ from testbed.run import (
     EndpointsFile,
     EvidenceFile,
     GeoipDatabase,
+    Manifest,
     Placement,
     PlaceView,
     ReadStats,
@@ -79,9 +80,10 @@ def derived_run(run: RunDir, databases: list[Path]) -> RunDir:
     return derived
 
 
-def lab_database(run: RunDir, internet: InternetMap | None = None) -> Path | None:
+def lab_database(run: RunDir, internet: InternetMap | None = None,
+                 manifest: Manifest | None = None) -> Path | None:
     """Write the lab's map (``lab/internet.yaml``, or ``internet`` when already loaded) as a
-    MaxMind-format database."""
+    MaxMind-format database (``manifest``: the run's, when already read)."""
     internet_file = run.file(f.INTERNET)
     if internet is None:
         if not internet_file.exists():
@@ -89,7 +91,7 @@ def lab_database(run: RunDir, internet: InternetMap | None = None) -> Path | Non
         internet = load_internet(internet_file)
     out = run.file(f.GEO_DIR) / f"lab-{internet.name}.mmdb"
     out.parent.mkdir(parents=True, exist_ok=True)
-    started = run.manifest().started  # a re-analysis writes the same database
+    started = (manifest or run.manifest()).started  # a re-analysis writes the same database
     write_mmdb(out, [MapEntry(f"{s.address}/32", s.country, internet.country_name(s.country))
                      for s in internet.servers],
                description=f"testbed lab map {internet.name} (from {internet_file.name})",
@@ -127,7 +129,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
         lab_nets = [ipaddress.ip_network(f"{a}/32") for a in stands_for]
     databases = list(geoip or [])
     if not geoip:  # the lab's map first (it decides), then the real databases we ship
-        lab_db = lab_database(run, internet) if internet is not None else None
+        lab_db = lab_database(run, internet, manifest) if internet is not None else None
         databases = ([lab_db] if lab_db else []) + bundled_databases()
     if not databases:
         raise AnalysisError("no GeoIP database to place endpoints with (use --geoip FILE.mmdb)")

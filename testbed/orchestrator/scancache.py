@@ -7,13 +7,15 @@ result for ``capture/gateway.pcap``, `flow_scan_run(run, guests, canary)`
 file in ``analysis/`` of the run that owns the capture (a re-analysis in
 ``reanalysis/<id>/`` links the capture, so it finds the original run's files) when that
 file was made from the same capture file (size, mtime and the sha256 of its first and
-last MiB) with the same guests, infrastructure and canary; otherwise the file is scanned
+last MiB) with the same guests, infrastructure and canary, by the same code (the sources of
+`testbed.analysis` and `testbed.run`); otherwise the file is scanned
 and the result saved. Only placement (GeoIP) differs between analyses of one run, and it
 is in neither scan.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -22,6 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from testbed import analysis
+from testbed import run as run_records
 from testbed._errors import AnalysisError
 from testbed.analysis.flowscan import FlowScan, scan_flows
 from testbed.analysis.scan import CaptureScan, scan_capture
@@ -30,7 +34,6 @@ from testbed.run import files
 
 __all__ = ["flow_scan_run", "scan_run"]
 
-_FORMAT = 1  # bump when a scan's content changes
 _EDGE = 1 << 20
 
 
@@ -39,6 +42,17 @@ class _Saved(Protocol):
 
 
 S = TypeVar("S", bound=_Saved)
+
+
+@functools.cache
+def _code() -> str:
+    """The sha256 of the code that makes and writes a scan: a saved scan made by other code
+    (an upgrade, a fix) is not reused. About a millisecond, once per process."""
+    h = hashlib.sha256()
+    for package in (analysis, run_records):
+        for source in sorted(Path(package.__file__ or "").parent.glob("*.py")):
+            h.update(f"{package.__name__}/{source.name}".encode() + b"\0" + source.read_bytes())
+    return h.hexdigest()
 
 
 def _fingerprint(path: Path) -> dict[str, Any]:
@@ -57,7 +71,7 @@ def _reuse(source: Path, name: str, inputs: dict[str, Any], scan: Callable[[], S
     real = source.resolve()
     cache = real.parent.parent / name  # the run that owns the capture
     try:
-        key = {"format": _FORMAT, "file": _fingerprint(real), **inputs}
+        key = {"code": _code(), "file": _fingerprint(real), **inputs}
     except OSError as e:
         raise AnalysisError(f"cannot read {source}: {e.strerror or e}") from e
     try:

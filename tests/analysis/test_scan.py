@@ -192,3 +192,22 @@ def test_flow_scan_equals_the_references() -> None:
     assert found.canary_hits and len(found.names) > 0
     assert FlowScan.from_json(found.to_json()).to_json() == found.to_json()
     assert scan_flows(flows, guests, "").names.to_json() == found.names.to_json()
+
+
+def test_a_scan_saved_by_other_code_is_not_reused(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from testbed.orchestrator import scancache
+    from testbed.orchestrator.analyze import analyze_run
+    from testbed.orchestrator.rundir import RunDir
+    from testbed.run import files
+
+    run_path = tmp_path / "run"
+    shutil.copytree(SEED.parents[1], run_path, ignore=shutil.ignore_patterns("expected"))
+    analyze_run(RunDir(run_path))
+    saved = json.loads((run_path / files.CAPTURE_SCAN).read_text())
+    assert saved["key"]["code"] == scancache._code()
+    monkeypatch.setattr(scancache, "_code", lambda: "an older testbed")
+    analyze_run(RunDir(run_path))
+    rescanned = json.loads((run_path / files.CAPTURE_SCAN).read_text())
+    assert rescanned["key"]["code"] == "an older testbed"  # scanned again, and saved
+    assert rescanned["scan"] == saved["scan"]
