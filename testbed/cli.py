@@ -10,7 +10,7 @@ from pathlib import Path
 from testbed._errors import ScenarioError, TestbedError
 from testbed.run.files import DEFAULT_RESULTS, ENDPOINTS, ENDPOINTS_CSV, REPORT
 
-__all__ = ["DEFAULT_RESULTS", "build_parser", "main"]  # DEFAULT_RESULTS: for vagrant.commands
+__all__ = ["build_parser", "main"]
 MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
 
 

@@ -38,10 +38,9 @@ from typing import Any
 
 from PIL import Image, ImageGrab
 
-from testbed.agent.verbs import VERBS
+from testbed.agent.verbs import DEFAULT_TIMEOUT, VERBS
 
 DEFAULT_CONFIDENCE = 0.9
-DEFAULT_TIMEOUT = 10.0
 POLL = 0.1  # seconds between two looks at the screen
 CLIPBOARD_TIMEOUT = 5.0
 

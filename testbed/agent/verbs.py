@@ -1,6 +1,7 @@
-"""The step verbs of an app profile, defined once: the agent runs them (``steps``), the
-scenario schema accepts them, the orchestrator and pre-flight find the reference images they
-name. Standard library only: this module also runs inside the guests."""
+"""The step verbs of an app profile and their default timeout, defined once: the agent runs
+them (``steps``), the scenario schema accepts them, the orchestrator and pre-flight find the
+reference images they name. Standard library only: this module also runs inside the guests."""
 
 IMAGE_VERBS = ("click_image", "wait_image", "absent_image")  # each names a reference image
 VERBS = ("run", *IMAGE_VERBS, "type", "press", "hotkey", "screenshot", "sleep")
+DEFAULT_TIMEOUT = 10.0  # seconds an image step waits when it names no timeout

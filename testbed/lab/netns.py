@@ -89,6 +89,7 @@ def reap(procs: Iterable[subprocess.Popen[bytes]], grace: float = 1.0) -> None:
             p.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             p.kill()
+            p.wait()
 
 
 def root_links() -> list[str]:

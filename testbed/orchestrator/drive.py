@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed._errors import TestbedError
-from testbed.agent.verbs import IMAGE_VERBS
+from testbed.agent.verbs import DEFAULT_TIMEOUT, IMAGE_VERBS
 from testbed.orchestrator.backend import DEFAULT, BackendTimeout, Timeouts, call
 from testbed.orchestrator.rundir import RunDir
 from testbed.provider.abstracts import GuestHandle
@@ -29,7 +29,6 @@ from testbed.scenario import Scenario, Step
 from testbed.scenario.model import fill
 
 WATCH_VERBS = ("absent_image", "screenshot")
-STEP_TIMEOUT = 10.0  # an image step's timeout when it names none (the agent's default)
 
 
 def budget(steps: list[dict[str, Any]], timeouts: Timeouts) -> float:
@@ -39,7 +38,7 @@ def budget(steps: list[dict[str, Any]], timeouts: Timeouts) -> float:
     total = timeouts.action_margin
     for s in steps:
         if any(v in s for v in IMAGE_VERBS):
-            total += float(s.get("timeout", STEP_TIMEOUT))
+            total += float(s.get("timeout", DEFAULT_TIMEOUT))
         elif "sleep" in s:
             total += float(s["sleep"])
         total += timeouts.per_step

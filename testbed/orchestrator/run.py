@@ -170,10 +170,10 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
         with phases.phase("capture-start"):
             tcpdump = Tcpdump(gateway, handle.capture_interface, run.pcap,
                               run.file(f.TCPDUMP_LOG))
-            call("tcpdump", tcpdump.start, timeout=timeouts.capture, fallback=tcpdump.stop)
+            tcpdump.start(timeouts.capture)  # each waits for 'listening' itself;
             mitm = Mitmdump(gateway, handle.mitm_port, run.file(f.FLOWS),
                             (state_dir or results / ".lab-ca"), run.file(f.MITMDUMP_LOG))
-            call("mitmdump", mitm.start, timeout=timeouts.capture, fallback=mitm.stop)
+            mitm.start(timeouts.capture)  # capture-stop stops what did start
         with phases.phase("guests"):
             guests = start_guests(pool, list(scenario.clients), mitm.ca_cert,
                                   timeouts.guest or pool.start_timeout)
@@ -219,4 +219,4 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
     return RunOutcome(run=run, analysis=analysis, verdicts=verdicts, status=status)
 
 
-__all__ = ["RunOutcome", "run_scenario", "start_guests", "sys"]
+__all__ = ["RunOutcome", "run_scenario", "sys"]
