@@ -110,15 +110,16 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     canary = manifest.canary or ""
     scan = scan_run(run, by_address, infrastructure, canary)
     report = scan.endpoints
-    warnings = list(report.stats.warnings)
     try:
         flows = flow_scan_run(run, by_address, canary) if run.file(f.FLOWS).exists() else None
-        names = find_names(scan, flows, warnings)
-        chats = find_chat_paths(run, scan, flows, canary, warnings, infrastructure)
+        names = find_names(scan, flows)
+        chats = find_chat_paths(run, scan, flows, canary, infrastructure)
     except CaptureFormatError:
         raise
     except AnalysisError as e:  # a flow file that is not one, or is damaged from the start
         raise CaptureFormatError(str(e)) from e
+    # each damage once: the capture's (every consumer saw the same), then the flow file's
+    warnings = [*report.stats.warnings, *(flows.warnings if flows else ())]
 
     stands_for: dict[str, str] = {}
     lab_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
@@ -201,31 +202,25 @@ def place(geo: Geo, address: str, special: str | None, stands_for: str | None,
         countries=codes, disagree=len(codes) > 1)
 
 
-def find_names(scan: CaptureScan, flows: FlowScan | None, warnings: list[str]) -> NameIndex:
+def find_names(scan: CaptureScan, flows: FlowScan | None) -> NameIndex:
     """Names endpoints were reached by: DNS answers and TLS SNI (pcap), HTTP Host (flows)."""
+    if flows is None:
+        return scan.names
     names = NameIndex()
     names.merge(scan.names)
-    warnings += scan.names.warnings
-    if flows is not None:
-        names.merge(flows.names)
-        warnings += flows.warnings
+    names.merge(flows.names)
     return names
 
 
 def find_chat_paths(run: RunDir, scan: CaptureScan, flows: FlowScan | None, canary: str,
-                    warnings: list[str], infrastructure: list[str]) -> list[ChatPath]:
+                    infrastructure: list[str]) -> list[ChatPath]:
     """Chat path evidence for every chat message of the run (see ``analysis.chatpath``)."""
     messages = messages_from_events(run.events())
     if not messages:
         return []
-    damage = scan.endpoints.stats.warnings  # reported once per consumer, as before
     hits = list(scan.canary_hits) if canary else []
-    if canary:
-        warnings += damage
     if canary and flows is not None:
         hits += flows.canary_hits
-        warnings += flows.warnings
-    warnings += damage
     starts = {k: list(v) for k, v in scan.bursts.items()}
     return chat_paths(messages, canary, sorted(hits, key=lambda h: h.time), starts,
                       infrastructure=infrastructure)
