@@ -102,8 +102,12 @@ def call(what: str, fn: Callable[[], T], timeout: float,
 
 def unwind(timeout: float) -> list[str]:
     """Wait (up to ``timeout`` s in all) for calls still running, so that teardown does not
-    race them; returns the ones that did not end."""
+    race them; returns the ones that did not end, and forgets them: a later run in the same
+    process (``testbed nightly``) neither waits for them nor reports them as its own."""
     deadline = time.monotonic() + timeout
     for p in list(Pending.live):
         p._done.wait(max(0.0, deadline - time.monotonic()))
-    return [p.what for p in list(Pending.live)]
+    with Pending._lock:
+        left = [p.what for p in Pending.live]
+        Pending.live.clear()
+    return left

@@ -56,3 +56,14 @@ def test_agent_calls_are_not_awaited_by_teardown():
     p = Pending("an agent action", lambda: time.sleep(0.3), awaited=False)
     assert "an agent action" not in unwind(0.01)
     p.result(2)
+
+
+def test_a_later_run_does_not_wait_for_an_earlier_runs_hung_call():
+    release = threading.Event()
+    with pytest.raises(BackendTimeout):
+        call("run 1's guest", lambda: release.wait(5), timeout=0.05)
+    assert unwind(0.05) == ["run 1's guest"]  # run 1's teardown is told
+    t0 = time.monotonic()
+    assert unwind(1) == []  # run 2's teardown: not its call, no wait
+    assert time.monotonic() - t0 < 0.5
+    release.set()
