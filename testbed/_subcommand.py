@@ -1,4 +1,4 @@
-"""Registering a ``testbed`` sub-command: the one way every command module adds its parser."""
+"""Registering a ``testbed`` sub-command with its handler, and the flags commands share."""
 
 from __future__ import annotations
 

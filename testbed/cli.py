@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from testbed._errors import ScenarioError, TestbedError
+from testbed._subcommand import add_json_flag
 from testbed.run.files import DEFAULT_RESULTS, ENDPOINTS, ENDPOINTS_CSV, REPORT
 
 __all__ = ["build_parser", "main"]
@@ -164,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     gl.add_argument("--geoip", type=Path, action="append", metavar="FILE",
                     help="use this MaxMind-format database instead of the bundled ones "
                     "(repeatable; the first is primary)")
-    gl.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_json_flag(gl)
     gl.set_defaults(func=cmd_geo_lookup)
     gu = geo_sub.add_parser("update", help="download current DB-IP City Lite (and GeoLite2 "
                             "with a MaxMind license key), verified",
