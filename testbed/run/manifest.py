@@ -15,6 +15,10 @@ from typing import Any
 from testbed.run.places import GeoipDatabase
 from testbed.run.shapes import Record, Shape, obj, optional, other_keys, scalar
 
+#: the expectation kinds, defined once: claims about where a variant went, and about a chat
+REACH_KINDS = ("reaches", "never_reaches", "only_reaches")
+CHAT_KINDS = ("passes_through", "does_not_pass_through", "delivered", "not_delivered")
+
 
 @dataclass(frozen=True)
 class ScenarioRef(Record):

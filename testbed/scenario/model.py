@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
+
 ExpectationKind = Literal["reaches", "never_reaches", "only_reaches", "passes_through",
                           "does_not_pass_through", "delivered", "not_delivered"]
-EXPECTATION_KINDS: tuple[ExpectationKind, ...] = (
-    "reaches", "never_reaches", "only_reaches", "passes_through", "does_not_pass_through",
-    "delivered", "not_delivered")
+EXPECTATION_KINDS: tuple[ExpectationKind, ...] = (*REACH_KINDS, *CHAT_KINDS)  # type: ignore[assignment]
 
 
 def placeholders(text: str) -> list[str]:

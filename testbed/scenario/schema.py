@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from testbed.agent.verbs import VERBS
+from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -75,8 +76,6 @@ _CHAT = {
     "required": ["from", "to"],
     "additionalProperties": False,
 }
-VARIANT_KINDS = ("reaches", "never_reaches", "only_reaches")
-CHAT_KINDS = ("passes_through", "does_not_pass_through", "delivered", "not_delivered")
 
 _SCENARIO: dict[str, Any] = {
     "$schema": DIALECT,
@@ -209,9 +208,9 @@ _SCENARIO: dict[str, Any] = {
                 "not_delivered": {"const": True},
             },
             "additionalProperties": False,
-            "oneOf": [{"required": [k]} for k in (*VARIANT_KINDS, *CHAT_KINDS)],
+            "oneOf": [{"required": [k]} for k in (*REACH_KINDS, *CHAT_KINDS)],
             "allOf": [
-                {"if": {"anyOf": [{"required": [k]} for k in VARIANT_KINDS]},
+                {"if": {"anyOf": [{"required": [k]} for k in REACH_KINDS]},
                  "then": {"required": ["variant"]}},
                 {"if": {"anyOf": [{"required": [k]} for k in CHAT_KINDS]},
                  "then": {"required": ["chat"]}},

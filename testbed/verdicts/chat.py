@@ -18,7 +18,6 @@ from testbed.run import FAIL, INCONCLUSIVE, PASS, ChatClaim, Event, Expectation,
 from testbed.verdicts.facts import RunFacts
 from testbed.verdicts.places import contains, describe
 
-CHAT_KINDS = ("passes_through", "does_not_pass_through", "delivered", "not_delivered")
 STRENGTH = {"strong": 2, "observed": 2, "weak": 1}
 PIN_WINDOW = 10.0  # seconds after a message during which a pinned flow hides its path
 

@@ -9,9 +9,10 @@ cannot support the claim either way. ``check.check_run`` judges a whole run.
 from __future__ import annotations
 
 from testbed.run import FAIL, INCONCLUSIVE, PASS, Expectation, Verdict
-from testbed.verdicts.chat import CHAT_KINDS, evaluate_chat
+from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
+from testbed.verdicts.chat import evaluate_chat
 from testbed.verdicts.facts import RunFacts
-from testbed.verdicts.reach import REACH_KINDS, evaluate_reach
+from testbed.verdicts.reach import evaluate_reach
 
 __all__ = ["CHAT_KINDS", "FAIL", "INCONCLUSIVE", "PASS", "REACH_KINDS", "RunFacts", "Verdict",
            "evaluate", "undecided"]

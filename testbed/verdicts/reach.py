@@ -16,8 +16,6 @@ from testbed.run import FAIL, INCONCLUSIVE, PASS, EndpointRow, Expectation, Plac
 from testbed.verdicts.facts import RunFacts
 from testbed.verdicts.places import contains_any, describe
 
-REACH_KINDS = ("reaches", "never_reaches", "only_reaches")
-
 
 def _short(database: str | None) -> str:
     return (database or "no database").replace(".mmdb", "")

@@ -500,3 +500,12 @@ def test_app_profiles_accept_exactly_the_agents_verbs() -> None:
 
     step = app_profile_schema()["$defs"]["step"]
     assert [branch["required"][0] for branch in step["oneOf"]] == list(VERBS)
+
+
+def test_the_expectation_kinds_are_one_list() -> None:
+    import typing
+
+    from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
+    from testbed.scenario.model import EXPECTATION_KINDS, ExpectationKind
+
+    assert EXPECTATION_KINDS == (*REACH_KINDS, *CHAT_KINDS) == typing.get_args(ExpectationKind)
