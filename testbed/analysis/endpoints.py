@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from testbed._errors import AnalysisError
+from testbed.run.endpoints import EndpointRow
 
 from .addrindex import AddrIndex
 from .pcap import Flows, IPColumns, PcapReader, proto_name
@@ -47,31 +48,8 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
-class Endpoint:
-    """Traffic between one variant's guest and one remote (address, proto, port).
-    `port` is the remote port (0 for ICMP and other portless protocols); out = from the
-    guest, in = to the guest; bytes are original wire lengths; times are capture
-    timestamps in seconds since the epoch."""
-
-    variant: str
-    address: str
-    proto: str
-    port: int
-    packets_out: int
-    packets_in: int
-    bytes_out: int
-    bytes_in: int
-    first_seen: float
-    last_seen: float
-
-    @property
-    def packets(self) -> int:
-        return self.packets_out + self.packets_in
-
-    @property
-    def bytes(self) -> int:
-        return self.bytes_out + self.bytes_in
+# One remote a variant's guest talked to: the run's record (`analysis/endpoints.json`).
+Endpoint = EndpointRow
 
 
 @dataclass(slots=True)

@@ -35,7 +35,6 @@ from testbed.orchestrator.rundir import RunDir
 from testbed.orchestrator.scancache import flow_scan_run, scan_run
 from testbed.run import (
     ChatRecord,
-    EndpointRow,
     EndpointsFile,
     EvidenceFile,
     GeoipDatabase,
@@ -159,8 +158,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     run.file(f.ANALYSIS_DIR).mkdir(exist_ok=True)
     store.write_endpoints(run.path, EndpointsFile(
         capture=report.capture,
-        endpoints=tuple(EndpointRow(**asdict(e)) for e in report.endpoints),
-        infrastructure=tuple(EndpointRow(**asdict(e)) for e in report.infrastructure),
+        endpoints=tuple(report.endpoints), infrastructure=tuple(report.infrastructure),
         stats=ReadStats(**asdict(report.stats) | {"warnings": tuple(report.stats.warnings)}),
         variants=tuple(variants), places=places, geoip=tuple(provenance),
         warnings=tuple(warnings)))

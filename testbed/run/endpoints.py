@@ -14,7 +14,9 @@ from testbed.run.shapes import Record, optional, texts
 
 @dataclass(frozen=True)
 class EndpointRow(Record):
-    """One remote a variant's guest talked to, with traffic counts and first/last seen."""
+    """Traffic between one variant's guest and one remote (address, proto, port). ``port`` is
+    the remote port (0 for ICMP and other portless protocols); out = from the guest, in = to
+    the guest; bytes are original wire lengths; times are capture timestamps (epoch s)."""
 
     json_defaults: ClassVar[Mapping[str, Any]] = {"proto": "?", "port": 0}
 
@@ -32,6 +34,14 @@ class EndpointRow(Record):
     @property
     def service(self) -> str:
         return f"{self.proto}/{self.port}"
+
+    @property
+    def packets(self) -> int:
+        return self.packets_out + self.packets_in
+
+    @property
+    def bytes(self) -> int:
+        return self.bytes_out + self.bytes_in
 
 
 
