@@ -19,7 +19,7 @@ from typing import Any
 
 from testbed._errors import TestbedError
 from testbed.history.errors import BadInput
-from testbed.run import Placement, Verdict, store
+from testbed.run import Verdict, store
 from testbed.run.files import ENDPOINTS
 from testbed.run.manifest import ScenarioRef
 
@@ -114,7 +114,8 @@ def load_run(path: Path) -> RunView:
     for ep in analysis.endpoints if analysis else ():
         services.setdefault((ep.variant, ep.address), set()).add(ep.service)
     for (variant, address), svc in services.items():
-        p = analysis.place(address) if analysis else Placement()
+        assert analysis is not None  # services come from its endpoints
+        p = analysis.place(address)
         endpoints.setdefault(variant, {})[address] = Endpoint(
             address=address, country=p.country or None, stands_for=p.stands_for or None,
             special=p.special or None, names=p.names, asn=p.asn,

@@ -69,9 +69,7 @@ class ReadStats:
         return {k: v for k, v in out.items() if v is not None}
 
     def to_json(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in _COUNTS}
-        out["warnings"] = None if self.warnings is None else list(self.warnings)
-        return {k: v for k, v in out.items() if v is not None}
+        return self.counts | ({} if self.warnings is None else {"warnings": list(self.warnings)})
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> ReadStats:

@@ -53,12 +53,12 @@ def write_junit(path: Path, cases: list[Case], started: datetime.datetime,
         case = ET.SubElement(suite, "testcase", classname=MANIFEST, name=v.id,
                              time=f"{c.seconds:.3f}")
         props = ET.SubElement(case, "properties")
-        if not c.error:
-            ET.SubElement(props, "property", name="verdict", value=v.status)
-        if c.error:
+        if c.error:  # a defect: no verdict to state
             first = c.error.strip().splitlines()[-1]
             ET.SubElement(case, "failure", message=first).text = c.error
-        elif v.status == FAIL:
+            continue
+        ET.SubElement(props, "property", name="verdict", value=v.status)
+        if v.status == FAIL:
             text = failure_text(v)
             ET.SubElement(case, "failure", message=_message(text)).text = text
         elif v.status == INCONCLUSIVE:
