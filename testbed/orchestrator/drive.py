@@ -161,10 +161,10 @@ class Driver:
                               for steps in lanes.values()]:
                         f.result()
                 except BaseException:
-                    self.stopped = True
+                    self.stopped = True  # before letting go of the lanes: they stop early
+                    pool.shutdown(wait=False, cancel_futures=True)
                     raise
-                finally:
-                    pool.shutdown(wait=not self.stopped, cancel_futures=True)
+                pool.shutdown()
             for variant in list(self.watches):
                 self.join_watch(variant)
         except BaseException:
