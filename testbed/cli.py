@@ -60,17 +60,27 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from testbed.orchestrator.analyze import analyze_run, derived_run
     from testbed.orchestrator.rundir import RunDir
     from testbed.report import build_report
+    from testbed.run.store import withdraw_derived
     from testbed.verdicts.check import check_run
 
-    run = RunDir.open(args.run)
     for db in args.geoip or []:
         if not db.is_file():
             raise TestbedError(f"{db}: no such GeoIP database")
-    target = derived_run(run, args.geoip) if args.geoip else run
-    analysis = analyze_run(target, args.geoip)
-    _print_warnings(analysis.warnings)
-    print(analysis.table)
-    verdicts = check_run(target.path)
+    # a re-analysis into the run itself first withdraws what the last one wrote: verdicts come
+    # only from the evidence there is now (--geoip writes a new folder, the run stays as it is)
+    withdrawn = [] if args.geoip else withdraw_derived(args.run)
+    try:
+        run = RunDir.open(args.run)
+        target = derived_run(run, args.geoip) if args.geoip else run
+        analysis = analyze_run(target, args.geoip)
+        _print_warnings(analysis.warnings)
+        print(analysis.table)
+        verdicts = check_run(target.path)
+    except TestbedError as e:
+        if withdrawn:
+            e.args = (f"{e}; the run is not judged (its earlier results were removed: "
+                      f"{', '.join(withdrawn)})",)
+        raise
     _print_verdicts(verdicts)
     build_report(target.path)
     print(f"report: {target.path / REPORT}")

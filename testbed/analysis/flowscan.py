@@ -21,20 +21,31 @@ __all__ = ["FlowScan", "scan_flows"]
 
 @dataclass(frozen=True)
 class FlowScan:
+    """``flows``: how many flows were read; ``stopped``: the warning of the damage that ended
+    the reading early (None: read to the end); ``read_until``: the latest time a flow read
+    shows (None: no flow)."""
+
     names: NameIndex
     canary_hits: tuple[ChatEvidence, ...]
     warnings: tuple[str, ...]
+    flows: int = 0
+    stopped: str | None = None
+    read_until: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"names": self.names.to_json(),
                 "canary_hits": [e.to_json() for e in self.canary_hits],
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "flows": self.flows,
+                "stopped": self.stopped, "read_until": self.read_until}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FlowScan:
+        stopped, until = data.get("stopped"), data.get("read_until")
         return cls(NameIndex.from_json(data["names"]),
                    tuple(ChatEvidence.from_json(e) for e in data["canary_hits"]),
-                   tuple(str(w) for w in data["warnings"]))
+                   tuple(str(w) for w in data["warnings"]), int(data.get("flows", 0)),
+                   None if stopped is None else str(stopped),
+                   None if until is None else float(until))
 
 
 def scan_flows(path: str | os.PathLike[str], guests: Mapping[str, str],
@@ -43,15 +54,24 @@ def scan_flows(path: str | os.PathLike[str], guests: Mapping[str, str],
     flow becomes `warnings`, anything worse raises `AnalysisError` (see `read_flows`)."""
     warnings: list[str] = []
     index = NameIndex()
-    records = read_flows(path, warnings.append)
-    if not canary:
-        names_from_flows(index, records, guests)
-        return FlowScan(index, (), tuple(warnings))
+    count = 0
+    until: float | None = None
 
     def named(records: Iterable[FlowRecord]) -> Iterator[FlowRecord]:
+        nonlocal count, until
         for rec in records:
+            count += 1
+            latest = max([rec.timestamp_start, *(m.timestamp for m in rec.messages)])
+            until = latest if until is None else max(until, latest)
             names_from_flows(index, (rec,), guests)
             yield rec
 
-    hits = canary_in_flows(named(records), guests, canary)
-    return FlowScan(index, tuple(hits), tuple(warnings))
+    records = named(read_flows(path, warnings.append))
+    hits: tuple[ChatEvidence, ...] = ()
+    if canary:
+        hits = tuple(canary_in_flows(records, guests, canary))
+    else:
+        for _ in records:
+            pass
+    return FlowScan(index, hits, tuple(warnings), count, warnings[-1] if warnings else None,
+                    until)

@@ -82,7 +82,8 @@ class PcapReader:
     `CaptureFormatError` / `AnalysisError`); iterating yields `Packet`s, `iter_raw()`
     yields `RawPacket` tuples. After (or during) iteration: `warnings` (damage found),
     `frames` (records read), `packets` (IP packets yielded), `skipped` (non-IP frames),
-    `link_types` (set of link types seen), `format` ("pcap" / "pcapng").
+    `link_types` (set of link types seen), `format` ("pcap" / "pcapng"), `stopped` (the
+    warning of the damage that stopped reading before the end of the file, else None).
     Each iteration re-reads the file and resets the counters.
     """
 
@@ -92,6 +93,7 @@ class PcapReader:
         self.path = Path(path)
         self.on_warning = on_warning
         self.warnings: list[str] = []
+        self.stopped: str | None = None
         self.frames = 0
         self.packets = 0
         self.skipped = 0
@@ -125,6 +127,11 @@ class PcapReader:
         self.warnings.append(message)
         if self.on_warning is not None:
             self.on_warning(message)
+
+    def _stop(self, message: str) -> None:
+        """A warning for damage that ends the reading: the rest of the file is lost."""
+        self._warn(message)
+        self.stopped = self.warnings[-1]
 
     def _unknown_link(self, linktype: int, where: str) -> CaptureFormatError:
         known = ", ".join(f"{k} ({v})" for k, v in sorted(LINKTYPE_NAMES.items()))
@@ -195,10 +202,11 @@ class PcapReader:
         scan: bool = False,
     ) -> Iterator[Any]:
         self.warnings = []
+        self.stopped = None
         self.frames = self.packets = self.skipped = 0
         self.link_types = set()
         if self.format == "truncated":
-            self._warn("truncated at byte 0 inside the file header; no packets")
+            self._stop("truncated at byte 0 inside the file header; no packets")
             return
         try:
             f = open(self.path, "rb")
@@ -209,7 +217,7 @@ class PcapReader:
             if self.format == "pcap":
                 header = f.read(24)
                 if len(header) < 24:
-                    self._warn(f"truncated at byte {len(header)} inside the 24-byte pcap "
+                    self._stop(f"truncated at byte {len(header)} inside the 24-byte pcap "
                                "file header")
                     return
                 fmt = PcapFormat(header, self._unknown_link, self.link_types)
@@ -233,7 +241,7 @@ class PcapReader:
         chunk = pcapvec._FAST_CHUNK if fast else _CHUNK
         batching = fast and agg is not None
         decoders = {t: make_decoder(t) for t in LINKS}
-        warn = self._warn
+        warn, stop = self._warn, self._stop
         buf = read(chunk)
         base = fmt.start  # file offset of buf[0]
         pos = n = frames = packets = skipped = 0
@@ -258,7 +266,7 @@ class PcapReader:
                     more = read(chunk)
                     if not more:
                         if pos < blen:
-                            warn(fmt.partial(base + pos, n, blen - pos))
+                            stop(fmt.partial(base + pos, n, blen - pos))
                         return
                     buf, base, pos = buf[pos:] + more, base + pos, 0
                     continue
@@ -267,13 +275,13 @@ class PcapReader:
                     if end > blen:
                         more = read(max(chunk, end - blen))
                         if not more:
-                            warn(fmt.truncated(buf, pos, blen - pos, base + pos, n))
+                            stop(fmt.truncated(buf, pos, blen - pos, base + pos, n))
                             return
                         buf, base, pos = buf[pos:] + more, base + pos, 0
                         continue
                     rec = fmt.record(buf, pos, end, base + pos, n)
                 except Damage as e:
-                    warn(str(e))
+                    stop(str(e))
                     return
                 except Skipped as e:
                     warn(str(e))

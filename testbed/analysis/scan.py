@@ -38,12 +38,15 @@ I64 = NDArray[np.int64]
 
 @dataclass(frozen=True)
 class CaptureScan:
-    """Everything the analysis takes from the capture itself (no GeoIP involved)."""
+    """Everything the analysis takes from the capture itself (no GeoIP involved);
+    ``stopped``: the warning of the damage that ended the reading early (None: read to the
+    end)."""
 
     endpoints: EndpointReport
     names: NameIndex
     canary_hits: tuple[ChatEvidence, ...]
     bursts: Mapping[BurstKey, tuple[float, ...]]
+    stopped: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,15 +54,18 @@ class CaptureScan:
             "names": self.names.to_json(),
             "canary_hits": [e.to_json() for e in self.canary_hits],
             "bursts": [[*k, list(v)] for k, v in self.bursts.items()],
+            "stopped": self.stopped,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CaptureScan:
         bursts = {(str(v), str(a), str(p), int(port)): tuple(float(t) for t in times)
                   for v, a, p, port, times in data["bursts"]}
+        stopped = data.get("stopped")
         return cls(EndpointReport.from_json(data["endpoints"]),
                    NameIndex.from_json(data["names"]),
-                   tuple(ChatEvidence.from_json(e) for e in data["canary_hits"]), bursts)
+                   tuple(ChatEvidence.from_json(e) for e in data["canary_hits"]), bursts,
+                   None if stopped is None else str(stopped))
 
 
 def _odd_parts(batch: ScanBatch, guests: AddrIndex,
@@ -129,4 +135,4 @@ def scan_capture(
     index.warnings.extend(reader.warnings)
     found = plaintext_hits(hits.found, canary) if hits is not None else []
     timed = {k: tuple(v) for k, v in named_bursts(bursts.starts).items()}
-    return CaptureScan(report, index, tuple(found), timed)
+    return CaptureScan(report, index, tuple(found), timed, reader.stopped)

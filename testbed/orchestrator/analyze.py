@@ -12,7 +12,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from testbed._errors import AnalysisError, CaptureFormatError
+from testbed._errors import AnalysisError, CaptureFormatError, RunFileError, ScenarioError
 from testbed.analysis import (
     EndpointReport,
     Geo,
@@ -34,6 +34,7 @@ from testbed.lab.internet_map import InternetMap, load_internet
 from testbed.orchestrator.rundir import RunDir
 from testbed.orchestrator.scancache import flow_scan_run, scan_run
 from testbed.run import (
+    CaptureDamage,
     ChatRecord,
     EndpointsFile,
     EvidenceFile,
@@ -62,6 +63,7 @@ def derived_run(run: RunDir, databases: list[Path]) -> RunDir:
     """A re-analysis of ``run`` with other GeoIP databases, in ``reanalysis/<id>/`` beside the
     original files, which stay untouched. Capture and lab are linked, not copied; manifest,
     events and scenario are copied, so the derived folder is a run ``pytest`` can check."""
+    manifest = run.manifest()  # a damaged manifest stops here, before anything is made
     label = "+".join(db.stem for db in databases)[:60]
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     path = run.path / f.REANALYSIS_DIR / f"{stamp}-{label}"
@@ -73,7 +75,7 @@ def derived_run(run: RunDir, databases: list[Path]) -> RunDir:
         if (run.path / name).exists():
             shutil.copyfile(run.path / name, path / name)
     derived = RunDir(path)
-    derived.update_manifest(**run.manifest().to_json(), reanalysis_of=run.run_id,
+    derived.update_manifest(**manifest.to_json(), reanalysis_of=run.run_id,
                             reanalysis_databases=[str(db) for db in databases])
     (path / f.ANALYSIS_DIR).mkdir()
     return derived
@@ -87,7 +89,7 @@ def lab_database(run: RunDir, internet: InternetMap | None = None,
     if internet is None:
         if not internet_file.exists():
             return None
-        internet = load_internet(internet_file)
+        internet = read_internet(internet_file)
     out = run.file(f.GEO_DIR) / f"lab-{internet.name}.mmdb"
     out.parent.mkdir(parents=True, exist_ok=True)
     started = (manifest or run.manifest()).started  # a re-analysis writes the same database
@@ -119,11 +121,15 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
         raise CaptureFormatError(str(e)) from e
     # each damage once: the capture's (every consumer saw the same), then the flow file's
     warnings = [*report.stats.warnings, *(flows.warnings if flows else ())]
+    damage = capture_damage(run, scan, flows)
 
     stands_for: dict[str, str] = {}
     lab_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     internet_file = run.file(f.INTERNET)
-    internet = load_internet(internet_file) if internet_file.exists() else None
+    internet = read_internet(internet_file) if internet_file.exists() else None
+    if internet is None and (manifest.provider == "lab" or manifest.lab):
+        warnings.append(f"{f.INTERNET} is missing: the lab's servers (documentation "
+                        "addresses) cannot be placed")
     if internet is not None:
         stands_for = internet.stands_for()
         lab_nets = [ipaddress.ip_network(f"{a}/32") for a in stands_for]
@@ -161,7 +167,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
         endpoints=tuple(report.endpoints), infrastructure=tuple(report.infrastructure),
         stats=ReadStats(**asdict(report.stats) | {"warnings": tuple(report.stats.warnings)}),
         variants=tuple(variants), places=places, geoip=tuple(provenance),
-        warnings=tuple(warnings)))
+        warnings=tuple(warnings), damage=tuple(damage)))
     store.write_evidence(run.path, EvidenceFile(
         canary=manifest.canary, chats=tuple(ChatRecord.from_json(c.to_json()) for c in chats)))
     write_csv(rows, run.file(f.ENDPOINTS_CSV), variants)
@@ -170,6 +176,48 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     run.update_manifest(geoip=[g.to_json() for g in provenance])
     return Analysis(report=report, rows=rows, table=table, places=places, geoip=provenance,
                     chats=chats, warnings=warnings)
+
+
+def read_internet(path: Path) -> InternetMap:
+    """The run's copy of the simulated internet's data; a file that cannot be read is the
+    run's damaged file (one line naming it)."""
+    try:
+        return load_internet(path)
+    except (ScenarioError, OSError, UnicodeDecodeError, ValueError) as e:
+        text = " ".join(str(e).split())
+        prefix = f"{path}: "
+        raise RunFileError(path, "damaged: " + (text[len(prefix):] if text.startswith(prefix)
+                                                else text)) from e
+
+
+def capture_damage(run: RunDir, scan: CaptureScan,
+                   flows: FlowScan | None) -> list[CaptureDamage]:
+    """The capture files that end early or are missing, each from when on it is lost: the
+    pcap or the flow file cut by damage (from the last record read before it), the flow file
+    missing or empty although the TLS log shows intercepted connections, the TLS log missing
+    although the flow file holds flows (pinned connections could not be ruled out)."""
+    out = []
+    if scan.stopped:
+        rows = [*scan.endpoints.endpoints, *scan.endpoints.infrastructure]
+        out.append(CaptureDamage(f.PCAP, _reason(scan.stopped, run.pcap),
+                                 max((e.last_seen for e in rows), default=None)))
+    if flows is not None and flows.stopped:
+        out.append(CaptureDamage(f.FLOWS, _reason(flows.stopped, run.file(f.FLOWS)),
+                                 flows.read_until))
+    tls, _ = store.read_tls(run.path)
+    intercepted = sum(1 for t in tls if t.event == "clienthello" and t.passthrough is False)
+    if intercepted and (flows is None or not flows.flows):
+        out.append(CaptureDamage(f.FLOWS, f"{'empty' if flows else 'missing'}, though {f.TLS} "
+                                 f"shows {intercepted} intercepted TLS connections whose "
+                                 "content it would hold"))
+    if flows is not None and flows.flows and not run.file(f.TLS).exists():
+        out.append(CaptureDamage(f.TLS, f"missing, though {f.FLOWS} holds {flows.flows} "
+                                 "flows: pinned TLS connections cannot be ruled out"))
+    return out
+
+
+def _reason(warning: str, path: Path) -> str:
+    return warning.removeprefix(f"{path.name}: ")
 
 
 def place(geo: Geo, address: str, special: str | None, stands_for: str | None,

@@ -4,6 +4,7 @@ capture's read statistics."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -78,6 +79,29 @@ class ReadStats:
 
 
 @dataclass(frozen=True)
+class CaptureDamage(Record):
+    """A capture file (``file``, relative to the run) that breaks off or is missing: nothing of
+    it after ``after`` could be read (the time of the last record read before the damage; None:
+    nothing of it at all). ``reason`` says what is wrong. Evidence the file would hold after
+    ``after`` is lost, so no claim may rest on its absence."""
+
+    file: str
+    reason: str
+    after: float | None = None
+
+    def covers(self, until: float) -> bool:
+        """Whether the damage falls before ``until`` (the end of a claim's time)."""
+        return self.after is None or self.after < until
+
+    def sentence(self) -> str:
+        if self.after is None:
+            return f"{self.file} is {self.reason}"
+        when = datetime.datetime.fromtimestamp(self.after, datetime.UTC)
+        return (f"{self.file} is damaged ({self.reason}): nothing after "
+                f"{when:%H:%M:%S} UTC was read")
+
+
+@dataclass(frozen=True)
 class EndpointsFile(Record):
     json_what = "the endpoint analysis"
 
@@ -89,6 +113,7 @@ class EndpointsFile(Record):
     places: dict[str, Placement] = field(default_factory=dict)  # address -> placement
     geoip: tuple[GeoipDatabase, ...] = ()
     warnings: tuple[str, ...] = ()
+    damage: tuple[CaptureDamage, ...] = ()  # capture files that end early or are missing
 
     def place(self, address: str) -> Placement:
         """Where ``address`` is (an empty placement when the analysis did not place it)."""

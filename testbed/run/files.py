@@ -56,6 +56,13 @@ JUNIT = "junit.xml"
 REPORT = "report.html"
 REANALYSIS_DIR = "reanalysis"
 
+#: what analysing and judging a run write, all made from the files above: a re-analysis
+#: withdraws them first, so one that cannot finish leaves no earlier verdict standing as current
+DERIVED = (ENDPOINTS, ENDPOINTS_CSV, ENDPOINTS_TXT, EVIDENCE, VERDICTS, JUNIT, REPORT)
+#: what only a run holds: a folder with one of them but no manifest is a run whose manifest is
+#: gone (its derived files are withdrawn all the same)
+RUN_MARKS = (EVENTS, PCAP, VERDICTS)
+
 #: the folders a new run starts with
 RUN_SUBDIRS = (CAPTURE_DIR, SCREENSHOTS_DIR, ANALYSIS_DIR, LAB_DIR)
 
@@ -65,6 +72,12 @@ T = TypeVar("T")
 def is_run(path: Path) -> bool:
     """Whether ``path`` looks like a run directory (it holds a manifest)."""
     return (path / MANIFEST).is_file()
+
+
+def was_run(path: Path) -> bool:
+    """Whether ``path`` is a run, or was one (its manifest is gone, what only a run holds is
+    there)."""
+    return is_run(path) or any((path / name).is_file() for name in RUN_MARKS)
 
 
 # -- reading and writing whole files ---------------------------------------------------------

@@ -25,6 +25,26 @@ def open_manifest(run: Path) -> Manifest:
     return manifest
 
 
+def withdraw_derived(run: Path) -> list[str]:
+    """Remove what analysing and judging ``run`` wrote (``files.DERIVED``), so that no verdict,
+    junit.xml or report outlives the evidence it was made from; the names removed. Only in a
+    run (or one whose manifest is gone): a folder that never was one is left alone."""
+    if not f.was_run(run):
+        return []
+    removed = []
+    for name in f.DERIVED:
+        try:
+            (run / name).unlink()
+        except FileNotFoundError:
+            continue
+        except IsADirectoryError as e:
+            raise TestbedError(f"{run / name}: a folder where a file belongs") from e
+        except OSError as e:
+            raise TestbedError(f"{run / name}: cannot be removed: {e.strerror or e}") from e
+        removed.append(name)
+    return removed
+
+
 def read_manifest(run: Path) -> Manifest | None:
     p = run / f.MANIFEST
     return f.load_json(p, Manifest.from_json) if p.is_file() else None
