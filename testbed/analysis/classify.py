@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from testbed._errors import AnalysisError
 
-__all__ = ["KINDS", "classify", "is_special"]
+__all__ = ["KINDS", "LOCAL_KINDS", "classify", "is_special"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -70,6 +70,13 @@ _V6: list[tuple[str, str | None]] = [
 ]
 
 KINDS: frozenset[str] = frozenset(k for _, k in (*_V4, *_V6) if k is not None)
+#: the kinds whose traffic stays on the local network or goes nowhere: they are in no country,
+#: and need not be. Every other special kind (documentation outside the lab's map, reserved,
+#: shared, benchmarking, translation, ...) may stand for a server anywhere: an endpoint there is
+#: one nobody could place.
+LOCAL_KINDS: frozenset[str] = frozenset({
+    "unspecified", "this-network", "private", "loopback", "link-local", "multicast",
+    "broadcast", "unique-local", "site-local", "discard"})
 
 
 def _compile(table: list[tuple[str, str | None]]) -> tuple[tuple[int, int, str | None], ...]:

@@ -4,18 +4,23 @@ A chat expectation names messages by sender, recipient and a part of their text
 (``{canary}`` stands for the run's canary). ``passes_through`` passes on evidence of at least
 ``min_strength`` (strong: the canary on a flow to an endpoint in the place; weak: timing too)
 and ``does_not_pass_through`` fails on it; it passes only when the message carried the canary,
-the capture is complete, and no flow of the two parties was pinned shut during the message.
+the capture (packets, decrypted flows, TLS log) is complete and undamaged until the message's
+evidence window closes, both parties' traffic was captured, every endpoint of its evidence was
+placed, and no flow of the two parties was pinned shut during the message.
 ``delivered`` / ``not_delivered`` are judged from the receiver's screen: the receiver's next
-``chat_wait`` (it showed) or ``chat_absent`` (it did not show) action after the message.
+``chat_wait`` (it showed) or ``chat_absent`` (it did not show) action after the message; that
+it did not show proves something only when both parties' actions ran and their traffic was
+captured. Without evidence, doubts make any of them inconclusive (``facts.settle``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
-from testbed.run import FAIL, INCONCLUSIVE, PASS, ChatClaim, Event, Expectation, Verdict
-from testbed.verdicts.facts import RunFacts
+from testbed.run import INCONCLUSIVE, ChatClaim, Event, Expectation, Verdict
+from testbed.verdicts.facts import RunFacts, settle
 from testbed.verdicts.places import contains, describe
 
 STRENGTH = {"strong": 2, "observed": 2, "weak": 1}
@@ -85,10 +90,17 @@ def _delivery(v: Verdict, sent: list[Event], chat: ChatClaim, facts: RunFacts,
                          "text": f"{chat.recipient}'s {watch.action} "
                                  f"{'saw' if shown else 'did not see'} the message"})
     delivered = all(seen)
-    want = v.kind == "delivered"
-    return replace(v, status=PASS if delivered == want else FAIL, evidence=tuple(evidence),
+    text = "; ".join(e["text"] for e in evidence)
+    doubts = [d for party in (chat.sender, chat.recipient)
+              for d in (*facts.silence(party), *facts.doubts(party, capture=False))]
+    status = settle(v.kind == "delivered", delivered, doubts)
+    if status == INCONCLUSIVE:
+        return replace(v, status=status, evidence=tuple(evidence), reason=(
+            f"{label} did not show on {chat.recipient}'s screen, and the run cannot tell "
+            f"whether it was kept out: {text}; " + "; ".join(dict.fromkeys(doubts))))
+    return replace(v, status=status, evidence=tuple(evidence),
                    reason=f"{label} was {'delivered' if delivered else 'not delivered'}: "
-                          + "; ".join(e["text"] for e in evidence))
+                          + text)
 
 
 def _path(v: Verdict, expectation: Expectation, sent: list[Event], chat: ChatClaim,
@@ -104,16 +116,11 @@ def _path(v: Verdict, expectation: Expectation, sent: list[Event], chat: ChatCla
     passes = v.kind == "passes_through"
     v = replace(v, evidence=tuple(e.to_json() | {"country": facts.place(e.address).country}
                                   for e in inside or evidence))
-    if inside:
-        first = inside[0]
-        reason = (f"{label} passed through {where}: {first.kind} evidence on "
-                  f"{first.address} from {first.variant} ({first.detail})")
-        if len(inside) > 1:
-            reason += f"; and {len(inside) - 1} more item(s)"
-        return replace(v, status=PASS if passes else FAIL, reason=reason)
-    doubts = [d for variant in (chat.sender, chat.recipient) for d in facts.doubts(variant)]
-    if not any(c.evidence for c in paths):  # an empty capture says nothing of the path
-        doubts[:0] = [d for party in (chat.sender, chat.recipient) for d in facts.silence(party)]
+    doubts = [d for party in (chat.sender, chat.recipient) for d in facts.silence(party)]
+    until = _window_end(sent, chat, facts)
+    doubts += [d for party in (chat.sender, chat.recipient)
+               for d in facts.doubts(party, until=until, content=True)]
+    doubts += facts.unplaced(e.address for e in evidence)
     if not any(c.has_canary for c in paths):
         doubts.append("the message carries no canary, so its content cannot be traced")
     windows = [(s, s + PIN_WINDOW) for s in starts]
@@ -121,11 +128,35 @@ def _path(v: Verdict, expectation: Expectation, sent: list[Event], chat: ChatCla
                      if any(a <= (p.time or 0.0) <= b for a, b in windows)})
     if pinned:
         doubts.append(f"pinned TLS to {', '.join(pinned)} could not be opened")
-    if doubts:
-        return replace(v, status=INCONCLUSIVE, reason=(
+    status = settle(passes, bool(inside), doubts)
+    if inside:
+        first = inside[0]
+        reason = (f"{label} passed through {where}: {first.kind} evidence on "
+                  f"{first.address} from {first.variant} ({first.detail})")
+        if len(inside) > 1:
+            reason += f"; and {len(inside) - 1} more item(s)"
+        return replace(v, status=status, reason=reason)
+    if status == INCONCLUSIVE:
+        return replace(v, status=status, reason=(
             f"no evidence that {label} passed through {where}, and the run cannot rule it "
             "out: " + "; ".join(dict.fromkeys(doubts))))
     elsewhere = sorted({f"{e.address} ({facts.place(e.address).country})" for e in evidence})
-    return replace(v, status=FAIL if passes else PASS, reason=(
+    return replace(v, status=status, reason=(
         f"{label} did not pass through {where}: its evidence points only to "
         + (", ".join(elsewhere) if elsewhere else "no endpoint")))
+
+
+def _window_end(sent: list[Event], chat: ChatClaim, facts: RunFacts) -> float:
+    """When the evidence windows of the messages close: a canary message's path evidence is
+    taken until the next canary message of either party (``analysis.chatpath``), else to the
+    end of the capture; a message without the canary has no content to trace, so to the end."""
+    parties = {chat.sender, chat.recipient}
+    carrying = sorted(c.start for c in facts.chats
+                      if c.has_canary and parties & {c.sender, c.recipient})
+    end = 0.0
+    for m in sent:
+        start = m.start or 0.0
+        if not (facts.canary and facts.canary in str(m.params.get("text", ""))):
+            return math.inf
+        end = max(end, min((t for t in carrying if t > start), default=math.inf))
+    return end

@@ -1,13 +1,30 @@
-"""What verdicts rest on, read from a run directory through ``testbed.run``."""
+"""What verdicts rest on, read from a run directory through ``testbed.run``, and the one rule
+every claim is settled by (:func:`settle`).
+
+The rule: evidence *for* what a claim names (a flow into the place, the canary on a path
+through it, the receiver's screen showing the message) settles the claim: ``pass`` for a
+positive claim, ``fail`` for a negative one. Without such evidence the claim rests on absence,
+and absence proves something only where the evidence that would have shown it exists, for the
+claim's parties and its whole time. Any doubt (:meth:`RunFacts.doubts`: a capture that is
+empty, lossy, cut or missing before the claim's time is over, a flow file or TLS log missing,
+an action that failed or was never recorded, an endpoint nobody could place) makes it
+``inconclusive``, with the doubts as its reason. Only then does absence settle it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from testbed.analysis.classify import LOCAL_KINDS
 from testbed.run import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
     CaptureCounts,
+    CaptureDamage,
     ChatRecord,
     EndpointRow,
     Event,
@@ -17,14 +34,25 @@ from testbed.run import (
     TlsRecord,
     store,
 )
+from testbed.run import files as f
 from testbed.run.places import NOWHERE
+
+
+def settle(positive: bool, found: bool, doubts: Iterable[str]) -> str:
+    """The status of a claim (see the module's docstring): ``found`` is whether evidence for
+    what the claim names was found; ``doubts`` why its absence would prove nothing."""
+    if found:
+        return PASS if positive else FAIL
+    if any(True for _ in doubts):
+        return INCONCLUSIVE
+    return FAIL if positive else PASS
 
 
 @dataclass(frozen=True)
 class RunFacts:
-    """The run's expectations, its endpoints and their places, the capture's statistics, what
-    each variant did (``events``; derived: ``failed_actions``, variant -> "action outcome:
-    error"), chat paths and the TLS connections that were pinned shut."""
+    """The run's expectations, its endpoints and their places, the capture's statistics and
+    damage, what each variant did (``events``; derived: ``failed_actions``, variant -> "action
+    outcome: error"), chat paths and the TLS connections that were pinned shut."""
 
     endpoints: tuple[EndpointRow, ...]
     places: Mapping[str, Placement]
@@ -35,6 +63,7 @@ class RunFacts:
     canary: str = ""
     pinned: tuple[TlsRecord, ...] = ()
     expectations: tuple[Expectation, ...] = ()
+    damage: tuple[CaptureDamage, ...] = ()
     actions: tuple[Event, ...] = field(init=False)  # the timed events, in order
     failed_actions: Mapping[str, list[str]] = field(init=False)
 
@@ -50,6 +79,17 @@ class RunFacts:
     def place(self, address: str) -> Placement:
         return self.places.get(address, NOWHERE)
 
+    def unplaced(self, addresses: Iterable[str]) -> list[str]:
+        """The doubt endpoints nobody could place raise: neither in a country nor of a kind
+        that stays on the local network (multicast, private, ...)."""
+        out = sorted({a for a in addresses if not self.place(a).country
+                      and self.place(a).special not in LOCAL_KINDS})
+        if not out:
+            return []
+        named = [f"{a} ({self.place(a).special or 'in no database'})" for a in out[:5]]
+        return [f"{len(out)} endpoints could not be placed: " + ", ".join(named)
+                + (f" and {len(out) - 5} more" if len(out) > 5 else "")]
+
     def silence(self, variant: str) -> list[str]:
         """The doubt a capture holding no traffic of ``variant`` raises (none when it holds
         some): an empty capture rules nothing out."""
@@ -57,16 +97,26 @@ class RunFacts:
             return []
         return [f"no traffic of {variant} was captured"]
 
-    def doubts(self, variant: str) -> list[str]:
-        """Why a negative claim about ``variant`` could not be trusted on this run."""
+    def doubts(self, variant: str, until: float = math.inf, capture: bool = True,
+               content: bool = False) -> list[str]:
+        """Why the absence of evidence about ``variant`` up to time ``until`` (the end of the
+        claim's time; by default the whole run) could not be trusted on this run: what the
+        capture lost (with ``capture``; with ``content`` also the decrypted content: the flow
+        file and the TLS log), and the variant's actions that failed or were never recorded."""
         out = []
-        if not self.capture.complete:
-            out.append("the capture is incomplete (tcpdump did not stop cleanly)")
-        elif self.capture.dropped:
-            out.append(f"the capture dropped {self.capture.dropped} packets")
+        if capture:
+            if not self.capture.complete:
+                out.append("the capture is incomplete (tcpdump did not stop cleanly)")
+            elif self.capture.dropped:
+                out.append(f"the capture dropped {self.capture.dropped} packets")
+            out += [d.sentence() for d in self.damage
+                    if (content or d.file == f.PCAP) and d.covers(until)]
         if self.failed_actions.get(variant):
             out.append(f"{variant}'s actions did not all succeed: "
                        + "; ".join(self.failed_actions[variant]))
+        if not any(e.variant == variant for e in self.events):
+            out.append(f"no action of {variant} was recorded ({f.EVENTS} holds none), so "
+                       "nothing shows it ran")
         return out
 
     def action_at(self, variant: str, t: float) -> str:
@@ -91,4 +141,5 @@ class RunFacts:
                    geoip=analysis.geoip if analysis else (), events=tuple(events),
                    chats=evidence.chats if evidence else (), canary=manifest.canary or "",
                    pinned=tuple(t for t in tls if t.event == "pinned"),
-                   expectations=manifest.expectations)
+                   expectations=manifest.expectations,
+                   damage=analysis.damage if analysis else ())

@@ -1,9 +1,11 @@
 """Verdicts on where a variant went: ``reaches``, ``never_reaches`` and ``only_reaches``.
 
 A positive claim passes on evidence: a flow of the variant to an endpoint in the place. A
-negative claim (never, only) passes only when the capture is complete, the variant produced
-traffic, its actions all succeeded, every endpoint it reached was placed, and no database puts
-one of them in the place the primary database keeps it out of.
+negative claim (never, only) passes only when the capture is complete and undamaged, the
+variant produced traffic, its actions were recorded and all succeeded, every endpoint it
+reached was placed, and no database puts one of them in the place the primary database keeps
+it out of. Without evidence, the same doubts make a positive claim inconclusive rather than
+failed (``facts.settle``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import datetime
 from dataclasses import replace
 from typing import Any
 
-from testbed.run import FAIL, INCONCLUSIVE, PASS, EndpointRow, Expectation, Placement, Verdict
-from testbed.verdicts.facts import RunFacts
+from testbed.run import FAIL, INCONCLUSIVE, EndpointRow, Expectation, Placement, Verdict
+from testbed.verdicts.facts import RunFacts, settle
 from testbed.verdicts.places import contains_any, describe
 
 
@@ -91,39 +93,32 @@ def evaluate_reach(expectation: Expectation, facts: RunFacts) -> Verdict:
     hits = list(first.values())
     v = Verdict(id=expectation.id, variant=variant, kind=kind, place=expectation.place,
                 status=FAIL, reason="", evidence=tuple(hits), geoip=facts.geoip)
-    doubts = facts.silence(variant) + facts.doubts(variant)
-
-    if kind == "reaches":
-        if hits:
-            return replace(v, status=PASS, reason=_reached(variant, where, hits))
-        if doubts:
-            return replace(v, status=INCONCLUSIVE, reason=f"no evidence that {variant} reached "
-                           f"{where}, and the run cannot rule it out: " + "; ".join(doubts))
-        return replace(v, reason=f"{variant} never reached {where}: "
-                       f"{len({e.address for e in mine})} endpoints contacted, none placed in "
-                       f"{where}")
-
-    # never_reaches / only_reaches: negative claims
-    if hits:
-        if kind == "only_reaches":
-            also = ", ".join(h["address"] for h in hits[1:4])
-            return replace(v, reason=f"{variant} reached places outside {where}: "
-                           + hits[0]["text"] + (f"; also {also}" if len(hits) > 1 else ""))
-        return replace(v, reason=_reached(variant, where, hits))
-    unplaced = sorted({e.address for e in mine
-                       if not facts.place(e.address).special
-                       and not facts.place(e.address).country})
-    if unplaced:
-        doubts.append(f"{len(unplaced)} endpoints could not be placed: {', '.join(unplaced[:5])}")
+    doubts = [*facts.silence(variant), *facts.doubts(variant),
+              *facts.unplaced(e.address for e in mine)]
     if kind == "never_reaches" and "country" in expectation.place:
         disputed = _disputed(mine, facts, expectation.place["country"])
         if disputed:
             doubts.append("the databases disagree: " + "; ".join(disputed[:3]))
-    if doubts:
-        return replace(v, status=INCONCLUSIVE, reason="; ".join(doubts))
-    countries = sorted({c for e in mine if (c := facts.place(e.address).country)})
+    positive = kind == "reaches"
+    status = settle(positive, bool(hits), doubts)
+
+    if hits:
+        if kind == "only_reaches":
+            also = ", ".join(h["address"] for h in hits[1:4])
+            return replace(v, status=status, reason=f"{variant} reached places outside "
+                           f"{where}: " + hits[0]["text"]
+                           + (f"; also {also}" if len(hits) > 1 else ""))
+        return replace(v, status=status, reason=_reached(variant, where, hits))
+    if status == INCONCLUSIVE:
+        lead = (f"no evidence that {variant} reached {where}, and the run cannot rule it out: "
+                if positive else "")
+        return replace(v, status=status, reason=lead + "; ".join(doubts))
     addresses = {e.address for e in mine}
-    return replace(v, status=PASS, reason=(
+    if positive:
+        return replace(v, status=status, reason=f"{variant} never reached {where}: "
+                       f"{len(addresses)} endpoints contacted, none placed in {where}")
+    countries = sorted({c for e in mine if (c := facts.place(e.address).country)})
+    return replace(v, status=status, reason=(
         f"{variant} contacted {len(addresses)} endpoints, "
         + (f"all in {where}" if kind == "only_reaches" else f"none in {where}")
         + f" (countries: {', '.join(countries) or 'none'})"),

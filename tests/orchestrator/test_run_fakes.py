@@ -94,7 +94,9 @@ def test_a_run_goes_through_every_phase_and_tears_down(tmp_path):
     assert all(e["outcome"] == "ok" for e in events(outcome))
     assert (outcome.run.path / "screenshots" / "tom-zh" / "chat_absent.png").is_file()
     verdicts = {v.id: v.status for v in outcome.verdicts}
-    assert verdicts["tom-user-never-sees-censored-word"] == "pass"   # from the screens
+    # the screens: tom-zh's did not show the message, but with nothing captured of either
+    # party nothing shows it was kept out rather than never sent; control's showed it
+    assert verdicts["tom-user-never-sees-censored-word"] == "inconclusive"
     assert verdicts["regular-peer-sees-censored-word"] == "pass"
     assert verdicts["tom-en-reaches-country-CN"] == "inconclusive"   # an empty capture
     # ... says nothing about where a chat went, either way

@@ -7,6 +7,7 @@ from typing import Any
 from testbed.run import (
     CaptureCounts,
     ChatRecord,
+    EndpointRow,
     Event,
     Expectation,
     Placement,
@@ -41,11 +42,21 @@ def hit(variant: str, address: str, strength: str = "strong", kind: str = "canar
             "time": 20.5, "strength": strength, "detail": "found"}
 
 
-def facts(events, chats, pinned=(), capture=GOOD) -> RunFacts:
-    """The facts these records (in their JSON form) make."""
-    return RunFacts(endpoints=(), places={a: Placement.from_json(p) for a, p in PLACES.items()},
+PARTIES = ("regular", "tom-zh", "control", "tom-en")
+#: a run whose every party logged in and was heard on the capture (the facts' baseline)
+LOGINS = tuple({"variant": v, "action": "login", "outcome": "ok", "start": 1.0, "end": 2.0}
+               for v in PARTIES)
+HEARD = tuple(EndpointRow.from_json({"variant": v, "address": "198.51.100.247", "proto": "tcp",
+                                     "port": 443}) for v in PARTIES)
+
+
+def facts(events, chats, pinned=(), capture=GOOD, heard=HEARD, logins=LOGINS) -> RunFacts:
+    """The facts these records (in their JSON form) make, in a run whose parties logged in
+    and were heard on the capture (unless ``heard`` / ``logins`` say otherwise)."""
+    return RunFacts(endpoints=tuple(heard),
+                    places={a: Placement.from_json(p) for a, p in PLACES.items()},
                     capture=CaptureCounts.from_json(capture), geoip=(),
-                    events=tuple(Event.from_json(e) for e in events),
+                    events=tuple(Event.from_json(e) for e in (*logins, *events)),
                     chats=tuple(ChatRecord.from_json(c) for c in chats), canary=CANARY,
                     pinned=tuple(TlsRecord.from_json(p) for p in pinned))
 

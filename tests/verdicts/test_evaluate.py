@@ -47,9 +47,11 @@ PLACES = {
 
 
 def facts(endpoints, capture=GOOD_CAPTURE, failed=()) -> RunFacts:
-    """``failed``: (variant, action, error) of actions that failed."""
-    events = tuple(Event.from_json({"variant": v, "action": a, "outcome": "failed", "error": err})
-                   for v, a, err in failed)
+    """``failed``: (variant, action, error) of actions that failed; every variant logged in."""
+    logins = tuple(Event.from_json({"variant": v, "action": "login", "outcome": "ok"})
+                   for v in ("regular", "tom-en", "tom-zh"))
+    events = logins + tuple(Event.from_json({"variant": v, "action": a, "outcome": "failed",
+                                             "error": err}) for v, a, err in failed)
     return RunFacts(endpoints=tuple(endpoints), places=placed(PLACES),
                     capture=CaptureCounts.from_json(capture), geoip=DB, events=events)
 
@@ -101,7 +103,8 @@ def test_databases_that_disagree_make_a_negative_claim_inconclusive():
                   {"database": "other.mmdb (2025-01-01)", "address": "64.4.21.39",
                    "country": "CN"}]}}
     f = RunFacts(endpoints=(endpoint("regular", "198.51.100.39"),), places=placed(places),
-                 capture=CaptureCounts.from_json(GOOD_CAPTURE), geoip=DB)
+                 capture=CaptureCounts.from_json(GOOD_CAPTURE), geoip=DB,
+                 events=facts([]).events)
     v = evaluate(NEVER_CN, f)
     assert v.status == INCONCLUSIVE
     assert v.reason == ("the databases disagree: other (2025-01-01) places 64.4.21.39 "
