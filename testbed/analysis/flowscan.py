@@ -21,14 +21,15 @@ __all__ = ["FlowScan", "scan_flows"]
 
 @dataclass(frozen=True)
 class FlowScan:
-    """``flows``: how many flows were read; ``stopped``: the warning of the damage that ended
-    the reading early (None: read to the end); ``read_until``: the latest time a flow read
-    shows (None: no flow)."""
+    """``flows``: how many flows were read (``tls_flows``: of them over TLS); ``stopped``: the
+    warning of the damage that ended the reading early (None: read to the end);
+    ``read_until``: the latest time a flow read shows (None: no flow)."""
 
     names: NameIndex
     canary_hits: tuple[ChatEvidence, ...]
     warnings: tuple[str, ...]
     flows: int = 0
+    tls_flows: int = 0
     stopped: str | None = None
     read_until: float | None = None
 
@@ -36,6 +37,7 @@ class FlowScan:
         return {"names": self.names.to_json(),
                 "canary_hits": [e.to_json() for e in self.canary_hits],
                 "warnings": list(self.warnings), "flows": self.flows,
+                "tls_flows": self.tls_flows,
                 "stopped": self.stopped, "read_until": self.read_until}
 
     @classmethod
@@ -44,6 +46,7 @@ class FlowScan:
         return cls(NameIndex.from_json(data["names"]),
                    tuple(ChatEvidence.from_json(e) for e in data["canary_hits"]),
                    tuple(str(w) for w in data["warnings"]), int(data.get("flows", 0)),
+                   int(data.get("tls_flows", 0)),
                    None if stopped is None else str(stopped),
                    None if until is None else float(until))
 
@@ -54,13 +57,14 @@ def scan_flows(path: str | os.PathLike[str], guests: Mapping[str, str],
     flow becomes `warnings`, anything worse raises `AnalysisError` (see `read_flows`)."""
     warnings: list[str] = []
     index = NameIndex()
-    count = 0
+    count = tls = 0
     until: float | None = None
 
     def named(records: Iterable[FlowRecord]) -> Iterator[FlowRecord]:
-        nonlocal count, until
+        nonlocal count, tls, until
         for rec in records:
             count += 1
+            tls += bool(rec.sni)
             latest = max([rec.timestamp_start, *(m.timestamp for m in rec.messages)])
             until = latest if until is None else max(until, latest)
             names_from_flows(index, (rec,), guests)
@@ -73,5 +77,5 @@ def scan_flows(path: str | os.PathLike[str], guests: Mapping[str, str],
     else:
         for _ in records:
             pass
-    return FlowScan(index, hits, tuple(warnings), count, warnings[-1] if warnings else None,
-                    until)
+    return FlowScan(index, hits, tuple(warnings), count, tls,
+                    warnings[-1] if warnings else None, until)

@@ -195,7 +195,8 @@ def capture_damage(run: RunDir, scan: CaptureScan,
     """The capture files that end early or are missing, each from when on it is lost: the
     pcap or the flow file cut by damage (from the last record read before it), the flow file
     missing or empty although the TLS log shows intercepted connections, the TLS log missing
-    although the flow file holds flows (pinned connections could not be ruled out)."""
+    or without a handshake although the flow file holds TLS flows (pinned connections could
+    not be ruled out)."""
     out = []
     if scan.stopped:
         rows = [*scan.endpoints.endpoints, *scan.endpoints.infrastructure]
@@ -210,9 +211,10 @@ def capture_damage(run: RunDir, scan: CaptureScan,
         out.append(CaptureDamage(f.FLOWS, f"{'empty' if flows else 'missing'}, though {f.TLS} "
                                  f"shows {intercepted} intercepted TLS connections whose "
                                  "content it would hold"))
-    if flows is not None and flows.flows and not run.file(f.TLS).exists():
-        out.append(CaptureDamage(f.TLS, f"missing, though {f.FLOWS} holds {flows.flows} "
-                                 "flows: pinned TLS connections cannot be ruled out"))
+    if flows is not None and flows.tls_flows and not any(t.event == "clienthello" for t in tls):
+        out.append(CaptureDamage(f.TLS, f"{'empty' if run.file(f.TLS).exists() else 'missing'}"
+                                 f", though {f.FLOWS} holds {flows.tls_flows} TLS flows: pinned "
+                                 "TLS connections cannot be ruled out"))
     return out
 
 

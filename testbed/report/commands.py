@@ -11,7 +11,15 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
+from testbed._errors import TestbedError
 from testbed._subcommand import add_command
+from testbed.run import files
+
+
+class NotARun(TestbedError):
+    """The folder given is not a run directory: a user mistake (exit 2)."""
+
+    exit_code = 2
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -33,15 +41,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """CLI glue: ``args.run``, ``args.open``. Prints the report's path; exit 0.
 
-    Raises :class:`testbed._errors.TestbedError` (exit 1 via the CLI) when RUN is not a
-    directory or the report cannot be written. A damaged file of the run is named on the page
-    and in one warning line on stderr; the report is still written."""
+    Raises :class:`NotARun` (exit 2) when RUN is not a run directory (no manifest): nothing
+    is written there; :class:`testbed._errors.TestbedError` (exit 1) when the report cannot be
+    written. A damaged file of the run is named on the page and in one warning line on stderr;
+    the report is still written."""
     from .data import load_run
     from .render import build_report
 
-    data = load_run(args.run) if args.run.is_dir() else None
-    out = build_report(args.run, data)  # not a directory: one error line
-    for rel, problem in (data.problems if data else {}).items():
+    if not args.run.is_dir():
+        raise NotARun(f"{args.run}: not a run directory (no such folder); no report written")
+    if not files.is_run(args.run):
+        raise NotARun(f"{args.run}: not a run directory (no {files.MANIFEST}); no report "
+                      "written")
+    data = load_run(args.run)
+    out = build_report(args.run, data)
+    for rel, problem in data.problems.items():
         if problem not in ("missing", "empty"):  # a damaged file: the page says so too
             print(f"testbed: warning: {args.run / rel}: {problem}", file=sys.stderr)
     print(f"report: {out}")

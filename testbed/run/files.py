@@ -58,7 +58,8 @@ REANALYSIS_DIR = "reanalysis"
 
 #: what analysing and judging a run write, all made from the files above: a re-analysis
 #: withdraws them first, so one that cannot finish leaves no earlier verdict standing as current
-DERIVED = (ENDPOINTS, ENDPOINTS_CSV, ENDPOINTS_TXT, EVIDENCE, VERDICTS, JUNIT, REPORT)
+JUDGED = (VERDICTS, JUNIT, REPORT)  # of them, what judging writes
+DERIVED = (ENDPOINTS, ENDPOINTS_CSV, ENDPOINTS_TXT, EVIDENCE, *JUDGED)
 #: what only a run holds: a folder with one of them but no manifest is a run whose manifest is
 #: gone (its derived files are withdrawn all the same)
 RUN_MARKS = (EVENTS, PCAP, VERDICTS)

@@ -25,14 +25,15 @@ def open_manifest(run: Path) -> Manifest:
     return manifest
 
 
-def withdraw_derived(run: Path) -> list[str]:
-    """Remove what analysing and judging ``run`` wrote (``files.DERIVED``), so that no verdict,
-    junit.xml or report outlives the evidence it was made from; the names removed. Only in a
-    run (or one whose manifest is gone): a folder that never was one is left alone."""
+def withdraw_derived(run: Path, names: tuple[str, ...] = f.DERIVED) -> list[str]:
+    """Remove what analysing and judging ``run`` wrote (``names``: by default all of
+    ``files.DERIVED``), so that no verdict, junit.xml or report outlives the evidence it was
+    made from; the names removed. Only in a run (or one whose manifest is gone): a folder that
+    never was one is left alone."""
     if not f.was_run(run):
         return []
     removed = []
-    for name in f.DERIVED:
+    for name in names:
         try:
             (run / name).unlink()
         except FileNotFoundError:

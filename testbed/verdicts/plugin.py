@@ -4,7 +4,9 @@
 
 collects ``manifest.json`` of each run, one item per expectation; an item passes, fails with
 a sentence a researcher would write, or is skipped as ``inconclusive: <reason>``. At the end
-the verdicts are written to the run's ``verdicts.json``. (``testbed run`` and ``testbed
+the verdicts are written to the run's ``verdicts.json``. A run whose files cannot be read is a
+collection error, and its earlier verdicts, junit.xml and report are removed: none stands as
+if it were current. (``testbed run`` and ``testbed
 analyze`` judge without pytest: ``verdicts.check``.)
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from testbed._errors import TestbedError
 from testbed.run import Expectation, store
 from testbed.run import files as f
 from testbed.verdicts.evaluate import FAIL, INCONCLUSIVE, RunFacts, Verdict, evaluate, undecided
@@ -45,14 +48,19 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.name == f.MANIFEST and (file_path.parent / f.EVENTS).exists():
+    if file_path.name == f.MANIFEST and any((file_path.parent / name).is_file()
+                                            for name in f.RUN_MARKS):
         return RunFile.from_parent(parent, path=file_path)
     return None
 
 
 class RunFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        facts = RunFacts.load(self.path.parent)
+        try:
+            facts = RunFacts.load(self.path.parent)
+        except TestbedError:
+            store.withdraw_derived(self.path.parent, f.JUDGED)
+            raise
         for exp in facts.expectations:
             yield ExpectationItem.from_parent(self, name=exp.id, expectation=exp, facts=facts)
 
