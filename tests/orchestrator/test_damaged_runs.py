@@ -1,0 +1,137 @@
+"""Verdicts only from evidence that exists now: ``testbed analyze RUN`` on copies of the
+recorded seed run, each with one of the run's files (every name of ``testbed.run.files``)
+missing, empty, garbage or cut in half.
+
+Every case either judges the run afresh (every verdicts.json, junit.xml and report.html in the
+run was written by this command) or refuses with one line and exit 2, leaving none of the run's
+earlier verdicts, junit.xml, report or analysis behind. No negative claim passes when a file it
+rests on was damaged (a *vacuous* pass); no earlier verdict outlives a failed re-analysis (a
+*stale* pass). Damage to a file no claim rests on (logs, the scenario copy, what analysis
+itself writes) changes nothing: the same 8 verdicts as the intact run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from testbed.cli import main
+from testbed.run import files as f
+
+SEED_RUN = Path(__file__).resolve().parents[1] / "data" / "seed-run"
+MODES = ("missing", "empty", "garbage", "truncated")
+#: every file of a run, by its name in testbed.run.files
+RUN_FILES = sorted({value for name, value in vars(f).items()
+                    if name.isupper() and isinstance(value, str) and "." in Path(value).name})
+#: the files each kind of claim rests on: damage to one of them may not leave the claim PASS
+#: when the claim is negative (it would pass on absence of evidence that is gone)
+NEGATIVE_SOURCES = {
+    "never_reaches": {f.MANIFEST, f.EVENTS, f.PCAP, f.INTERNET},
+    "only_reaches": {f.MANIFEST, f.EVENTS, f.PCAP, f.INTERNET},
+    "does_not_pass_through": {f.MANIFEST, f.EVENTS, f.PCAP, f.FLOWS, f.TLS, f.INTERNET},
+    "not_delivered": {f.MANIFEST, f.EVENTS},
+}
+SOURCES = set().union(*NEGATIVE_SOURCES.values())
+
+
+def damage(path: Path, mode: str) -> None:
+    if mode == "missing":
+        path.unlink(missing_ok=True)
+    elif mode == "empty":
+        path.write_bytes(b"")
+    elif mode == "garbage":
+        path.write_bytes(bytes(range(256)) * 4)
+    else:
+        data = path.read_bytes() if path.exists() else b""
+        path.write_bytes(data[: len(data) // 2])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    mode: str
+    code: int
+    out: str
+    err: str
+    verdicts: list[dict[str, object]] | None  # this command's, None when it wrote none
+    stale: list[str]  # files of the run left from before the command
+
+    @property
+    def vacuous(self) -> list[str]:
+        """The negative claims that passed though a file they rest on was damaged."""
+        return [str(v["id"]) for v in self.verdicts or ()
+                if v["status"] == "pass" and self.name in NEGATIVE_SOURCES.get(str(v["kind"]), ())]
+
+    @property
+    def stale_pass(self) -> bool:
+        """Earlier results stand, or the command said PASS and exit 0 on evidence it lacks."""
+        return bool(self.stale) or (self.code == 0 and self.name in SOURCES
+                                    and "  PASS " in self.out and self.verdicts is None)
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed run, analysed and judged once (8 PASS): the earlier results every case has."""
+    run = tmp_path_factory.mktemp("seed") / "skype-2013-lab" / "seed-run"
+    shutil.copytree(SEED_RUN, run, ignore=shutil.ignore_patterns("expected"))
+    assert main(["analyze", str(run)]) == 0
+    return run
+
+
+def analyse_damaged(analysed: Path, tmp: Path, name: str, mode: str,
+                    capsys: pytest.CaptureFixture[str]) -> Outcome:
+    run = tmp / "skype-2013-lab" / "seed-run"
+    shutil.copytree(analysed, run)
+    old = [p for p in run.rglob("*") if p.is_file()
+           and str(p.relative_to(run)) in (*f.DERIVED, f.CAPTURE_SCAN, f.FLOWS_SCAN)]
+    for p in old:
+        os.utime(p, ns=(0, 0))  # what the command leaves with this time is from before it
+    damage(run / name, mode)
+    capsys.readouterr()
+    code = main(["analyze", str(run)])
+    out, err = capsys.readouterr()
+    stale = [n for n in f.DERIVED if (run / n).exists() and (run / n).stat().st_mtime_ns == 0
+             and n != name]
+    verdicts = None
+    if (run / f.VERDICTS).exists() and (run / f.VERDICTS).stat().st_mtime_ns:
+        verdicts = json.loads((run / f.VERDICTS).read_text())["verdicts"]
+    return Outcome(name, mode, code, out, err, verdicts, stale)
+
+
+CASES = [(name, mode) for name in RUN_FILES for mode in MODES]
+
+
+@pytest.mark.parametrize(("name", "mode"), CASES, ids=[f"{n}-{m}" for n, m in CASES])
+def test_a_damaged_run_is_judged_afresh_or_refused(analysed: Path, tmp_path: Path, name: str,
+                                                   mode: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    o = analyse_damaged(analysed, tmp_path, name, mode, capsys)
+    assert "Traceback" not in o.err
+    assert not o.stale, f"{name} {mode}: earlier {o.stale} left standing (exit {o.code})"
+    assert not o.vacuous, f"{name} {mode}: {o.vacuous} passed on evidence that is gone"
+    if o.verdicts is None:  # refused: one line naming what is wrong, nothing of before left
+        assert o.code != 0
+        lines = o.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("testbed: "), o.err
+        assert "the run is not judged" in lines[0]
+    if name not in SOURCES:  # no claim rests on it: the run judges as it did
+        assert o.code == 0, o.out + o.err
+        assert [v["status"] for v in o.verdicts or ()] == ["pass"] * 8
+
+
+def test_counts_no_stale_and_no_vacuous_pass(analysed: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's counts over the whole family at once (before this change: 15 of the 72
+    cases left the earlier 8 PASS standing, 15 negative claims passed vacuously in 10 cases,
+    and a garbage lab/internet.yaml gave a traceback)."""
+    outcomes = [analyse_damaged(analysed, tmp_path / f"{i}", name, mode, capsys)
+                for i, (name, mode) in enumerate(CASES)]
+    stale = [f"{o.name} {o.mode}" for o in outcomes if o.stale_pass]
+    vacuous = [f"{o.name} {o.mode}: {v}" for o in outcomes for v in o.vacuous]
+    assert len(outcomes) == len(RUN_FILES) * 4 >= 60
+    assert (stale, vacuous) == ([], [])
