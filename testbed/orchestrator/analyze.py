@@ -34,6 +34,7 @@ from testbed.lab.internet_map import InternetMap, load_internet
 from testbed.orchestrator.rundir import RunDir
 from testbed.orchestrator.scancache import flow_scan_run, scan_run
 from testbed.run import (
+    CaptureCounts,
     CaptureDamage,
     ChatRecord,
     EndpointsFile,
@@ -119,9 +120,9 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
         raise
     except AnalysisError as e:  # a flow file that is not one, or is damaged from the start
         raise CaptureFormatError(str(e)) from e
+    damage = capture_damage(run, manifest, scan, flows)
     # each damage once: the capture's (every consumer saw the same), then the flow file's
     warnings = [*report.stats.warnings, *(flows.warnings if flows else ())]
-    damage = capture_damage(run, scan, flows)
 
     stands_for: dict[str, str] = {}
     lab_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
@@ -140,10 +141,14 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     if not databases:
         raise AnalysisError("no GeoIP database to place endpoints with (use --geoip FILE.mmdb)")
 
+    # every endpoint of the capture, and of the chat evidence (a flow file can show one the
+    # capture lost)
+    addresses = {e.address for e in report.endpoints} | {
+        e.address for c in chats for e in c.evidence}
     with Geo(databases) as geo:
         places = {address: place(geo, address, classify(address, lab_nets),
                                  stands_for.get(address), names.names_for(address))
-                  for address in sorted({e.address for e in report.endpoints})}
+                  for address in sorted(addresses)}
         provenance = [GeoipDatabase.from_json(db) for db in geo.provenance()]
 
     def placement(address: str) -> GeoAnswer | None:
@@ -190,18 +195,24 @@ def read_internet(path: Path) -> InternetMap:
                                                 else text)) from e
 
 
-def capture_damage(run: RunDir, scan: CaptureScan,
+def capture_damage(run: RunDir, manifest: Manifest, scan: CaptureScan,
                    flows: FlowScan | None) -> list[CaptureDamage]:
     """The capture files that end early or are missing, each from when on it is lost: the
-    pcap or the flow file cut by damage (from the last record read before it), the flow file
+    pcap or the flow file cut by damage (from the last record read before it), the pcap
+    holding fewer packets than tcpdump said it captured (cut between two records), the flow file
     missing or empty although the TLS log shows intercepted connections, the TLS log missing
     or without a handshake although the flow file holds TLS flows (pinned connections could
     not be ruled out)."""
     out = []
-    if scan.stopped:
+    read = scan.endpoints.stats.frames_read
+    captured = (manifest.capture or CaptureCounts()).captured
+    if scan.stopped or (captured and read < captured):
         rows = [*scan.endpoints.endpoints, *scan.endpoints.infrastructure]
-        out.append(CaptureDamage(f.PCAP, _reason(scan.stopped, run.pcap),
-                                 max((e.last_seen for e in rows), default=None)))
+        reason = _reason(scan.stopped, run.pcap) if scan.stopped else \
+            f"ends early: it holds {read} of the {captured} packets tcpdump captured"
+        out.append(CaptureDamage(f.PCAP, reason, max((e.last_seen for e in rows), default=None)))
+        if not scan.stopped:  # the reader saw nothing wrong: say it once, here
+            scan.endpoints.stats.warnings.append(f"{run.pcap.name}: {reason}")
     if flows is not None and flows.stopped:
         out.append(CaptureDamage(f.FLOWS, _reason(flows.stopped, run.file(f.FLOWS)),
                                  flows.read_until))
