@@ -121,8 +121,10 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     except AnalysisError as e:  # a flow file that is not one, or is damaged from the start
         raise CaptureFormatError(str(e)) from e
     damage = capture_damage(run, manifest, scan, flows)
-    # each damage once: the capture's (every consumer saw the same), then the flow file's
-    warnings = [*report.stats.warnings, *(flows.warnings if flows else ())]
+    # each damage once: the capture's (every consumer saw the same), then the flow file's, then
+    # a flow file or TLS log missing (no reader saw those)
+    warnings = [*report.stats.warnings, *(flows.warnings if flows else ()),
+                *(d.sentence() for d in damage if d.file != f.PCAP and d.after is None)]
 
     stands_for: dict[str, str] = {}
     lab_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
