@@ -135,3 +135,67 @@ def test_counts_no_stale_and_no_vacuous_pass(analysed: Path, tmp_path: Path,
     vacuous = [f"{o.name} {o.mode}: {v}" for o in outcomes for v in o.vacuous]
     assert len(outcomes) == len(RUN_FILES) * 4 >= 60
     assert (stale, vacuous) == ([], [])
+
+
+CAPTURED = {"never_reaches", "only_reaches", "does_not_pass_through"}  # rest on the capture
+ALL = set(NEGATIVE_SOURCES)
+
+
+def _manifest_edits() -> dict[str, tuple[object, set[str]]]:
+    """name -> (how the manifest is changed, the negative kinds of claim that lose their
+    evidence): a dict replaces keys (None deletes), a string is the whole file."""
+    m = json.loads((SEED_RUN / f.MANIFEST).read_text())
+    exps = m["expectations"]
+    return {
+        "empty object": ("{}", set()),
+        "not an object": ("[]", set()),
+        "expectations not a list": ({"expectations": "all of them"}, set()),
+        "expectation of an unknown kind": (
+            {"expectations": [exps[0] | {"kind": "sometimes_reaches"}, *exps[1:]]}, set()),
+        "expectation without an id": ({"expectations": [{"kind": "reaches"}]}, set()),
+        "expectations about an unknown variant": (
+            {"expectations": [e | {"variant": "ghost"} if not e["chat"] else
+                              e | {"chat": e["chat"] | {"from": "ghost"}} for e in exps]}, ALL),
+        "no guests": ({"guests": None}, ALL),
+        "no capture statistics": ({"capture": None}, CAPTURED),
+        "capture not stopped cleanly": ({"capture": m["capture"] | {"complete": False}}, CAPTURED),
+        "no canary": ({"canary": None}, {"does_not_pass_through"}),
+        "no infrastructure": ({"infrastructure": None}, set()),
+    }
+
+
+MANIFEST_EDITS = _manifest_edits()
+
+
+@pytest.mark.parametrize("edit", MANIFEST_EDITS)
+def test_a_manifest_with_bad_expectations_or_facts(analysed: Path, tmp_path: Path, edit: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "skype-2013-lab" / "seed-run"
+    shutil.copytree(analysed, run)
+    for name in f.DERIVED:
+        os.utime(run / name, ns=(0, 0))
+    change, losing = MANIFEST_EDITS[edit]
+    if isinstance(change, str):
+        (run / f.MANIFEST).write_text(change)
+    else:
+        m = json.loads((run / f.MANIFEST).read_text())
+        assert isinstance(change, dict)
+        for key, value in change.items():
+            if value is None:
+                m.pop(key, None)
+            else:
+                m[key] = value
+        (run / f.MANIFEST).write_text(json.dumps(m))
+    capsys.readouterr()
+    code = main(["analyze", str(run)])
+    _, err = capsys.readouterr()
+    assert "Traceback" not in err
+    stale = [n for n in f.DERIVED if (run / n).exists() and (run / n).stat().st_mtime_ns == 0]
+    assert stale == [], (edit, stale)
+    assert code != 0 or edit == "no infrastructure", (edit, err)
+    if not (run / f.VERDICTS).exists():
+        assert len(err.strip().splitlines()) == 1 and f.MANIFEST in err, err
+        return
+    verdicts = json.loads((run / f.VERDICTS).read_text())["verdicts"]
+    passed = [v["id"] for v in verdicts if v["kind"] in losing and v["status"] == "pass"]
+    assert passed == [], (edit, passed)
