@@ -39,7 +39,7 @@ def never_ready(variant: str) -> Callable[[Path], None]:
     return damage
 
 
-SITUATIONS: dict[str, Callable[[Path], None]] = {
+SITUATIONS: dict[str, Callable[[Path], object]] = {
     "no packets": no_packets,
     "no flow file": lambda run: (run / f.FLOWS).unlink(),
     "empty flow file": lambda run: (run / f.FLOWS).write_bytes(b""),
