@@ -61,8 +61,8 @@ REANALYSIS_DIR = "reanalysis"
 JUDGED = (VERDICTS, JUNIT, REPORT)  # of them, what judging writes
 DERIVED = (ENDPOINTS, ENDPOINTS_CSV, ENDPOINTS_TXT, EVIDENCE, *JUDGED)
 #: what only a run holds: a folder with one of them but no manifest is a run whose manifest is
-#: gone (its derived files are withdrawn all the same)
-RUN_MARKS = (EVENTS, PCAP, VERDICTS)
+#: gone (its derived files are withdrawn all the same; a folder with neither is left alone)
+RUN_MARKS = (EVENTS, PCAP)
 
 #: the folders a new run starts with
 RUN_SUBDIRS = (CAPTURE_DIR, SCREENSHOTS_DIR, ANALYSIS_DIR, LAB_DIR)

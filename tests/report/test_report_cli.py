@@ -86,3 +86,15 @@ def test_a_run_still_gets_its_report(tmp_path: Path, capsys: pytest.CaptureFixtu
     shutil.copytree(SEED_RUN, run, ignore=shutil.ignore_patterns("expected"))
     assert main(["report", str(run)]) == 0
     assert (run / f.REPORT).is_file()
+
+
+@pytest.mark.parametrize("what", ["an empty folder", "a home folder",
+                                  "a folder with only a report"])
+def test_analyze_touches_nothing_in_a_folder_that_never_was_a_run(
+        tmp_path: Path, what: str, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = NOT_RUNS[what](tmp_path)
+    (folder / f.VERDICTS).write_text('{"verdicts": []}')  # a file of that name, by chance
+    before = listing(folder)
+    assert main(["analyze", str(folder)]) == 1
+    assert "not a run directory" in capsys.readouterr().err
+    assert listing(folder) == before
