@@ -91,8 +91,7 @@ def lab_database(run: RunDir, internet: InternetMap | None = None,
         if not internet_file.exists():
             return None
         internet = read_internet(internet_file)
-    out = run.file(f.GEO_DIR) / f"lab-{internet.name}.mmdb"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = folder(run, f.GEO_DIR) / f"lab-{internet.name}.mmdb"
     started = (manifest or run.manifest()).started  # a re-analysis writes the same database
     write_mmdb(out, [MapEntry(f"{s.address}/32", s.country, internet.country_name(s.country))
                      for s in internet.servers],
@@ -168,7 +167,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
                      for v in p.views]
         row.disagree = " ".join(p.countries) if p.disagree else ""
 
-    run.file(f.ANALYSIS_DIR).mkdir(exist_ok=True)
+    folder(run, f.ANALYSIS_DIR)
     store.write_endpoints(run.path, EndpointsFile(
         capture=report.capture,
         endpoints=tuple(report.endpoints), infrastructure=tuple(report.infrastructure),
@@ -183,6 +182,18 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     run.update_manifest(geoip=[g.to_json() for g in provenance])
     return Analysis(report=report, rows=rows, table=table, places=places, geoip=provenance,
                     chats=chats, warnings=warnings)
+
+
+def folder(run: RunDir, name: str) -> Path:
+    """The run's folder ``name``, made if missing; one that cannot be is the run's damage."""
+    path = run.file(name)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as e:
+        raise RunFileError(path, "a file where a folder belongs") from e
+    except OSError as e:
+        raise RunFileError(path, f"cannot be made: {e.strerror or e}") from e
+    return path
 
 
 def read_internet(path: Path) -> InternetMap:

@@ -36,7 +36,7 @@ def withdraw_derived(run: Path, names: tuple[str, ...] = f.DERIVED) -> list[str]
     for name in names:
         try:
             (run / name).unlink()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # not there (or its folder is not)
             continue
         except IsADirectoryError as e:
             raise TestbedError(f"{run / name}: a folder where a file belongs") from e

@@ -28,6 +28,9 @@ MODES = ("missing", "empty", "garbage", "truncated")
 #: every file of a run, by its name in testbed.run.files
 RUN_FILES = sorted({value for name, value in vars(f).items()
                     if name.isupper() and isinstance(value, str) and "." in Path(value).name})
+#: and its folders: gone, or a file where the folder belongs
+RUN_DIRS = sorted({f.CAPTURE_DIR, f.LAB_DIR, f.ANALYSIS_DIR, f.SCREENSHOTS_DIR, f.GEO_DIR})
+DIR_MODES = ("missing", "a file")
 #: the files each kind of claim rests on: damage to one of them may not leave the claim PASS
 #: when the claim is negative (it would pass on absence of evidence that is gone)
 NEGATIVE_SOURCES = {
@@ -40,7 +43,11 @@ SOURCES = set().union(*NEGATIVE_SOURCES.values())
 
 
 def damage(path: Path, mode: str) -> None:
-    if mode == "missing":
+    if path.is_dir() or mode == "a file":
+        shutil.rmtree(path, ignore_errors=True)
+        if mode == "a file":
+            path.write_text("not a folder\n")
+    elif mode == "missing":
         path.unlink(missing_ok=True)
     elif mode == "empty":
         path.write_bytes(b"")
@@ -62,15 +69,20 @@ class Outcome:
     stale: list[str]  # files of the run left from before the command
 
     @property
+    def damaged(self) -> set[str]:
+        """The run's files the damage took: the file, or every file of the folder."""
+        return {n for n in RUN_FILES if n == self.name or n.startswith(self.name + "/")}
+
+    @property
     def vacuous(self) -> list[str]:
         """The negative claims that passed though a file they rest on was damaged."""
-        return [str(v["id"]) for v in self.verdicts or ()
-                if v["status"] == "pass" and self.name in NEGATIVE_SOURCES.get(str(v["kind"]), ())]
+        return [str(v["id"]) for v in self.verdicts or () if v["status"] == "pass"
+                and self.damaged & NEGATIVE_SOURCES.get(str(v["kind"]), set())]
 
     @property
     def stale_pass(self) -> bool:
         """Earlier results stand, or the command said PASS and exit 0 on evidence it lacks."""
-        return bool(self.stale) or (self.code == 0 and self.name in SOURCES
+        return bool(self.stale) or (self.code == 0 and bool(self.damaged & SOURCES)
                                     and "  PASS " in self.out and self.verdicts is None)
 
 
@@ -95,15 +107,16 @@ def analyse_damaged(analysed: Path, tmp: Path, name: str, mode: str,
     capsys.readouterr()
     code = main(["analyze", str(run)])
     out, err = capsys.readouterr()
-    stale = [n for n in f.DERIVED if (run / n).exists() and (run / n).stat().st_mtime_ns == 0
-             and n != name]
+    stale = [n for n in f.DERIVED if (run / n).is_file() and (run / n).stat().st_mtime_ns == 0
+             and n != name and not n.startswith(name + "/")]
     verdicts = None
     if (run / f.VERDICTS).exists() and (run / f.VERDICTS).stat().st_mtime_ns:
         verdicts = json.loads((run / f.VERDICTS).read_text())["verdicts"]
     return Outcome(name, mode, code, out, err, verdicts, stale)
 
 
-CASES = [(name, mode) for name in RUN_FILES for mode in MODES]
+CASES = [(name, mode) for name in RUN_FILES for mode in MODES] + [
+    (name, mode) for name in RUN_DIRS for mode in DIR_MODES]
 
 
 @pytest.mark.parametrize(("name", "mode"), CASES, ids=[f"{n}-{m}" for n, m in CASES])
@@ -119,7 +132,9 @@ def test_a_damaged_run_is_judged_afresh_or_refused(analysed: Path, tmp_path: Pat
         lines = o.err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("testbed: "), o.err
         assert "the run is not judged" in lines[0]
-    if name not in SOURCES:  # no claim rests on it: the run judges as it did
+    if not o.damaged & SOURCES and o.verdicts is None:  # a folder analysis cannot write in
+        assert name in o.err and mode == "a file", o.err
+    elif not o.damaged & SOURCES:  # no claim rests on it: the run judges as it did
         assert o.code == 0, o.out + o.err
         assert [v["status"] for v in o.verdicts or ()] == ["pass"] * 8
 
@@ -133,7 +148,7 @@ def test_counts_no_stale_and_no_vacuous_pass(analysed: Path, tmp_path: Path,
                 for i, (name, mode) in enumerate(CASES)]
     stale = [f"{o.name} {o.mode}" for o in outcomes if o.stale_pass]
     vacuous = [f"{o.name} {o.mode}: {v}" for o in outcomes for v in o.vacuous]
-    assert len(outcomes) == len(RUN_FILES) * 4 >= 60
+    assert len(outcomes) == len(RUN_FILES) * 4 + len(RUN_DIRS) * 2 >= 70
     assert (stale, vacuous) == ([], [])
 
 
