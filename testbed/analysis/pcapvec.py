@@ -2,17 +2,18 @@
 
 `PcapReader.flow_batches()` / `scan_batches()` read the capture in 4 MiB chunks. At each
 record boundary a batcher walks the record (or EPB) headers, only collecting offsets
-(`recwalk`: native code, at most _BATCH records), then everything else is numpy: one fixed-width gather of each record's header, link
-header and the first 64 bytes of its IP header (a strided void view over the chunk, so a
-row is one memcpy), the validity checks of the scalar loop (lengths, limits, trailing
-block lengths, interfaces), link-layer offsets (`linklayer.link_offsets`), IPv4/IPv6
-header fields, TCP/UDP/SCTP ports, TCP flags and payload bounds. The batch stops before
-the first record the scalar loop would treat specially (damage, a partial record, a
-pcapng block that is not an EPB, an EPB naming an unknown interface or claiming too many
-bytes): that record is then read by the scalar loop, which keeps every warning, error and
-counter identical. Inside a batch, frames the columns do not cover (more VLAN tags than
-the columns read, IPv6 extension headers and fragments) are decoded one by one by the
-scalar decoder and aggregated into the `Flows` dict (and listed as odd frames).
+(`recwalk`: native code, at most _BATCH records), then everything else is numpy: one
+fixed-width gather of each record's header, link header and the first 64 bytes of its IP
+header (a strided void view over the chunk, so a row is one memcpy), the validity checks
+of the scalar loop (lengths, limits, trailing block lengths, interfaces), link-layer
+offsets (`linklayer.link_offsets`), IPv4/IPv6 header fields, TCP/UDP/SCTP ports, TCP
+flags and payload bounds. The batch stops before the first record the scalar loop would
+treat specially (damage, a partial record, a pcapng block that is not an EPB, an EPB
+naming an unknown interface or claiming too many bytes): that record is then read by the
+scalar loop, which keeps every warning, error and counter identical. Inside a batch,
+frames the columns do not cover (more VLAN tags than the columns read, IPv6 extension
+headers and fragments) are decoded one by one by the scalar decoder and aggregated into
+the `Flows` dict (and listed as odd frames).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from testbed.analysis.pcap import MAX_BLOCK, Packet, PcapReader, read_packets
 
 from . import pcapbuild as pb
 
+pytestmark = pytest.mark.usefixtures("record_walk")  # native and Python walk
+
 T0 = 1_700_000_000.0
 
 
