@@ -70,17 +70,17 @@ python_walk: tuple[Walk, Walk] = (_pcap_py, _pcapng_py)
 native_walk: tuple[Walk, Walk] | None = None
 
 try:
-    from . import _recwalk  # type: ignore[attr-defined]
+    from ._recwalk import pcap_offsets, pcapng_offsets  # type: ignore[import-not-found]
 except ImportError:  # not built (no compiler at install time): the reference walk
     NATIVE = False
 else:
     NATIVE = True
 
     def _pcap_c(buf: bytes, pos: int, count: int, big: bool) -> I64:
-        return np.frombuffer(_recwalk.pcap_offsets(buf, pos, count, big), dtype=np.int64)
+        return np.frombuffer(pcap_offsets(buf, pos, count, big), dtype=np.int64)
 
     def _pcapng_c(buf: bytes, pos: int, count: int, big: bool) -> I64:
-        return np.frombuffer(_recwalk.pcapng_offsets(buf, pos, count, big), dtype=np.int64)
+        return np.frombuffer(pcapng_offsets(buf, pos, count, big), dtype=np.int64)
 
     native_walk = (_pcap_c, _pcapng_c)
 
