@@ -1,4 +1,5 @@
-"""The one native part of testbed: the capture record walk (see testbed/analysis/recwalk.py).
+"""The one native part of testbed: two loops of the fast capture path (see
+testbed/analysis/native.py).
 
 Everything else is declared in pyproject.toml. `optional=True`: without a C compiler or the
 Python headers the install still succeeds, and the walk runs in Python (slower, same results).
@@ -6,5 +7,5 @@ Python headers the install still succeeds, and the walk runs in Python (slower, 
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("testbed.analysis._recwalk", ["testbed/analysis/_recwalk.c"],
+setup(ext_modules=[Extension("testbed.analysis._native", ["testbed/analysis/_native.c"],
                              extra_compile_args=["-O2"], optional=True)])

@@ -2,7 +2,7 @@
 
 `PcapReader.flow_batches()` / `scan_batches()` read the capture in 4 MiB chunks. At each
 record boundary a batcher walks the record (or EPB) headers, only collecting offsets
-(`recwalk`: native code, at most _BATCH records), then everything else is numpy: one
+(`native`: C, at most _BATCH records), then everything else is numpy: one
 fixed-width gather of each record's header, link header and the first 64 bytes of its IP
 header (a strided void view over the chunk, so a row is one memcpy), the validity checks
 of the scalar loop (lengths, limits, trailing block lengths, interfaces), link-layer
@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from . import recwalk
+from . import native
 from .decode import V6_EXT, Flows, add_generic
 from .linklayer import LINK_BYTES, LINKS, link_offsets, u16
 
@@ -281,7 +281,7 @@ class PcapBatcher:
     ) -> _PcapBatch | None:
         """Read the complete, sane records from `pos`; None when the record at `pos`
         needs the scalar loop."""
-        o = recwalk.walks()[0](buf, pos, _BATCH, self.big)
+        o = native.walks()[0](buf, pos, _BATCH, self.big)
         width = 16 + LINK_BYTES + _IP_BYTES
         rows = _take(buf, np.minimum(o, blen), width)
         hdr = np.ascontiguousarray(rows[:, :16]).view(self.u32).astype(np.int64)
@@ -317,7 +317,7 @@ class PcapngBatcher:
         needs the scalar loop. Also returns the timestamp of the last packet."""
         if not ifaces:
             return None
-        o = recwalk.walks()[1](buf, pos, _BATCH, order == ">")
+        o = native.walks()[1](buf, pos, _BATCH, order == ">")
         if not len(o):
             return None
         width = 28 + LINK_BYTES + _IP_BYTES

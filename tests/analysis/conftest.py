@@ -1,5 +1,5 @@
-"""`record_walk`: runs a test once with the native record walk and once with the Python
-reference walk (`testbed.analysis.recwalk`), so every capture case checks both."""
+"""`native_loops`: runs a test once with the native loops of the fast capture path and once
+with their Python references (`testbed.analysis.native`), so every capture case checks both."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from testbed.analysis import recwalk
+from testbed.analysis import native
 
 
 @pytest.fixture(params=["native", "python"])
-def record_walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def native_loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     if request.param == "native":
-        assert recwalk.native_walk is not None, \
-            "the native record walk (testbed/analysis/_recwalk.c) was not built: run `make setup`"
+        assert native.native_walk is not None and native.native_gather is not None, \
+            "the native loops (testbed/analysis/_native.c) were not built: run `make setup`"
     else:
-        monkeypatch.setattr(recwalk, "native_walk", None)
-        monkeypatch.setattr(recwalk, "_noticed", True)  # no notice in the test's output
+        monkeypatch.setattr(native, "native_walk", None)
+        monkeypatch.setattr(native, "native_gather", None)
+        monkeypatch.setattr(native, "_noticed", True)  # no notice in the test's output
     yield request.param

@@ -15,7 +15,7 @@ from testbed.analysis.pcap import Flows, PcapReader
 
 from . import pcapbuild as pb
 
-pytestmark = pytest.mark.usefixtures("record_walk")  # native and Python walk
+pytestmark = pytest.mark.usefixtures("native_loops")  # native and Python loops
 
 T0 = 1_700_000_000.0
 GUESTS = {

@@ -10,7 +10,7 @@ from testbed.analysis.pcap import MAX_BLOCK, Packet, PcapReader, read_packets
 
 from . import pcapbuild as pb
 
-pytestmark = pytest.mark.usefixtures("record_walk")  # native and Python walk
+pytestmark = pytest.mark.usefixtures("native_loops")  # native and Python loops
 
 T0 = 1_700_000_000.0
 

@@ -18,7 +18,7 @@ from testbed.analysis.scan import CaptureScan, scan_capture
 from . import pcapbuild as pb
 from .test_names import client_hello
 
-pytestmark = pytest.mark.usefixtures("record_walk")  # native and Python walk
+pytestmark = pytest.mark.usefixtures("native_loops")  # native and Python loops
 
 T0 = 1_700_000_000.0
 GUESTS = {"10.0.0.2": "regular", "10.0.0.3": "tom-en", "fd00::2": "tom-zh"}

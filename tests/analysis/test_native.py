@@ -1,19 +1,21 @@
-"""The native record walk gives exactly the offsets of the Python reference walk, on whole,
-truncated, damaged and random buffers, from every start position, both byte orders."""
+"""The native loops give exactly what their Python references give: the record walk's
+offsets on whole, truncated, damaged and random buffers, from every start position, both
+byte orders; the payload gather's bytes for any ranges."""
 
 from __future__ import annotations
 
 import random
 import struct
 
+import numpy as np
 import pytest
 
-from testbed.analysis import recwalk
+from testbed.analysis import native
 
 from .pcapbuild import Frame, ether, packet, pcap_bytes, pcapng_bytes
 
-NATIVE = recwalk.native_walk
-PYTHON = recwalk.python_walk
+NATIVE = native.native_walk
+PYTHON = native.python_walk
 
 
 def _frames(n: int) -> list[Frame]:
@@ -66,18 +68,40 @@ def test_native_walk_matches_reference(name: str, buf: bytes, start: int, big: b
 
 def test_whole_capture_walk_finds_every_record() -> None:
     buf = pcap_bytes(_frames(40))
-    walk = recwalk.walks()[0]
+    walk = native.walks()[0]
     offsets = walk(buf, 24, 1 << 16, False).tolist()
     assert len(offsets) == 41 and offsets[-1] == len(buf), \
         "the walk should give one offset per record, then the end of the data"
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_native_gather_matches_reference(seed: int) -> None:
+    assert native.native_gather is not None, "the native gather was not built: run `make setup`"
+    rng = random.Random(seed)
+    buf = rng.randbytes(rng.randrange(0, 300))
+    n = rng.randrange(0, 50)
+    starts = np.array([rng.randrange(0, len(buf) + 20) for _ in range(n)], dtype=np.int64)
+    ends = starts + np.array([rng.randrange(-5, 40) for _ in range(n)], dtype=np.int64)
+    ends = np.maximum(ends, 0)
+    got = native.native_gather(buf, starts, ends)
+    want = native.python_gather(buf, starts, ends)
+    assert got == want, f"the native gather gave {got!r}, the reference {want!r}"
+
+
+def test_native_gather_refuses_columns_of_two_lengths() -> None:
+    assert native.native_gather is not None, "the native gather was not built: run `make setup`"
+    with pytest.raises(ValueError, match="one length"):
+        native.native_gather(b"abc", np.zeros(2, np.int64), np.zeros(3, np.int64))
+
+
 def test_missing_extension_falls_back_with_one_notice(monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(recwalk, "native_walk", None)
-    monkeypatch.setattr(recwalk, "_noticed", False)
-    assert recwalk.walks() is recwalk.python_walk
-    assert recwalk.walks() is recwalk.python_walk
+    monkeypatch.setattr(native, "native_walk", None)
+    monkeypatch.setattr(native, "native_gather", None)
+    monkeypatch.setattr(native, "_noticed", False)
+    assert native.walks() is native.python_walk
+    assert native.gather() is native.python_gather
+    assert native.walks() is native.python_walk
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "native record walk not built" in err, \
+    assert err.count("\n") == 1 and "native capture helpers not built" in err, \
         f"a missing extension should be said once, in one line; stderr was {err!r}"
