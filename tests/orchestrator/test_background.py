@@ -9,13 +9,26 @@ from pathlib import Path
 
 import pytest
 
+from testbed.orchestrator import background
 from testbed.orchestrator.background import Background
+
+
+# the threads other tests left behind make Python warn at fork (see `single_threaded`)
+pytestmark = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
+
+
+@pytest.fixture
+def single_threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads other tests of the session left behind would (rightly) keep `Background` from
+    forking; these tests only fork for a tiny callable, so they may ignore them."""
+    monkeypatch.setattr(background.threading, "active_count", lambda: 1)
 
 
 def _same(x: object) -> object:
     return x
 
 
+@pytest.mark.usefixtures("single_threaded")
 def test_the_work_runs_in_a_child_and_its_result_comes_back() -> None:
     with Background(lambda: {"pid": os.getpid(), "items": [1, 2.5, "x"]}, _same, _same) as bg:
         got = bg.result()
@@ -23,6 +36,7 @@ def test_the_work_runs_in_a_child_and_its_result_comes_back() -> None:
     assert got["pid"] != os.getpid(), "the work should have run in a child process"
 
 
+@pytest.mark.usefixtures("single_threaded")
 def test_a_failing_child_is_redone_here_and_its_error_raised_here(tmp_path: Path) -> None:
     marker = tmp_path / "runs"
 
@@ -50,6 +64,7 @@ def test_with_other_threads_running_the_work_runs_here() -> None:
         t.join()
 
 
+@pytest.mark.usefixtures("single_threaded")
 def test_leaving_without_the_result_reaps_the_child() -> None:
     with Background(lambda: "x" * 1_000_000, _same, _same) as bg:
         pid = bg.pid
