@@ -12,7 +12,6 @@ import pytest
 from testbed.orchestrator import background
 from testbed.orchestrator.background import Background
 
-
 # the threads other tests left behind make Python warn at fork (see `single_threaded`)
 pytestmark = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
 
