@@ -7,7 +7,7 @@ SHELL := /bin/bash
 VENV        := .venv
 BIN         := $(VENV)/bin
 SCENARIO    ?= scenarios/skype-2013-lab.yaml
-APT_PACKAGES := tcpdump xvfb scrot xclip iproute2 iptables procps python3-tk python3-venv \
+APT_PACKAGES := gcc python3-dev tcpdump xvfb scrot xclip iproute2 iptables procps python3-tk python3-venv \
                 fonts-dejavu-core fonts-wqy-microhei chromium
 # Real VMs for the vagrant provider's tests: vagrant-libvirt under qemu (software emulation
 # where KVM cannot run guests) and what builds the local Debian box (vms/box/).
@@ -52,7 +52,7 @@ endef
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py testbed/analysis/_native.c
 	@echo "creating $(VENV) with $(PYTHON)"
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'

@@ -7,11 +7,13 @@ HTTP and canary payloads) is copied to run directories whose capture is replicat
 
 - `testbed analyze RUN` as a whole process (imports, scan, placement, verdicts, report),
   with the run's saved scan removed first so the capture is really read;
-- `testbed analyze RUN` again with the scan kept (what a re-analysis reuses);
+- `testbed analyze RUN --geoip DB` with another database (the lab's map, written by the
+  first analysis): a re-analysis, which reuses both scans;
 - `tcpdump -r FILE -w /dev/null` (libpcap reading, no decoding) and
   `tcpdump -nn -r FILE > /dev/null` (reading and printing every packet).
 
-Medians of `--repeat` runs; peak RSS of the analyze process. `--reference DIR` adds
+Medians of `--repeat` runs; peak RSS of the analyze process (tree); CPU seconds (user +
+system of the process tree) beside wall time, as the machine may be shared. `--reference DIR` adds
 `testbed analyze` from another source tree (e.g. `git archive` of an older commit) as
 a paired row. Targets: whole stage
 >= 1 M packets/s and >= 0.25x `tcpdump -r -w /dev/null`, peak RSS < 200 MB at 2 M.
@@ -24,6 +26,7 @@ Exit status 0 when every target is met, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -46,7 +49,8 @@ TARGET_RSS_MB = 200
 # Runs a command and prints the child's peak RSS (KiB) on stderr's last line.
 _RSS = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], "
         "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+        "print(r.returncode, u.ru_maxrss, u.ru_utime + u.ru_stime)")
 
 
 # `testbed` from the source tree in argv[1], not the installed (editable) one.
@@ -62,25 +66,34 @@ def make_run(base: Path, packets: int) -> Path:
     return run
 
 
-def timed(cmd: list[str], shell: bool = False) -> tuple[float, int]:
-    """(seconds, peak RSS KiB) of one run of `cmd` (RSS 0 for shell commands)."""
+Timing = tuple[float, int, float]  # wall seconds, peak RSS KiB, CPU seconds (user + system)
+
+
+def timed(cmd: list[str], shell: bool = False) -> Timing:
+    """One run of `cmd`: (seconds, peak RSS KiB, CPU seconds of its process tree); RSS 0 for
+    shell commands."""
     t = time.perf_counter()
     if shell:
+        before = os.times()
         subprocess.run(" ".join(cmd), shell=True, check=True, stderr=subprocess.DEVNULL)
-        return time.perf_counter() - t, 0
+        after = os.times()
+        cpu = (after.children_user - before.children_user
+               + after.children_system - before.children_system)
+        return time.perf_counter() - t, 0, cpu
     out = subprocess.run([sys.executable, "-c", _RSS, *cmd], capture_output=True, text=True,
                          check=True)
     seconds = time.perf_counter() - t
-    code, rss = out.stdout.split()
+    code, rss, cpu = out.stdout.split()
     if int(code) not in (0, 1):  # 1: some verdict did not pass, which is fine here
         raise SystemExit(f"{' '.join(cmd)} failed with exit status {code}")
-    return seconds, int(rss)
+    return seconds, int(rss), float(cpu)
 
 
-def bench(run: Path, repeat: int, reference: Path | None) -> dict[str, tuple[float, int]]:
+def bench(run: Path, repeat: int, reference: Path | None) -> dict[str, Timing]:
+    """Medians (peak RSS: the largest) of `repeat` rounds, each round one of every command."""
     pcap = run / files.PCAP
     saved = [run / files.CAPTURE_SCAN, run / files.FLOWS_SCAN]  # both scans: a cold analysis
-    rows: dict[str, list[tuple[float, int]]] = {
+    rows: dict[str, list[Timing]] = {
         k: [] for k in ("analyze", "reuse", "w", "nn", *(["ref"] if reference else []))}
     for _ in range(repeat):
         if reference is not None:
@@ -91,11 +104,13 @@ def bench(run: Path, repeat: int, reference: Path | None) -> dict[str, tuple[flo
         for s in saved:
             s.unlink(missing_ok=True)
         rows["analyze"].append(timed([str(TESTBED), "analyze", str(run)]))
-        rows["reuse"].append(timed([str(TESTBED), "analyze", str(run)]))
+        lab_db = sorted((run / files.GEO_DIR).glob("lab-*.mmdb"))  # another database
+        rows["reuse"].append(timed([str(TESTBED), "analyze", str(run),
+                                    *(a for db in lab_db for a in ("--geoip", str(db)))]))
         rows["w"].append(timed(["tcpdump", "-r", str(pcap), "-w", "/dev/null"], shell=True))
         rows["nn"].append(timed(["tcpdump", "-nn", "-r", str(pcap), ">/dev/null"], shell=True))
-    return {k: (statistics.median(s for s, _ in v), max(r for _, r in v))
-            for k, v in rows.items()}
+    return {k: (statistics.median(t[0] for t in v), max(t[1] for t in v),
+                statistics.median(t[2] for t in v)) for k, v in rows.items()}
 
 
 def main() -> int:
@@ -107,25 +122,34 @@ def main() -> int:
     args = ap.parse_args()
     if not shutil.which("tcpdump"):
         raise SystemExit("tcpdump is needed (apt-get install tcpdump)")
+    from testbed.analysis import native
+
+    print(f"native loops (testbed/analysis/_native.c): "
+          f"{'built' if native.NATIVE else 'NOT BUILT, pure Python'}; load average at start "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     ok = True
     with tempfile.TemporaryDirectory(prefix="bench-analyze-") as tmp:
         for packets in (int(s) for s in args.sizes.split(",")):
             run = make_run(Path(tmp), packets)
             r = bench(run, args.repeat, args.reference)
-            (a, rss), (reuse, _) = r["analyze"], r["reuse"]
-            w, nn = r["w"][0], r["nn"][0]
+            (a, rss, cpu), (reuse, _, reuse_cpu) = r["analyze"], r["reuse"]
+            w, w_cpu = r["w"][0], r["w"][2]
+            nn = r["nn"][0]
             pps = packets / a
             print(f"\nwhole analyze stage, {packets:,} packets (seed lab run replicated), "
-                  f"median of {args.repeat}:")
-            print(f"  testbed analyze            {a:7.2f} s  {pps / 1e6:5.2f} M packets/s  "
-                  f"peak RSS {rss / 1024:5.0f} MB")
-            print(f"  ... again, scans reused   {reuse:7.2f} s  (as by a re-analysis with --geoip)")
+                  f"median of {args.repeat} paired rounds (wall; CPU = user + system of the "
+                  f"process tree):")
+            print(f"  testbed analyze (cold)     {a:7.2f} s  {pps / 1e6:5.2f} M packets/s  "
+                  f"CPU {cpu:5.2f} s  peak RSS {rss / 1024:5.0f} MB")
+            print(f"  ... --geoip another DB     {reuse:7.2f} s  CPU {reuse_cpu:5.2f} s  "
+                  "(re-analysis: both scans reused)")
             if "ref" in r:
-                ref, ref_rss = r["ref"]
+                ref, ref_rss, ref_cpu = r["ref"]
                 label = f"reference ({args.reference.name})"
-                print(f"  {label:26s} {ref:7.2f} s  "
-                      f"{packets / ref / 1e6:5.2f} M packets/s  peak RSS {ref_rss / 1024:5.0f} MB")
-            print(f"  tcpdump -r F -w /dev/null  {w:7.2f} s  ratio {w / a:5.2f}x")
+                print(f"  {label:26s} {ref:7.2f} s  {packets / ref / 1e6:5.2f} M packets/s  "
+                      f"CPU {ref_cpu:5.2f} s  peak RSS {ref_rss / 1024:5.0f} MB")
+            print(f"  tcpdump -r F -w /dev/null  {w:7.2f} s  ratio {w / a:5.2f}x  "
+                  f"(CPU {w_cpu:.2f} s, ratio {w_cpu / cpu:.2f}x)")
             print(f"  tcpdump -nn -r F >/dev/null {nn:6.2f} s  ratio {nn / a:5.2f}x")
             checks = [(f">= {TARGET_PPS / 1e6:g} M packets/s", pps >= TARGET_PPS,
                        f"{pps / 1e6:.2f} M/s"),
@@ -138,6 +162,8 @@ def main() -> int:
                 print(f"  {'MET' if met else 'NOT MET':7s}  {what}: {value}")
             good = all(met for _, met, _ in checks)
             ok = ok and good
+    print(f"\nload average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          "(other work on the machine slows every row; the ratios are paired per round)")
     return 0 if ok else 1
 
 

@@ -71,3 +71,17 @@ def test_analyze_refuses_a_folder_that_is_not_a_run(tmp_path):
     out = run_cli("analyze", str(tmp_path))
     assert out.returncode == 1
     assert "not a run directory" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_console_exit_keeps_status_output_and_atexit_handlers(tmp_path):
+    """The console script skips the interpreter's teardown, not what a normal exit does:
+    the status, everything printed (even unflushed, to a pipe) and the atexit handlers."""
+    code = ("import atexit, sys; from testbed import cli; "
+            "atexit.register(lambda: print('atexit ran', file=sys.stderr)); "
+            "print('x' * 100000, end=''); sys.argv[1:] = ['analyze', sys.argv[1]]; "
+            "cli.console()")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 1, f"a folder that is not a run exits 1, not {out.returncode}"
+    assert out.stdout == "x" * 100000, "output printed before the exit should all arrive"
+    assert "atexit ran" in out.stderr and "testbed:" in out.stderr, out.stderr

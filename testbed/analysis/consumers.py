@@ -6,8 +6,8 @@ as `Part`s (numpy columns over a buffer, rows ordered by `IPColumns.order`), wit
   middle of a ClientHello), then fed to `names.NameScanner` (DNS over UDP in bulk, the
   rest in capture order);
 - `CanaryConsumer`: guest-originated payloads joined per flow direction (capture order,
-  the flow's last bytes carried between batches) and searched with `bytes.find`, so a
-  canary split over segments is found;
+  the flow's last bytes carried between batches; joined by `native.gather`) and searched
+  with `bytes.find`, so a canary split over segments is found;
 - `BurstConsumer`: guest-originated TCP/UDP rows grouped per endpoint with a sort; the
   running latest time per group from one `maximum.accumulate` over (group, time rank).
 """
@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from . import native
 from .addrindex import AddrIndex
 from .evidence import PlaintextHits, canary_forms
 from .names import NameScanner
@@ -191,18 +192,21 @@ class CanaryConsumer:
             chosen = [(p, r) for p, r in chosen if r.size]
             if not chosen:
                 continue
-            payloads = [buf[a:b] for (buf, c, _), r in chosen
-                        for a, b in zip(c.poff[r].tolist(), c.pend[r].tolist(), strict=True)]
+            gather = native.gather()
+            payloads = b"".join([gather(buf, c.poff[r], c.pend[r]) for (buf, c, _), r in chosen])
             cols = IPColumns(version, *(np.concatenate([getattr(p.cols, name)[r]
                                                         for p, r in chosen])
                                         for name in IPColumns._fields[1:]))
             guest = np.concatenate([p.guest[r] for p, r in chosen])
             self._search(payloads, cols, guest)
 
-    def _search(self, payloads: list[bytes], c: IPColumns, guest: I64) -> None:
-        rows, starts = _flow_order(c, np.arange(len(payloads)))
-        stream = b"".join([payloads[r] for r in rows.tolist()])
-        bounds = np.concatenate(([0], np.cumsum(c.pend[rows] - c.poff[rows])))
+    def _search(self, payloads: bytes, c: IPColumns, guest: I64) -> None:
+        """`payloads`: the rows' payloads, joined in row order."""
+        size = c.pend - c.poff
+        after = np.cumsum(size)
+        rows, starts = _flow_order(c, np.arange(len(size)))
+        stream = native.gather()(payloads, (after - size)[rows], after[rows])
+        bounds = np.concatenate(([0], np.cumsum(size[rows])))
         heads = np.flatnonzero(starts)
         rowlist = rows.tolist()
         for label, form in self.forms:

@@ -1,4 +1,4 @@
-"""Streaming pcap / pcapng reader (pure Python and numpy, no dpkt/scapy).
+"""Streaming pcap / pcapng reader (Python and numpy, two loops in C: `native`; no dpkt/scapy).
 
 Contract:
 - `read_packets(path)` yields one `Packet` per IPv4/IPv6 frame, in file order, in

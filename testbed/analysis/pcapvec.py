@@ -1,31 +1,30 @@
 """The vectorised fast path of capture reading (numpy columns per batch of records).
 
 `PcapReader.flow_batches()` / `scan_batches()` read the capture in 4 MiB chunks. At each
-record boundary a batcher walks the record (or EPB) headers in a tight Python loop that
-only collects offsets into an array('q') (one unpack per record, at most _BATCH records),
-then everything else is numpy: one fixed-width gather of each record's header, link
-header and the first 64 bytes of its IP header (a strided void view over the chunk, so a
-row is one memcpy), the validity checks of the scalar loop (lengths, limits, trailing
-block lengths, interfaces), link-layer offsets (`linklayer.link_offsets`), IPv4/IPv6
-header fields, TCP/UDP/SCTP ports, TCP flags and payload bounds. The batch stops before
-the first record the scalar loop would treat specially (damage, a partial record, a
-pcapng block that is not an EPB, an EPB naming an unknown interface or claiming too many
-bytes): that record is then read by the scalar loop, which keeps every warning, error and
-counter identical. Inside a batch, frames the columns do not cover (more VLAN tags than
-the columns read, IPv6 extension headers and fragments) are decoded one by one by the
-scalar decoder and aggregated into the `Flows` dict (and listed as odd frames).
+record boundary a batcher walks the record (or EPB) headers, only collecting offsets
+(`native`: C, at most _BATCH records), then everything else is numpy: one
+fixed-width gather of each record's header, link header and the first 64 bytes of its IP
+header (a strided void view over the chunk, so a row is one memcpy), the validity checks
+of the scalar loop (lengths, limits, trailing block lengths, interfaces), link-layer
+offsets (`linklayer.link_offsets`), IPv4/IPv6 header fields, TCP/UDP/SCTP ports, TCP
+flags and payload bounds. The batch stops before the first record the scalar loop would
+treat specially (damage, a partial record, a pcapng block that is not an EPB, an EPB
+naming an unknown interface or claiming too many bytes): that record is then read by the
+scalar loop, which keeps every warning, error and counter identical. Inside a batch,
+frames the columns do not cover (more VLAN tags than the columns read, IPv6 extension
+headers and fragments) are decoded one by one by the scalar decoder and aggregated into
+the `Flows` dict (and listed as odd frames).
 """
 
 from __future__ import annotations
 
-import struct
-from array import array
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
+from . import native
 from .decode import V6_EXT, Flows, add_generic
 from .linklayer import LINK_BYTES, LINKS, link_offsets, u16
 
@@ -265,7 +264,7 @@ class PcapBatcher:
     """Bulk reader of classic pcap records (see the fast-path notes above)."""
 
     def __init__(self, order: str, scale: float, limit: int, linktype: int) -> None:
-        self.incl = struct.Struct(order + "8xI").unpack_from
+        self.big = order == ">"
         self.u32 = np.dtype(order + "u4")
         self.scale = scale
         self.limit = limit
@@ -282,17 +281,7 @@ class PcapBatcher:
     ) -> _PcapBatch | None:
         """Read the complete, sane records from `pos`; None when the record at `pos`
         needs the scalar loop."""
-        offs = array("q")
-        app = offs.append
-        incl = self.incl
-        p = pos
-        try:
-            for _ in range(_BATCH):
-                app(p)
-                p += 16 + incl(buf, p)[0]
-        except struct.error:  # header past the data: checked below
-            pass
-        o = np.frombuffer(offs, dtype=np.int64)
+        o = native.walks()[0](buf, pos, _BATCH, self.big)
         width = 16 + LINK_BYTES + _IP_BYTES
         rows = _take(buf, np.minimum(o, blen), width)
         hdr = np.ascontiguousarray(rows[:, :16]).view(self.u32).astype(np.int64)
@@ -328,22 +317,9 @@ class PcapngBatcher:
         needs the scalar loop. Also returns the timestamp of the last packet."""
         if not ifaces:
             return None
-        offs = array("q")
-        app = offs.append
-        head = struct.Struct(order + "II").unpack_from
-        p = pos
-        try:
-            for _ in range(_BATCH):
-                btype, tlen = head(buf, p)
-                if btype != 6:
-                    break
-                app(p)
-                p += tlen
-        except struct.error:
-            pass
-        if not offs:
+        o = native.walks()[1](buf, pos, _BATCH, order == ">")
+        if not len(o):
             return None
-        o = np.frombuffer(offs, dtype=np.int64)
         width = 28 + LINK_BYTES + _IP_BYTES
         rows = _take(buf, o, width)
         u32 = np.dtype(order + "u4")

@@ -11,6 +11,7 @@ import ipaddress
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from testbed._errors import AnalysisError, CaptureFormatError, RunFileError, ScenarioError
 from testbed.analysis import (
@@ -31,6 +32,7 @@ from testbed.analysis.geo import bundled_databases
 from testbed.analysis.names import NameIndex
 from testbed.analysis.scan import CaptureScan
 from testbed.lab.internet_map import InternetMap, load_internet
+from testbed.orchestrator.background import Background
 from testbed.orchestrator.rundir import RunDir
 from testbed.orchestrator.scancache import flow_scan_run, scan_run
 from testbed.run import (
@@ -109,16 +111,18 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
         raise AnalysisError(f"{run.pcap}: no capture in this run")
     by_address = {a: v for v, a in guests.items()}
     canary = manifest.canary or ""
-    scan = scan_run(run, by_address, infrastructure, canary)
+    with Background(lambda: flow_scan_run(run, by_address, canary) if run.file(f.FLOWS).exists()
+                    else None, _flows_json, _flows_record) as flow_scan:  # beside the capture's
+        scan = scan_run(run, by_address, infrastructure, canary)
+        try:
+            flows = flow_scan.result()
+            names = find_names(scan, flows)
+            chats = find_chat_paths(run, scan, flows, canary, infrastructure)
+        except CaptureFormatError:
+            raise
+        except AnalysisError as e:  # a flow file that is not one, or is damaged from the start
+            raise CaptureFormatError(str(e)) from e
     report = scan.endpoints
-    try:
-        flows = flow_scan_run(run, by_address, canary) if run.file(f.FLOWS).exists() else None
-        names = find_names(scan, flows)
-        chats = find_chat_paths(run, scan, flows, canary, infrastructure)
-    except CaptureFormatError:
-        raise
-    except AnalysisError as e:  # a flow file that is not one, or is damaged from the start
-        raise CaptureFormatError(str(e)) from e
     damage = capture_damage(run, manifest, scan, flows)
     # each damage once: the capture's (every consumer saw the same), then the flow file's, then
     # a flow file or TLS log missing (no reader saw those)
@@ -244,6 +248,14 @@ def capture_damage(run: RunDir, manifest: Manifest, scan: CaptureScan,
 
 def _reason(warning: str, path: Path) -> str:
     return warning.removeprefix(f"{path.name}: ")
+
+
+def _flows_json(scan: FlowScan | None) -> object:
+    return scan.to_json() if scan is not None else None
+
+
+def _flows_record(data: Any) -> FlowScan | None:
+    return FlowScan.from_json(data) if data is not None else None
 
 
 def place(geo: Geo, address: str, special: str | None, stands_for: str | None,

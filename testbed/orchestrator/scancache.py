@@ -8,7 +8,7 @@ file in ``analysis/`` of the run that owns the capture (a re-analysis in
 ``reanalysis/<id>/`` links the capture, so it finds the original run's files) when that
 file was made from the same capture file (size, mtime and the sha256 of its first and
 last MiB) with the same guests, infrastructure and canary, by the same code (the sources of
-`testbed.analysis` and `testbed.run`); otherwise the file is scanned
+`testbed.analysis`, its C included, and `testbed.run`); otherwise the file is scanned
 and the result saved. Only placement (GeoIP) differs between analyses of one run, and it
 is in neither scan.
 """
@@ -50,7 +50,8 @@ def _code() -> str:
     (an upgrade, a fix) is not reused. About a millisecond, once per process."""
     h = hashlib.sha256()
     for package in (analysis, run_records):
-        for source in sorted(Path(package.__file__ or "").parent.glob("*.py")):
+        folder = Path(package.__file__ or "").parent
+        for source in sorted([*folder.glob("*.py"), *folder.glob("*.c")]):
             h.update(f"{package.__name__}/{source.name}".encode() + b"\0" + source.read_bytes())
     return h.hexdigest()
 

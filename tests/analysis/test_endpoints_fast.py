@@ -15,6 +15,8 @@ from testbed.analysis.pcap import Flows, PcapReader
 
 from . import pcapbuild as pb
 
+pytestmark = pytest.mark.usefixtures("native_loops")  # native and Python loops
+
 T0 = 1_700_000_000.0
 GUESTS = {
     "10.0.0.2": "regular",

@@ -10,6 +10,8 @@ from testbed.analysis.pcap import MAX_BLOCK, Packet, PcapReader, read_packets
 
 from . import pcapbuild as pb
 
+pytestmark = pytest.mark.usefixtures("native_loops")  # native and Python loops
+
 T0 = 1_700_000_000.0
 
 

@@ -1,0 +1,22 @@
+"""`native_loops`: runs a test once with the native loops of the fast capture path and once
+with their Python references (`testbed.analysis.native`), so every capture case checks both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from testbed.analysis import native
+
+
+@pytest.fixture(params=["native", "python"])
+def native_loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    if request.param == "native":
+        assert native.native_walk is not None and native.native_gather is not None, \
+            "the native loops (testbed/analysis/_native.c) were not built: run `make setup`"
+    else:
+        monkeypatch.setattr(native, "native_walk", None)
+        monkeypatch.setattr(native, "native_gather", None)
+        monkeypatch.setattr(native, "_noticed", True)  # no notice in the test's output
+    yield request.param

@@ -1,0 +1,107 @@
+"""The native loops give exactly what their Python references give: the record walk's
+offsets on whole, truncated, damaged and random buffers, from every start position, both
+byte orders; the payload gather's bytes for any ranges."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import numpy as np
+import pytest
+
+from testbed.analysis import native
+
+from .pcapbuild import Frame, ether, packet, pcap_bytes, pcapng_bytes
+
+NATIVE = native.native_walk
+PYTHON = native.python_walk
+
+
+def _frames(n: int) -> list[Frame]:
+    return [Frame(1.0 + i, ether(packet("10.0.0.2", "1.1.1.1", "udp", 5000 + i, 53,
+                                        b"x" * (i % 7))))
+            for i in range(n)]
+
+
+def _cases() -> list[tuple[str, bytes, int, bool]]:
+    """(name, buffer, first record offset, big endian)."""
+    rng = random.Random(10)
+    out = []
+    for big in (False, True):
+        e = ">" if big else "<"
+        whole = pcap_bytes(_frames(40), big_endian=big)
+        ng = pcapng_bytes([(1, None)], [(0, f) for f in _frames(40)], big_endian=big)
+        out += [(f"pcap whole {e}", whole, 24, big), (f"pcapng whole {e}", ng, 0, big)]
+        for cut in (25, 30, 36, 39, 40, 100, len(whole) - 1, len(whole) - 13):
+            out.append((f"pcap cut at {cut} {e}", whole[:cut], 24, big))
+            out.append((f"pcapng cut at {cut} {e}", ng[:cut], 0, big))
+        huge = bytearray(whole)
+        struct.pack_into(e + "I", huge, 24 + 8, 0xFFFFFFFF)  # absurd captured length
+        out.append((f"pcap absurd length {e}", bytes(huge), 24, big))
+        zero = bytearray(ng)
+        at = ng.find(struct.pack(e + "I", 6))  # first EPB: total length 0 (no progress)
+        struct.pack_into(e + "I", zero, at + 4, 0)
+        out.append((f"pcapng zero-length block {e}", bytes(zero), at, big))
+        for i in range(10):
+            junk = rng.randbytes(rng.randrange(0, 400))
+            out.append((f"random {i} {e}", junk, 0, big))
+            out.append((f"pcap then random {i} {e}", whole[:300] + junk, 24, big))
+    return out
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize(("name", "buf", "start", "big"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("kind", [0, 1], ids=["pcap", "pcapng"])
+def test_native_walk_matches_reference(name: str, buf: bytes, start: int, big: bool,
+                                       kind: int) -> None:
+    assert NATIVE is not None, "the native record walk was not built: run `make setup`"
+    for pos in sorted({start, 0, 1, len(buf) // 2, len(buf), len(buf) + 5}):
+        for count in (0, 1, 3, 1 << 16):
+            want = PYTHON[kind](buf, pos, count, big).tolist()
+            got = NATIVE[kind](buf, pos, count, big).tolist()
+            assert got == want, (f"{name}: the native walk from byte {pos} (at most {count}) "
+                                 f"gave offsets {got[:8]}..., the reference {want[:8]}...")
+
+
+def test_whole_capture_walk_finds_every_record() -> None:
+    buf = pcap_bytes(_frames(40))
+    walk = native.walks()[0]
+    offsets = walk(buf, 24, 1 << 16, False).tolist()
+    assert len(offsets) == 41 and offsets[-1] == len(buf), \
+        "the walk should give one offset per record, then the end of the data"
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_native_gather_matches_reference(seed: int) -> None:
+    assert native.native_gather is not None, "the native gather was not built: run `make setup`"
+    rng = random.Random(seed)
+    buf = rng.randbytes(rng.randrange(0, 300))
+    n = rng.randrange(0, 50)
+    starts = np.array([rng.randrange(0, len(buf) + 20) for _ in range(n)], dtype=np.int64)
+    ends = starts + np.array([rng.randrange(-5, 40) for _ in range(n)], dtype=np.int64)
+    ends = np.maximum(ends, 0)
+    got = native.native_gather(buf, starts, ends)
+    want = native.python_gather(buf, starts, ends)
+    assert got == want, f"the native gather gave {got!r}, the reference {want!r}"
+
+
+def test_native_gather_refuses_columns_of_two_lengths() -> None:
+    assert native.native_gather is not None, "the native gather was not built: run `make setup`"
+    with pytest.raises(ValueError, match="one length"):
+        native.native_gather(b"abc", np.zeros(2, np.int64), np.zeros(3, np.int64))
+
+
+def test_missing_extension_falls_back_with_one_notice(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(native, "native_walk", None)
+    monkeypatch.setattr(native, "native_gather", None)
+    monkeypatch.setattr(native, "_noticed", False)
+    assert native.walks() is native.python_walk
+    assert native.gather() is native.python_gather
+    assert native.walks() is native.python_walk
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "native capture helpers not built" in err, \
+        f"a missing extension should be said once, in one line; stderr was {err!r}"
