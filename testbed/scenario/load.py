@@ -338,7 +338,7 @@ class _Checker:
 def check_files(paths: Iterable[str], allow_outside: Sequence[Path] = ()) -> list[Problem]:
     """Every problem in the given files (folders: their *.yaml files) and the files they name,
     sorted by file and line. An empty list means all are valid. References stay inside the
-    folder given (a file given alone: its folder) or one of ``allow_outside``."""
+    folder given (a file given alone: its scenario folder, see `_tree`) or ``allow_outside``."""
     checker = _Checker(allow_outside)
     for file, root in _expand_with_roots(paths):
         checker.file(file, root)
@@ -351,8 +351,17 @@ def _expand_with_roots(paths: Iterable[str]) -> list[tuple[str, Path]]:
         if Path(p).is_dir():
             out.extend((str(f), Path(p)) for f in sorted(Path(p).rglob("*.y*ml")) if f.is_file())
         else:
-            out.append((p, Path(p).parent))
+            out.append((p, _tree(Path(p))))
     return out
+
+
+def _tree(file: Path) -> Path:
+    """The scenario folder a file given alone belongs to: the nearest folder above it with an
+    ``apps`` folder (``scenarios/`` for ``scenarios/lab/builds/x.yaml``), else its own."""
+    for folder in list(file.parents)[:4]:
+        if (folder / "apps").is_dir():
+            return folder
+    return file.parent
 
 
 def expand(paths: Iterable[str]) -> list[str]:
