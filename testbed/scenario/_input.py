@@ -3,6 +3,7 @@ folder, and a FIFO never blocks the read), at most ``MAX_BYTES`` long."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -21,6 +22,14 @@ class InputRefused(Exception):
     """The file cannot be read as an input; the message says why, in words for the user."""
 
 
+def _refuse_kind(mode: int) -> None:
+    for test, message in _KINDS:
+        if test(mode):
+            raise InputRefused(message)
+    if not stat.S_ISREG(mode):
+        raise InputRefused("is not a regular file")
+
+
 def read_input(path: Path, limit: int = MAX_BYTES) -> bytes:
     """The bytes of ``path``; raises InputRefused for a missing, unreadable, non-regular or
     too large file. Opened non-blocking and checked with fstat before anything is read."""
@@ -31,14 +40,12 @@ def read_input(path: Path, limit: int = MAX_BYTES) -> bytes:
     except IsADirectoryError:
         raise InputRefused("is a folder, expected a YAML file") from None
     except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        with contextlib.suppress(OSError, ValueError):
+            _refuse_kind(os.stat(path).st_mode)  # a socket: ENXIO
         raise InputRefused(f"cannot read: {getattr(e, 'strerror', None) or e}") from e
     try:
+        _refuse_kind(os.fstat(fd).st_mode)
         st = os.fstat(fd)
-        for test, message in _KINDS:
-            if test(st.st_mode):
-                raise InputRefused(message)
-        if not stat.S_ISREG(st.st_mode):
-            raise InputRefused("is not a regular file")
         if st.st_size > limit:
             raise InputRefused(f"is {st.st_size} bytes; files over {limit} bytes are refused")
         chunks, total = [], 0

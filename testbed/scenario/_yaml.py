@@ -124,9 +124,10 @@ class YamlDoc:
 
 def load_yaml(text: str, file: str) -> YamlDoc:
     """Parse ``text`` (the content of ``file``, named in problems) with PyYAML's safe loader."""
-    loader = _Bounded(text)
     doc = YamlDoc()
+    loader = None
     try:
+        loader = _Bounded(text)  # its reader checks every character here
         node = loader.get_single_node()
         if node is None:
             doc.empty = True
@@ -152,7 +153,8 @@ def load_yaml(text: str, file: str) -> YamlDoc:
         doc.data = None
         doc.problems.append(Problem(file, 1, "", "nested too deeply to read"))
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return doc
 
 

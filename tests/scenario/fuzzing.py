@@ -210,7 +210,7 @@ def cli_outcome(argv: list[str]) -> Outcome:
         bad = [ln for ln in lines if not WHERE.match(ln)]
         if not lines or bad:
             return Outcome(argv[0], "badline", code, (bad or ["(nothing on stderr)"])[0][:300])
-        return Outcome(argv[0], "rejected", code, lines[0][:300])
+        return Outcome(argv[0], "rejected", code, "\n".join(ln[:300] for ln in lines[:20]))
     return Outcome(argv[0], "ok", code, text[-300:])
 
 
