@@ -17,7 +17,7 @@ from testbed.scenario._input import MAX_BYTES
 from testbed.scenario._yaml import MAX_DEPTH, MAX_NODES
 from tests.scenario.fuzzing import ROOT, cli_outcome
 
-BOMB = "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n" + "".join(
+BOMB = "a: &a [" + ",".join(['"lol"'] * 9) + "]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
 
 # (name, file content, words of the one problem line, its line number or None)
