@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
-    s.add_argument("--kind", choices=["scenario", "app"], default="scenario")
+    s.add_argument("--kind", choices=["scenario", "app", "internet", "build"],
+                   default="scenario")
     s.set_defaults(func=cmd_schema)
 
     a = sub.add_parser("analyze", help="rebuild a run's analysis and verdicts from its capture",

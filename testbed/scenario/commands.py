@@ -29,7 +29,7 @@ def validate(paths: list[str], allow_outside: Sequence[Path] = ()) -> int:
 
 
 def print_schema(kind: str = "scenario") -> int:
-    """Print the JSON Schema of ``kind`` (``scenario`` or ``app``); 2 for an unknown kind."""
+    """Print the JSON Schema of ``kind`` (one of ``KINDS``); 2 for an unknown kind."""
     if kind not in KINDS:
         print(
             f"schema: unknown kind {kind!r} (expected one of {', '.join(KINDS)})", file=sys.stderr

@@ -289,7 +289,7 @@ _APP: dict[str, Any] = {
     "$defs": {"step": _APP_STEP},
 }
 
-KINDS = ("scenario", "app")
+KINDS = ("scenario", "app", "internet", "build")
 
 
 def scenario_schema() -> dict[str, Any]:
@@ -303,5 +303,8 @@ def app_profile_schema() -> dict[str, Any]:
 
 
 def schema_for(kind: str) -> dict[str, Any]:
-    """``"scenario"`` or ``"app"``; raises KeyError for other kinds."""
-    return {"scenario": scenario_schema, "app": app_profile_schema}[kind]()
+    """One of ``KINDS``; raises KeyError for other kinds."""
+    from testbed.scenario.data_schema import build_schema, internet_schema  # imports this
+
+    return {"scenario": scenario_schema, "app": app_profile_schema,
+            "internet": internet_schema, "build": build_schema}[kind]()

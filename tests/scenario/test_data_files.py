@@ -130,3 +130,24 @@ def test_a_file_of_another_kind_named_as_internet_is_refused(seed_tree: Path) ->
         text.replace("lab/internet-2013.yaml", "lab/builds/tom-zh.yaml", 1))
     assert_refused(validate(seed_tree / "skype-2013-lab.yaml"), "tom-zh.yaml:1",
                    "expected an internet data file")
+
+
+@pytest.mark.parametrize("kind,pattern", [("internet", "internet-*.yaml"),
+                                          ("build", "builds/*.yaml")])
+def test_the_data_schemas_are_published_for_editors(kind: str, pattern: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import jsonschema
+    import yaml
+
+    from testbed.scenario.commands import print_schema
+    from tests.scenario.fuzzing import SEED_TREE
+
+    assert print_schema(kind) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    files = sorted((SEED_TREE / "lab").glob(pattern))
+    assert files
+    for f in files:
+        jsonschema.validate(yaml.safe_load(f.read_text(encoding="utf-8")), schema)

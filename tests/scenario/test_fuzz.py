@@ -34,7 +34,7 @@ def test_the_family_is_large() -> None:
     assert set(TARGETS) == {c.target for c in CASES}
 
 
-@pytest.mark.parametrize("target", ["issue"] + sorted(TARGETS))
+@pytest.mark.parametrize("target", ["issue", *sorted(TARGETS)])
 def test_no_malformed_input_gives_a_traceback(target: str, tmp_path: Path) -> None:
     tree = tmp_path / "scenarios"
     shutil.copytree(SEED_TREE, tree)
