@@ -4,6 +4,7 @@ plain names inside the profile's images folder (and, for a run, present there)."
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from testbed.scenario._problem import KeyPath, Problem
 Add = Callable[[Problem], None]
 BASE_PLACEHOLDERS = frozenset({"user", "password", "canary", "python", "build"})
 LAUNCH_PLACEHOLDERS = BASE_PLACEHOLDERS - {SECRET}  # argv is visible to every process
+MAX_IMAGE_BYTES = 16 << 20  # a reference image is a crop of a screen: kilobytes
 
 
 def images_dir(doc: Doc) -> Path:
@@ -94,9 +96,20 @@ def check_profile(doc: Doc, roots: Sequence[Path], add: Add) -> None:
 
 
 def missing_images(doc: Doc, add: Add) -> None:
-    """Reference images the profile names but its images folder lacks (a run reads each)."""
+    """Reference images the profile names but its images folder lacks, or holds as something
+    a run cannot read (a FIFO, a device, a huge file): the host reads each and sends it."""
     folder = images_dir(doc)
     for at, name in image_refs(doc):
         target = folder / name
-        if within(target, [folder]) and not target.is_file():
+        if not within(target, [folder]):
+            continue  # check_profile said so
+        try:
+            st = target.stat()
+        except (OSError, ValueError):
             add(doc.at(at, f"reference image {name!r} not found in {folder}"))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            add(doc.at(at, f"reference image {name!r} in {folder} is not a regular file"))
+        elif st.st_size > MAX_IMAGE_BYTES:
+            add(doc.at(at, f"reference image {name!r} is {st.st_size} bytes; images over "
+                           f"{MAX_IMAGE_BYTES} bytes are refused"))

@@ -144,3 +144,22 @@ def test_every_placeholder_the_seed_uses_is_filled_by_the_driver(seed_tree: Path
             assert not any("{" in str(s.get("type", "")) for s in steps)
             resolved += 1
     assert resolved == 27
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "huge"])
+def test_a_reference_image_run_cannot_read_is_refused(kind: str, seed_tree: Path,
+                                                       tmp_path: Path) -> None:
+    import os
+
+    image = seed_tree / "apps" / "refclient" / "about-button.png"
+    image.unlink()
+    if kind == "fifo":
+        os.mkfifo(image)
+    elif kind == "folder":
+        image.mkdir()
+    else:
+        with image.open("wb") as f:
+            f.truncate((16 << 20) + 1)
+    words = "bytes; images over" if kind == "huge" else "not a regular file"
+    for outcome in (validate(seed_tree / SCENARIO), run(seed_tree / SCENARIO, tmp_path / "r")):
+        assert_refused(outcome, "refclient.yaml:", "about-button.png", words)
