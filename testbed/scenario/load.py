@@ -111,7 +111,7 @@ class _Checker:
         self.roots = self.within(root or Path(file).parent)
         kind = _kind(doc.data)
         if kind == "scenario":
-            self.scenario(doc, root)
+            self.scenario(doc)  # rooted at its own folder, as `run` roots it
         elif kind == "app":
             self.profile(file, doc)
         else:
@@ -141,14 +141,14 @@ class _Checker:
         self._profiles[key] = result
         return result
 
-    def scenario(self, doc: Doc, root: Path | None = None) -> Scenario | None:
+    def scenario(self, doc: Doc) -> Scenario | None:
         """Check a scenario; returns it when it (and every file it names) is valid. Files it
-        names stay inside ``root`` (default: its folder) or an allowed path."""
+        names stay inside its folder or an allowed path."""
         before = len(self.problems)
         self.schema(doc, scenario_schema())
         data = doc.data
         folder = Path(doc.file).parent
-        self.roots = self.within(root or folder)
+        self.roots = self.within(folder)
 
         internet = _get(data, "lab", "internet")
         if isinstance(internet, str) and internet:

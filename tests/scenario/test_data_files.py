@@ -45,6 +45,8 @@ INTERNET_CASES: dict[str, tuple[Any, str]] = {
     "tls cert missing": (lambda d: d["tls"].update(cert="certs/none.pem"), "file not found"),
     "newline in a server name": (_server(3, name="a\nb.example"), "servers[3].name"),
     "space in a server name": (_server(3, name="a b.example"), "servers[3].name"),
+    "trailing newline in a server name": (_server(3, name="a.example\n"), "servers[3].name"),
+    "NUL in a server name": (_server(3, name="a\x00.example"), "servers[3].name"),
     "server name a list": (_server(3, name=["a"]), "servers[3].name"),
     "server without address": (_drop("servers", 2, "address"), "'address'"),
     "server without name": (_drop("servers", 2, "name"), "'name'"),
