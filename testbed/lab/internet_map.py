@@ -13,10 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-LAB_BLOCKS = tuple(
-    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",
-                                      "2001:db8::/32")
-)
+from testbed.scenario.data_schema import LAB_BLOCKS as LAB_BLOCKS  # defined with the schema
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ def load_internet(path: Path) -> InternetMap:
     """Load a data file, checked as `testbed validate` checks it (schema, addresses in the
     documentation blocks, unique addresses and names); a problem is a ScenarioError with one
     ``FILE:LINE: ...`` line each."""
-    from testbed.scenario.load import load_data  # the scenario package imports this module
+    from testbed.scenario.load import load_data
 
     data = load_data(path, "internet")
     countries = {str(k): str(v) for k, v in (data.get("countries") or {}).items()}

@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from testbed.lab.internet_map import LAB_BLOCKS
 from testbed.scenario._build import Doc
 from testbed.scenario._checks import outside_message, within
 from testbed.scenario._problem import KeyPath, Problem
+from testbed.scenario.data_schema import LAB_BLOCKS
 
 Add = Callable[[Problem], None]
 

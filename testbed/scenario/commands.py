@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from testbed.scenario.data_schema import KINDS, schema_for
 from testbed.scenario.load import check_files, expand
-from testbed.scenario.schema import KINDS, schema_for
 
 
 def validate(paths: list[str], allow_outside: Sequence[Path] = ()) -> int:

@@ -8,9 +8,16 @@ cannot say (addresses in the lab's blocks, unique names, files that exist in the
 from __future__ import annotations
 
 import copy
+import ipaddress
 from typing import Any
 
-from testbed.scenario.schema import DIALECT, ISO_COUNTRIES
+from testbed.scenario.schema import DIALECT, ISO_COUNTRIES, app_profile_schema, scenario_schema
+
+LAB_BLOCKS = tuple(
+    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",
+                                      "2001:db8::/32")
+)
+"""The documentation blocks the simulated internet answers on; never real public addresses."""
 
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOST_PATTERN = rf"^{_LABEL}(\.{_LABEL})*$"
@@ -75,6 +82,7 @@ _INTERNET: dict[str, Any] = {
         },
         "special": {
             "type": "object",
+            "description": "an address that is not a server (multicast, ...): never placed",
             "properties": {
                 "address": _TEXT,
                 "kind": _TEXT,
@@ -85,7 +93,7 @@ _INTERNET: dict[str, Any] = {
                 "proto": {"enum": list(PROTOS)},
             },
             "required": ["address", "kind"],
-            "additionalProperties": False,
+            # other keys annotate the row (recorded runs hold rows with extra notes)
         },
     },
 }
@@ -144,3 +152,12 @@ def internet_schema() -> dict[str, Any]:
 def build_schema() -> dict[str, Any]:
     """The JSON Schema of a build profile (a fresh copy)."""
     return copy.deepcopy(_BUILD)
+
+
+KINDS = ("scenario", "app", "internet", "build")
+
+
+def schema_for(kind: str) -> dict[str, Any]:
+    """The JSON Schema of one of ``KINDS``; raises KeyError for other kinds."""
+    return {"scenario": scenario_schema, "app": app_profile_schema,
+            "internet": internet_schema, "build": build_schema}[kind]()

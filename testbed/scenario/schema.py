@@ -289,9 +289,6 @@ _APP: dict[str, Any] = {
     "$defs": {"step": _APP_STEP},
 }
 
-KINDS = ("scenario", "app", "internet", "build")
-
-
 def scenario_schema() -> dict[str, Any]:
     """The JSON Schema of a scenario file (a fresh copy)."""
     return copy.deepcopy(_SCENARIO)
@@ -300,11 +297,3 @@ def scenario_schema() -> dict[str, Any]:
 def app_profile_schema() -> dict[str, Any]:
     """The JSON Schema of an app profile file (a fresh copy)."""
     return copy.deepcopy(_APP)
-
-
-def schema_for(kind: str) -> dict[str, Any]:
-    """One of ``KINDS``; raises KeyError for other kinds."""
-    from testbed.scenario.data_schema import build_schema, internet_schema  # imports this
-
-    return {"scenario": scenario_schema, "app": app_profile_schema,
-            "internet": internet_schema, "build": build_schema}[kind]()
