@@ -112,7 +112,9 @@ def cmd_geo_update(args: argparse.Namespace) -> int:
 
 
 def _allow_outside(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--allow-outside", type=Path, action="append", metavar="PATH",
+    from testbed.scenario._checks import ALLOW_OUTSIDE_FLAG
+
+    p.add_argument(ALLOW_OUTSIDE_FLAG, type=Path, action="append", metavar="PATH",
                    help="let the scenario name files under PATH (a file or folder outside the "
                    "scenario's folder: build profiles, data files, images, installers; "
                    "repeatable). Without it such references are refused.")
