@@ -30,7 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from testbed.orchestrator.run import run_scenario
     from testbed.scenario import load_scenario
 
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(args.scenario, args.allow_outside or ())
     outcome = run_scenario(scenario, args.results, progress=lambda m: print(m, flush=True))
     if outcome.analysis is not None:
         _print_warnings(outcome.analysis.warnings)
@@ -47,7 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from testbed.scenario.commands import validate
 
-    return validate(args.files)
+    return validate(args.files, args.allow_outside or ())
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -121,6 +121,15 @@ def cmd_geo_update(args: argparse.Namespace) -> int:
     return update.run(args)
 
 
+def _allow_outside(p: argparse.ArgumentParser) -> None:
+    from testbed.scenario._checks import ALLOW_OUTSIDE_FLAG
+
+    p.add_argument(ALLOW_OUTSIDE_FLAG, type=Path, action="append", metavar="PATH",
+                   help="let the scenario name files under PATH (a file or folder outside the "
+                   "scenario's folder: build profiles, data files, images, installers; "
+                   "repeatable). Without it such references are refused.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="testbed",
@@ -136,16 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("scenario", type=Path, help="scenario file, e.g. scenarios/skype-2013-lab.yaml")
     r.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
                    help="where runs are written (default: %(default)s)")
-    r.set_defaults(func=cmd_run)
+    _allow_outside(r)
+    r.set_defaults(func=cmd_run, starts_lab=True)
 
     v = sub.add_parser("validate", help="check scenario and app-profile files",
                        description="Check files; each problem is printed as FILE:LINE: KEY: "
                        "MESSAGE. Exit 2 when any file is invalid.")
     v.add_argument("files", nargs="+", help="scenario or app profile files (or folders)")
+    _allow_outside(v)
     v.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
-    s.add_argument("--kind", choices=["scenario", "app"], default="scenario")
+    s.add_argument("--kind", choices=["scenario", "app", "internet", "build"],
+                   default="scenario")
     s.set_defaults(func=cmd_schema)
 
     a = sub.add_parser("analyze", help="rebuild a run's analysis and verdicts from its capture",
@@ -223,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"testbed: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("testbed: interrupted; the lab was torn down", file=sys.stderr)
+        done = "; the lab was torn down" if getattr(args, "starts_lab", False) else ""
+        print(f"testbed: interrupted{done}", file=sys.stderr)
         return 130
 
 

@@ -37,7 +37,9 @@ def test_malformed_scenario_is_one_line_with_file_and_line(tmp_path):
     bad.write_text("scenario: x\nversion: 1\nprovider: lab\nlab: {internet: i.yaml}\n"
                    "clients:\n  tom-en:\n    app: refclinet\n    account: {user: bob}\n"
                    "sessions:\n  - name: s\n    steps:\n      - {variant: tom-en, action: login}\n")
-    (scenarios / "i.yaml").write_text("servers: []\n")
+    (scenarios / "i.yaml").write_text(
+        "internet: i\nservers:\n  - {address: 192.0.2.1, name: a.example, country: GB, "
+        "stands_for: 192.0.2.1, builds: 1, contacted_by: [tom-en]}\n")
     for command in ("validate", "run"):
         out = run_cli(command, "scenarios/x.yaml", cwd=tmp_path)
         assert out.returncode == 2, out

@@ -13,14 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from testbed._errors import ScenarioError
-
-LAB_BLOCKS = tuple(
-    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",
-                                      "2001:db8::/32")
-)
+from testbed.scenario.data_schema import LAB_BLOCKS as LAB_BLOCKS  # defined with the schema
 
 
 @dataclass(frozen=True)
@@ -68,36 +61,20 @@ class InternetMap:
 
 
 def load_internet(path: Path) -> InternetMap:
-    """Load and check a data file; every problem is a ScenarioError naming the file."""
-    try:
-        # libyaml's safe loader when PyYAML has it: the same documents, ~10x faster
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
-    except (OSError, yaml.YAMLError) as e:
-        raise ScenarioError(f"{path}: cannot read the internet data file: {e}") from e
-    if not isinstance(data, dict) or not isinstance(data.get("servers"), list):
-        raise ScenarioError(f"{path}: an internet data file needs a `servers` list")
+    """Load a data file, checked as `testbed validate` checks it (schema, addresses in the
+    documentation blocks, unique addresses and names); a problem is a ScenarioError with one
+    ``FILE:LINE: ...`` line each."""
+    from testbed.scenario.load import load_data
+
+    data = load_data(path, "internet")
     countries = {str(k): str(v) for k, v in (data.get("countries") or {}).items()}
-    servers, seen = [], set()
-    for i, row in enumerate(data["servers"]):
-        where = f"{path}: servers[{i}]"
-        try:
-            s = Server(
-                address=str(row["address"]), name=str(row["name"]), country=str(row["country"]),
-                stands_for=str(row["stands_for"]), builds=int(row["builds"]),
-                contacted_by=tuple(str(b) for b in row["contacted_by"]),
-                proto=str(row.get("proto", "tls")), role=str(row.get("role", "")),
-            )
-            addr = ipaddress.ip_address(s.address)
-        except (KeyError, TypeError, ValueError) as e:
-            raise ScenarioError(f"{where}: bad server entry: {e}") from e
-        if not any(addr in block for block in LAB_BLOCKS):
-            raise ScenarioError(f"{where}: {s.address} is not in a documentation block; "
-                                "the lab never answers on real public addresses")
-        if s.address in seen:
-            raise ScenarioError(f"{where}: duplicate address {s.address}")
-        seen.add(s.address)
-        servers.append(s)
+    servers = tuple(
+        Server(address=str(ipaddress.ip_address(r["address"])), name=str(r["name"]),
+               country=str(r["country"]), stands_for=str(r["stands_for"]),
+               builds=int(r["builds"]), contacted_by=tuple(str(b) for b in r["contacted_by"]),
+               proto=str(r.get("proto", "tls")), role=str(r.get("role", "")))
+        for r in data["servers"]
+    )
     special = tuple(
         SpecialAddress(address=str(r["address"]), kind=str(r["kind"]),
                        contacted_by=tuple(str(b) for b in r.get("contacted_by", [])),
@@ -110,5 +87,5 @@ def load_internet(path: Path) -> InternetMap:
     cert = (path.parent / str(tls["cert"])).resolve() if "cert" in tls else None
     key = (path.parent / str(tls["key"])).resolve() if "key" in tls else None
     return InternetMap(name=str(data.get("internet", path.stem)), path=path,
-                       countries=countries, servers=tuple(servers), special=special,
+                       countries=countries, servers=servers, special=special,
                        keywords=keywords, tls_cert=cert, tls_key=key)

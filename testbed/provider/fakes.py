@@ -26,6 +26,7 @@ from typing import Any
 from PIL import Image
 
 from testbed._errors import AgentError, LabError
+from testbed.agent.steps import describe
 from testbed.lab.internet_map import InternetMap
 from testbed.provider.abstracts import Gateway, GatewayHandle, GuestHandle, GuestPool
 from testbed.provider.gateway import GATEWAY_IP, GUEST_NET, MITM_PORT, guest_address
@@ -67,7 +68,7 @@ def done(steps: list[dict[str, Any]]) -> dict[str, Any]:
     """The default answer: every step done, a PNG for each screenshot."""
     now = time.time()
     return {"ok": True, "error": None,
-            "results": [{"step": str(s), "outcome": "done", "start": now, "end": now}
+            "results": [{"step": describe(s), "outcome": "done", "start": now, "end": now}
                         for s in steps],
             "screenshots": {str(s["screenshot"]): png() for s in steps if "screenshot" in s}}
 
@@ -76,7 +77,7 @@ def failed(steps: list[dict[str, Any]], error: str) -> dict[str, Any]:
     """An answer whose first step failed, with the failure screenshot the real agent takes."""
     now = time.time()
     return {"ok": False, "error": error,
-            "results": [{"step": str(steps[0]) if steps else "", "outcome": f"failed: {error}",
+            "results": [{"step": describe(steps[0]) if steps else "", "outcome": f"failed: {error}",
                          "start": now, "end": now}],
             "screenshots": {"failure": png()}}
 

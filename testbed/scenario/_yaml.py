@@ -1,15 +1,104 @@
-"""Safe YAML loading that remembers the line of every key and list item."""
+"""Safe YAML loading that remembers the line of every key and list item, within bounds.
+
+Bounds, each refused with the line where it is crossed: nesting deeper than ``MAX_DEPTH``
+(also through aliases), a document that expands (aliases counted at every use) to more than
+``MAX_NODES`` values (a "billion laughs" bomb is refused before anything is built), an alias
+inside the node it names, a value the constructor cannot make (a 5,000-digit number, the 45th
+of a month), and infinite or NaN numbers.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.constructor import ConstructorError
 
 from testbed.scenario._problem import KeyPath, Problem, dotted
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_DEPTH = 64  # nesting levels; the shipped files use 5
+MAX_NODES = 100_000  # values after alias expansion; the largest shipped file has ~900
+
+
+class _Bounded(yaml.SafeLoader):
+    """PyYAML's safe loader with a bounded composer and a constructor whose errors have marks."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels",
+                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError, TypeError) as e:
+            raise ConstructorError(None, None, f"cannot read this value: {e}",
+                                   node.start_mark) from e
+
+    def construct_yaml_float(self, node: Any) -> float:
+        value = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise ConstructorError(None, None, "infinite or NaN numbers are not allowed",
+                                   node.start_mark)
+        return value
+
+
+_Bounded.add_constructor("tag:yaml.org,2002:float", _Bounded.construct_yaml_float)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _measure(root: yaml.Node) -> None:
+    """Refuse a node graph too big or too deep once aliases are expanded, or with a cycle.
+    Iterative, each node once: a bomb is measured in microseconds, never expanded."""
+    memo: dict[int, tuple[int, int]] = {}  # id -> (expanded values, depth)
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        nid = id(node)
+        if closing:
+            open_.discard(nid)
+            kids = [memo[id(k)] for k in _children(node)]
+            size = 1 + sum(k[0] for k in kids)
+            depth = 1 + max((k[1] for k in kids), default=0)
+            memo[nid] = (size, depth)
+            if size > MAX_NODES:
+                raise ConstructorError(None, None, f"expands to more than {MAX_NODES} values "
+                                       "(aliases counted at each use)", node.start_mark)
+            if depth > MAX_DEPTH:
+                raise ConstructorError(None, None, f"nested deeper than {MAX_DEPTH} levels "
+                                       "(through aliases)", node.start_mark)
+            continue
+        if nid in memo:
+            continue
+        open_.add(nid)
+        stack.append((node, True))
+        for kid in _children(node):
+            if id(kid) in open_:
+                raise ConstructorError(None, None, "an alias refers to a node that contains "
+                                       "it (a recursive structure)", kid.start_mark)
+            if id(kid) not in memo:
+                stack.append((kid, False))
 
 
 @dataclass
@@ -35,13 +124,15 @@ class YamlDoc:
 
 def load_yaml(text: str, file: str) -> YamlDoc:
     """Parse ``text`` (the content of ``file``, named in problems) with PyYAML's safe loader."""
-    loader = yaml.SafeLoader(text)
     doc = YamlDoc()
+    loader = None
     try:
+        loader = _Bounded(text)  # its reader checks every character here
         node = loader.get_single_node()
         if node is None:
             doc.empty = True
             return doc
+        _measure(node)
         doc.data = loader.construct_document(node)
         _walk(loader, node, (), doc, file, set())
     except yaml.MarkedYAMLError as e:
@@ -58,8 +149,12 @@ def load_yaml(text: str, file: str) -> YamlDoc:
             line = text.count("\n", 0, pos) + 1
         doc.data = None
         doc.problems.append(Problem(file, line, "", f"YAML error: {e}".splitlines()[0]))
+    except RecursionError:  # pragma: no cover - the bounds above come first
+        doc.data = None
+        doc.problems.append(Problem(file, 1, "", "nested too deeply to read"))
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return doc
 
 

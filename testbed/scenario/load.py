@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from testbed._errors import ScenarioError
 from testbed.scenario._build import Doc, build_profile, build_scenario
+from testbed.scenario._checks import control_problems, outside_message, plain_placeholders, within
+from testbed.scenario._data import check_build, check_file_ref, check_internet
 from testbed.scenario._explain import describe, schema_errors
+from testbed.scenario._input import InputRefused, read_input
 from testbed.scenario._problem import KeyPath, Problem
+from testbed.scenario._profile import BASE_PLACEHOLDERS, check_profile, missing_images
 from testbed.scenario._yaml import load_yaml
+from testbed.scenario.data_schema import build_schema, internet_schema
 from testbed.scenario.model import (
     EXPECTATION_KINDS,
     AppProfile,
@@ -29,7 +34,7 @@ from testbed.scenario.model import (
 )
 from testbed.scenario.schema import NAME_PATTERN, app_profile_schema, scenario_schema
 
-BASE_PLACEHOLDERS = frozenset({"user", "password", "canary", "python", "build"})
+PARAM_PLACEHOLDERS = frozenset({"canary"})  # what `run` fills in a scenario step's fields
 VARIANT_PARAMS = ("to", "from")
 
 
@@ -45,10 +50,15 @@ class ScenarioProblems(ScenarioError):
 class _Checker:
     """Checks files, each at most once, collecting problems."""
 
-    def __init__(self) -> None:
+    def __init__(self, allow_outside: Sequence[Path] = ()) -> None:
         self.problems: list[Problem] = []
         self._seen: set[Path] = set()
         self._profiles: dict[Path, tuple[Doc | None, bool]] = {}  # doc, valid
+        self.allow_outside = [Path(p) for p in allow_outside]
+        self.roots: list[Path] = []  # the tree references must stay in, then allowed paths
+
+    def within(self, root: Path) -> list[Path]:
+        return [root, *self.allow_outside]
 
     def add(self, problem: Problem) -> None:
         self.problems.append(problem)
@@ -60,13 +70,9 @@ class _Checker:
         found: list[Problem] = []
         doc = None
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            found.append(Problem(file, None, "", "file not found"))
-        except IsADirectoryError:
-            found.append(Problem(file, None, "", "is a folder, expected a YAML file"))
-        except OSError as e:
-            found.append(Problem(file, None, "", f"cannot read: {e.strerror or e}"))
+            raw = read_input(path)
+        except InputRefused as e:
+            found.append(Problem(file, None, "", str(e)))
         else:
             try:
                 text = raw.decode("utf-8-sig")
@@ -84,6 +90,7 @@ class _Checker:
                     )
                 if isinstance(yd.data, dict):
                     doc = Doc(file, path.resolve(), raw, yd)
+                    found.extend(doc.at(at, m) for at, m in control_problems(yd.data))
         key = path.resolve()
         if report and key not in self._seen:
             self.problems.extend(found)
@@ -95,17 +102,29 @@ class _Checker:
             self.add(p)
 
     # -- files by kind -------------------------------------------------------------------
-    def file(self, file: str) -> None:
-        """Check one file given by the user, whatever its kind."""
+    def file(self, file: str, root: Path | None = None) -> None:
+        """Check one file given by the user, whatever its kind; references stay in ``root``
+        (default: the file's folder)."""
         doc = self.read(file)
         if doc is None:
             return
+        self.roots = self.within(root or Path(file).parent)
         kind = _kind(doc.data)
         if kind == "scenario":
-            self.scenario(doc)
+            self.scenario(doc)  # rooted at its own folder, as `run` roots it
         elif kind == "app":
             self.profile(file, doc)
-        # lab data and build profiles: YAML mappings; their content belongs to testbed.lab
+        else:
+            self.data(doc, kind)
+
+    def data(self, doc: Doc, kind: str, files: bool = True) -> None:
+        """An internet data file or a build profile; ``files``: and the files it names."""
+        if kind == "internet":
+            self.schema(doc, internet_schema())
+            check_internet(doc, self.roots, self.add, files)
+        elif kind == "build":
+            self.schema(doc, build_schema())
+            check_build(doc, self.roots, self.add, files)
 
     def profile(self, file: str, doc: Doc | None = None) -> tuple[Doc | None, bool]:
         """Check an app profile once; returns (doc, valid)."""
@@ -117,21 +136,23 @@ class _Checker:
         before = len(self.problems)
         if doc is not None:
             self.schema(doc, app_profile_schema())
-            _check_profile(doc, self.add)
+            check_profile(doc, self.roots, self.add)
         result = (doc, doc is not None and len(self.problems) == before)
         self._profiles[key] = result
         return result
 
     def scenario(self, doc: Doc) -> Scenario | None:
-        """Check a scenario; returns it when it (and every file it names) is valid."""
+        """Check a scenario; returns it when it (and every file it names) is valid. Files it
+        names stay inside its folder or an allowed path."""
         before = len(self.problems)
         self.schema(doc, scenario_schema())
         data = doc.data
         folder = Path(doc.file).parent
+        self.roots = self.within(folder)
 
         internet = _get(data, "lab", "internet")
         if isinstance(internet, str) and internet:
-            self.ref(doc, ("lab", "internet"), folder / internet)
+            self.ref(doc, ("lab", "internet"), internet, "internet")
 
         clients = data.get("clients")
         clients = clients if isinstance(clients, dict) else {}
@@ -146,10 +167,17 @@ class _Checker:
                 if not Path(pfile).is_file():
                     self.add(doc.at(("clients", variant, "app"), f"unknown app profile {app!r}"))
                 else:
-                    profiles[variant] = self.profile(pfile)[0]
+                    pdoc = profiles[variant] = self.profile(pfile)[0]
+                    if data.get("provider") == "lab" and pdoc is not None:
+                        missing_images(pdoc, self.add)  # vagrant: its pre-flight lists them
             build = client.get("build")
             if isinstance(build, str) and build:
-                self.ref(doc, ("clients", variant, "build"), folder / build)
+                self.ref(doc, ("clients", variant, "build"), build, "build")
+            installer = _get(client, "vm", "installer", "path")
+            if isinstance(installer, str) and installer and not within(folder / installer,
+                                                                        self.roots):
+                self.add(doc.at(("clients", variant, "vm", "installer", "path"),
+                                outside_message(installer, self.roots[0])))
 
         self.sessions(doc, clients, profiles)
         self.expectations(doc, clients)
@@ -158,12 +186,19 @@ class _Checker:
             return None
         return build_scenario(doc, profiles)
 
-    def ref(self, doc: Doc, key: KeyPath, target: Path) -> None:
-        """A file named by the scenario must exist and be a YAML mapping."""
-        if not target.is_file():
-            self.add(doc.at(key, f"file not found: {target}"))
+    def ref(self, doc: Doc, key: KeyPath, value: str, kind: str) -> None:
+        """A data file named by the scenario: inside the tree, a valid file of ``kind``."""
+        target = check_file_ref(doc, key, value, self.roots, self.add)
+        if target is None:
+            return
+        seen = target.resolve() in self._seen
+        ref = self.read(str(target))
+        if ref is None or seen:
+            return
+        if _kind(ref.data) != kind:
+            self.add(ref.at((), f"expected {_KINDS[kind]} (named by {doc.file})"))
         else:
-            self.read(str(target))
+            self.data(ref, kind)
 
     def sessions(self, doc: Doc, clients: dict[Any, Any], profiles: dict[Any, Any]) -> None:
         sessions = doc.data.get("sessions")
@@ -207,16 +242,16 @@ class _Checker:
             if not isinstance(value, str):
                 continue
             try:
-                names = placeholders(value)
+                names = plain_placeholders(value)
             except ValueError as e:
-                self.add(doc.at((*at, key), f"bad placeholder syntax: {e}"))
+                self.add(doc.at((*at, key), f"bad placeholder: {e}"))
                 continue
-            for name in sorted(set(names) - BASE_PLACEHOLDERS):
+            for name in sorted(set(names) - PARAM_PLACEHOLDERS):
                 self.add(
                     doc.at(
                         (*at, key),
-                        f"unknown placeholder {{{name}}} "
-                        f"(available: {', '.join(sorted(BASE_PLACEHOLDERS))})",
+                        f"unknown placeholder {{{name}}} (a step's fields can use "
+                        f"{', '.join('{' + n + '}' for n in sorted(PARAM_PLACEHOLDERS))} only)",
                     )
                 )
 
@@ -300,30 +335,45 @@ class _Checker:
 
 
 # -- public ------------------------------------------------------------------------------
-def check_files(paths: Iterable[str]) -> list[Problem]:
+def check_files(paths: Iterable[str], allow_outside: Sequence[Path] = ()) -> list[Problem]:
     """Every problem in the given files (folders: their *.yaml files) and the files they name,
-    sorted by file and line. An empty list means all are valid."""
-    checker = _Checker()
-    for file in expand(paths):
-        checker.file(file)
+    sorted by file and line. An empty list means all are valid. References stay inside the
+    folder given (a file given alone: its scenario folder, see `_tree`) or ``allow_outside``."""
+    checker = _Checker(allow_outside)
+    for file, root in _expand_with_roots(paths):
+        checker.file(file, root)
     return _sorted(checker.problems)
+
+
+def _expand_with_roots(paths: Iterable[str]) -> list[tuple[str, Path]]:
+    out: list[tuple[str, Path]] = []
+    for p in paths:
+        if Path(p).is_dir():
+            out.extend((str(f), Path(p)) for f in sorted(Path(p).rglob("*.y*ml")) if f.is_file())
+        else:
+            out.append((p, _tree(Path(p))))
+    return out
+
+
+def _tree(file: Path) -> Path:
+    """The scenario folder a file given alone belongs to: the nearest folder above it with an
+    ``apps`` folder (``scenarios/`` for ``scenarios/lab/builds/x.yaml``), else its own."""
+    for folder in list(file.parents)[:4]:
+        if (folder / "apps").is_dir():
+            return folder
+    return file.parent
 
 
 def expand(paths: Iterable[str]) -> list[str]:
     """``paths`` with each folder replaced by the YAML files under it, in name order."""
-    out: list[str] = []
-    for p in paths:
-        if Path(p).is_dir():
-            out.extend(str(f) for f in sorted(Path(p).rglob("*.y*ml")) if f.is_file())
-        else:
-            out.append(p)
-    return out
+    return [file for file, _ in _expand_with_roots(paths)]
 
 
-def load_scenario(path: str | Path) -> Scenario:
+def load_scenario(path: str | Path, allow_outside: Sequence[Path] = ()) -> Scenario:
     """Load a valid scenario; raises ScenarioError (a `ScenarioProblems`) listing every
-    problem in it and in the files it names."""
-    checker = _Checker()
+    problem in it and in the files it names. Those files stay inside the scenario's folder
+    or one of ``allow_outside``."""
+    checker = _Checker(allow_outside)
     doc = checker.read(str(path))
     scenario = checker.scenario(doc) if doc is not None else None
     if scenario is None or checker.problems:
@@ -335,6 +385,7 @@ def load_scenario(path: str | Path) -> Scenario:
 def load_app_profile(path: str | Path) -> AppProfile:
     """Load a valid app profile; raises ScenarioError listing its problems."""
     checker = _Checker()
+    checker.roots = [Path(path).parent]
     doc, valid = checker.profile(str(path))
     if doc is None or not valid:
         raise ScenarioProblems(_sorted(checker.problems))
@@ -346,13 +397,35 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
     return sorted(dict.fromkeys(problems), key=Problem.sort_key)
 
 
+_KINDS = {"internet": "an internet data file (internet:, servers:)",
+          "build": "a build profile (build:, product:, version:)"}
+
+
+def load_data(path: str | Path, kind: str) -> dict[Any, Any]:
+    """Check an internet data file (``kind`` "internet") or a build profile ("build");
+    returns its content, or raises ScenarioError listing every problem. The files it names
+    are `load_scenario`'s to check (a run's copy of it names files it does not hold)."""
+    checker = _Checker()
+    doc = checker.read(str(path))
+    if doc is not None:
+        if _kind(doc.data) != kind:
+            checker.add(doc.at((), f"expected {_KINDS[kind]}"))
+        else:
+            checker.data(doc, kind, files=False)
+    if checker.problems or doc is None:
+        raise ScenarioProblems(_sorted(checker.problems))
+    return doc.data
+
+
 def _kind(data: dict[Any, Any]) -> str:
     if "scenario" in data or "clients" in data:
         return "scenario"
     if "app" in data:
         return "app"
-    if "internet" in data or "build" in data:
-        return "data"
+    if "internet" in data or "servers" in data:
+        return "internet"
+    if "build" in data:
+        return "build"
     return "scenario"
 
 
@@ -379,43 +452,6 @@ def _strings(step: Any) -> Iterator[str]:
                 yield value
             elif isinstance(value, list):
                 yield from (v for v in value if isinstance(v, str))
-
-
-def _check_profile(doc: Doc, add: Any) -> None:
-    """Checks beyond the schema: name matches file, placeholder syntax."""
-    data = doc.data
-    app = data.get("app")
-    stem = Path(doc.file).stem
-    if isinstance(app, str) and app != stem:
-        add(doc.at(("app",), f"app name {app!r} does not match the file name {stem + '.yaml'!r}"))
-    for i, text in _items(data.get("launch")):
-        if isinstance(text, str):
-            _check_syntax(doc, ("launch", i), text, add, BASE_PLACEHOLDERS)
-    actions = data.get("actions")
-    for name, steps in actions.items() if isinstance(actions, dict) else ():
-        for j, step in _items(steps):
-            for key, value in step.items() if isinstance(step, dict) else ():
-                for text in _strings({key: value}):
-                    _check_syntax(doc, ("actions", name, j, key), text, add, None)
-
-
-def _check_syntax(
-    doc: Doc, at: KeyPath, text: str, add: Any, allowed: frozenset[str] | None
-) -> None:
-    try:
-        names = placeholders(text)
-    except ValueError as e:
-        add(doc.at(at, f"bad placeholder syntax in {text!r}: {e}"))
-        return
-    for name in names:
-        if not name.isidentifier() or name != name.lower():
-            add(doc.at(at, f"bad placeholder {{{name}}}: expected a lower-case name"))
-        elif allowed is not None and name not in allowed:
-            add(
-                doc.at(
-                    at, f"unknown placeholder {{{name}}} (available: {', '.join(sorted(allowed))})"
-                )
-            )
 
 
 def _schema_problems(doc: Doc, schema: dict[str, Any]) -> list[Problem]:

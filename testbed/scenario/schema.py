@@ -57,7 +57,8 @@ _PLACE = {
             "enum": sorted(ISO_COUNTRIES),
             "description": "an ISO 3166-1 alpha-2 country code such as CN or GB",
         },
-        "asn": {"type": "integer", "minimum": 0, "description": "an autonomous system number"},
+        "asn": {"type": "integer", "minimum": 0, "maximum": 2**32 - 1,
+                "description": "an autonomous system number"},
         "organization": {"type": "string", "minLength": 1,
                          "description": "part of the network's organisation name"},
         "network": {"type": "string", "minLength": 1,
@@ -137,8 +138,8 @@ _SCENARIO: dict[str, Any] = {
                     "properties": {
                         "box": _TEXT,
                         "os": {"enum": ["windows", "linux"]},
-                        "cpus": {"type": "integer", "minimum": 1},
-                        "memory": {"type": "integer", "minimum": 256,
+                        "cpus": {"type": "integer", "minimum": 1, "maximum": 256},
+                        "memory": {"type": "integer", "minimum": 256, "maximum": 1 << 20,
                                    "description": "MiB"},
                         "installer": {
                             "type": "object",
@@ -219,7 +220,10 @@ _SCENARIO: dict[str, Any] = {
     },
 }
 
-_SECONDS = {"type": "number", "exclusiveMinimum": 0}
+MAX_SECONDS = 3600  # a step's timeout or sleep: at most an hour
+_SECONDS = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SECONDS}
+_OFFSET = {"type": "integer", "minimum": -10_000, "maximum": 10_000,
+           "description": "pixels"}
 _CONFIDENCE = {"type": "number", "exclusiveMinimum": 0, "maximum": 1}
 
 
@@ -243,7 +247,7 @@ _APP_STEP = {
             confidence=_CONFIDENCE,
             offset={
                 "type": "array",
-                "prefixItems": [{"type": "integer"}, {"type": "integer"}],
+                "prefixItems": [_OFFSET, _OFFSET],
                 "minItems": 2,
                 "maxItems": 2,
             },
@@ -255,7 +259,7 @@ _APP_STEP = {
         _verb("press", _TEXT),
         _verb("hotkey", {"type": "array", "minItems": 1, "items": _TEXT}),
         _verb("screenshot", _NAME),
-        _verb("sleep", {"type": "number", "minimum": 0}),
+        _verb("sleep", {"type": "number", "minimum": 0, "maximum": MAX_SECONDS}),
     ],
 }
 
@@ -285,9 +289,6 @@ _APP: dict[str, Any] = {
     "$defs": {"step": _APP_STEP},
 }
 
-KINDS = ("scenario", "app")
-
-
 def scenario_schema() -> dict[str, Any]:
     """The JSON Schema of a scenario file (a fresh copy)."""
     return copy.deepcopy(_SCENARIO)
@@ -296,8 +297,3 @@ def scenario_schema() -> dict[str, Any]:
 def app_profile_schema() -> dict[str, Any]:
     """The JSON Schema of an app profile file (a fresh copy)."""
     return copy.deepcopy(_APP)
-
-
-def schema_for(kind: str) -> dict[str, Any]:
-    """``"scenario"`` or ``"app"``; raises KeyError for other kinds."""
-    return {"scenario": scenario_schema, "app": app_profile_schema}[kind]()

@@ -247,7 +247,7 @@ def test_param_value_placeholders_are_checked(tree: Path) -> None:
     f = edit('"hi {canary}"', '"hi {canry}"')
     assert messages(f) == [
         "scenarios/x.yaml:22: sessions[1].steps[0].text: unknown placeholder {canry} "
-        "(available: build, canary, password, python, user)"
+        "(a step's fields can use {canary} only)"
     ]
 
 
@@ -351,7 +351,7 @@ def test_invalid_app_profile_is_reported_in_its_own_file(tree: Path) -> None:
         launch: ["{python}"]
         actions:
           login:
-            - {click_image: a.png, confidnce: 0.5}
+            - {click_image: signin-button.png, confidnce: 0.5}
             - {type: x, press: y}
             - {sleep: -1}
         """,
