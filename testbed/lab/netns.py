@@ -112,6 +112,9 @@ def sweep(tag: str | None = None) -> list[str]:
         if NS_PATTERN.match(d.name) and (tag is None or d.name.startswith(f"{NS_PREFIX}{tag}-")):
             shutil.rmtree(d, ignore_errors=True)
     removed += sweep_x_locks()
+    from testbed.lab import mgmt  # (late: mgmt runs its commands through this module)
+
+    removed += mgmt.sweep(tag)
     return removed
 
 
