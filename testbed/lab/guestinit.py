@@ -57,11 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    number = display.lstrip(":")
+    for stale in (tmp / f".X{number}-lock", tmp / ".X11-unix" / f"X{number}"):
+        stale.unlink(missing_ok=True)  # a private /tmp: whatever is there is from before
     with (tmp / "xvfb.log").open("ab") as log:
         x = subprocess.Popen(["Xvfb", display, "-screen", "0", args.screen, "-nolisten", "tcp",
                               "-noreset"], stdout=log, stderr=subprocess.STDOUT)
     children.append(x)
-    wait_for(tmp / ".X11-unix" / f"X{display.lstrip(':')}", x, f"Xvfb {display}")
+    wait_for(tmp / ".X11-unix" / f"X{number}", x, f"Xvfb {display}")
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and shutil.which("dbus-daemon"):
         bus = Path(runtime) / "bus"
