@@ -33,7 +33,7 @@ INSPECT = Path(__file__).with_name("guest_inspect.py")
 
 def _inspect(guest, other: str, run: Path) -> dict:  # type: ignore[no-untyped-def]
     argv = [guest.env["python"], "-c", INSPECT.read_text(), "inspect.json", other, CA_MARKER,
-            str(run), str(run / "guests" / other), "/work", str(ROOT)]
+            str(run), str(run / "guests" / other), str(ROOT / "Makefile"), str(ROOT / ".git")]
     answer = guest.agent.run_steps([{"run": argv}], {})
     assert answer["ok"], answer["error"]
     return escape_kit.wait_for(str(guest.workdir / "inspect.json"), 60)
