@@ -159,7 +159,9 @@ def shares(extra: list[Path]) -> list[Path]:
 
 def bwrap_argv(fs: GuestFs, ns: str, shared: list[Path], argv: list[str]) -> list[str]:
     """The command that runs ``argv`` in the guest's sandbox (from inside its namespace)."""
-    cmd = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
+    # (no --die-with-parent: it fires when the *thread* that started the guest ends; the
+    # namespace's teardown ends the sandbox)
+    cmd = ["bwrap", "--new-session", "--unshare-pid", "--unshare-ipc",
            "--unshare-uts", "--unshare-cgroup-try", "--hostname", USER,
            "--ro-bind", "/usr", "/usr"]
     for name in _USR_LINKS:
