@@ -77,11 +77,12 @@ def plain_name(name: object, default: str = "unnamed") -> str:
 
 
 def inside(root: Path, *names: object, suffix: str = "") -> Path:
-    """``root/<plain name>/.../<plain name><suffix>``, checked to stay under ``root``."""
+    """``root/<plain name>/.../<plain name><suffix>``, its folder checked to stay under
+    ``root`` (a link planted on the way is refused; the caller replaces a planted file)."""
     out = root.joinpath(*[plain_name(n) for n in names[:-1]],
                         plain_name(names[-1]) + suffix) if names else root
-    if not out.resolve().is_relative_to(root.resolve()):
-        raise ValueError(f"{out} is not inside {root}")
+    if not out.parent.resolve().is_relative_to(root.resolve()):
+        raise RunFileError(out, f"leads out of {root} (a link on the way)")
     return out
 
 

@@ -176,8 +176,8 @@ def test_a_body_shorter_than_announced_is_refused(server, capsys):
         reply = b""
         while chunk := s.recv(4096):
             reply += chunk
-    reply = reply.decode()
-    assert reply.startswith("HTTP/1.0 400") and "ended after 2 of 100 bytes" in reply
+    text = reply.decode()
+    assert text.startswith("HTTP/1.0 400") and "ended after 2 of 100 bytes" in text
     assert "Traceback" not in capsys.readouterr().err
 
 
