@@ -33,15 +33,15 @@ from testbed.provider.abstracts import Gateway, GuestHandle, GuestPool
 
 SCREEN = "1024x768x24"
 GUEST_TOOLS = {"Xvfb": "xvfb", "xclip": "xclip"}
-TOOLS = {**gw.TOOLS, **GUEST_TOOLS}  # the gateway's and the guests': all on this machine
+TOOLS = {**gw.TOOLS, **GUEST_TOOLS, **sandbox.TOOLS}  # gateway, guests, sandbox: all here
 AGENT_READY_SECONDS = 20.0
 
 
 def missing_on_host() -> list[str]:
     """What this machine lacks for the lab (gateway and guests), each with its fix."""
     out = gw.missing_on_host() + [f"{tool}: apt-get install {pkg}" for tool, pkg
-                                  in GUEST_TOOLS.items() if shutil.which(tool) is None]
-    out += sandbox.missing_on_host()
+                                  in {**GUEST_TOOLS, **sandbox.TOOLS}.items()
+                                  if shutil.which(tool) is None]
     try:
         import tkinter  # noqa: F401
     except ImportError:

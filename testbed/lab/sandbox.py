@@ -232,8 +232,3 @@ def start(ns: str, fs: GuestFs, shared: list[Path], argv: list[str], env: dict[s
     except OSError:  # the sandbox died at once: the caller sees it exit
         pass
     return proc
-
-
-def missing_on_host() -> list[str]:
-    return [f"{tool}: apt-get install {pkg}" for tool, pkg in TOOLS.items()
-            if shutil.which(tool) is None]
