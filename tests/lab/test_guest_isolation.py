@@ -185,3 +185,15 @@ def test_teardown_leaves_nothing_of_the_guests(lab):
     assert not uids & {int(u) for u in procs.split()}, "a process of a guest's uid is running"
     # kept for inspection: the guests' homes, /tmp and logs
     assert (lab["work"] / "guests" / "alpha" / "home" / "inspect.json").is_file()
+
+
+def test_a_killed_runs_host_filter_is_swept_with_its_other_leftovers():
+    tag = "fffe"
+    mgmt.guard_host(tag, 8700)
+    try:
+        assert mgmt.host_table(tag) in mgmt.tables()
+        removed = netns.sweep(tag)
+        assert f"nftables table inet {mgmt.host_table(tag)}" in removed
+        assert mgmt.host_table(tag) not in mgmt.tables()
+    finally:
+        mgmt.drop_host(tag)
