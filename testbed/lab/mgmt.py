@@ -18,13 +18,27 @@ killed. Tables in namespaces go with their namespace.
 from __future__ import annotations
 
 import re
+import subprocess
 
-from testbed.lab import netns
+from testbed._errors import LabError
 
 GUEST_TABLE = "testbed_mgmt"
 GUEST_LINK = "mgmt0"
 PRIORITY = -10  # before the usual filter chains (priority 0) of whoever else filters here
 HOST_TABLE = re.compile(r"^tb([0-9a-f]{4})_mgmt$")
+
+
+def nft(*argv: str, ns: str | None = None, input: str | None = None, check: bool = True) -> str:
+    """Run ``nft`` (in namespace ``ns``); a failure becomes a LabError quoting stderr. (Its own
+    runner: ``netns.sweep`` calls this module, so it cannot call ``netns``.)"""
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + ["nft", *argv]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=30, input=input)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise LabError(f"`{' '.join(cmd)}` failed: {e}") from e
+    if check and res.returncode != 0:
+        raise LabError(f"`{' '.join(cmd)}` failed: {res.stderr.strip() or res.returncode}")
+    return res.stdout
 
 
 def host_table(tag: str) -> str:
@@ -85,31 +99,34 @@ def host_rules(tag: str, port: int) -> str:
 
 def guard_guest(ns: str, host_ip: str, guest_ip: str, port: int) -> None:
     """Filter ``mgmt0`` inside guest namespace ``ns`` (before anything runs there)."""
-    netns.sh("nft", "-f", "-", ns=ns, input=guest_rules(host_ip, guest_ip, port))
+    nft("-f", "-", ns=ns, input=guest_rules(host_ip, guest_ip, port))
 
 
 def guard_host(tag: str, port: int) -> None:
     """Create run ``tag``'s host table (idempotent: an existing one is replaced)."""
     drop_host(tag)
-    netns.sh("nft", "-f", "-", input=host_rules(tag, port))
+    nft("-f", "-", input=host_rules(tag, port))
 
 
 def allow_agent(tag: str, guest_ip: str) -> None:
     """Let the host talk to the agent at ``guest_ip`` (a guest's end of its link)."""
-    netns.sh("nft", "add", "element", "inet", host_table(tag), "agents", f"{{ {guest_ip} }}")
+    nft("add", "element", "inet", host_table(tag), "agents", f"{{ {guest_ip} }}")
 
 
 def drop_host(tag: str) -> bool:
     """Remove run ``tag``'s host table; whether there was one."""
     if host_table(tag) not in tables():
         return False
-    netns.sh("nft", "delete", "table", "inet", host_table(tag), check=False)
+    nft("delete", "table", "inet", host_table(tag), check=False)
     return True
 
 
 def tables() -> list[str]:
     """The names of the host's inet tables."""
-    out = netns.sh("nft", "list", "tables", "inet", check=False)
+    try:
+        out = nft("list", "tables", "inet", check=False)
+    except LabError:  # no nftables on this machine: no table of ours either
+        return []
     return [line.split()[-1] for line in out.splitlines() if line.startswith("table inet ")]
 
 
@@ -119,7 +136,7 @@ def sweep(tag: str | None = None) -> list[str]:
     for name in tables():
         m = HOST_TABLE.match(name)
         if m and (tag is None or m.group(1) == tag):
-            netns.sh("nft", "delete", "table", "inet", name, check=False)
+            nft("delete", "table", "inet", name, check=False)
             removed.append(f"nftables table inet {name}")
     return removed
 
@@ -127,5 +144,5 @@ def sweep(tag: str | None = None) -> list[str]:
 def dropped(ns: str | None, table: str) -> int:
     """Packets ``table`` dropped so far (in guest namespace ``ns``, or the host's with None):
     what a test reads to see that the filter, not luck, stopped a probe."""
-    out = netns.sh("nft", "list", "table", "inet", table, ns=ns, check=False)
+    out = nft("list", "table", "inet", table, ns=ns, check=False)
     return sum(int(n) for n in re.findall(r"counter packets (\d+) bytes \d+ drop", out))

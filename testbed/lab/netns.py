@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from testbed._errors import LabError
+from testbed.lab import mgmt
 
 NS_PREFIX = "tbed-"
 NS_PATTERN = re.compile(r"^tbed-[0-9a-f]{4}-[a-z0-9]+$")
@@ -111,8 +112,6 @@ def sweep(tag: str | None = None) -> list[str]:
         if NS_PATTERN.match(d.name) and (tag is None or d.name.startswith(f"{NS_PREFIX}{tag}-")):
             shutil.rmtree(d, ignore_errors=True)
     removed += sweep_x_locks()
-    from testbed.lab import mgmt  # (late: mgmt runs its commands through this module)
-
     removed += mgmt.sweep(tag)
     return removed
 

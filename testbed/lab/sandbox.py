@@ -178,6 +178,7 @@ def bwrap_argv(fs: GuestFs, ns: str, shared: list[Path], argv: list[str]) -> lis
     if resolv.exists():
         cmd += ["--ro-bind", str(resolv), "/etc/resolv.conf"]
     cmd += ["--ro-bind", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--tmpfs", "/dev/shm",  # POSIX shared memory (browsers)
             "--tmpfs", "/run", "--tmpfs", "/var", "--symlink", "/tmp", "/var/tmp"]
     for var in _VAR_SHARES:
         cmd += ["--ro-bind-try", var, var]

@@ -58,6 +58,7 @@ def main() -> None:
                 if k.startswith("XDG_") and k.endswith(("_HOME", "_DIR"))},
         "locale": os.environ.get("LANG"),
         "fonts": os.path.isdir("/usr/share/fonts") and os.path.isdir("/etc/fonts"),
+        "shared memory writable": os.access("/dev/shm", os.W_OK),
         "shadow": readable("/etc/shadow"),
         "passwd": open("/etc/passwd").read(),
     }

@@ -59,7 +59,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
         out["host filter before"] = mgmt.dropped(None, mgmt.host_table(gw.tag))
         # root breaks the guest's side: its filter gone, its traffic routed over mgmt0
         alpha_ns = pool.guests[0]
-        netns.sh("nft", "delete", "table", "inet", mgmt.GUEST_TABLE, ns=alpha_ns)
+        mgmt.nft("delete", "table", "inet", mgmt.GUEST_TABLE, ns=alpha_ns)
         host_b, guest_b = pool._mgmt_subnet(1)
         for address in {host_b, guest_b, "10.77.0.11", *escape_kit.host_addresses()}:
             netns.sh("ip", "route", "replace", f"{address}/32", "dev", "mgmt0", ns=alpha_ns)
@@ -151,7 +151,7 @@ def test_a_guest_has_a_desktop_session(lab, variant):
     seen = lab["inspect"][variant]
     assert seen["X socket"] and seen["session bus socket"] and seen["session bus"]
     assert seen["xdg"] and all(seen["xdg"].values()), seen["xdg"]
-    assert seen["locale"] == "C.UTF-8" and seen["fonts"]
+    assert seen["locale"] == "C.UTF-8" and seen["fonts"] and seen["shared memory writable"]
 
 
 @pytest.mark.parametrize("variant", ["alpha", "beta"])
