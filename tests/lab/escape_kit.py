@@ -253,6 +253,7 @@ def probe_round(pool, alpha, beta_ns: str, name: str) -> dict:  # type: ignore[n
         ["udp", host_a, udp[0], "host-mgmt"], ["icmp", host_a, 0, "host-mgmt"],
         ["tcp", host_b, tcp[0], "host-end-of-other-guest-link"],
         ["udp", host_b, udp[0], "host-end-of-other-guest-link"],
+        ["icmp", host_b, 0, "host-end-of-other-guest-link"],
         ["tcp", guest_b, tcp[0], "other-guest-mgmt"],
         ["udp", guest_b, udp[0], "other-guest-mgmt"],
         ["icmp", guest_b, 0, "other-guest-mgmt"],
