@@ -21,6 +21,7 @@ import struct
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 MARKER = b"ESCAPE-PROBE"
 TIMEOUT = 1.5
@@ -153,9 +154,10 @@ def probe(out: str, targets_json: str) -> None:
     result: dict[str, object] = {"uid": os.getuid(), "rounds": [], "attacks": {}}
     rounds: list[dict[str, str]] = []
     for round_name in ("as started", "after the attacks"):
-        outcomes = {}
-        for kind, address, port, label in targets:
-            outcomes[f"{kind} {label} {address}:{port}"] = probe_one(kind, address, port)
+        with ThreadPoolExecutor(max_workers=16) as pool:  # each blocked probe waits TIMEOUT
+            found = list(pool.map(lambda t: probe_one(t[0], t[1], t[2]), targets))
+        outcomes = {f"{k} {lb} {a}:{p}": o
+                    for (k, a, p, lb), o in zip(targets, found, strict=True)}
         rounds.append({"round": round_name, **outcomes})  # type: ignore[dict-item]
         if round_name == "as started":
             attacks = {}
@@ -273,8 +275,13 @@ def probe_round(pool, alpha, beta_ns: str, name: str) -> dict:  # type: ignore[n
             source = f.read()
         argv = [alpha.env.get("python", "python3"), "-c", source, "probe", f"{name}.json",
                 json.dumps(targets)]
-        alpha.agent.run_steps([{"run": argv}], {})
-        probes = wait_for(str(alpha.workdir / f"{name}.json"), 180)
+        answer = alpha.agent.run_steps([{"run": argv}], {})
+        assert answer["ok"], f"the probe did not start in the guest: {answer['error']}"
+        try:
+            probes = wait_for(str(alpha.workdir / f"{name}.json"), 300)
+        except AssertionError as e:
+            logs = {p.name: p.read_text()[-2000:] for p in alpha.workdir.glob("app-*.log")}
+            raise AssertionError(f"{e}; the guest's app logs: {logs}") from None
     finally:
         received = {"host": stop_listener(host, host_out),
                     "other guest": stop_listener(beta, beta_out)}
