@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import http.client
 import json
 import time
@@ -13,6 +14,7 @@ from typing import Any
 from testbed._errors import AgentError
 
 AGENT_PORT = 8700  # where every guest's agent listens, on its management address
+MAX_ANSWER = 256 * 1024 * 1024  # bytes of one answer (screenshots included): a guest is untrusted
 
 
 class AgentClient:
@@ -32,11 +34,19 @@ class AgentClient:
                          headers={"Authorization": f"Bearer {self._token}",
                                   "Content-Type": "application/json"})
             resp = conn.getresponse()
-            data = json.loads(resp.read() or b"{}")
-        except (OSError, http.client.HTTPException, json.JSONDecodeError) as e:
+            raw = resp.read(MAX_ANSWER + 1)
+        except (OSError, http.client.HTTPException) as e:
             raise AgentError(f"agent at {self.url} unreachable: {e}") from e
         finally:
             conn.close()
+        if len(raw) > MAX_ANSWER:
+            raise AgentError(f"agent at {self.url}: an answer over {MAX_ANSWER} bytes")
+        try:
+            data = json.loads(raw or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            raise AgentError(f"agent at {self.url}: an answer that is not JSON: {e}") from e
+        if not isinstance(data, dict):
+            raise AgentError(f"agent at {self.url}: an answer that is not a JSON object")
         if resp.status != 200:
             raise AgentError(f"agent at {self.url}: {resp.status} {data.get('error', '')}")
         return data
@@ -61,8 +71,12 @@ class AgentClient:
                    "images": {n: base64.b64encode(p.read_bytes()).decode()
                               for n, p in images.items()}}
         answer = dict(self._call("POST", "/steps", payload, timeout=timeout))
-        answer["screenshots"] = {n: base64.b64decode(b)
-                                 for n, b in answer.get("screenshots", {}).items()}
+        shots = answer.get("screenshots", {})
+        try:
+            answer["screenshots"] = {str(n): base64.b64decode(b, validate=True)
+                                     for n, b in dict(shots).items()}
+        except (TypeError, ValueError, binascii.Error) as e:
+            raise AgentError(f"agent at {self.url}: screenshots that are not base64") from e
         return answer
 
     def shutdown(self) -> None:

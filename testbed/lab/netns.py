@@ -12,13 +12,13 @@ import re
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from testbed._errors import LabError
+from testbed.lab import mgmt
 
 NS_PREFIX = "tbed-"
 NS_PATTERN = re.compile(r"^tbed-[0-9a-f]{4}-[a-z0-9]+$")
@@ -112,6 +112,7 @@ def sweep(tag: str | None = None) -> list[str]:
         if NS_PATTERN.match(d.name) and (tag is None or d.name.startswith(f"{NS_PREFIX}{tag}-")):
             shutil.rmtree(d, ignore_errors=True)
     removed += sweep_x_locks()
+    removed += mgmt.sweep(tag)
     return removed
 
 
@@ -132,26 +133,6 @@ def sweep_x_locks() -> list[str]:
         Path(f"/tmp/.X11-unix/X{n}").unlink(missing_ok=True)
         removed.append(f"display :{n}")
     return removed
-
-
-_claimed: set[int] = set()
-_claim_lock = threading.Lock()
-
-
-def free_display(start: int = 100) -> int:
-    """A display number no X server uses, claimed for this process (guests start at once)."""
-    with _claim_lock:
-        n = start
-        while (n in _claimed or Path(f"/tmp/.X{n}-lock").exists()
-               or Path(f"/tmp/.X11-unix/X{n}").exists()):
-            n += 1
-        _claimed.add(n)
-        return n
-
-
-def release_display(n: int) -> None:
-    with _claim_lock:
-        _claimed.discard(n)
 
 
 def spawn(ns: str, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -3,14 +3,16 @@
     guest netns (one per variant)          the gateway (testbed.provider.gateway)
     ┌──────────────────────────┐   veth    ┌──────────────────────────────────┐
     │ eth0 10.77.0.1x  ────────┼───────────┤ g<index>: a port of br0, isolated │
-    │ Xvfb :N, agent, client   │ (captured │ (tcpdump, mitmdump, the resolver) │
-    │ mgmt0 ──┐                │  on br0)  └──────────────────────────────────┘
+    │ sandbox: Xvfb, agent,    │ (captured │ (tcpdump, mitmdump, the resolver) │
+    │ client (uid of its own)  │  on br0)  └──────────────────────────────────┘
+    │ mgmt0 ──┐ (filtered)     │
     └─────────┼────────────────┘
-              │ management veth
+              │ management veth: the agent's port, host → guest, nothing else
        root namespace (host ↔ agent; never captured)
 
 Guests reach the gateway only (their bridge ports are isolated from each other); the address
-plan is the gateway's, the agent's port the agent's.
+plan is the gateway's, the agent's port the agent's, the management filter ``mgmt``'s, the
+guest's file-system, process and user view ``sandbox``'s.
 """
 
 from __future__ import annotations
@@ -25,20 +27,21 @@ from pathlib import Path
 
 from testbed._errors import LabError
 from testbed.agent.client import AGENT_PORT, AgentClient
-from testbed.lab import netns
+from testbed.lab import mgmt, netns, sandbox
 from testbed.provider import gateway as gw
 from testbed.provider.abstracts import Gateway, GuestHandle, GuestPool
 
 SCREEN = "1024x768x24"
 GUEST_TOOLS = {"Xvfb": "xvfb", "xclip": "xclip"}
-TOOLS = {**gw.TOOLS, **GUEST_TOOLS}  # the gateway's and the guests': all on this machine
+TOOLS = {**gw.TOOLS, **GUEST_TOOLS, **sandbox.TOOLS}  # gateway, guests, sandbox: all here
 AGENT_READY_SECONDS = 20.0
 
 
 def missing_on_host() -> list[str]:
     """What this machine lacks for the lab (gateway and guests), each with its fix."""
     out = gw.missing_on_host() + [f"{tool}: apt-get install {pkg}" for tool, pkg
-                                  in GUEST_TOOLS.items() if shutil.which(tool) is None]
+                                  in {**GUEST_TOOLS, **sandbox.TOOLS}.items()
+                                  if shutil.which(tool) is None]
     try:
         import tkinter  # noqa: F401
     except ImportError:
@@ -51,13 +54,17 @@ class LabPool(GuestPool):
     start_timeout = 45.0
     concurrent = True
 
-    def __init__(self, workdir: Path, gateway: Gateway, python: str = sys.executable) -> None:
+    def __init__(self, workdir: Path, gateway: Gateway, python: str = sys.executable,
+                 shares: tuple[Path, ...] = ()) -> None:
+        """``shares``: host folders the guests read at the same path (the scenario's)."""
         self.workdir, self.gateway, self.python = workdir, gateway, python
         self.tag = gateway.tag
         self.guests: list[str] = []
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.displays: list[int] = []
+        self.filesystems: list[sandbox.GuestFs] = []
+        self.shares = sandbox.shares(list(shares))
         self.mgmt_base = ""
+        self.guarded = False
         self._lock = threading.Lock()
 
     def _mgmt_subnet(self, index: int) -> tuple[str, str]:
@@ -92,45 +99,44 @@ class LabPool(GuestPool):
         sh("ip", "addr", "add", f"{address}/24", "dev", "eth0", ns=ns)
         sh("ip", "link", "set", "eth0", "up", ns=ns)
         sh("ip", "route", "add", "default", "via", gw.GATEWAY_IP, ns=ns)
-        # management: a point-to-point link to the host, never bridged, never captured
+        # management: a point-to-point link to the host, never bridged, never captured,
+        # filtered on both ends before anything runs in the guest
         host_ip, guest_ip = self._mgmt_subnet(index)
+        self._guard_host()
+        mgmt.guard_guest(ns, host_ip, guest_ip, AGENT_PORT)
+        mgmt.allow_agent(self.tag, guest_ip)
         link = f"tb{self.tag}m{index}"
         sh("ip", "link", "add", link, "type", "veth", "peer", "mgmt0", "netns", ns)
         sh("ip", "addr", "add", f"{host_ip}/30", "dev", link)
         sh("ip", "link", "set", link, "up")
         sh("ip", "addr", "add", f"{guest_ip}/30", "dev", "mgmt0", ns=ns)
         sh("ip", "link", "set", "mgmt0", "up", ns=ns)
-        # the desktop session: Xvfb, then the agent in it
-        home = self.workdir / "guests" / variant
-        home.mkdir(parents=True, exist_ok=True)
-        (home / ".Xauthority").touch()
-        display = netns.free_display()
-        self.displays.append(display)
-        env = gw.base_env()
-        x = netns.spawn(ns, ["Xvfb", f":{display}", "-screen", "0", SCREEN, "-nolisten", "tcp",
-                             "-noreset"], home / "xvfb.log", env)
-        self.procs.append(x)
-        sock = Path(f"/tmp/.X11-unix/X{display}")
-        netns.wait_for(sock, x, f"Xvfb :{display} for {variant}")
+        # the desktop session, in the guest's sandbox: Xvfb, a session bus, the agent
+        fs = sandbox.prepare(self.workdir / "guests" / variant,
+                             sandbox.guest_uid(self.tag, index), trust)
+        self.filesystems.append(fs)
         token = secrets.token_urlsafe(24)
-        env.update({"DISPLAY": f":{display}", "HOME": str(home), "XDG_SESSION_TYPE": "x11",
-                    "TESTBED_AGENT_TOKEN": token})
-        if trust is not None:
-            env["SSL_CERT_FILE"] = str(trust)  # the guest's trust store holds the lab CA
-        agent = netns.spawn(ns, [self.python, "-m", "testbed.agent", "--listen",
-                                 f"{guest_ip}:{AGENT_PORT}", "--workdir", str(home)],
-                            home / "agent.log", env)
-        self.procs.append(agent)
+        env = sandbox.guest_env(fs, gw.base_env())
+        session = sandbox.start(ns, fs, self.shares,
+                                [self.python, "-m", "testbed.lab.guestinit", "--screen", SCREEN,
+                                 "--listen", f"{guest_ip}:{AGENT_PORT}"], env, token)
+        self.procs.append(session)
         client = AgentClient(f"http://{guest_ip}:{AGENT_PORT}", token)
         try:
             client.wait_ready(timeout=AGENT_READY_SECONDS)
         except Exception as e:
-            if agent.poll() is not None:
-                raise LabError(f"the agent of {variant} exited ({agent.returncode}); "
-                               f"see {home / 'agent.log'}") from e
+            if session.poll() is not None:
+                raise LabError(f"the session of {variant} exited ({session.returncode}); "
+                               f"see {fs.log}") from e
             raise
-        return GuestHandle(variant=variant, address=address, agent=client, workdir=home,
+        return GuestHandle(variant=variant, address=address, agent=client, workdir=fs.home,
                            env={"python": self.python})
+
+    def _guard_host(self) -> None:
+        with self._lock:
+            if not self.guarded:
+                mgmt.guard_host(self.tag, AGENT_PORT)
+                self.guarded = True
 
     def teardown(self) -> None:
         """Every guest namespace at the same time (its processes, its links go with it)."""
@@ -138,6 +144,8 @@ class LabPool(GuestPool):
         netns.delete_all(guests)
         netns.reap(self.procs)
         self.procs.clear()
-        for display in self.displays:
-            netns.release_display(display)
-        self.displays.clear()
+        mgmt.drop_host(self.tag)
+        self.guarded = False
+        for fs in self.filesystems:
+            sandbox.release(fs)
+        self.filesystems.clear()

@@ -66,8 +66,10 @@ class RunDir:
         return store.read_events(self.path)[0]
 
     def screenshot(self, variant: str, name: str, data: bytes) -> Path:
-        d = self.path / f.SCREENSHOTS_DIR / variant
-        d.mkdir(parents=True, exist_ok=True)
-        out = d / f"{name}.png"
+        """``screenshots/<variant>/<name>.png``; both names made plain (``name`` comes from the
+        guest), so the file is always inside the run."""
+        out = f.inside(self.path / f.SCREENSHOTS_DIR, variant, name, suffix=".png")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.unlink(missing_ok=True)  # a link planted there is replaced, not followed
         out.write_bytes(data)
         return out

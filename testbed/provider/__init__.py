@@ -46,7 +46,10 @@ class PoolKind:
 def _lab(ctx: Context, gateway: Gateway) -> GuestPool:
     from testbed.lab.provider import LabPool
 
-    return LabPool(ctx.run, gateway)
+    scenario = ctx.scenario
+    folders = {scenario.path.parent} | {c.build_path.parent for c in scenario.clients.values()
+                                        if c.build_path is not None}
+    return LabPool(ctx.run, gateway, shares=tuple(sorted(folders)))
 
 
 def _vagrant(ctx: Context, gateway: Gateway) -> GuestPool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,6 +69,29 @@ RUN_MARKS = (EVENTS, PCAP)
 RUN_SUBDIRS = (CAPTURE_DIR, SCREENSHOTS_DIR, ANALYSIS_DIR, LAB_DIR)
 
 T = TypeVar("T")
+
+#: the longest file name a guest- or scenario-provided name becomes
+MAX_NAME = 100
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def plain_name(name: object, default: str = "unnamed") -> str:
+    """``name`` (which may come from a guest) as one plain file name: no separator, no
+    ``..``, no leading dot, no control character, at most ``MAX_NAME`` characters; what is
+    left of an unusable name is ``default``. Every file the host writes under a name it did
+    not choose goes through here, so a name can never leave its folder."""
+    text = _UNSAFE.sub("_", str(name)).replace("..", "_").lstrip(".-")[:MAX_NAME]
+    return text if text.strip("_") else default
+
+
+def inside(root: Path, *names: object, suffix: str = "") -> Path:
+    """``root/<plain name>/.../<plain name><suffix>``, its folder checked to stay under
+    ``root`` (a link planted on the way is refused; the caller replaces a planted file)."""
+    out = root.joinpath(*[plain_name(n) for n in names[:-1]],
+                        plain_name(names[-1]) + suffix) if names else root
+    if not out.parent.resolve().is_relative_to(root.resolve()):
+        raise RunFileError(out, f"leads out of {root} (a link on the way)")
+    return out
 
 
 def is_run(path: Path) -> bool:

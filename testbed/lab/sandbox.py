@@ -1,0 +1,235 @@
+"""A lab guest's own file-system and process view, as an unprivileged user (bubblewrap).
+
+Inside its network namespace, each guest's programs (Xvfb, a session D-Bus, the agent and
+the app under test) run in a bubblewrap sandbox:
+
+* their own mount namespace: the system (``/usr``, ``/etc``) read-only; a private ``/tmp``,
+  a home ``/home/guest`` and a runtime directory ``/run/user/<uid>``, each a folder of the
+  run (``<run>/guests/<variant>/…``, kept for inspection); the guest's own ``/etc/ssl`` (the
+  system bundle plus the gateway's CA), ``/etc/passwd`` and ``/etc/group``; read-only, the
+  Python that runs the agent, the ``testbed`` package and the folders the scenario's files are
+  in (``shares``). Nothing else of the host — no other guest, no other run — is visible;
+* their own PID, IPC and UTS namespaces: the host's processes are invisible, ``/proc/1`` is
+  the sandbox's own;
+* a user of their own: uid ``guest_uid(tag, index)``, different for every guest of every
+  run, no capabilities, ``no_new_privs`` — so no route, filter or namespace of the host can
+  be changed or entered (``ip route add`` and ``nsenter --net=/proc/1/ns/net`` fail).
+
+At teardown the guest's folders are handed back to root (links not followed); nothing of a
+guest is written to the host's shared places (its X socket is in its private ``/tmp``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import testbed
+from testbed._errors import LabError
+from testbed.lab import netns
+
+UID_BASE = 1_900_000_000  # guests' uids: far above any account, below 2**31
+MAX_GUESTS = 64           # guests per run that get a uid of their own
+USER = "guest"
+HOME = f"/home/{USER}"
+DISPLAY = ":99"           # every guest has its own /tmp and network namespace: no clash
+TOOLS = {"bwrap": "bubblewrap", "setpriv": "util-linux", "nft": "nftables"}
+SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# the system's top-level folders that are links into /usr on a merged-/usr system
+_USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+# read-only parts of /var that desktop programs read (the rest of /var is an empty tmpfs)
+_VAR_SHARES = ("/var/lib/dbus", "/var/cache/fontconfig", "/var/lib/xkb")
+
+
+def guest_uid(tag: str, index: int) -> int:
+    """The uid of run ``tag``'s ``index``-th guest: unique across guests and runs."""
+    if not 0 <= index < MAX_GUESTS:
+        raise LabError(f"a lab run has at most {MAX_GUESTS} guests")
+    return UID_BASE + int(tag, 16) * MAX_GUESTS + index
+
+
+@dataclass(frozen=True)
+class GuestFs:
+    """A guest's folders on the host, under ``root`` (``<run>/guests/<variant>``)."""
+
+    root: Path
+    uid: int
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def runtime(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def etc(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "session.log"
+
+    @property
+    def runtime_dir(self) -> str:
+        """``XDG_RUNTIME_DIR`` inside the guest."""
+        return f"/run/user/{self.uid}"
+
+
+def prepare(root: Path, uid: int, trust: Path | None) -> GuestFs:
+    """The guest's folders: home (with the XDG folders), /tmp, its runtime folder, and its
+    /etc files; the writable ones owned by the guest's user, mode 0700."""
+    fs = GuestFs(root.resolve(), uid)
+    for d in (fs.home, fs.tmp, fs.runtime, fs.etc):
+        d.mkdir(parents=True, exist_ok=True)
+    for sub in (".config", ".cache", ".local/share", ".local/state", "Desktop", "Documents",
+                "Downloads"):
+        (fs.home / sub).mkdir(parents=True, exist_ok=True)
+    (fs.home / ".Xauthority").touch()  # pyautogui (Xlib) wants one; an empty one will do
+    (fs.etc / "passwd").write_text(f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                                   f"{USER}:x:{uid}:{uid}:lab guest:{HOME}:/bin/sh\n")
+    (fs.etc / "group").write_text(f"root:x:0:\n{USER}:x:{uid}:\n")
+    _trust_store(fs.etc / "ssl", trust)
+    for d in (fs.home, fs.tmp, fs.runtime):
+        _own(d, uid)
+        d.chmod(0o700)
+    return fs
+
+
+def _trust_store(ssl: Path, trust: Path | None) -> None:
+    """The guest's /etc/ssl: the system's (its keys left out), the bundle plus ``trust``."""
+    if ssl.exists():
+        shutil.rmtree(ssl)
+    if Path("/etc/ssl").is_dir():
+        shutil.copytree("/etc/ssl", ssl, symlinks=True,
+                        ignore=lambda d, names: ["private"] if d == "/etc/ssl" else [])
+    certs = ssl / "certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    bundle = certs / SYSTEM_BUNDLE.name
+    if bundle.is_symlink():
+        bundle.unlink()
+    system = SYSTEM_BUNDLE.read_text() if SYSTEM_BUNDLE.is_file() else ""
+    ca = trust.read_text() if trust is not None else ""
+    bundle.write_text(system + ("\n" if system and not system.endswith("\n") else "") + ca)
+    if trust is not None:
+        (certs / "testbed-lab-ca.pem").write_text(ca)
+        if shutil.which("openssl"):  # hashed names, for programs that look up a CApath
+            subprocess.run(["openssl", "rehash", str(certs)], capture_output=True,
+                           check=False, timeout=60)
+
+
+def _own(path: Path, uid: int) -> None:
+    """``path`` and everything under it owned by ``uid`` (links themselves, never followed)."""
+    os.lchown(path, uid, uid)
+    for top, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.lchown(os.path.join(top, name), uid, uid)
+
+
+def release(fs: GuestFs) -> None:
+    """Hand the guest's folders back to root once its processes are gone (kept in the run)."""
+    for d in (fs.home, fs.tmp, fs.runtime):
+        if d.exists():
+            _own(d, 0)
+
+
+def shares(extra: list[Path]) -> list[Path]:
+    """What the guest reads from the host at the same path: the Python running testbed, the
+    ``testbed`` package, and ``extra`` (the scenario's folders) — each once, none that a
+    system folder bound anyway already holds."""
+    import sys
+
+    wanted = [Path(sys.base_prefix), Path(sys.prefix), Path(testbed.__file__).parent, *extra]
+    out: list[Path] = []
+    for p in sorted({p.resolve() for p in wanted if p.exists()}, key=lambda p: len(p.parts)):
+        if p == Path("/") or any(p.is_relative_to(root) for root in (Path("/usr"), Path("/etc"))):
+            continue
+        if not any(p.is_relative_to(q) for q in out):
+            out.append(p)
+    return out
+
+
+def bwrap_argv(fs: GuestFs, ns: str, shared: list[Path], argv: list[str]) -> list[str]:
+    """The command that runs ``argv`` in the guest's sandbox (from inside its namespace)."""
+    # (no --die-with-parent: it fires when the *thread* that started the guest ends; the
+    # namespace's teardown ends the sandbox)
+    cmd = ["bwrap", "--new-session", "--unshare-pid", "--unshare-ipc",
+           "--unshare-uts", "--unshare-cgroup-try", "--hostname", USER,
+           "--ro-bind", "/usr", "/usr"]
+    for name in _USR_LINKS:
+        top = Path("/") / name
+        if top.is_symlink():
+            cmd += ["--symlink", os.readlink(top), str(top)]
+        elif top.is_dir():
+            cmd += ["--ro-bind", str(top), str(top)]
+    cmd += ["--ro-bind", "/etc", "/etc",
+            "--ro-bind", str(fs.etc / "passwd"), "/etc/passwd",
+            "--ro-bind", str(fs.etc / "group"), "/etc/group",
+            "--ro-bind", str(fs.etc / "ssl"), "/etc/ssl"]
+    resolv = netns.NETNS_ETC / ns / "resolv.conf"
+    if resolv.exists():
+        cmd += ["--ro-bind", str(resolv), "/etc/resolv.conf"]
+    cmd += ["--ro-bind", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--tmpfs", "/dev/shm",  # POSIX shared memory (browsers)
+            "--tmpfs", "/run", "--tmpfs", "/var", "--symlink", "/tmp", "/var/tmp"]
+    for var in _VAR_SHARES:
+        cmd += ["--ro-bind-try", var, var]
+    made: set[Path] = {Path("/run"), Path("/var")}
+    mounts = [("--bind", fs.tmp, Path("/tmp")), ("--bind", fs.home, Path(HOME)),
+              ("--bind", fs.runtime, Path(fs.runtime_dir)),
+              *[("--ro-bind", p, p) for p in shared]]
+    for how, source, target in mounts:
+        for parent in reversed(target.parents[:-1]):  # traversable (bwrap makes them 0700)
+            if parent not in made and not parent.is_relative_to("/usr"):
+                cmd += ["--perms", "0755", "--dir", str(parent)]
+                made.add(parent)
+        cmd += [how, str(source), str(target)]
+    uid = str(fs.uid)
+    cmd += ["--chdir", "/", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID",
+            "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP", "--",
+            "setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all", "--no-new-privs", "--", *argv]
+    return cmd
+
+
+def guest_env(fs: GuestFs, base: dict[str, str]) -> dict[str, str]:
+    """The environment of the guest's session (paths as the guest sees them)."""
+    env = dict(base)
+    env.update({
+        "HOME": HOME, "USER": USER, "LOGNAME": USER, "SHELL": "/bin/sh",
+        "DISPLAY": DISPLAY, "XDG_SESSION_TYPE": "x11", "XDG_RUNTIME_DIR": fs.runtime_dir,
+        "XDG_CONFIG_HOME": f"{HOME}/.config", "XDG_CACHE_HOME": f"{HOME}/.cache",
+        "XDG_DATA_HOME": f"{HOME}/.local/share", "XDG_STATE_HOME": f"{HOME}/.local/state",
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "SSL_CERT_FILE": str(SYSTEM_BUNDLE), "SSL_CERT_DIR": str(SYSTEM_BUNDLE.parent),
+    })
+    return env
+
+
+def start(ns: str, fs: GuestFs, shared: list[Path], argv: list[str], env: dict[str, str],
+          secret: str) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in the guest's sandbox inside namespace ``ns``; ``secret`` is written to
+    its standard input (then closed) — never to its environment or command line."""
+    cmd = ["ip", "netns", "exec", ns, *bwrap_argv(fs, ns, shared, argv)]
+    with fs.log.open("ab") as out:
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        except OSError as e:
+            raise LabError(f"cannot start the sandbox of {fs.root.name} in {ns}: {e}") from e
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(secret.encode() + b"\n")
+        proc.stdin.close()
+    except OSError:  # the sandbox died at once: the caller sees it exit
+        pass
+    return proc
