@@ -33,12 +33,22 @@ def servers():
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
 
-    def echo() -> None:
-        data, peer = udp.recvfrom(2048)
-        udp.sendto(data, peer)
+    udp.settimeout(0.2)
+    stop = threading.Event()
 
-    threading.Thread(target=echo, daemon=True).start()
+    def echo() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = udp.recvfrom(2048)
+            except TimeoutError:
+                continue
+            udp.sendto(data, peer)
+
+    echoer = threading.Thread(target=echo, daemon=True)
+    echoer.start()
     yield http.server_address[1], udp.getsockname()[1]
+    stop.set()
+    echoer.join(timeout=5)
     http.shutdown()
     udp.close()
 
