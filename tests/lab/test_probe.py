@@ -50,6 +50,7 @@ def servers():
     stop.set()
     echoer.join(timeout=5)
     http.shutdown()
+    http.server_close()
     udp.close()
 
 
