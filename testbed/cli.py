@@ -58,6 +58,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from testbed.orchestrator.analyze import analyze_run, derived_run
+    from testbed.orchestrator.guard import (
+        RunFailed,
+        describe,
+        discard_partial_analysis,
+        settle_status,
+    )
     from testbed.orchestrator.rundir import RunDir
     from testbed.report import build_report
     from testbed.verdicts.check import check_run
@@ -67,12 +73,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if not db.is_file():
             raise TestbedError(f"{db}: no such GeoIP database")
     target = derived_run(run, args.geoip) if args.geoip else run
-    analysis = analyze_run(target, args.geoip)
-    _print_warnings(analysis.warnings)
-    print(analysis.table)
-    verdicts = check_run(target.path)
-    _print_verdicts(verdicts)
-    build_report(target.path)
+    try:
+        analysis = analyze_run(target, args.geoip)
+        _print_warnings(analysis.warnings)
+        print(analysis.table)
+        verdicts = check_run(target.path)
+        _print_verdicts(verdicts)
+        build_report(target.path)
+        settle_status(target)
+    except OSError as e:
+        discard_partial_analysis(target.path)
+        raise RunFailed(f"{target.path}: analysis failed: {describe(e)}") from e
     print(f"report: {target.path / REPORT}")
     if args.geoip:
         print(f"\nre-analysis: {target.path} (the run's own analysis and verdicts are unchanged)")
@@ -92,10 +103,15 @@ def cmd_lab_cleanup(args: argparse.Namespace) -> int:
 
     if os.geteuid() != 0:
         raise TestbedError("testbed lab cleanup needs root (it removes network namespaces)")
-    removed = sweep()
+    done = sweep(everything=args.all)
+    kept = [r for r in done if r.startswith("kept ")]
+    removed = [r for r in done if not r.startswith("kept ")]
+    for r in kept:
+        print(r)
     for r in removed:
         print(f"removed {r}")
-    print(f"lab cleanup: {len(removed)} leftover(s) removed")
+    print(f"lab cleanup: {len(removed)} leftover(s) removed"
+          + (f", {len(kept)} live run(s) left alone" if kept else ""))
     return 0
 
 
@@ -151,7 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", help="the embedded lab")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True, metavar="COMMAND")
     c = lab_sub.add_parser("cleanup", help="remove leftovers (namespaces, links, processes) "
-                           "of lab runs that were killed")
+                           "of lab runs that were killed",
+                           description="Remove the namespaces, links and processes of lab "
+                           "runs whose process is gone; runs still going on are left alone.")
+    c.add_argument("--all", action="store_true",
+                   help="remove every lab's objects, those of live runs too")
     c.set_defaults(func=cmd_lab_cleanup)
 
     geo = sub.add_parser("geo", help="GeoIP databases: look addresses up, update the databases")
@@ -212,8 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     except TestbedError as e:
         print(f"testbed: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("testbed: interrupted; the lab was torn down", file=sys.stderr)
+    except OSError as e:  # a full disk, a folder that cannot be written: one line
+        from testbed.orchestrator.guard import describe
+
+        print(f"testbed: {describe(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:  # only a run says what became of its lab
+        print(f"testbed: {getattr(e, 'message', 'interrupted')}", file=sys.stderr)
         return 130
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from testbed._errors import AgentError
 
 AGENT_PORT = 8700  # where every guest's agent listens, on its management address
+CANCEL_SECONDS = 2.0  # an interrupted run asks each agent to stop; it does not wait longer
 
 
 class AgentClient:
@@ -64,6 +65,10 @@ class AgentClient:
         answer["screenshots"] = {n: base64.b64decode(b)
                                  for n, b in answer.get("screenshots", {}).items()}
         return answer
+
+    def cancel(self) -> None:
+        """The steps running now (and those waiting) end as cancelled; the agent stays up."""
+        self._call("POST", "/cancel", {}, timeout=CANCEL_SECONDS)
 
     def shutdown(self) -> None:
         self._call("POST", "/shutdown", {}, timeout=10)

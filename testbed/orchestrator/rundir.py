@@ -11,8 +11,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from testbed._errors import TestbedError
 from testbed.run import Event, Manifest, store
 from testbed.run import files as f
+from testbed.run.liveness import ABANDONED, LIVE_STATUSES
 
 
 class RunDir:
@@ -71,3 +73,26 @@ class RunDir:
         out = d / f"{name}.png"
         out.write_bytes(data)
         return out
+
+
+def mark_abandoned(scenario_dir: Path, but: Path | None = None) -> list[Path]:
+    """Set ``status: abandoned`` in the runs under ``scenario_dir`` that say they are going
+    on but whose process is gone (a SIGKILL, a crash); returns them. Best effort: a run that
+    cannot be read or written is left as it is."""
+    out = []
+    for manifest in sorted(scenario_dir.glob(f"*/{f.MANIFEST}")):
+        path = manifest.parent
+        if path == but:
+            continue
+        try:
+            m = store.read_manifest(path)
+            if (m is None or m.status not in LIVE_STATUSES
+                    or m.current_status != ABANDONED):
+                continue
+            store.write_manifest(path, m.updated(
+                status=ABANDONED, error=m.error or f"its process (pid {m.process.get('pid')}) "
+                "ended without finishing the run"))
+        except (TestbedError, OSError):
+            continue
+        out.append(path)
+    return out
