@@ -62,6 +62,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         RunFailed,
         describe,
         discard_partial_analysis,
+        disk_full,
         settle_status,
     )
     from testbed.orchestrator.rundir import RunDir
@@ -81,9 +82,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         _print_verdicts(verdicts)
         build_report(target.path)
         settle_status(target)
-    except OSError as e:
+    except (OSError, TestbedError) as e:
+        full = disk_full(e)
+        if full is None and not isinstance(e, OSError):
+            raise
         discard_partial_analysis(target.path)
-        raise RunFailed(f"{target.path}: analysis failed: {describe(e)}") from e
+        raise RunFailed(f"{target.path}: analysis failed: {describe(full or e)}") from e
     print(f"report: {target.path / REPORT}")
     if args.geoip:
         print(f"\nre-analysis: {target.path} (the run's own analysis and verdicts are unchanged)")
@@ -103,7 +107,7 @@ def cmd_lab_cleanup(args: argparse.Namespace) -> int:
 
     if os.geteuid() != 0:
         raise TestbedError("testbed lab cleanup needs root (it removes network namespaces)")
-    done = sweep(everything=args.all)
+    done = sweep(everything=args.all, only=args.tag)
     kept = [r for r in done if r.startswith("kept ")]
     removed = [r for r in done if not r.startswith("kept ")]
     for r in kept:
@@ -172,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "runs whose process is gone; runs still going on are left alone.")
     c.add_argument("--all", action="store_true",
                    help="remove every lab's objects, those of live runs too")
+    c.add_argument("--tag", default=None, metavar="TAG",
+                   help="only the objects of the run with this lab tag (its manifest's "
+                   "lab.tag)")
     c.set_defaults(func=cmd_lab_cleanup)
 
     geo = sub.add_parser("geo", help="GeoIP databases: look addresses up, update the databases")

@@ -116,43 +116,54 @@ def run_objects(tag: str) -> list[str]:
     return out
 
 
-def sweep(tag: str | None = None, everything: bool = False) -> list[str]:
-    """Remove lab namespaces and root links: of run ``tag``; or (no tag) of every run whose
-    process is gone (``owners``), or of every run at all with ``everything``. Returns the
-    names removed, and ``kept ...`` lines for live runs left alone."""
-    removed: list[str] = []
+def sweep(tag: str | None = None, everything: bool = False, only: str | None = None
+          ) -> list[str]:
+    """Remove lab namespaces and root links. ``tag``: of that run, whatever its state (its
+    own teardown). Otherwise of every run whose process is gone (``owners``) — only of run
+    ``only`` when given — or of every run at all with ``everything``. Returns the names
+    removed, and ``kept ...`` lines for live runs left alone."""
     spaces = [ns for ns in namespaces() if NS_PATTERN.match(ns)]
     links = [link for link in root_links() if LINK_PATTERN.match(link)]
-    tags = {t for t in map(tag_of, spaces + links) if t}
+    out: list[str] = []
     if tag is not None:
         doomed = {tag}
-    elif everything:
-        doomed = tags
     else:
-        doomed = set()
-        for t in sorted(tags):
-            pids = [p for ns in spaces if tag_of(ns) == t for p in pids_in(ns)]
-            if owners.live(t, pids):
-                removed.append(f"kept lab {t}: its run is still going on")
-            else:
-                doomed.add(t)
+        tags = {t for t in map(tag_of, spaces + links) if t and only in (None, t)}
+        doomed, out = judge(tags, spaces, everything)
     for ns in spaces:
         if tag_of(ns) in doomed:
             delete_ns(ns)
-            removed.append(f"netns {ns}")
+            out.append(f"netns {ns}")
     for link in links:
-        if tag_of(link) in doomed or (everything and tag_of(link) is None):
+        if tag_of(link) in doomed or (everything and only is None and tag_of(link) is None):
             sh("ip", "link", "delete", link, check=False)
-            removed.append(f"link {link}")
+            out.append(f"link {link}")
     for d in NETNS_ETC.glob(f"{NS_PREFIX}*") if NETNS_ETC.exists() else []:
         if NS_PATTERN.match(d.name) and tag_of(d.name) in doomed:
             shutil.rmtree(d, ignore_errors=True)
     if tag is None:  # (a run's own teardown releases its claim once its lab is gone)
         for t in doomed:
             owners.release(t)
-        owners.sweep_stale_claims()
-    removed += sweep_x_locks()
-    return removed
+        if only is None:
+            owners.sweep_stale_claims()
+    out += sweep_x_locks()
+    return out
+
+
+def judge(tags: set[str], spaces: list[str], everything: bool = False
+          ) -> tuple[set[str], list[str]]:
+    """Which of ``tags`` are leftovers (their run's process is gone; all with
+    ``everything``), and a ``kept ...`` line for each live run."""
+    if everything:
+        return set(tags), []
+    doomed, kept = set(), []
+    for t in sorted(tags):
+        pids = [p for ns in spaces if tag_of(ns) == t for p in pids_in(ns)]
+        if owners.live(t, pids):
+            kept.append(f"kept lab {t}: its run is still going on")
+        else:
+            doomed.add(t)
+    return doomed, kept
 
 
 def sweep_x_locks() -> list[str]:

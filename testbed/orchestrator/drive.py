@@ -63,6 +63,7 @@ class Driver:
         self.timeouts = timeouts
         self.failed: dict[str, str] = {}  # variant -> first failed action
         self.watches: dict[str, threading.Thread] = {}  # variant -> its running watch
+        self.watch_errors: list[BaseException] = []  # what a watch raised, for the driver
         self.stopped = False  # interrupted: start nothing more
 
     def is_watch(self, step: Step) -> bool:
@@ -203,17 +204,25 @@ class Driver:
         if self.stopped:
             return
         if self.is_watch(step):
-            t = threading.Thread(target=self.act, args=(session, step), daemon=True,
+            t = threading.Thread(target=self._watch, args=(session, step), daemon=True,
                                  name=f"watch {step.variant} {step.action}")
             self.watches[step.variant] = t
             t.start()
         else:
             self.act(session, step)
 
+    def _watch(self, session: str, step: Step) -> None:
+        try:
+            self.act(session, step)
+        except BaseException as e:  # (a full disk): raised where the watch is joined
+            self.watch_errors.append(e)
+
     def join_watch(self, variant: str) -> None:
         t = self.watches.pop(variant, None)
         if t is not None:
             t.join()
+        if self.watch_errors:
+            raise self.watch_errors.pop(0)
 
     def _lane(self, session: str, steps: list[Step]) -> None:
         for step in steps:

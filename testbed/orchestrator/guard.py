@@ -38,6 +38,16 @@ def describe(e: OSError) -> str:
     return f"disk full ({where}{what})" if e.errno in FULL else f"{where}{what}"
 
 
+def disk_full(e: BaseException) -> OSError | None:
+    """The full-disk error ``e`` is or was raised from (a module may translate it)."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in FULL:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class Ledger:
     """Bookkeeping writes that must not stop the run from tearing its lab down."""
 

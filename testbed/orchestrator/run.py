@@ -42,6 +42,7 @@ from testbed.orchestrator.guard import (
     deferred_signals,
     describe,
     discard_partial_analysis,
+    disk_full,
     lab_state_line,
 )
 from testbed.orchestrator.rundir import RunDir, mark_abandoned
@@ -253,16 +254,16 @@ def _lab_part(scenario: Scenario, run: RunDir, kind: PoolKind, gateway: Gateway,
                 left = _leftovers(gateway)
     if held and status != "interrupted":
         status = "interrupted"
-        ledger.write(lambda: run.update_manifest(error="interrupted during teardown"))
+        phases.save(error="interrupted during teardown")
     if left:
         progress(lab_state_line(left))
-    if ledger.problems:
+    if ledger.problems:  # the phases again too: their own writes may have failed
         status = "interrupted" if status == "interrupted" else "failed"
-        ledger.write(lambda: run.update_manifest(status=status, error=ledger.summary))
+        phases.save(status=status, error=ledger.summary)
         if status == "failed":
             raise RunFailed(f"{run.path}: failed: {ledger.summary}; {lab_state_line(left)}")
     else:
-        ledger.write(lambda: run.update_manifest(status=status))
+        phases.save(status=status)
     if status == "interrupted":
         raise RunInterrupted(run.path, left)
     return status
@@ -299,9 +300,13 @@ def _analysis_part(run: RunDir, phases: Phases, status: str,
         phases.save(status="interrupted",
                     error=f"interrupted{during}: `testbed analyze {run.path}` finishes it")
         raise RunInterrupted(run.path, [], during) from None
-    except (OSError, RunFailed) as e:
-        if isinstance(e, OSError):
-            ledger.note(e)
+    except (OSError, TestbedError) as e:
+        full = disk_full(e)
+        if full is None and not isinstance(e, RunFailed):  # not the disk: the phase says it
+            phases.save(status=status, lab_status=None)
+            raise
+        if full is not None:
+            ledger.note(full)
         discard_partial_analysis(run.path)  # no half analysis; and room for the manifest
         phases.save(status="failed", error=f"{phases.current}: {ledger.summary}")
         raise RunFailed(f"{run.path}: failed during {phases.current}: {ledger.summary}; "
