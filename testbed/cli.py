@@ -87,7 +87,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if full is None and not isinstance(e, OSError):
             raise
         discard_partial_analysis(target.path)
-        raise RunFailed(f"{target.path}: analysis failed: {describe(full or e)}") from e
+        why = describe(full) if full is not None else str(e)
+        raise RunFailed(f"{target.path}: analysis failed: {why}") from e
     print(f"report: {target.path / REPORT}")
     if args.geoip:
         print(f"\nre-analysis: {target.path} (the run's own analysis and verdicts are unchanged)")
