@@ -119,3 +119,20 @@ class FullDisk:
         monkeypatch.setattr(builtins, "open", fake_open)
         monkeypatch.setattr(io, "open", fake_open)
         monkeypatch.setattr(os, "open", fake_os_open)
+
+
+def blocking_agent(variant: str, action: str, started: Path | None = None,
+                   seconds: float = 60.0) -> FakeAgent:
+    """An agent whose ``action`` is a long step: it runs ``seconds`` unless the agent is
+    told to stop (``cancel``); ``started`` is touched when it begins."""
+    agent: FakeAgent
+
+    def long_step(steps: list[dict[str, Any]]) -> dict[str, Any]:
+        if started is not None:
+            started.touch()
+        if agent.cancelled.wait(seconds):
+            return {"ok": False, "error": "cancelled", "results": [], "screenshots": {}}
+        return done(steps)
+
+    agent = on(variant, action, long_step)
+    return agent
