@@ -26,6 +26,18 @@ needs_root = pytest.mark.skipif(
 )
 
 
+def run_tag(run: Path) -> str:
+    """The lab tag of a run (its namespaces are tbed-<tag>-*, its links tb<tag>m<i>)."""
+    return str(json.loads((run / "manifest.json").read_text())["lab"]["tag"])
+
+
+def run_objects(tag: str) -> list[str]:
+    """What of run ``tag`` exists now: namespaces, their processes, root links."""
+    from testbed.lab.netns import run_objects as objects
+
+    return objects(tag)
+
+
 def lab_state() -> dict[str, list[str]]:
     """Every lab namespace and root link that exists right now."""
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
