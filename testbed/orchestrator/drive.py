@@ -161,8 +161,7 @@ class Driver:
                 self.join_watch(variant)
         except BaseException:
             self.stopped = True  # lanes and watches still running start nothing more
-            self.cancel()
-            raise
+            raise  # (the caller tells the agents to stop: ``cancel``)
 
     def _parallel(self, session: str, lanes: dict[str, list[Step]]) -> None:
         """Each lane on a daemon thread: an interrupted run neither waits for the actions in

@@ -80,10 +80,11 @@ class Ledger:
 
 
 @contextlib.contextmanager
-def deferred_signals(note: Callable[[str], None] | None = None) -> Iterator[list[int]]:
-    """Ctrl-C, SIGTERM and SIGHUP do not interrupt the block; the list holds those received.
-    Only the main thread can hold signals (elsewhere the block runs as it is)."""
-    received: list[int] = []
+def deferred_signals(received: list[int] | None = None) -> Iterator[list[int]]:
+    """Ctrl-C, SIGTERM and SIGHUP do not interrupt the block; the list (``received``, or a new
+    one) holds those received. Only the main thread can hold signals (elsewhere the block
+    runs as it is)."""
+    received = [] if received is None else received
     if threading.current_thread() is not threading.main_thread():
         yield received
         return

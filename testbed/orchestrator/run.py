@@ -176,11 +176,11 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
         expectations=[e.to_json() for e in scenario.expectations],
         process=Owner.me().to_json(),
     )
-    progress(f"run {run.path}")
+    gateway: Gateway = kind.gateway(run.path, internet)
+    progress(f"run {run.path} (lab tag {gateway.tag})")
     for earlier in mark_abandoned(results / scenario.name, run.path):
         progress(f"earlier run {earlier.name} was abandoned (its process is gone); "
                  "`testbed lab cleanup` removes what it left")
-    gateway: Gateway = kind.gateway(run.path, internet)
     pool: GuestPool = kind.make(Context(run.path, scenario, results, progress), gateway)
     ledger = Ledger()
     phases = Phases(run, progress, ledger)
@@ -206,6 +206,8 @@ def _lab_part(scenario: Scenario, run: RunDir, kind: PoolKind, gateway: Gateway,
     tcpdump = mitm = None
     stats = CaptureStats()
     left: list[str] = []
+    held: list[int] = []
+    driver: Driver | None = None
     try:
         with phases.phase("network"):
             handle = call("the gateway", gateway.start, timeout=timeouts.network)
@@ -223,17 +225,21 @@ def _lab_part(scenario: Scenario, run: RunDir, kind: PoolKind, gateway: Gateway,
             guests = start_guests(pool, list(scenario.clients), mitm.ca_cert,
                                   timeouts.guest or pool.start_timeout)
             run.update_manifest(guests={v: g.address for v, g in guests.items()})
+        driver = Driver(scenario, guests, run, canary, progress, timeouts)
         with phases.phase("sessions"):
-            Driver(scenario, guests, run, canary, progress, timeouts).drive()
+            driver.drive()
     except (TestbedError, KeyboardInterrupt, OSError) as e:
-        if isinstance(e, OSError) and e.errno in FULL:
-            ledger.note(e)  # the run's records are what failed: said once the lab is down
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        error = describe(e) if isinstance(e, OSError) else str(e) or type(e).__name__
-        progress(f"run {status}: {error}")
-        ledger.write(lambda: run.update_manifest(error=error))
+        with deferred_signals(held):  # from here on, signals wait for the lab to be down
+            if driver is not None:
+                driver.cancel()  # the actions in flight stop (a few seconds at most)
+            if isinstance(e, OSError) and e.errno in FULL:
+                ledger.note(e)  # the run's records are what failed: said once the lab is down
+            error = describe(e) if isinstance(e, OSError) else str(e) or type(e).__name__
+            progress(f"run {status}: {error}")
+            ledger.write(lambda: run.update_manifest(error=error))
     finally:
-        with deferred_signals() as held:  # a second Ctrl-C does not cut teardown short
+        with deferred_signals(held):  # a second Ctrl-C does not cut teardown short
             phases.strict = False
             try:
                 with phases.phase("capture-stop"):
@@ -252,7 +258,7 @@ def _lab_part(scenario: Scenario, run: RunDir, kind: PoolKind, gateway: Gateway,
                     finally:
                         gateway.teardown()
                 left = _leftovers(gateway)
-    if held and status != "interrupted":
+    if held and status != "interrupted":  # the first Ctrl-C came during teardown
         status = "interrupted"
         phases.save(error="interrupted during teardown")
     if left:
