@@ -166,6 +166,7 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
     internet = load_internet(scenario.internet_path)
     results = results.resolve()
     run = RunDir.create(results, scenario.name)
+    run.reserve()
     shutil.copyfile(scenario.path, run.file(f.SCENARIO))
     shutil.copyfile(internet.path, run.file(f.INTERNET))
     canary = f"CANARY-{secrets.token_hex(6)}"
@@ -191,6 +192,7 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
                            state_dir or results / ".lab-ca", timeouts)
         return _analysis_part(run, phases, status, progress)
     finally:
+        run.release_reserve()
         for s, h in old.items():
             signal.signal(s, h)
 
@@ -264,6 +266,7 @@ def _lab_part(scenario: Scenario, run: RunDir, kind: PoolKind, gateway: Gateway,
     if left:
         progress(lab_state_line(left))
     if ledger.problems:  # the phases again too: their own writes may have failed
+        run.release_reserve()  # room for these last words on a full disk
         status = "interrupted" if status == "interrupted" else "failed"
         phases.save(status=status, error=ledger.summary)
         if status == "failed":
@@ -314,6 +317,7 @@ def _analysis_part(run: RunDir, phases: Phases, status: str,
         if full is not None:
             ledger.note(full)
         discard_partial_analysis(run.path)  # no half analysis; and room for the manifest
+        run.release_reserve()
         phases.save(status="failed", error=f"{phases.current}: {ledger.summary}")
         raise RunFailed(f"{run.path}: failed during {phases.current}: {ledger.summary}; "
                         "the lab was torn down") from None

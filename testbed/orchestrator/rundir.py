@@ -5,7 +5,9 @@ and writes the manifest and events as the run goes, safely from several threads.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
 import secrets
 import threading
 from pathlib import Path
@@ -15,6 +17,8 @@ from testbed._errors import TestbedError
 from testbed.run import Event, Manifest, store
 from testbed.run import files as f
 from testbed.run.liveness import ABANDONED, LIVE_STATUSES
+
+RESERVE_BYTES = 64 * 1024  # a manifest's worth, several times over
 
 
 class RunDir:
@@ -66,6 +70,17 @@ class RunDir:
 
     def events(self) -> list[Event]:
         return store.read_events(self.path)[0]
+
+    def reserve(self, size: int = RESERVE_BYTES) -> None:
+        """Keep ``size`` bytes of the disk for the run's last records (``release_reserve``)."""
+        with self.file(f.RESERVE).open("wb") as out:
+            out.write(bytes(size))
+            out.flush()
+            os.fsync(out.fileno())
+
+    def release_reserve(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file(f.RESERVE).unlink(missing_ok=True)
 
     def screenshot(self, variant: str, name: str, data: bytes) -> Path:
         d = self.path / f.SCREENSHOTS_DIR / variant

@@ -57,6 +57,8 @@ VERDICTS = "verdicts.json"
 JUNIT = "junit.xml"
 REPORT = "report.html"
 REANALYSIS_DIR = "reanalysis"
+#: room a live run keeps for its last records: freed when the disk is full (and at the end)
+RESERVE = ".reserve"
 
 #: the folders a new run starts with
 RUN_SUBDIRS = (CAPTURE_DIR, SCREENSHOTS_DIR, ANALYSIS_DIR, LAB_DIR)
