@@ -134,8 +134,8 @@ def append_line(path: Path, data: Mapping[str, Any]) -> None:
         try:
             if os.write(fd, line) != len(line):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        except OSError:
+        except OSError as e:
             os.ftruncate(fd, size)
-            raise
+            raise OSError(e.errno, e.strerror, str(path)) from e
     finally:
         os.close(fd)
