@@ -119,9 +119,11 @@ def dump_json(path: Path, data: Any, indent: int = 1) -> None:
         tmp.write_text(json.dumps(data, indent=indent, ensure_ascii=False) + "\n",
                        encoding="utf-8")
         tmp.replace(path)
-    except BaseException:  # a full disk, an interrupt: no half-written .tmp stays behind
+    except BaseException as e:  # a full disk, an interrupt: no half-written .tmp stays behind
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # (a failed write names no file)
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 
