@@ -100,11 +100,14 @@ def root_links() -> list[str]:
 
 
 def tag_of(name: str) -> str | None:
-    """The run tag in a lab namespace's or management link's name (None: not the lab's)."""
+    """The run tag in a lab namespace's or management link's name, ``x<key>`` for a vagrant
+    run's bridge (None: not the lab's)."""
     if NS_PATTERN.match(name):
         return name[len(NS_PREFIX):len(NS_PREFIX) + 4]
     if LAB_LINK.match(name):
         return name[2:6]
+    if LINK_PATTERN.match(name):  # a vagrant run's experiment bridge or uplink: x<key>
+        return name[2:9]
     return None
 
 
@@ -135,7 +138,7 @@ def sweep(tag: str | None = None, everything: bool = False, only: str | None = N
             delete_ns(ns)
             out.append(f"netns {ns}")
     for link in links:
-        if tag_of(link) in doomed or (everything and only is None and tag_of(link) is None):
+        if tag_of(link) in doomed:
             sh("ip", "link", "delete", link, check=False)
             out.append(f"link {link}")
     for d in NETNS_ETC.glob(f"{NS_PREFIX}*") if NETNS_ETC.exists() else []:

@@ -149,3 +149,21 @@ def test_claims_of_gone_runs_are_swept_and_live_ones_kept(state):
         owners.claim_file(tag).write_text(json.dumps(owner.to_json()))
     assert owners.sweep_stale_claims() == [dead]
     assert owners.claim_file(live).exists() and not owners.claim_file(dead).exists()
+
+
+@pytest.mark.parametrize("who", ["me", "gone", None])
+def test_a_vagrant_runs_bridge_is_kept_while_its_run_lives(state, who):
+    key = secrets.token_hex(3)
+    bridge, tag = f"tbx{key}", f"x{key}"
+    netns.sh("ip", "link", "add", bridge, "type", "bridge")
+    try:
+        if who is not None:
+            state.mkdir(parents=True, exist_ok=True)
+            owner = Owner.me() if who == "me" else _gone()
+            owners.claim_file(tag).write_text(json.dumps(owner.to_json()))
+        out = _cleanup(tag, state)
+        assert out.returncode == 0, out.stderr
+        exists = Path(f"/sys/class/net/{bridge}").exists()
+        assert exists is (who == "me"), out.stdout
+    finally:
+        netns.sh("ip", "link", "delete", bridge, check=False)
