@@ -104,11 +104,17 @@ def _print_warnings(warnings: list[str]) -> None:
 
 
 def cmd_lab_cleanup(args: argparse.Namespace) -> int:
+    from testbed.lab import owners
     from testbed.lab.netns import sweep
+    from testbed.orchestrator.rundir import mark_abandoned
 
     if os.geteuid() != 0:
         raise TestbedError("testbed lab cleanup needs root (it removes network namespaces)")
+    gone = [run for tag, run in owners.gone_runs().items() if args.tag in (None, tag)]
     done = sweep(everything=args.all, only=args.tag)
+    for scenario_dir in sorted({run.parent for run in gone}):
+        for run in mark_abandoned(scenario_dir):
+            print(f"run {run}: abandoned (its process is gone)")
     kept = [r for r in done if r.startswith("kept ")]
     removed = [r for r in done if not r.startswith("kept ")]
     for r in kept:

@@ -79,6 +79,20 @@ def live(tag: str, pids: list[int]) -> bool:
     return False
 
 
+def gone_runs() -> dict[str, Path]:
+    """Tag -> run folder, of the claims whose owner is gone (runs that were killed)."""
+    out = {}
+    for f in sorted(STATE_DIR.glob("*.json")) if STATE_DIR.is_dir() else []:
+        try:
+            raw = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        owner = owner_of(raw)
+        if owner is not None and not owner.alive() and isinstance(raw.get("run"), str):
+            out[f.stem] = Path(raw["run"])
+    return out
+
+
 def sweep_stale_claims() -> list[str]:
     """Remove claims whose owner is gone; returns the tags."""
     out = []

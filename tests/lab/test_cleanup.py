@@ -167,3 +167,18 @@ def test_a_vagrant_runs_bridge_is_kept_while_its_run_lives(state, who):
         assert exists is (who == "me"), out.stdout
     finally:
         netns.sh("ip", "link", "delete", bridge, check=False)
+
+
+def test_cleanup_marks_the_killed_run_abandoned(state, make_run, tmp_path):
+    owner = _gone()
+    run_dir = tmp_path / "results" / "seed" / "20260101T000000Z-dead"
+    run_dir.mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps(
+        {"status": "running", "process": owner.to_json()}))
+    run = make_run(orphan=True)
+    owners.claim_file(run.tag).write_text(json.dumps(owner.to_json() | {"run": str(run_dir)}))
+    out = _cleanup(run.tag, state)
+    assert out.returncode == 0, out.stderr
+    assert f"run {run_dir}: abandoned (its process is gone)" in out.stdout
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "abandoned"
+    assert run_objects(run.tag) == []

@@ -58,12 +58,13 @@ def test_sigkill_then_lab_cleanup_leaves_nothing(tmp_path):
     out = _cleanup(tag)
     assert out.returncode == 0, out.stderr
     assert "removed netns tbed-" + tag + "-gw" in out.stdout
+    assert f"run {run}: abandoned (its process is gone)" in out.stdout
     assert run_objects(tag) == []
     assert processes_mentioning(str(run)) == []
     # the crashed run stays readable, and reads as abandoned (never "running")
     from testbed.history.diff import load_run
 
-    assert json.loads((run / "manifest.json").read_text())["status"] == "running"
+    assert json.loads((run / "manifest.json").read_text())["status"] == "abandoned"
     assert load_run(run).status == "abandoned"
 
 
