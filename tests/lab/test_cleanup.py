@@ -176,6 +176,7 @@ def test_cleanup_marks_the_killed_run_abandoned(state, make_run, tmp_path):
     (run_dir / "manifest.json").write_text(json.dumps(
         {"status": "running", "process": owner.to_json()}))
     run = make_run(orphan=True)
+    state.mkdir(parents=True, exist_ok=True)
     owners.claim_file(run.tag).write_text(json.dumps(owner.to_json() | {"run": str(run_dir)}))
     out = _cleanup(run.tag, state)
     assert out.returncode == 0, out.stderr
