@@ -130,6 +130,11 @@ def tables() -> list[str]:
     return [line.split()[-1] for line in out.splitlines() if line.startswith("table inet ")]
 
 
+def tags() -> set[str]:
+    """The run tags that have a host table now."""
+    return {m.group(1) for m in map(HOST_TABLE.match, tables()) if m}
+
+
 def sweep(tag: str | None = None) -> list[str]:
     """Remove the host tables of one run (``tag``) or of every run; returns what went."""
     removed = []

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testbed.lab import netns
+from testbed.lab import netns, owners
 from testbed.lab.internet_map import InternetMap
 from testbed.provider.abstracts import Gateway, GatewayHandle
 
@@ -66,6 +66,7 @@ class NetnsGateway(Gateway):
 
     def start(self) -> GatewayHandle:
         gw, net, sh = self.ns, self.net, netns.sh
+        owners.claim(self.tag, self.workdir)  # before anything of the run exists
         for ns in (gw, net):
             sh("ip", "netns", "add", ns)
         for ns in (gw, net):
@@ -158,3 +159,8 @@ class NetnsGateway(Gateway):
         netns.delete_all([self.ns, self.net])
         netns.reap(self.procs)
         netns.sweep(self.tag)
+        if not self.leftovers():
+            owners.release(self.tag)  # kept otherwise: cleanup knows the run is gone
+
+    def leftovers(self) -> list[str]:
+        return netns.run_objects(self.tag)

@@ -19,6 +19,8 @@ that error.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
@@ -56,6 +58,8 @@ VERDICTS = "verdicts.json"
 JUNIT = "junit.xml"
 REPORT = "report.html"
 REANALYSIS_DIR = "reanalysis"
+#: room a live run keeps for its last records: freed when the disk is full (and at the end)
+RESERVE = ".reserve"
 
 #: what analysing and judging a run write, all made from the files above: a re-analysis
 #: withdraws them first, so one that cannot finish leaves no earlier verdict standing as current
@@ -149,10 +153,29 @@ def load_lines(path: Path, parse: Callable[[Mapping[str, Any]], T],
 def dump_json(path: Path, data: Any, indent: int = 1) -> None:
     """Write ``data`` as JSON (UTF-8, not ASCII-escaped), atomically."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=indent, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
+        tmp.replace(path)
+    except BaseException as e:  # a full disk, an interrupt: no half-written .tmp stays behind
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # (a failed write names no file)
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
 
 
 def append_line(path: Path, data: Mapping[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(data, ensure_ascii=False) + "\n")
+    """Append one JSON line, whole or not at all (a full disk leaves no half line)."""
+    line = (json.dumps(data, ensure_ascii=False) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        except OSError as e:
+            os.ftruncate(fd, size)
+            raise OSError(e.errno, e.strerror, str(path)) from e
+    finally:
+        os.close(fd)
