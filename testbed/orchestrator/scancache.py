@@ -83,9 +83,9 @@ def _reuse(source: Path, name: str, inputs: dict[str, Any], scan: Callable[[], S
     except (OSError, ValueError, KeyError, TypeError, AttributeError, AnalysisError):
         pass  # no usable earlier scan: scan again
     result = scan()
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"key": key, "scan": result.to_json()}) + "\n")
         os.replace(tmp, cache)
     except OSError:  # a read-only run (a full disk) is analysed all the same, not reused
