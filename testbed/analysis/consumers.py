@@ -86,15 +86,18 @@ class NameConsumer:
     def _candidates(self, buf: bytes, c: IPColumns) -> tuple[Any, ...]:
         """(rows `NameScanner.feed` may take a name from, TCP rows, rows of a ClientHello
         not complete in its segment, whose flow's next segments are wanted too, DNS
-        responses over UDP: they need no order, and go to `NameScanner.dns` directly)."""
+        responses over UDP: they need no order, and go to `NameScanner.dns` directly,
+        rows of a ClientHello complete in its first record, and the end of its message)."""
         has = (c.poff >= 0) & (c.pend > c.poff)
         tcp = has & (c.proto == 6)
         udp53 = has & (c.proto == 17) & (c.sport == 53)
         cand = np.zeros(len(has), dtype=bool)
         partial = np.zeros(len(has), dtype=bool)
+        whole_hello = np.zeros(len(has), dtype=bool)
+        hello_end = np.zeros(len(has), dtype=np.int64)
         rows = np.flatnonzero(tcp)
         if not rows.size:
-            return cand, tcp, partial, udp53
+            return cand, tcp, partial, udp53, whole_hello, hello_end
         u8 = np.frombuffer(buf, np.uint8)
         first = u8[c.poff[rows]]
         cand[rows] = (c.sport[rows] == 53) | self.first_http[first]
@@ -109,7 +112,9 @@ class NameConsumer:
             whole = (size >= 9) & (rlen >= 4 + hlen) & (size >= 5 + rlen)
             cand[rows] |= hello
             partial[rows] = hello & ~whole
-        return cand, tcp, partial, udp53
+            whole_hello[rows] = hello & whole & (size >= 9)
+            hello_end[rows] = c.poff[rows] + 9 + hlen
+        return cand, tcp, partial, udp53, whole_hello, hello_end
 
     def add(self, parts: Sequence[Part]) -> None:
         picked = [self._candidates(buf, c) for buf, c, _ in parts]
@@ -124,9 +129,15 @@ class NameConsumer:
                        for s, d, sp, dp in pending]
             keys = np.concatenate(wanted)
             for h, p in zip(hashes, picked, strict=True):
-                p[0][...] |= p[1] & np.isin(h, keys)
+                ordered = p[1] & np.isin(h, keys)
+                p[0][...] |= ordered
+                p[4][...] &= ~ordered
+        for part, p in zip(parts, picked, strict=True):
+            if p[4].any():
+                p[0][...] &= ~p[4]
+                self._hellos(part, np.flatnonzero(p[4]), p[5])
         dns = self.scanner.dns
-        for (buf, c, _guest), (*_, udp53) in zip(parts, picked, strict=True):
+        for (buf, c, _guest), (_, _, _, udp53, *_) in zip(parts, picked, strict=True):
             rows = np.flatnonzero(udp53)
             if rows.size:
                 names = self.variants
@@ -159,6 +170,27 @@ class NameConsumer:
             if d is None:
                 d = packed[dst] = packed_address(4 if isinstance(dst, int) else 6, dst)
             feed(s, d, proto, sport, dport, buf[poff:pend])
+
+
+    def _hellos(self, part: Part, rows: I64, hello_end: I64) -> None:
+        """ClientHellos whole in their segment's first record, on flows not in the middle
+        of one: their order does not matter (the index is a set), so they skip the ordered
+        feed; what `NameScanner.feed` does with each, with the SNI walk in C."""
+        buf, c, guest = part
+        found = native.snis()(buf, c.poff[rows] + 5, hello_end[rows])
+        seen: set[tuple[Any, int, str]] = set()
+        dst = c.dst[rows].tolist()
+        if c.version == 6:
+            dst = [tuple(a) for a in dst]
+        add, packed = self.scanner.add, self.packed
+        for d, g, sni in zip(dst, guest[rows].tolist(), found, strict=True):
+            if not sni or (d, g, sni) in seen:
+                continue
+            seen.add((d, g, sni))
+            p = packed.get(d)
+            if p is None:
+                p = packed[d] = packed_address(c.version, d)
+            add(p, sni, "sni", self.variants[g])
 
 
 def _flow_order(c: IPColumns, rows: I64) -> tuple[I64, NDArray[np.bool_]]:
