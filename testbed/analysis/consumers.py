@@ -141,7 +141,11 @@ class NameConsumer:
             rows = np.flatnonzero(udp53)
             if rows.size:
                 names = self.variants
-                to = self.guests.find(c.version, c.dst[rows]).tolist()
+                to = self.guests.find(c.version, c.dst[rows])
+                # responses repeat but for their id: `dns` takes each (message, variant)
+                # once, so only a batch's first of each is handed over
+                keep = native.first_seen()(buf, c.poff[rows] + 2, c.pend[rows], to)
+                rows, to = rows[keep], to[keep].tolist()
                 for a, b, v in zip(c.poff[rows].tolist(), c.pend[rows].tolist(), to,
                                    strict=True):
                     dns(buf[a:b], names[v])

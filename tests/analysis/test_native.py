@@ -1,7 +1,7 @@
 """The native loops give exactly what their Python references give: the record walk's
 offsets on whole, truncated, damaged and random buffers, from every start position, both
 byte orders; the payload gather's bytes for any ranges; the SNI walk's names on real,
-cut, flipped and random ClientHellos."""
+cut, flipped and random ClientHellos; the first-seen filter's rows on repetitive buffers."""
 
 from __future__ import annotations
 
@@ -100,10 +100,12 @@ def test_missing_extension_falls_back_with_one_notice(monkeypatch: pytest.Monkey
     monkeypatch.setattr(native, "native_walk", None)
     monkeypatch.setattr(native, "native_gather", None)
     monkeypatch.setattr(native, "native_snis", None)
+    monkeypatch.setattr(native, "native_first_seen", None)
     monkeypatch.setattr(native, "_noticed", False)
     assert native.walks() is native.python_walk
     assert native.gather() is native.python_gather
     assert native.snis() is native.python_snis
+    assert native.first_seen() is native.python_first_seen
     assert native.walks() is native.python_walk
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "native capture helpers not built" in err, \
@@ -151,3 +153,19 @@ def test_sni_walk_finds_the_name() -> None:
     msg = client_hello("chat.example.test")[5:]
     got = native.snis()(msg, np.array([0]), np.array([len(msg)]))
     assert got == ["chat.example.test"], f"the SNI walk should find the name, gave {got!r}"
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_native_first_seen_matches_reference(seed: int) -> None:
+    assert native.native_first_seen is not None, \
+        "the native first-seen filter was not built: run `make setup`"
+    rng = random.Random(seed)
+    pieces = [rng.randbytes(rng.randrange(0, 6)) for _ in range(rng.randrange(1, 8))]
+    buf = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 200)))
+    n = rng.randrange(0, 300)
+    starts = np.array([rng.randrange(-2, len(buf) + 5) for _ in range(n)], dtype=np.int64)
+    ends = starts + np.array([rng.randrange(-3, 7) for _ in range(n)], dtype=np.int64)
+    tags = np.array([rng.randrange(-1, 3) for _ in range(n)], dtype=np.int64)
+    got = native.native_first_seen(buf, starts, ends, tags).tolist()
+    want = native.python_first_seen(buf, starts, ends, tags).tolist()
+    assert got == want, f"the native first-seen filter kept rows {got}, the reference {want}"
