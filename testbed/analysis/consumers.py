@@ -297,6 +297,7 @@ class BurstConsumer:
         self.variants = variants
         self.last: dict[tuple[str, bytes, int, int], float] = {}
         self.starts: dict[tuple[str, bytes, int, int], list[float]] = {}
+        self.packed: dict[Any, bytes] = {}
 
     def add(self, parts: Sequence[Part]) -> None:
         for version in (4, 6):
@@ -330,22 +331,30 @@ class BurstConsumer:
         runmax = np.maximum.accumulate(gid * n + rank) - gid * n  # rank of the latest so far
         prev = np.full(n, np.nan)
         prev[1:] = t[by_rank[runmax[:-1]]]
-        heads = np.flatnonzero(change).tolist()
-        carried = np.full(len(heads), np.nan)
+        heads = np.flatnonzero(change)
+        first = order[heads]
+        dsts = dst[first].tolist()
+        if version == 6:
+            dsts = [tuple(a) for a in dsts]
+        packed = self.packed
         names = []
-        for g, h in enumerate(heads):
-            r = order[h]
-            name = (self.variants[int(variant[r])], packed_address(version, dst[r]), int(proto[r]),
-                    int(port[r]))
-            names.append(name)
-            carried[g] = self.last.get(name, np.nan)
+        for v, d, pr, po in zip(variant[first].tolist(), dsts, proto[first].tolist(),
+                                port[first].tolist(), strict=True):
+            p = packed.get(d)
+            if p is None:
+                p = packed[d] = packed_address(version, d)
+            names.append((self.variants[v], p, pr, po))
+        last = self.last
+        carried = np.array([last.get(name, np.nan) for name in names], dtype=float)
         prev[change] = np.nan
         prev = np.fmax(prev, carried[gid])
         start = np.isnan(prev) | (t - prev > BURST_GAP) | syn[order]
-        bounds = [*heads, n]
+        picked = np.flatnonzero(start)
+        times = t[picked].tolist()
+        cuts = [*np.searchsorted(picked, heads).tolist(), len(picked)]
+        latest = np.fmax(carried, np.maximum.reduceat(t, heads)).tolist()
         for g, name in enumerate(names):
-            lo, hi = bounds[g], bounds[g + 1]
-            times = t[lo:hi][start[lo:hi]].tolist()
-            if times:
-                self.starts.setdefault(name, []).extend(times)
-            self.last[name] = float(np.fmax(carried[g], t[lo:hi].max()))
+            lo, hi = cuts[g], cuts[g + 1]
+            if hi > lo:
+                self.starts.setdefault(name, []).extend(times[lo:hi])
+            last[name] = latest[g]
