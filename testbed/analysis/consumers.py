@@ -257,16 +257,33 @@ class CanaryConsumer:
         edges = [*bounds[heads].tolist(), len(stream)]
         hr = rows[heads]
         src, dst = c.src[hr].tolist(), c.dst[hr].tolist()
-        for f, (s, d, proto, sport, dport) in enumerate(zip(
-                src, dst, c.proto[hr].tolist(), c.sport[hr].tolist(), c.dport[hr].tolist(),
-                strict=True)):
-            key = (s if c.version == 4 else tuple(s), d if c.version == 4 else tuple(d),
-                   proto, sport, dport)
+        if c.version == 6:
+            src, dst = [tuple(a) for a in src], [tuple(a) for a in dst]
+        tails, keep = self.tails, self.keep
+        windows: list[bytes] = []  # each flow's old tail + its first bytes here
+        owners: list[tuple[bytes, int, int]] = []
+        for f, key in enumerate(zip(src, dst, c.proto[hr].tolist(), c.sport[hr].tolist(),
+                                    c.dport[hr].tolist(), strict=True)):
             lo, hi = edges[f], edges[f + 1]
-            tail = self.tails.get(key, b"")
+            tail = tails.get(key, b"")
             if tail:
-                self._across(tail, stream, lo, min(hi, lo + self.keep), bounds, c, guest, rows)
-            self.tails[key] = (tail + stream[max(lo, hi - self.keep) : hi])[-self.keep :]
+                windows.append(tail + stream[lo : min(hi, lo + keep)])
+                owners.append((tail, lo, min(hi, lo + keep)))
+            tails[key] = (tail + stream[max(lo, hi - keep) : hi])[-keep:]
+        # only the windows holding a form are searched one by one (in flow order)
+        joined = b"".join(windows)
+        ends = np.cumsum([len(w) for w in windows])
+        hit: set[int] = set()
+        for _, form in self.forms:
+            at = joined.find(form)
+            while at >= 0:
+                w = np.searchsorted(ends, [at, at + len(form) - 1], "right")
+                if w[0] == w[1]:
+                    hit.add(int(w[0]))
+                at = joined.find(form, at + 1)
+        for w in sorted(hit):
+            tail, lo, hi = owners[w]
+            self._across(tail, stream, lo, hi, bounds, c, guest, rows)
 
     def _across(self, tail: bytes, stream: bytes, lo: int, hi: int, bounds: I64,
                 c: IPColumns, guest: I64, rows: I64) -> None:
