@@ -277,9 +277,9 @@ class CanaryConsumer:
         for _, form in self.forms:
             at = joined.find(form)
             while at >= 0:
-                w = np.searchsorted(ends, [at, at + len(form) - 1], "right")
-                if w[0] == w[1]:
-                    hit.add(int(w[0]))
+                span = np.searchsorted(ends, [at, at + len(form) - 1], "right")
+                if span[0] == span[1]:
+                    hit.add(int(span[0]))
                 at = joined.find(form, at + 1)
         for w in sorted(hit):
             tail, lo, hi = owners[w]

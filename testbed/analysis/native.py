@@ -116,9 +116,9 @@ native_snis: Snis | None = None
 native_first_seen: FirstSeen | None = None
 
 try:
-    from ._native import gather as _gather_c  # type: ignore[import-not-found]
+    from ._native import first_seen as _first_seen_c  # type: ignore[import-not-found]
+    from ._native import gather as _gather_c
     from ._native import pcap_offsets, pcapng_offsets
-    from ._native import first_seen as _first_seen_c
     from ._native import snis as _snis_c
 except ImportError:  # not built (no compiler at install time): the references
     NATIVE = False

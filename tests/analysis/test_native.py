@@ -118,7 +118,8 @@ def _hellos() -> list[tuple[str, bytes]]:
     from .test_names import client_hello, padded_hello
 
     rng = random.Random(11)
-    real = [(f"real {n}", client_hello(n)[5:]) for n in ("a.example.test", "x" * 60 + ".long.example.test", None)]
+    names = ("a.example.test", "x" * 60 + ".long.example.test", None)
+    real = [(f"real {n}", client_hello(n)[5:]) for n in names]
     real.append(("padded", padded_hello(client_hello("pq.example.test"), 1400)[5:]))
     out = list(real)
     msg = real[0][1]
