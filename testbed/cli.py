@@ -12,6 +12,9 @@ from testbed._subcommand import add_json_flag
 from testbed.run.files import DEFAULT_RESULTS, ENDPOINTS, ENDPOINTS_CSV, REPORT
 
 __all__ = ["build_parser", "main"]
+# testbed does no linear algebra: numpy's OpenBLAS need not start a thread per core when
+# imported (~0.06-0.1 CPU s per command, taken from the analysis beside it; issue 10)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
 
 
