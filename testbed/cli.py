@@ -271,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     except TestbedError as e:
         print(f"testbed: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # the reader went away (`testbed schema | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as e:  # a full disk, a folder that cannot be written: one line
         from testbed.orchestrator.guard import describe
 
