@@ -67,19 +67,38 @@ static PyObject *walk(PyObject *args, int kind) {
 static PyObject *pcap_offsets(PyObject *self, PyObject *args) { return walk(args, 0); }
 static PyObject *pcapng_offsets(PyObject *self, PyObject *args) { return walk(args, 1); }
 
+/* The (buf, starts, ends) arguments of gather and snis: starts and ends are native int64
+ * buffers of one length. Returns how many ranges; NO_ARGS (nothing held) or BAD_RANGES (the
+ * buffers held, to be released) with the error set. */
+enum { NO_ARGS = -2, BAD_RANGES = -1 };
+
+static Py_ssize_t ranges(PyObject *args, Py_buffer *view, Py_buffer *sv, Py_buffer *ev) {
+    if (!PyArg_ParseTuple(args, "y*y*y*", view, sv, ev))
+        return NO_ARGS;
+    if (ev->len != sv->len || sv->len % (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "starts and ends must be int64 arrays of one length");
+        return BAD_RANGES;
+    }
+    return sv->len / (Py_ssize_t)sizeof(int64_t);
+}
+
+static void release_ranges(Py_buffer *view, Py_buffer *sv, Py_buffer *ev) {
+    PyBuffer_Release(view);
+    PyBuffer_Release(sv);
+    PyBuffer_Release(ev);
+}
+
 /* gather(buf, starts, ends) -> bytes: buf[starts[0]:ends[0]] + buf[starts[1]:ends[1]] + ...
  * (starts, ends: native int64 buffers of offsets >= 0; an empty or inverted range adds
  * nothing, and a range is clipped to the buffer, as Python slicing does). */
 static PyObject *gather(PyObject *self, PyObject *args) {
     Py_buffer view, sv, ev;
-    if (!PyArg_ParseTuple(args, "y*y*y*", &view, &sv, &ev))
+    Py_ssize_t n = ranges(args, &view, &sv, &ev);
+    if (n == NO_ARGS)
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t n = sv.len / (Py_ssize_t)sizeof(int64_t);
-    if (ev.len != sv.len || sv.len % (Py_ssize_t)sizeof(int64_t)) {
-        PyErr_SetString(PyExc_ValueError, "starts and ends must be int64 arrays of one length");
+    if (n < 0)
         goto done;
-    }
     const int64_t *st = sv.buf, *en = ev.buf;
     int64_t len = view.len, total = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -102,9 +121,7 @@ static PyObject *gather(PyObject *self, PyObject *args) {
         }
     }
 done:
-    PyBuffer_Release(&view);
-    PyBuffer_Release(&sv);
-    PyBuffer_Release(&ev);
+    release_ranges(&view, &sv, &ev);
     return result;
 }
 
@@ -158,14 +175,12 @@ static int hello_sni(const unsigned char *b, int64_t n, int64_t *at, int64_t *le
  * the buffer, as slicing), its SNI's bytes, or None when it has none. */
 static PyObject *snis(PyObject *self, PyObject *args) {
     Py_buffer view, sv, ev;
-    if (!PyArg_ParseTuple(args, "y*y*y*", &view, &sv, &ev))
+    Py_ssize_t n = ranges(args, &view, &sv, &ev);
+    if (n == NO_ARGS)
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t n = sv.len / (Py_ssize_t)sizeof(int64_t);
-    if (ev.len != sv.len || sv.len % (Py_ssize_t)sizeof(int64_t)) {
-        PyErr_SetString(PyExc_ValueError, "starts and ends must be int64 arrays of one length");
+    if (n < 0)
         goto done;
-    }
     const int64_t *st = sv.buf, *en = ev.buf;
     const unsigned char *buf = view.buf;
     int64_t len = view.len;
@@ -189,9 +204,7 @@ static PyObject *snis(PyObject *self, PyObject *args) {
         PyList_SET_ITEM(result, i, item);
     }
 done:
-    PyBuffer_Release(&view);
-    PyBuffer_Release(&sv);
-    PyBuffer_Release(&ev);
+    release_ranges(&view, &sv, &ev);
     return result;
 }
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from testbed._errors import LabError
 from testbed.lab import mgmt, owners
+from testbed.lab.shell import sh
 
 NS_PREFIX = "tbed-"
 NS_PATTERN = re.compile(r"^tbed-[0-9a-f]{4}-[a-z0-9]+$")
@@ -26,18 +27,6 @@ NS_PATTERN = re.compile(r"^tbed-[0-9a-f]{4}-[a-z0-9]+$")
 LINK_PATTERN = re.compile(r"^tb[0-9a-f]{4}m\d+$|^tbx[0-9a-f]{6}u?$")
 LAB_LINK = re.compile(r"^tb[0-9a-f]{4}m\d+$")  # a lab guest's management link: tb<tag>m<i>
 NETNS_ETC = Path("/etc/netns")
-
-
-def sh(*argv: str, ns: str | None = None, check: bool = True, input: str | None = None) -> str:
-    """Run a command (in namespace ``ns``); a failure becomes a LabError quoting stderr."""
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=30, input=input)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise LabError(f"`{' '.join(cmd)}` failed: {e}") from e
-    if check and res.returncode != 0:
-        raise LabError(f"`{' '.join(cmd)}` failed: {res.stderr.strip() or res.returncode}")
-    return res.stdout
 
 
 def namespaces() -> list[str]:
