@@ -58,7 +58,9 @@ _DAEMON = {
                                  "{config} with their placeholders filled in"},
         "ready": {"type": "integer", "minimum": 1, "maximum": 65535,
                   "description": "the TCP port that answers once the daemon is up"},
-        "ready_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
+        "ready_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 100,
+                          "description": "how long it may take to answer (the gateway's "
+                                         "set-up has 120 s in all)"},
         "names": {"type": "array", "items": _HOST,
                   "description": "more DNS names of the row (resolved, in its certificate)"},
     },
