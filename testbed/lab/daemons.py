@@ -57,6 +57,14 @@ def _setns(fd: int, kind: int) -> None:
         raise OSError(ctypes.get_errno(), "setns failed")
 
 
+def missing_programs(internet: InternetMap, path: str | None = None) -> list[str]:
+    """The daemon programs of ``internet`` this machine lacks, one line each."""
+    return [f"{row.daemon.command[0]}: the daemon of {row.name} ({row.address}) in "
+            f"{internet.path.name}; install its package"
+            for row in internet.daemons() if row.daemon is not None
+            and shutil.which(row.daemon.command[0], path=path) is None]
+
+
 def daemon_uid(tag: str, index: int) -> int:
     """The uid of run ``tag``'s ``index``-th daemon: unique across daemons and runs."""
     if not 0 <= index < MAX_DAEMONS:

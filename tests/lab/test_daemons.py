@@ -230,3 +230,17 @@ def test_the_fixture_is_valid():
     res = subprocess.run([str(ROOT / ".venv" / "bin" / "testbed"), "validate",
                           str(FIXTURE / "internet.yaml")], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_run_whose_daemon_program_is_missing_starts_nothing(tmp_path):
+    internet = _broken(tmp_path, lambda d, folder: _nginx(d).update(
+        command=["no-such-daemon-xyz", "-c", "{config}/nginx.conf"]))
+    res = subprocess.run([sys.executable, "-m", "testbed", "run",
+                          str(internet.with_name("scenario.yaml")), "--results",
+                          str(tmp_path / "results")], capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0
+    assert "nothing was started" in res.stderr + res.stdout
+    assert ("no-such-daemon-xyz: the daemon of www.de.lab.example (198.51.100.80) in "
+            "internet.yaml; install its package") in res.stderr + res.stdout
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "results").exists()  # no run folder: nothing was made
