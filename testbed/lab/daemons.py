@@ -122,6 +122,7 @@ class Daemons:
         self.internet_ns, self.router, self.env = internet_ns, router, env
         self.started: list[Started] = []
         self.namespaces: list[str] = []
+        self.folders: list[Path] = []  # handed back to root at teardown
 
     def start(self) -> None:
         """Issue the certificates, start every daemon, wait until each one's port answers;
@@ -139,6 +140,7 @@ class Daemons:
                 raise LabError(f"daemon {program} on {row.name} ({row.address}): no program "
                                f"{program!r} on this machine (install its package)")
             root = self._prepare(row, daemon_uid(self.tag, i), ca, ca_file)
+            self.folders.append(root)
             ns = self._plumb(i, row)
             uid = daemon_uid(self.tag, i)
             proc = netns.spawn(ns, self._argv(row, root, uid), root / "daemon.log", {
@@ -237,9 +239,10 @@ class Daemons:
         names, self.namespaces = self.namespaces, []
         netns.delete_all(names)
         netns.reap([d.proc for d in self.started])
-        for d in self.started:
-            release(d.root)
+        for root in self.folders:
+            release(root)
         self.started.clear()
+        self.folders.clear()
 
 
 def release(root: Path) -> None:
