@@ -8,8 +8,9 @@ In its namespace the daemon is a host of its own (a daemon that listens on every
 clashes with nothing) and reaches the rest of the simulated internet, the guests and the
 other daemons like any lab server. It runs in a bubblewrap sandbox as a user of its own
 (``daemon_uid``, no capabilities; ports below 1024 are allowed to any user of its namespace):
-the host's file system read-only, a private ``/tmp``, ``/var/tmp`` and ``/run``, and its
-folder of the run (``lab/daemons/<row name>/``) at ``/run/daemon``:
+the host's file system read-only, a private ``/tmp``, ``/var/tmp`` and ``/run``, the lab's
+resolver in its ``/etc/resolv.conf`` (names of other lab servers resolve, as for federation),
+and its folder of the run (``lab/daemons/<row name>/``) at ``/run/daemon``:
 
     config/   its files, placeholders filled in (`testbed.scenario.daemon_files`)
     data/     its own writable folder            logs/   for the log files it writes
@@ -116,10 +117,12 @@ class Daemons:
     """The daemons of one run's simulated internet (none when no row has one)."""
 
     def __init__(self, run: Path, internet: InternetMap, tag: str, internet_ns: str,
-                 router: str, env: dict[str, str]) -> None:
-        """``router``: the internet namespace's address the daemons' default route uses."""
+                 router: str, env: dict[str, str], resolver: str = "") -> None:
+        """``router``: the internet namespace's address the daemons' default route uses;
+        ``resolver``: the lab resolver's address, their /etc/resolv.conf."""
         self.run, self.internet, self.tag = run, internet, tag
         self.internet_ns, self.router, self.env = internet_ns, router, env
+        self.resolver = resolver
         self.started: list[Started] = []
         self.namespaces: list[str] = []
         self.folders: list[Path] = []  # handed back to root at teardown
@@ -163,6 +166,8 @@ class Daemons:
         (root / "tls" / "trusted.pem").write_text(
             system + ("\n" if system and not system.endswith("\n") else "")
             + ca_file.read_text())
+        (root / "resolv.conf").write_text(f"nameserver {self.resolver}\n" if self.resolver
+                                          else "")
         values = placeholders(row)
         for src in row.daemon.files:
             try:
@@ -208,6 +213,7 @@ class Daemons:
                 "--perms", "1777", "--tmpfs", "/var/tmp", "--tmpfs", "/run",
                 "--bind", str(root), str(INSIDE),
                 "--ro-bind", str(root / "tls" / "trusted.pem"), str(SYSTEM_BUNDLE),
+                "--ro-bind", str(root / "resolv.conf"), "/etc/resolv.conf",
                 "--chdir", str(INSIDE), "--cap-drop", "ALL",
                 "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
                 "--cap-add", "CAP_SETPCAP", "--",

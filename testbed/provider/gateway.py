@@ -64,7 +64,8 @@ class NetnsGateway(Gateway):
         self.ns = f"{netns.NS_PREFIX}{self.tag}-gw"
         self.net = f"{netns.NS_PREFIX}{self.tag}-net"
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.daemons = Daemons(workdir, internet, self.tag, self.net, WAN_NET, base_env())
+        self.daemons = Daemons(workdir, internet, self.tag, self.net, WAN_NET, base_env(),
+                               resolver=GATEWAY_IP)
 
     def start(self) -> GatewayHandle:
         gw, net, sh = self.ns, self.net, netns.sh

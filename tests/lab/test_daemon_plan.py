@@ -144,6 +144,9 @@ def test_the_sandbox_of_a_daemon(internet, tmp_path):
         assert flag in argv, flag
     pairs = [(argv[i + 1], argv[i + 2]) for i, a in enumerate(argv) if a == "--bind"]
     assert pairs == [(str(tmp_path / "root"), str(daemons.INSIDE))]  # its folder, nothing else
+    ro = [(argv[i + 1], argv[i + 2]) for i, a in enumerate(argv) if a == "--ro-bind"]
+    assert (str(tmp_path / "root" / "resolv.conf"), "/etc/resolv.conf") in ro
+    assert (str(tmp_path / "root" / "tls" / "trusted.pem"), str(daemons.SYSTEM_BUNDLE)) in ro
     for private in ("/tmp", "/var/tmp", "/run"):
         assert argv[argv.index(private) - 1] == "--tmpfs", private
     assert argv[argv.index("--reuid") + 1] == "1234"

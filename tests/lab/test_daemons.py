@@ -94,6 +94,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Any:
              "for n in sys.argv[1:]: print(n, DNSRecord.parse(DNSRecord.question(n)"
              f".send('{GATEWAY_IP}', 53, timeout=5)).short())",
              NGINX, "de.lab.example", PROSODY], capture_output=True, text=True, timeout=30)
+        # from a daemon's namespace: the lab resolver and another daemon (federation)
+        s0 = gw.daemons.namespaces[0]
+        out["daemon to daemon"] = _curl(s0, "https://xmpp.cn.lab.example:5281/files/hello.txt",
+                                        "203.0.113.52:5281", labca.lab_ca_file(work))
+        out["daemon dns"] = subprocess.run(
+            ["ip", "netns", "exec", s0, sys.executable, "-c",
+             "from dnslib import DNSRecord\n"
+             f"print(DNSRecord.parse(DNSRecord.question('{PROSODY}').send('{GATEWAY_IP}', 53,"
+             " timeout=5)).short())"], capture_output=True, text=True, timeout=30)
         out["processes"] = {d.row.name: [(Path(f"/proc/{pid}/status").read_text())
                                          for pid in netns.pids_in(d.ns)]
                             for d in gw.daemons.started}
@@ -122,6 +131,12 @@ def test_the_guests_trust_the_gateway_ca_and_the_lab_ca(lab):
     assert "testbed lab CA" in subprocess.run(
         ["openssl", "x509", "-noout", "-subject", "-in", str(cas[1])],
         capture_output=True, text=True).stdout
+
+
+def test_a_daemon_reaches_the_lab_resolver_and_another_daemon(lab):
+    assert lab["daemon dns"].stdout.strip() == "203.0.113.52", lab["daemon dns"]
+    res = lab["daemon to daemon"]
+    assert res.returncode == 0 and "served by prosody" in res.stdout, res
 
 
 def test_the_simulated_servers_answer_next_to_the_daemons(lab):
