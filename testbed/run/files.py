@@ -3,6 +3,8 @@
     results/<scenario>/<run-id>/
         manifest.json     scenario + hash, tool versions, phases, capture stats, GeoIP provenance
         scenario.yaml     the scenario as it was run;  lab/internet.yaml  the simulated internet
+        lab/              the simulated internet's logs; lab-ca.pem, daemons/<row name>/ (real
+                          server software: config/, data/, logs/, tls/, daemon.log)
         events.jsonl      every action: guest, start, end, outcome
         capture/          gateway.pcap, flows.mitm, tls.jsonl, tcpdump.log, mitmdump.log
         screenshots/<variant>/<phase>.png
@@ -54,6 +56,8 @@ FLOWS_SCAN = "analysis/flows-scan.json"
 GEO_DIR = "analysis/geo"
 LAB_DIR = "lab"
 INTERNET = "lab/internet.yaml"
+LAB_CA = "lab/lab-ca.pem"  # the run's lab CA: it issued the daemons' certificates
+DAEMONS_DIR = "lab/daemons"  # lab/daemons/<row name>/: config/, data/, logs/, tls/, daemon.log
 VERDICTS = "verdicts.json"
 JUNIT = "junit.xml"
 REPORT = "report.html"
