@@ -1,9 +1,12 @@
 """mitmdump in transparent mode on the gateway: decrypted TCP flows, written with ``-w``.
 
 Runs in the gateway namespace, which holds the REDIRECT rule (mitmproxy reads the original
-destination from conntrack). Upstream servers are the lab's own, so their certificates are not
-checked (``ssl_insecure``); the guests trust mitmproxy's CA, which lives in a ``confdir`` kept
-between runs. Stopped with SIGTERM so the flow file is complete.
+destination from conntrack). Upstream certificates are checked against ``upstream_trust`` (a
+PEM bundle of what the guests trust without interception), so that a server broken without
+interception fails under it too; without one they are not checked (``ssl_insecure``). Hosts
+matching a pattern of ``passthrough`` are never intercepted. The guests trust mitmproxy's CA,
+which lives in a ``confdir`` kept between runs. Stopped with SIGTERM so the flow file is
+complete and the addon writes each connection's TLS outcome.
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ def mitmdump_path() -> str:
 
 class Mitmdump:
     def __init__(self, gateway: Gateway, port: int, flows: Path, confdir: Path,
-                 log: Path) -> None:
+                 log: Path, upstream_trust: Path | None = None,
+                 passthrough: tuple[str, ...] = ()) -> None:
         self.gateway, self.port, self.flows, self.confdir, self.log = (
             gateway, port, flows, confdir, log)
+        self.upstream_trust, self.passthrough = upstream_trust, passthrough
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def tls_log(self) -> Path:
-        """SNI, TLS failures and pinned servers, as JSON lines (see ``mitm_addon``)."""
+        """SNI, TLS failures, retries and outcomes, as JSON lines (see ``mitm_addon``)."""
         return self.flows.with_name(Path(TLS).name)
 
     @property
@@ -43,10 +48,12 @@ class Mitmdump:
     def start(self, timeout: float = 30.0) -> None:
         self.confdir.mkdir(parents=True, exist_ok=True)
         argv = [mitmdump_path(), "--mode", "transparent", "--listen-port", str(self.port),
-                "--set", f"confdir={self.confdir}", "--set", "ssl_insecure=true",
-                "--set", "flow_detail=0", "-w", str(self.flows),
-                "-s", str(Path(__file__).with_name("mitm_addon.py")),
-                "--set", f"testbed_tls_log={self.tls_log}"]
+                "--set", f"confdir={self.confdir}", "--set", "flow_detail=0",
+                "-w", str(self.flows), "-s", str(Path(__file__).with_name("mitm_addon.py")),
+                "--set", f"testbed_tls_log={self.tls_log}",
+                "--set", f"testbed_passthrough={','.join(self.passthrough)}"]
+        argv += (["--set", f"ssl_verify_upstream_trusted_ca={self.upstream_trust}"]
+                 if self.upstream_trust else ["--set", "ssl_insecure=true"])
         self.proc = self.gateway.spawn(argv, self.log)
         await_ready(self.proc, self.log, "listening at", "mitmdump", timeout)
         if not self.ca_cert.exists():
