@@ -87,6 +87,10 @@ def _connections(records: Iterable[TlsRecord]) -> dict[tuple[str, str], list[_Co
                 by_id[r.conn] = c
             continue
         conn = by_id.get(r.conn) if r.conn else last.get(where)
+        if conn is None and r.event in ("tls_failed", "pinned"):  # its ClientHello unlogged
+            conn = _Conn(r.time or 0.0, server, r.port, sni, False, None)
+            pairs.setdefault((client, sni or server), []).append(conn)
+            last[where] = conn
         if conn is None:
             continue
         if r.event in ("tls_failed", "pinned") and not conn.passthrough:
@@ -126,6 +130,10 @@ def _decide(conns: list[_Conn], accepts_elsewhere: bool) -> tuple[str, str]:
                            "was installed in")
     if "failed" in ends:
         return BROKEN, f"{detail}, and the handshake failed without interception too"
+    if retries and all(c.why is None for c in retries):
+        return UNCLASSIFIED, (f"{detail}; an older run: it passed the host through afterwards "
+                              "but recorded no handshake, so pinning, a store the client does "
+                              "not read and a broken server cannot be told apart")
     if retries:
         return UNCLASSIFIED, f"{detail}; the retry without interception ended unseen"
     return UNCLASSIFIED, (f"{detail}; no retry without interception was recorded, so pinning, "
