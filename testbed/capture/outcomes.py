@@ -32,10 +32,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from testbed.run import TlsRecord
+from testbed.run.events import TLS_OUTCOMES, UNCLASSIFIED
 
-INTERCEPTED, PASSTHROUGH, UNTRUSTED, PINNED, BROKEN, UNCLASSIFIED = (
-    "intercepted", "passthrough", "untrusted", "pinned", "broken", "unclassified")
-OUTCOMES = (INTERCEPTED, PASSTHROUGH, UNTRUSTED, PINNED, BROKEN, UNCLASSIFIED)
+INTERCEPTED, PASSTHROUGH, UNTRUSTED, PINNED, BROKEN = TLS_OUTCOMES
+OUTCOMES = (*TLS_OUTCOMES, UNCLASSIFIED)
 OPENED = frozenset({INTERCEPTED})  # outcomes whose content the flow file holds
 RULE, RETRY = "rule", "retry"  # why a connection was passed through
 

@@ -9,6 +9,11 @@ from typing import Any
 
 from testbed.run.shapes import Record, other_keys
 
+#: the TLS outcome of a client's connections to a host (DESIGN.md's words, decided by
+#: ``testbed.capture.outcomes``); UNCLASSIFIED where the run cannot tell which
+TLS_OUTCOMES = ("intercepted", "passthrough", "untrusted", "pinned", "broken")
+UNCLASSIFIED = "unclassified"
+
 
 @dataclass(frozen=True)
 class Event(Record):

@@ -65,6 +65,7 @@ class RunFacts:
     tls: tuple[TlsOutcome, ...] = ()
     expectations: tuple[Expectation, ...] = ()
     damage: tuple[CaptureDamage, ...] = ()
+    clients: Mapping[str, str] = field(default_factory=dict)  # variant -> its guest's address
     actions: tuple[Event, ...] = field(init=False)  # the timed events, in order
     failed_actions: Mapping[str, list[str]] = field(init=False)
 
@@ -160,4 +161,4 @@ class RunFacts:
                    chats=evidence.chats if evidence else (), canary=manifest.canary or "",
                    tls=classify(tls),
                    expectations=manifest.expectations,
-                   damage=analysis.damage if analysis else ())
+                   damage=analysis.damage if analysis else (), clients=manifest.guests)
