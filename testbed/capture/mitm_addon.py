@@ -5,8 +5,9 @@ Writes JSON lines to the file in option ``testbed_tls_log``; every line names it
 (``conn``):
 
 ``clienthello``      a TLS ClientHello: client, server address, SNI, ``passthrough`` (left
-                     unopened) and then ``why``: ``rule`` (option ``testbed_passthrough``, host
-                     patterns from the scenario) or ``retry`` (see below)
+                     unopened) and then ``why``: ``rule`` (the scenario's: client addresses
+                     and host patterns in the JSON file of option ``testbed_rules``) or
+                     ``retry`` (below)
 ``tls_established``  the client finished its handshake with the gateway (interception worked)
 ``tls_failed``       a handshake under interception failed on the client or the server side,
                      with the error. The client's later connections to that host are passed
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import threading
 import time
 from typing import Any
@@ -42,12 +44,14 @@ class TlsLog:
         self.exceptions: set[tuple[str, str]] = set()  # (client, host) failed under interception
         self.scans: dict[str, RecordScan] = {}
         self.records: list[dict[str, Any]] = []
+        self._rules: tuple[set[str], list[str]] = (set(), [])
+        self._rules_mtime: int | None = None
         self._lock = threading.Lock()
 
     def load(self, loader: Any) -> None:
         loader.add_option("testbed_tls_log", str, "", "JSON-lines file for SNI and TLS outcomes")
-        loader.add_option("testbed_passthrough", str, "",
-                          "comma-separated host patterns (fnmatch) never intercepted")
+        loader.add_option("testbed_rules", str, "",
+                          "JSON file: client addresses and host patterns never intercepted")
 
     def _write(self, **record: Any) -> None:
         record["time"] = time.time()
@@ -65,9 +69,20 @@ class TlsLog:
         return {"conn": context.client.id, "client": client, "server": str(address[0]),
                 "port": int(address[1])}
 
-    def _rule(self, host: str) -> bool:
-        patterns = [p.strip() for p in ctx.options.testbed_passthrough.split(",") if p.strip()]
-        return any(fnmatch.fnmatch(host.lower(), p.lower()) for p in patterns)
+    def _rule(self, client: str, host: str) -> bool:
+        """Whether the scenario's rules (re-read when the file changes) leave it unopened."""
+        path = ctx.options.testbed_rules
+        try:
+            mtime = os.stat(path).st_mtime_ns if path else None
+            if mtime != self._rules_mtime:
+                data = json.loads(open(path, encoding="utf-8").read()) if path else {}
+                self._rules = ({str(c) for c in data.get("clients") or ()},
+                               [str(h).lower() for h in data.get("hosts") or ()])
+                self._rules_mtime = mtime
+        except (OSError, ValueError, AttributeError):
+            pass  # keep the rules last read: a file being replaced is read next time
+        clients, hosts = self._rules
+        return client in clients or any(fnmatch.fnmatch(host.lower(), p) for p in hosts)
 
     def next_layer(self, nextlayer: layer.NextLayer) -> None:
         """Pass a connection through as raw TCP (so its record headers can be read) when a
@@ -86,7 +101,7 @@ class TlsLog:
         where = self._where(context)
         sni = hello.sni or ""
         host = sni or where["server"]
-        why = RULE if self._rule(host) else RETRY if (where["client"], host) in \
+        why = RULE if self._rule(where["client"], host) else RETRY if (where["client"], host) in \
             self.exceptions else None
         if why is None:
             return

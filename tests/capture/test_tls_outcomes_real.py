@@ -260,3 +260,19 @@ def test_the_pinning_build_is_pinned(lab: Lab):
     got = lab.outcomes()
     assert got["other.test"].outcome == "intercepted"
     assert got["good.test"].outcome == "pinned", got["good.test"].reason
+
+
+@pytest.mark.parametrize("rule", ["client", "host"])
+def test_a_scenario_rule_passes_through(lab: Lab, rule: str):
+    """The rules arrive after mitmdump started (a client's address is known only then)."""
+    if rule == "client":
+        lab.mitm.pass_through(clients=["10.98.1.2"])
+    else:
+        lab.mitm.pass_through(hosts=["good.*"])
+    server_ca = lab.dir / "ca.pem"  # the gateway's CA is not needed: nothing is opened
+    assert lab.curl("good.test", server_ca) == 0
+    assert (lab.curl("other.test", server_ca) == 0) is (rule == "client")
+    got = lab.outcomes()
+    assert got["good.test"].outcome == "passthrough", got["good.test"].reason
+    if rule == "host":
+        assert got["other.test"].outcome == "unclassified"  # refused, never retried
