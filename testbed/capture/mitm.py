@@ -14,6 +14,7 @@ complete and the addon writes each connection's TLS outcome.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -32,6 +33,8 @@ def mitmdump_path() -> str:
 
 
 class Mitmdump:
+    addon = Path(__file__).with_name("mitm_addon.py")  # what logs TLS and decides outcomes
+
     def __init__(self, gateway: Gateway, port: int, flows: Path, confdir: Path,
                  log: Path, upstream_trust: Path | None = None,
                  passthrough: tuple[str, ...] = ()) -> None:
@@ -70,13 +73,20 @@ class Mitmdump:
         self.pass_through()
         argv = [mitmdump_path(), "--mode", "transparent", "--listen-port", str(self.port),
                 "--set", f"confdir={self.confdir}", "--set", "flow_detail=0",
-                "-w", str(self.flows), "-s", str(Path(__file__).with_name("mitm_addon.py")),
+                "-w", str(self.flows), "-s", str(self.addon),
                 "--set", f"testbed_tls_log={self.tls_log}",
                 "--set", f"testbed_rules={self.rules}"]
         argv += (["--set", f"ssl_verify_upstream_trusted_ca={self.upstream_trust}"]
                  if self.upstream_trust else ["--set", "ssl_insecure=true"])
         self.proc = self.gateway.spawn(argv, self.log)
         await_ready(self.proc, self.log, "listening at", "mitmdump", timeout)
+        text = self.log.read_text(errors="replace")
+        if "error in script" in text:  # mitmdump listens a moment, then exits without it
+            terminate(self.proc, 5.0)
+            lines = text[text.index("error in script"):].splitlines()
+            cause = [x for x in lines if re.match(r"\w+(Error|Exception)\b", x)] or lines[:1]
+            raise CaptureError(f"mitmdump could not load its addon {self.addon.name}: "
+                               f"{cause[-1].strip()} (see {self.log.name})")
         if not self.ca_cert.exists():
             raise CaptureError(f"mitmdump started but wrote no CA at {self.ca_cert}")
 

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from testbed._errors import CaptureError
 from testbed.capture import Mitmdump
 from testbed.capture.outcomes import PINNED, TlsOutcome, classify
 from testbed.lab import netns
@@ -276,3 +277,24 @@ def test_a_scenario_rule_passes_through(lab: Lab, rule: str):
     assert got["good.test"].outcome == "passthrough", got["good.test"].reason
     if rule == "host":
         assert got["other.test"].outcome == "unclassified"  # refused, never retried
+
+
+def test_an_addon_that_cannot_load_stops_the_capture_with_its_error(tmp_path: Path):
+    """Without its addon mitmdump would run on and log no TLS at all: a silent hole."""
+    tag = secrets.token_hex(2)
+    broken = tmp_path / "broken_addon.py"
+    broken.write_text("import no_such_module_here\n")
+    mitm = Mitmdump(None, PORT, tmp_path / "flows.mitm",  # type: ignore[arg-type]
+                    tmp_path / "mitm-conf", tmp_path / "mitmdump.log")
+    mitm.addon = broken
+    lab = Lab(tag, tmp_path, mitm)
+    mitm.gateway = lab  # type: ignore[assignment]
+    netns.sh("ip", "netns", "add", lab.gateway)
+    try:
+        with pytest.raises(CaptureError, match=r"could not load its addon broken_addon\.py: "
+                           r"ModuleNotFoundError: No module named 'no_such_module_here' "
+                           r"\(see mitmdump\.log\)$"):
+            mitm.start()
+        assert mitm.proc is not None and mitm.proc.poll() is not None, "mitmdump still runs"
+    finally:
+        netns.delete_ns(lab.gateway)
