@@ -21,6 +21,7 @@ Writes JSON lines to the file in option ``testbed_tls_log``; every line names it
 
 from __future__ import annotations
 
+import datetime
 import fnmatch
 import json
 import os
@@ -132,12 +133,27 @@ class TlsLog:
         self._write(event="tls_established", side="client", **self._where(data.context),
                     sni=data.conn.sni or "")
 
-    def _failed(self, side: str, data: tls.TlsData) -> None:
+    def _failed(self, side: str, data: tls.TlsData, error: str = "") -> None:
         where = self._where(data.context)
         sni = data.conn.sni or data.context.client.sni or ""
         self._write(event="tls_failed", side=side, **where, sni=sni,
-                    error=str(data.conn.error or ""))
+                    error=error or str(data.conn.error or ""))
         self.exceptions.add((where["client"], sni or where["server"]))
+
+    def tls_established_server(self, data: tls.TlsData) -> None:
+        """Without upstream verification (``ssl_insecure``) mitmproxy would hide a server
+        certificate outside its validity period behind its own: count it as a server-side
+        failure, so that the retry without interception shows what the client makes of it."""
+        certs = data.conn.certificate_list
+        if not certs or not ctx.options.ssl_insecure:
+            return
+        now = datetime.datetime.now(datetime.UTC)
+        if certs[0].notafter < now:
+            self._failed("server", data, "the server's certificate expired on "
+                         f"{certs[0].notafter:%Y-%m-%d %H:%M} UTC")
+        elif certs[0].notbefore > now:
+            self._failed("server", data, "the server's certificate is valid only from "
+                         f"{certs[0].notbefore:%Y-%m-%d %H:%M} UTC")
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
         self._failed("client", data)

@@ -114,7 +114,7 @@ def _decide(conns: list[_Conn], accepts_elsewhere: bool) -> tuple[str, str]:
         return INTERCEPTED, "the client accepted the gateway's certificate"
     first = failures[0]
     side = "the client refused the gateway's certificate" if first.failed == "client" else \
-        "the gateway's handshake with the server failed"
+        "the server side failed under interception"
     detail = f"{side} ({first.error})" if first.error else side
     retries = [c for c in conns if c.passthrough and c.time >= first.time]
     ends = [c.handshake for c in retries]

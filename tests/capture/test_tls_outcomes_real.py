@@ -181,11 +181,15 @@ def _setup(lab: Lab) -> list[subprocess.Popen[bytes]]:
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
+def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """The three namespaces; the gateway checks the servers' certificates against their CA
+    unless the test is parametrized ``lab`` = False (mitmproxy's ``ssl_insecure``)."""
     tag = secrets.token_hex(2)
     ca = _certs(tmp_path)
+    verify = getattr(request, "param", True)
     mitm = Mitmdump(None, PORT, tmp_path / "flows.mitm",  # type: ignore[arg-type]
-                    tmp_path / "mitm-conf", tmp_path / "mitmdump.log", upstream_trust=ca)
+                    tmp_path / "mitm-conf", tmp_path / "mitmdump.log",
+                    upstream_trust=ca if verify else None)
     lab = Lab(tag, tmp_path, mitm)
     mitm.gateway = lab  # type: ignore[assignment]
     procs: list[subprocess.Popen[bytes]] = []
@@ -229,6 +233,8 @@ def test_a_client_with_our_ca_is_intercepted(lab: Lab, client: str):
         {"good.test": "intercepted", "other.test": "intercepted"}
 
 
+@pytest.mark.parametrize("lab", [True, False], indirect=True,
+                         ids=["gateway-verifies", "gateway-insecure"])
 def test_an_expired_server_is_broken(lab: Lab):
     both = _bundle(lab, lab.dir / "ca.pem", lab.mitm.ca_cert)
     assert lab.curl("good.test", both) == 0
