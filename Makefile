@@ -17,6 +17,8 @@ SERVER_PACKAGES := nginx-light prosody
 VM_PACKAGES := vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driver-qemu \
                libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base debootstrap \
                grub-pc-bin fdisk
+# Real TLS clients from Debian, driven through the gateway by tests/capture (TLS outcomes).
+TLS_CLIENT_PACKAGES := curl openssl gnutls-bin
 # The newest Python >= 3.11 on this machine (3.12+ gets current mitmproxy), with Tk and venv.
 PYTHON ?= $(shell for v in 3.14 3.13 3.12 3.11; do \
             for p in $$(command -v python$$v) $$HOME/.pyenv/versions/$$v*/bin/python$$v; do \
@@ -39,6 +41,7 @@ setup: system venv
 # System packages, installed with apt-get only when one is missing.
 system:
 	@$(call apt_install,$(APT_PACKAGES),)
+	@$(call apt_install,$(TLS_CLIENT_PACKAGES),)
 	@$(call apt_install,$(VM_PACKAGES),--no-install-recommends)
 	@$(call apt_install_no_start,$(SERVER_PACKAGES),--no-install-recommends)
 

@@ -43,6 +43,7 @@ CAPTURE_DIR = "capture"
 PCAP = "capture/gateway.pcap"
 FLOWS = "capture/flows.mitm"
 TLS = "capture/tls.jsonl"
+TLS_RULES = "capture/tls-rules.json"  # what the gateway passes through unopened (mitm_addon)
 TCPDUMP_LOG = "capture/tcpdump.log"
 MITMDUMP_LOG = "capture/mitmdump.log"
 SCREENSHOTS_DIR = "screenshots"

@@ -88,6 +88,7 @@ class Expectation(Record):
     chat: ChatClaim | None = None
     min_strength: str = ""
     description: str = ""
+    tls: str = ""  # the TLS outcome the claim expects (one of TLS_OUTCOMES), or none
 
     @property
     def all_places(self) -> list[dict[str, Any]]:
@@ -98,7 +99,8 @@ class Expectation(Record):
         return {"id": self.id, "variant": self.variant, "kind": self.kind, "place": self.place,
                 "places": list(self.places),
                 "chat": self.chat.to_json() if self.chat else None,
-                "min_strength": self.min_strength, "description": self.description}
+                "min_strength": self.min_strength, "description": self.description,
+                **({"tls": self.tls} if self.tls else {})}
 
     @classmethod
     def read_otherwise(cls, d: Mapping[str, Any]) -> dict[str, Any]:
