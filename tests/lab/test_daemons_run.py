@@ -16,7 +16,7 @@ import pytest
 
 from testbed.lab import daemons
 
-from .conftest import ROOT, TESTBED, lab_state, needs_root, processes_mentioning, run_dirs
+from .conftest import ROOT, TESTBED, needs_root, processes_mentioning, run_dirs, run_objects
 from .test_daemons import FIXTURE, NGINX, PROSODY, _tmp_owned_by, _uids_running
 
 pytestmark = [needs_root, pytest.mark.e2e, pytest.mark.root,
@@ -27,12 +27,11 @@ pytestmark = [needs_root, pytest.mark.e2e, pytest.mark.root,
 @pytest.fixture(scope="module")
 def lab_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     results = tmp_path_factory.mktemp("results")
-    before = lab_state()
     proc = subprocess.run([*TESTBED, "run", str(FIXTURE / "scenario.yaml"),
                            "--results", str(results)], cwd=ROOT, capture_output=True,
                           text=True, timeout=600)
     (run,) = run_dirs(results)
-    return {"proc": proc, "run": run, "before": before,
+    return {"proc": proc, "run": run,
             "tag": json.loads((run / "manifest.json").read_text())["lab"]["tag"]}
 
 
@@ -71,9 +70,7 @@ def test_the_guests_store_accepts_the_servers_certificate_without_interception(l
 
 
 def test_nothing_of_the_run_is_left(lab_run):
-    now, tag = lab_state(), lab_run["tag"]  # (other labs may come and go meanwhile)
-    assert [n for kind in now.values() for n in kind if f"tbed-{tag}-" in n or
-            n.startswith(f"tb{tag}m")] == []
+    assert run_objects(lab_run["tag"]) == []  # this run's only: other labs may come and go
     assert processes_mentioning(str(lab_run["run"])) == []
     low = daemons.daemon_uid(lab_run["tag"], 0)
     assert _uids_running(low, low + daemons.MAX_DAEMONS) == []
