@@ -8,7 +8,8 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 SCENARIO    ?= scenarios/skype-2013-lab.yaml
 APT_PACKAGES := gcc python3-dev tcpdump xvfb scrot xclip iproute2 iptables procps python3-tk \
-                python3-venv fonts-dejavu-core fonts-wqy-microhei chromium bubblewrap nftables dbus
+                python3-venv fonts-dejavu-core fonts-wqy-microhei chromium bubblewrap nftables dbus \
+                libnss3-tools gnutls-bin
 # Real VMs for the vagrant provider's tests: vagrant-libvirt under qemu (software emulation
 # where KVM cannot run guests) and what builds the local Debian box (vms/box/).
 VM_PACKAGES := vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driver-qemu \

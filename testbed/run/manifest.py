@@ -18,6 +18,8 @@ from testbed.run.shapes import Record, Shape, obj, optional, other_keys, scalar
 #: the expectation kinds, defined once: claims about where a variant went, and about a chat
 REACH_KINDS = ("reaches", "never_reaches", "only_reaches")
 CHAT_KINDS = ("passes_through", "does_not_pass_through", "delivered", "not_delivered")
+#: the TLS outcomes of a connection (DESIGN.md's words); an expectation may name one (``tls``)
+TLS_OUTCOMES = ("intercepted", "passthrough", "untrusted", "pinned", "broken")
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Expectation(Record):
     chat: ChatClaim | None = None
     min_strength: str = ""
     description: str = ""
+    tls: str = ""  # the TLS outcome the claim expects (one of TLS_OUTCOMES), or none
 
     @property
     def all_places(self) -> list[dict[str, Any]]:
@@ -97,7 +100,8 @@ class Expectation(Record):
         return {"id": self.id, "variant": self.variant, "kind": self.kind, "place": self.place,
                 "places": list(self.places),
                 "chat": self.chat.to_json() if self.chat else None,
-                "min_strength": self.min_strength, "description": self.description}
+                "min_strength": self.min_strength, "description": self.description,
+                **({"tls": self.tls} if self.tls else {})}
 
     @classmethod
     def read_otherwise(cls, d: Mapping[str, Any]) -> dict[str, Any]:
