@@ -57,9 +57,9 @@ def _placeholders(doc: Doc, at: KeyPath, text: str, add: Add,
         return []
     for name in names:
         if name in refused:
+            usable = ", ".join("{" + n + "}" for n in sorted(BASE_PLACEHOLDERS - refused))
             add(doc.at(at, f"unknown placeholder {{{name}}} in the launch command (it may use "
-                           f"{', '.join('{' + n + '}' for n in sorted(BASE_PLACEHOLDERS - refused))}"
-                           f" and the fields of the step that launches, e.g. {{url}}; "
+                           f"{usable} and the fields of the step that launches, e.g. {{url}}; "
                            f"{{password}} is typed only, by a `type` step with `secret: true`)"))
     return names
 

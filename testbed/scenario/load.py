@@ -22,13 +22,13 @@ from testbed.scenario._data import check_build, check_file_ref, check_internet
 from testbed.scenario._explain import describe, schema_errors
 from testbed.scenario._input import InputRefused, read_input
 from testbed.scenario._problem import KeyPath, Problem
-from testbed.scenario._trust import check_own_trust, check_start_profile
 from testbed.scenario._profile import (
     BASE_PLACEHOLDERS,
     check_profile,
     launch_placeholders,
     missing_images,
 )
+from testbed.scenario._trust import check_own_trust, check_start_profile
 from testbed.scenario._yaml import load_yaml
 from testbed.scenario.data_schema import build_schema, internet_schema
 from testbed.scenario.model import (
