@@ -75,10 +75,10 @@ def remove_bridge(names: Names) -> list[str]:
     return gone
 
 
-@functools.cache
 SETUP_SCRIPTS = ("run-setup.sh", "trust-ca.sh")  # vms/provision/linux: run before every run
 
 
+@functools.cache
 def _code_archive() -> bytes:
     """The agent's code (the testbed package, without caches) and the per-run set-up; made
     once per process, sent to every guest."""
