@@ -24,6 +24,8 @@ TOOLS = ("bwrap", "setpriv", "certutil", "tstclnt", "gnutls-cli", "openssl")
 needs_tools = pytest.mark.skipif(
     any(shutil.which(t) is None for t in TOOLS) or os.geteuid() != 0,
     reason=f"needs root and {', '.join(TOOLS)} (make system installs them)")
+HERE = Path(__file__).resolve().parent
+HANDSHAKE_JAVA = HERE / "TlsHandshake.java"
 HAS_JAVA = shutil.which("keytool") is not None and truststores.Path(
     "/etc/ssl/certs/java/cacerts").is_file()
 
@@ -91,7 +93,7 @@ def test_no_host_store_is_changed(guest, pki):
 # -- real clients in the guest's sandbox ----------------------------------------------------
 def _in_guest(guest: sandbox.GuestFs, argv: list[str],
               stdin: str = "") -> subprocess.CompletedProcess[str]:
-    cmd = sandbox.bwrap_argv(guest, "none", [], argv)
+    cmd = sandbox.bwrap_argv(guest, "none", [HERE], argv)
     env = sandbox.guest_env(guest, {})
     return subprocess.run(cmd, input=stdin, capture_output=True, text=True, env=env, timeout=60)
 
@@ -118,6 +120,19 @@ def _clients(port: int) -> dict[str, list[str]]:
 
 
 CLIENTS = list(_clients(0))
+
+
+@needs_tools
+@pytest.mark.skipif(not HAS_JAVA or shutil.which("java") is None, reason="no Java here")
+def test_a_real_java_client_in_the_guest_accepts_a_server_our_ca_signed(guest, pki):
+    with tlskit.tls_server(pki["cert"], pki["key"]) as port:
+        argv = ["java", str(HANDSHAKE_JAVA), f"https://127.0.0.1:{port}/"]
+        inside = _in_guest(guest, argv)
+        outside = _on_host(argv)
+    assert inside.returncode == 0, (
+        f"Java in the guest refused a server signed by the guest's CA:\n"
+        f"{(inside.stdout + inside.stderr)[-800:]}")
+    assert outside.returncode != 0
 
 
 @needs_tools
