@@ -116,15 +116,15 @@ def java_store(ssl: Path, ca: Path) -> StoreResult:
         data = store.read_bytes()
         store.unlink()
         store.write_bytes(data)
-    listed = subprocess.run([keytool, "-list", "-keystore", str(store), "-storepass",
-                             JAVA_PASSWORD, "-alias", ALIAS], capture_output=True,
-                            check=False, timeout=TIMEOUT)
-    if listed.returncode == 0:  # a guest folder made again: replace this run's CA
-        _tool([keytool, "-delete", "-keystore", str(store), "-storepass", JAVA_PASSWORD,
-               "-alias", ALIAS], "the guest's Java trust store")
-    _tool([keytool, "-importcert", "-noprompt", "-trustcacerts", "-keystore", str(store),
-           "-storepass", JAVA_PASSWORD, "-alias", ALIAS, "-file", str(ca)],
-          "the gateway's CA in the guest's Java trust store")
+    base = [keytool, "-keystore", str(store), "-storepass", JAVA_PASSWORD, "-alias", ALIAS]
+    add = [keytool, "-importcert", "-noprompt", "-trustcacerts", *base[1:], "-file", str(ca)]
+    try:
+        _tool(add, "the gateway's CA in the guest's Java trust store")
+    except LabError:  # a guest folder made again holds an older CA of ours: replace it
+        if subprocess.run([keytool, "-delete", *base[1:]], capture_output=True, check=False,
+                          timeout=TIMEOUT).returncode != 0:
+            raise
+        _tool(add, "the gateway's CA in the guest's Java trust store")
     return StoreResult("java", True, where)
 
 

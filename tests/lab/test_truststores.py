@@ -196,3 +196,15 @@ def test_the_hosts_java_store_is_never_written(tmp_path, pki):
     before = _java_sha()
     sandbox.prepare(tmp_path / "g", os.getuid(), pki["ca"])
     assert _java_sha() == before
+
+
+@pytest.mark.skipif(not HAS_JAVA, reason="no Java here")
+def test_the_java_store_made_again_holds_the_newer_ca(tmp_path, pki):
+    fs = sandbox.prepare(tmp_path / "g", os.getuid(), pki["ca"])
+    newer, _ = tlskit.make_ca(tmp_path / "newer", "a newer gateway CA")
+    assert truststores.java_store(fs.etc / "ssl", newer).installed
+    out = subprocess.run(["keytool", "-list", "-v", "-keystore",
+                          str(fs.etc / "ssl" / truststores.JAVA_STORE), "-storepass",
+                          truststores.JAVA_PASSWORD, "-alias", truststores.ALIAS],
+                         capture_output=True, text=True, check=True).stdout
+    assert "a newer gateway CA" in out
