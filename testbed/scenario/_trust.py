@@ -22,6 +22,10 @@ def check_start_profile(doc: Doc, variant: Any, value: Any, roots: Sequence[Path
     if not isinstance(value, str) or not value:
         return
     at = ("clients", variant, "profile")
+    if doc.data.get("provider") == "vagrant":
+        add(doc.at(at, "a starting profile is copied into lab guests only (provider: lab); "
+                       "on VMs, put it into the box before its clean snapshot"))
+        return
     target = Path(doc.file).parent / value
     if not within(target, roots):
         add(doc.at(at, outside_message(value, roots[0])))

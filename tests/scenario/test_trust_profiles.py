@@ -107,6 +107,14 @@ def test_a_starting_profile_that_is_no_folder_of_the_scenario_is_refused(
     assert not (tmp_path / "r").exists()
 
 
+def test_a_starting_profile_on_vms_is_refused_not_ignored(seed_tree: Path) -> None:
+    (seed_tree / "profiles" / "p").mkdir(parents=True)
+    change(seed_tree / "vagrant-linux-lab.yaml",
+           lambda d: next(iter(d["clients"].values())).update(profile="profiles/p"))
+    assert_refused(validate(seed_tree / "vagrant-linux-lab.yaml"), ".profile",
+                   "lab guests only")
+
+
 def test_a_starting_profile_linked_out_of_the_tree_is_refused(seed_tree: Path) -> None:
     (seed_tree / "profiles").mkdir()
     (seed_tree / "profiles" / "sneaky").symlink_to("/root")
