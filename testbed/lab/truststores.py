@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from testbed._errors import LabError
+from testbed.run.files import GUEST_TRUST
 
 NSS_DB = ".pki/nssdb"  # relative to the home: where NSS apps look for the user's database
 JAVA_STORE = "certs/java/cacerts"  # relative to /etc/ssl
 JAVA_PASSWORD = "changeit"  # Debian's well-known password of that store (not a secret)
 ALIAS = "testbed-gateway-ca"
 NICKNAME = "testbed gateway CA"
-RECORD = "trust.json"  # in the guest's folder of the run
+RECORD = GUEST_TRUST  # in the guest's folder of the run
 TIMEOUT = 120.0
 
 

@@ -55,6 +55,7 @@ GEO_DIR = "analysis/geo"
 LAB_DIR = "lab"
 GUESTS_DIR = "guests"  # guests/<variant>/: a guest's folders, kept for inspection
 GUEST_HOME = "home"    # guests/<variant>/home: the app's profile as the app left it
+GUEST_TRUST = "trust.json"  # guests/<variant>/trust.json: which trust stores hold the CA
 INTERNET = "lab/internet.yaml"
 VERDICTS = "verdicts.json"
 JUNIT = "junit.xml"
