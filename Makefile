@@ -9,12 +9,17 @@ BIN         := $(VENV)/bin
 SCENARIO    ?= scenarios/skype-2013-lab.yaml
 APT_PACKAGES := gcc python3-dev tcpdump xvfb scrot xclip iproute2 iptables procps python3-tk \
                 python3-venv fonts-dejavu-core fonts-wqy-microhei chromium bubblewrap nftables dbus \
-                libnss3-tools gnutls-bin
+                libnss3-tools
+# Real server software from Debian that the lab's tests run in the simulated internet
+# (tests/lab/test_daemons.py); installed without starting the system's own services of them.
+SERVER_PACKAGES := nginx-light prosody
 # Real VMs for the vagrant provider's tests: vagrant-libvirt under qemu (software emulation
 # where KVM cannot run guests) and what builds the local Debian box (vms/box/).
 VM_PACKAGES := vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driver-qemu \
                libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base debootstrap \
                grub-pc-bin fdisk
+# Real TLS clients from Debian, driven through the gateway by tests/capture (TLS outcomes).
+TLS_CLIENT_PACKAGES := curl openssl gnutls-bin
 # The newest Python >= 3.11 on this machine (3.12+ gets current mitmproxy), with Tk and venv.
 PYTHON ?= $(shell for v in 3.14 3.13 3.12 3.11; do \
             for p in $$(command -v python$$v) $$HOME/.pyenv/versions/$$v*/bin/python$$v; do \
@@ -37,7 +42,19 @@ setup: system venv
 # System packages, installed with apt-get only when one is missing.
 system:
 	@$(call apt_install,$(APT_PACKAGES),)
+	@$(call apt_install,$(TLS_CLIENT_PACKAGES),)
 	@$(call apt_install,$(VM_PACKAGES),--no-install-recommends)
+	@$(call apt_install_no_start,$(SERVER_PACKAGES),--no-install-recommends)
+
+# $(call apt_install_no_start,PACKAGES,OPTIONS): the same, their services not started (a
+# policy-rc.d for the time of the install, where the machine has none).
+define apt_install_no_start
+added=; if [ ! -e /usr/sbin/policy-rc.d ] && [ "$$(id -u)" = 0 ]; then \
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d \
+    && added=1; fi; \
+( $(call apt_install,$(1),$(2)) ); rc=$$?; \
+if [ -n "$$added" ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$rc
+endef
 
 # $(call apt_install,PACKAGES,OPTIONS): apt-get install the ones that are missing.
 define apt_install

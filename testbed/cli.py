@@ -12,6 +12,9 @@ from testbed._subcommand import add_json_flag
 from testbed.run.files import DEFAULT_RESULTS, ENDPOINTS, ENDPOINTS_CSV, REPORT
 
 __all__ = ["build_parser", "main"]
+# testbed does no linear algebra: numpy's OpenBLAS need not start a thread per core when
+# imported (~0.06-0.1 CPU s per command, taken from the analysis beside it; issue 10)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 MARK = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}
 
 
@@ -58,6 +61,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from testbed.orchestrator.analyze import analyze_run, derived_run
+    from testbed.orchestrator.guard import (
+        RunFailed,
+        describe,
+        discard_partial_analysis,
+        disk_full,
+        settle_status,
+    )
     from testbed.orchestrator.rundir import RunDir
     from testbed.report import build_report
     from testbed.run.store import withdraw_derived
@@ -72,17 +82,26 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     try:
         run = RunDir.open(args.run)
         target = derived_run(run, args.geoip) if args.geoip else run
-        analysis = analyze_run(target, args.geoip)
-        _print_warnings(analysis.warnings)
-        print(analysis.table)
-        verdicts = check_run(target.path)
+        try:
+            analysis = analyze_run(target, args.geoip)
+            _print_warnings(analysis.warnings)
+            print(analysis.table)
+            verdicts = check_run(target.path)
+            _print_verdicts(verdicts)
+            build_report(target.path)
+            settle_status(target)
+        except (OSError, TestbedError) as e:
+            full = disk_full(e)
+            if full is None and not isinstance(e, OSError):
+                raise
+            discard_partial_analysis(target.path)
+            why = describe(full) if full is not None else str(e)
+            raise RunFailed(f"{target.path}: analysis failed: {why}") from e
     except TestbedError as e:
         if withdrawn:
             e.args = (f"{e}; the run is not judged (its earlier results were removed: "
                       f"{', '.join(withdrawn)})",)
         raise
-    _print_verdicts(verdicts)
-    build_report(target.path)
     print(f"report: {target.path / REPORT}")
     if args.geoip:
         print(f"\nre-analysis: {target.path} (the run's own analysis and verdicts are unchanged)")
@@ -98,14 +117,25 @@ def _print_warnings(warnings: list[str]) -> None:
 
 
 def cmd_lab_cleanup(args: argparse.Namespace) -> int:
+    from testbed.lab import owners
     from testbed.lab.netns import sweep
+    from testbed.orchestrator.rundir import mark_abandoned
 
     if os.geteuid() != 0:
         raise TestbedError("testbed lab cleanup needs root (it removes network namespaces)")
-    removed = sweep()
+    gone = [run for tag, run in owners.gone_runs().items() if args.tag in (None, tag)]
+    done = sweep(everything=args.all, only=args.tag)
+    for scenario_dir in sorted({run.parent for run in gone}):
+        for run in mark_abandoned(scenario_dir):
+            print(f"run {run}: abandoned (its process is gone)")
+    kept = [r for r in done if r.startswith("kept ")]
+    removed = [r for r in done if not r.startswith("kept ")]
+    for r in kept:
+        print(r)
     for r in removed:
         print(f"removed {r}")
-    print(f"lab cleanup: {len(removed)} leftover(s) removed")
+    print(f"lab cleanup: {len(removed)} leftover(s) removed"
+          + (f", {len(kept)} live run(s) left alone" if kept else ""))
     return 0
 
 
@@ -173,7 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", help="the embedded lab")
     lab_sub = lab.add_subparsers(dest="lab_command", required=True, metavar="COMMAND")
     c = lab_sub.add_parser("cleanup", help="remove leftovers (namespaces, links, processes) "
-                           "of lab runs that were killed")
+                           "of lab runs that were killed",
+                           description="Remove the namespaces, links and processes of lab "
+                           "runs whose process is gone; runs still going on are left alone.")
+    c.add_argument("--all", action="store_true",
+                   help="remove every lab's objects, those of live runs too")
+    c.add_argument("--tag", default=None, metavar="TAG",
+                   help="only the objects of the run with this lab tag (its manifest's "
+                   "lab.tag)")
     c.set_defaults(func=cmd_lab_cleanup)
 
     geo = sub.add_parser("geo", help="GeoIP databases: look addresses up, update the databases")
@@ -234,9 +271,16 @@ def main(argv: list[str] | None = None) -> int:
     except TestbedError as e:
         print(f"testbed: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        done = "; the lab was torn down" if getattr(args, "starts_lab", False) else ""
-        print(f"testbed: interrupted{done}", file=sys.stderr)
+    except BrokenPipeError:  # the reader went away (`testbed schema | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as e:  # a full disk, a folder that cannot be written: one line
+        from testbed.orchestrator.guard import describe
+
+        print(f"testbed: {describe(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:  # only a run says what became of its lab
+        print(f"testbed: {getattr(e, 'message', 'interrupted')}", file=sys.stderr)
         return 130
 
 

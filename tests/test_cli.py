@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,3 +90,17 @@ def test_console_exit_keeps_status_output_and_atexit_handlers(tmp_path):
     assert out.returncode == 1, f"a folder that is not a run exits 1, not {out.returncode}"
     assert out.stdout == "x" * 100000, "output printed before the exit should all arrive"
     assert "atexit ran" in out.stderr and "testbed:" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("argv", [["schema"], ["schema", "--kind", "internet"],
+                                  ["schema", "--kind", "build"], ["--help"], ["run", "--help"]])
+def test_a_reader_that_went_away_gets_no_traceback(argv):
+    """`testbed schema | head -1`: the pipe is closed under the writer; it stops quietly."""
+    read, write = os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "testbed", *argv], stdout=write,
+                            stderr=subprocess.PIPE)
+    os.close(write)
+    os.close(read)  # gone before the first byte is written
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err.decode() and "Exception ignored" not in err.decode(), err
+    assert proc.returncode in (0, 120, 141), err

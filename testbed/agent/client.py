@@ -15,6 +15,7 @@ from testbed._errors import AgentError
 
 AGENT_PORT = 8700  # where every guest's agent listens, on its management address
 MAX_ANSWER = 256 * 1024 * 1024  # bytes of one answer (screenshots included): a guest is untrusted
+CANCEL_SECONDS = 2.0  # an interrupted run asks each agent to stop; it does not wait longer
 
 
 class AgentClient:
@@ -78,6 +79,10 @@ class AgentClient:
         except (TypeError, ValueError, binascii.Error) as e:
             raise AgentError(f"agent at {self.url}: screenshots that are not base64") from e
         return answer
+
+    def cancel(self) -> None:
+        """The steps running now (and those waiting) end as cancelled; the agent stays up."""
+        self._call("POST", "/cancel", {}, timeout=CANCEL_SECONDS)
 
     def shutdown(self) -> None:
         self._call("POST", "/shutdown", {}, timeout=10)

@@ -15,6 +15,8 @@ that says what is wrong (``testbed.agent.requests``), never a traceback.
     POST /steps      {"steps": [...], "images": {"name.png": base64}}
                      -> {"ok", "results": [{"step", "outcome", "start", "end"}], "error",
                          "screenshots": {"name": base64}}   (a failure adds "failure.png")
+    POST /cancel     the steps running now (and those waiting) stop before their next step,
+                     ending with error "cancelled"; later requests run as usual
     POST /shutdown   stops the programs the agent started, then the agent
 """
 
@@ -51,6 +53,7 @@ class Agent:
         self.workdir = workdir
         self.lock = threading.Lock()
         self.children: list[subprocess.Popen[bytes]] = []
+        self.epoch = 0  # raised by each cancel: steps sent before it stop
 
     def spawn(self, argv: list[str]) -> int:
         log = open(self.workdir / f"app-{len(self.children)}.log", "ab")
@@ -65,9 +68,13 @@ class Agent:
         ctx = StepContext(images=open_images(images), spawn=self.spawn)
         results: list[dict[str, Any]] = []
         error = None
+        epoch = self.epoch
         with self.lock:
             for step in steps:
                 start = time.time()
+                if self.epoch != epoch:
+                    error = "cancelled"
+                    break
                 try:
                     outcome = run_step(ctx, step)
                 except StepFailed as e:
@@ -184,6 +191,9 @@ def make_handler(agent: Agent, server_ref: list[ThreadingHTTPServer]) -> type:
                     steps, images = steps_request(body)
                     answer = agent.run_steps(steps, images)
                     self._reply(200, answer)
+                elif self.path == "/cancel":
+                    agent.epoch += 1
+                    self._reply(200, {"ok": True})
                 elif self.path == "/shutdown":
                     agent.stop_children()
                     self._reply(200, {"ok": True})

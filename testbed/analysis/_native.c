@@ -1,5 +1,5 @@
-/* The fast capture path's two native loops: the record-header walk and the payload gather
- * (see native.py, which holds their Python references and the speed requirement).
+/* The fast capture path's native loops: the record-header walk, the payload gather,
+ * the ClientHello SNI walk and the first-seen filter of DNS responses (see native.py, which holds their Python references and the speed requirement).
  *
  * Why native code: the whole analyze stage must run at >= 1 M packets/s and >= 0.25x
  * `tcpdump -r FILE -w /dev/null` (issue 10). The walk in Python costs ~0.5 us per record
@@ -67,19 +67,38 @@ static PyObject *walk(PyObject *args, int kind) {
 static PyObject *pcap_offsets(PyObject *self, PyObject *args) { return walk(args, 0); }
 static PyObject *pcapng_offsets(PyObject *self, PyObject *args) { return walk(args, 1); }
 
+/* The (buf, starts, ends) arguments of gather and snis: starts and ends are native int64
+ * buffers of one length. Returns how many ranges; NO_ARGS (nothing held) or BAD_RANGES (the
+ * buffers held, to be released) with the error set. */
+enum { NO_ARGS = -2, BAD_RANGES = -1 };
+
+static Py_ssize_t ranges(PyObject *args, Py_buffer *view, Py_buffer *sv, Py_buffer *ev) {
+    if (!PyArg_ParseTuple(args, "y*y*y*", view, sv, ev))
+        return NO_ARGS;
+    if (ev->len != sv->len || sv->len % (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "starts and ends must be int64 arrays of one length");
+        return BAD_RANGES;
+    }
+    return sv->len / (Py_ssize_t)sizeof(int64_t);
+}
+
+static void release_ranges(Py_buffer *view, Py_buffer *sv, Py_buffer *ev) {
+    PyBuffer_Release(view);
+    PyBuffer_Release(sv);
+    PyBuffer_Release(ev);
+}
+
 /* gather(buf, starts, ends) -> bytes: buf[starts[0]:ends[0]] + buf[starts[1]:ends[1]] + ...
  * (starts, ends: native int64 buffers of offsets >= 0; an empty or inverted range adds
  * nothing, and a range is clipped to the buffer, as Python slicing does). */
 static PyObject *gather(PyObject *self, PyObject *args) {
     Py_buffer view, sv, ev;
-    if (!PyArg_ParseTuple(args, "y*y*y*", &view, &sv, &ev))
+    Py_ssize_t n = ranges(args, &view, &sv, &ev);
+    if (n == NO_ARGS)
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t n = sv.len / (Py_ssize_t)sizeof(int64_t);
-    if (ev.len != sv.len || sv.len % (Py_ssize_t)sizeof(int64_t)) {
-        PyErr_SetString(PyExc_ValueError, "starts and ends must be int64 arrays of one length");
+    if (n < 0)
         goto done;
-    }
     const int64_t *st = sv.buf, *en = ev.buf;
     int64_t len = view.len, total = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -102,13 +121,170 @@ static PyObject *gather(PyObject *self, PyObject *args) {
         }
     }
 done:
+    release_ranges(&view, &sv, &ev);
+    return result;
+}
+
+/* The host_name SNI of one ClientHello handshake message b[0:n], exactly as
+ * payloads.client_hello_sni (its reference): sets *at, *len; returns 0 when absent or
+ * malformed (the reference's "" and its IndexError). */
+static int hello_sni(const unsigned char *b, int64_t n, int64_t *at, int64_t *len) {
+    if (n < 4 || b[0] != 1)
+        return 0;
+    int64_t p = 4 + 2 + 32;
+    if (p >= n)
+        return 0;
+    p += 1 + b[p];
+    if (p + 1 >= n)
+        return 0;
+    p += 2 + (((int64_t)b[p] << 8) | b[p + 1]);
+    if (p >= n)
+        return 0;
+    p += 1 + b[p];
+    if (p + 2 > n)
+        return 0;
+    int64_t ext_end = p + 2 + (((int64_t)b[p] << 8) | b[p + 1]);
+    if (ext_end > n)
+        ext_end = n;
+    p += 2;
+    while (p + 4 <= ext_end) {
+        int64_t etype = ((int64_t)b[p] << 8) | b[p + 1];
+        int64_t elen = ((int64_t)b[p + 2] << 8) | b[p + 3];
+        p += 4;
+        if (etype == 0) {
+            int64_t q = p + 2, end = p + elen < ext_end ? p + elen : ext_end;
+            while (q + 3 <= end) {
+                int ntype = b[q];
+                int64_t nlen = ((int64_t)b[q + 1] << 8) | b[q + 2];
+                q += 3;
+                if (ntype == 0 && q + nlen <= end) {
+                    *at = q;
+                    *len = nlen;
+                    return 1;
+                }
+                q += nlen;
+            }
+            return 0;
+        }
+        p += elen;
+    }
+    return 0;
+}
+
+/* snis(buf, starts, ends) -> list: for each handshake message buf[start:end] (clipped to
+ * the buffer, as slicing), its SNI's bytes, or None when it has none. */
+static PyObject *snis(PyObject *self, PyObject *args) {
+    Py_buffer view, sv, ev;
+    Py_ssize_t n = ranges(args, &view, &sv, &ev);
+    if (n == NO_ARGS)
+        return NULL;
+    PyObject *result = NULL;
+    if (n < 0)
+        goto done;
+    const int64_t *st = sv.buf, *en = ev.buf;
+    const unsigned char *buf = view.buf;
+    int64_t len = view.len;
+    result = PyList_New(n);
+    if (result == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t a = st[i] < 0 ? 0 : (st[i] > len ? len : st[i]);
+        int64_t b = en[i] < 0 ? 0 : (en[i] > len ? len : en[i]);
+        int64_t at = 0, size = 0;
+        PyObject *item;
+        if (b > a && hello_sni(buf + a, b - a, &at, &size)) {
+            item = PyBytes_FromStringAndSize((const char *)buf + a + at, (Py_ssize_t)size);
+            if (item == NULL) {
+                Py_CLEAR(result);
+                goto done;
+            }
+        } else {
+            item = Py_NewRef(Py_None);
+        }
+        PyList_SET_ITEM(result, i, item);
+    }
+done:
+    release_ranges(&view, &sv, &ev);
+    return result;
+}
+
+/* first_seen(buf, starts, ends, tags) -> bytes of native int64 row numbers: the rows whose
+ * (tag, buf[start:end]) (clipped, as slicing) has not appeared in an earlier row, in row
+ * order. Exact: equal hashes are confirmed byte by byte. */
+static PyObject *first_seen(PyObject *self, PyObject *args) {
+    Py_buffer view, sv, ev, tv;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*", &view, &sv, &ev, &tv))
+        return NULL;
+    PyObject *result = NULL;
+    int64_t *table = NULL, *out = NULL;
+    uint64_t *hashes = NULL;
+    Py_ssize_t n = sv.len / (Py_ssize_t)sizeof(int64_t);
+    if (ev.len != sv.len || tv.len != sv.len || sv.len % (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "starts, ends and tags must be int64 arrays of one length");
+        goto done;
+    }
+    size_t size = 16;
+    while (size < 2 * (size_t)n)
+        size <<= 1;
+    table = PyMem_Malloc(size * sizeof(int64_t));
+    hashes = PyMem_Malloc(((size_t)n + 1) * sizeof(uint64_t));
+    out = PyMem_Malloc(((size_t)n + 1) * sizeof(int64_t));
+    if (table == NULL || hashes == NULL || out == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memset(table, 0xff, size * sizeof(int64_t)); /* -1: empty */
+    const int64_t *st = sv.buf, *en = ev.buf, *tg = tv.buf;
+    const unsigned char *buf = view.buf;
+    int64_t len = view.len;
+    Py_ssize_t found = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t a = st[i] < 0 ? 0 : (st[i] > len ? len : st[i]);
+        int64_t b = en[i] < 0 ? 0 : (en[i] > len ? len : en[i]);
+        if (b < a)
+            b = a;
+        uint64_t h = 1469598103934665603ULL ^ (uint64_t)tg[i];
+        for (int64_t k = a; k < b; k++)
+            h = (h ^ buf[k]) * 1099511628211ULL;
+        h ^= (uint64_t)(b - a) * 0x9E3779B97F4A7C15ULL;
+        hashes[i] = h;
+        size_t slot = (size_t)(h ^ (h >> 29)) & (size - 1);
+        for (;;) {
+            int64_t j = table[slot];
+            if (j < 0) {
+                table[slot] = i;
+                out[found++] = i;
+                break;
+            }
+            if (hashes[j] == h && tg[j] == tg[i]) {
+                int64_t c = st[j] < 0 ? 0 : (st[j] > len ? len : st[j]);
+                int64_t d = en[j] < 0 ? 0 : (en[j] > len ? len : en[j]);
+                if (d < c)
+                    d = c;
+                if (d - c == b - a && memcmp(buf + a, buf + c, (size_t)(b - a)) == 0)
+                    break; /* seen before */
+            }
+            slot = (slot + 1) & (size - 1);
+        }
+    }
+    result = PyBytes_FromStringAndSize((const char *)out, found * (Py_ssize_t)sizeof(int64_t));
+done:
+    PyMem_Free(table);
+    PyMem_Free(hashes);
+    PyMem_Free(out);
     PyBuffer_Release(&view);
     PyBuffer_Release(&sv);
     PyBuffer_Release(&ev);
+    PyBuffer_Release(&tv);
     return result;
 }
 
 static PyMethodDef methods[] = {
+    {"first_seen", first_seen, METH_VARARGS,
+     "first_seen(buf, starts, ends, tags) -> bytes of int64 rows whose (tag, slice) is new"},
+    {"snis", snis, METH_VARARGS,
+     "snis(buf, starts, ends) -> list of each ClientHello message's SNI bytes, or None"},
     {"gather", gather, METH_VARARGS,
      "gather(buf, starts, ends) -> bytes: the slices buf[start:end], concatenated"},
     {"pcap_offsets", pcap_offsets, METH_VARARGS,

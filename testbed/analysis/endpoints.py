@@ -177,8 +177,10 @@ class _Columns:
         self.reduced: dict[int, _Rows | None] = {4: None, 6: None}
         self.attributed = self.infrastructure = self.unattributed = 0
 
-    def add(self, c: IPColumns) -> None:
-        gs = self.guests.find(c.version, c.src)
+    def add(self, c: IPColumns, gs: I64 | None = None) -> None:
+        """`gs`: the sources' variant numbers, when the caller has them already."""
+        if gs is None:
+            gs = self.guests.find(c.version, c.src)
         gd = self.guests.find(c.version, c.dst)
         out = gs >= 0
         inb = gd >= 0

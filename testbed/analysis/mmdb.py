@@ -14,9 +14,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet
-
 from testbed._errors import AnalysisError
 
 __all__ = ["IPNetworkT", "MapEntry", "write_mmdb"]
@@ -37,16 +34,20 @@ class MapEntry(NamedTuple):
 
 
 
-class _Writer(MMDBWriter):
-    """MMDBWriter with a settable build epoch (reproducible databases)."""
+def _writer(build_epoch: int | None, **options: Any) -> Any:
+    """An MMDBWriter with a settable build epoch (reproducible databases). mmdb_writer and
+    netaddr load here, with the first database written: an analysis that writes none
+    does not pay their ~10 ms import."""
+    from mmdb_writer import MMDBWriter
 
-    build_epoch: int | None = None
+    class _Writer(MMDBWriter):  # type: ignore[misc]
+        def _build_meta(self) -> dict[str, Any]:
+            meta: dict[str, Any] = super()._build_meta()
+            if build_epoch is not None:
+                meta["build_epoch"] = build_epoch
+            return meta
 
-    def _build_meta(self) -> dict[str, Any]:
-        meta: dict[str, Any] = super()._build_meta()
-        if self.build_epoch is not None:
-            meta["build_epoch"] = self.build_epoch
-        return meta
+    return _Writer(**options)
 
 
 def _record(entry: MapEntry, asn_type: bool) -> dict[str, Any]:
@@ -92,14 +93,16 @@ def write_mmdb(
         )
     if build_epoch is None and os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
         build_epoch = int(os.environ["SOURCE_DATE_EPOCH"])
-    writer = _Writer(
+    from netaddr import IPSet
+
+    writer = _writer(
+        build_epoch,
         ip_version=6,
         ipv4_compatible=True,
         database_type=database_type,
         languages=["en"],
         description={"en": description},
     )
-    writer.build_epoch = build_epoch
     seen: dict[IPNetworkT, MapEntry] = {}
     for entry in entries:
         entry = MapEntry(*entry)

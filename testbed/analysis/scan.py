@@ -124,8 +124,9 @@ def scan_capture(
     for batch in reader.scan_batches(flows):
         parts = []
         for c in batch.columns:
-            endpoints.add(c)
-            parts.append(Part(batch.buf, c, guest_index.find(c.version, c.src)))
+            guest = guest_index.find(c.version, c.src)  # the same numbers as endpoints'
+            endpoints.add(c, guest)
+            parts.append(Part(batch.buf, c, guest))
         if batch.odd:
             parts += _odd_parts(batch, guest_index, decoders)
         for consumer in consumers:

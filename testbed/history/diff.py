@@ -126,7 +126,7 @@ def load_run(path: Path) -> RunView:
         run_id=manifest.run_id or path.name,
         scenario=scen.name or path.parent.name,
         scenario_sha256=scen.sha256,
-        status=manifest.status or "unknown",
+        status=manifest.current_status,
         started=manifest.started,
         finished=manifest.finished,
         analysed=analysis is not None,

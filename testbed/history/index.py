@@ -24,6 +24,7 @@ from typing import Any
 from testbed.history.diff import RunView, load_run
 from testbed.history.errors import BadInput, HistoryError
 from testbed.run.files import is_run
+from testbed.run.liveness import LIVE_STATUSES
 
 INDEX_NAME = "history.sqlite"
 SCHEMA_VERSION = 1
@@ -217,7 +218,7 @@ class History:
             known = {row["path"]: row["status"]
                      for row in con.execute("SELECT path, status FROM runs")}
             for run in run_dirs(results_root):
-                if known.get(str(run.resolve())) not in (None, "running"):
+                if known.get(str(run.resolve())) not in (None, *LIVE_STATUSES):
                     continue
                 try:
                     view = load_run(run)

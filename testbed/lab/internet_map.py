@@ -12,8 +12,20 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from testbed.scenario.data_schema import LAB_BLOCKS as LAB_BLOCKS  # defined with the schema
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """Real server software run on a row's address (`testbed.lab.daemons` runs it)."""
+
+    command: tuple[str, ...]
+    files: tuple[Path, ...]  # resolved, inside the scenario's tree (validated)
+    ready: int
+    ready_seconds: float = 30.0
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,13 @@ class Server:
     contacted_by: tuple[str, ...]
     proto: str
     role: str = ""
+    daemon: Daemon | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every DNS name of the row: its name, then its daemon's other names."""
+        more = self.daemon.names if self.daemon is not None else ()
+        return (self.name, *(n for n in more if n.lower() != self.name.lower()))
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,10 @@ class InternetMap:
     def __iter__(self) -> Iterator[Server]:
         return iter(self.servers)
 
+    def daemons(self) -> tuple[Server, ...]:
+        """The rows that run real server software."""
+        return tuple(s for s in self.servers if s.daemon is not None)
+
     def by_address(self) -> dict[str, Server]:
         return {s.address: s for s in self.servers}
 
@@ -72,7 +95,8 @@ def load_internet(path: Path) -> InternetMap:
         Server(address=str(ipaddress.ip_address(r["address"])), name=str(r["name"]),
                country=str(r["country"]), stands_for=str(r["stands_for"]),
                builds=int(r["builds"]), contacted_by=tuple(str(b) for b in r["contacted_by"]),
-               proto=str(r.get("proto", "tls")), role=str(r.get("role", "")))
+               proto=str(r.get("proto", "tls")), role=str(r.get("role", "")),
+               daemon=_daemon(path, r.get("daemon")))
         for r in data["servers"]
     )
     special = tuple(
@@ -89,3 +113,12 @@ def load_internet(path: Path) -> InternetMap:
     return InternetMap(name=str(data.get("internet", path.stem)), path=path,
                        countries=countries, servers=servers, special=special,
                        keywords=keywords, tls_cert=cert, tls_key=key)
+
+
+def _daemon(path: Path, raw: Any) -> Daemon | None:
+    if not isinstance(raw, dict):
+        return None
+    return Daemon(command=tuple(str(a) for a in raw["command"]),
+                  files=tuple((path.parent / str(f)).resolve() for f in raw.get("files", [])),
+                  ready=int(raw["ready"]), ready_seconds=float(raw.get("ready_seconds", 30)),
+                  names=tuple(str(n) for n in raw.get("names", [])))

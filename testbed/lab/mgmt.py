@@ -18,9 +18,9 @@ killed. Tables in namespaces go with their namespace.
 from __future__ import annotations
 
 import re
-import subprocess
 
 from testbed._errors import LabError
+from testbed.lab.shell import sh
 
 GUEST_TABLE = "testbed_mgmt"
 GUEST_LINK = "mgmt0"
@@ -29,16 +29,8 @@ HOST_TABLE = re.compile(r"^tb([0-9a-f]{4})_mgmt$")
 
 
 def nft(*argv: str, ns: str | None = None, input: str | None = None, check: bool = True) -> str:
-    """Run ``nft`` (in namespace ``ns``); a failure becomes a LabError quoting stderr. (Its own
-    runner: ``netns.sweep`` calls this module, so it cannot call ``netns``.)"""
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + ["nft", *argv]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=30, input=input)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise LabError(f"`{' '.join(cmd)}` failed: {e}") from e
-    if check and res.returncode != 0:
-        raise LabError(f"`{' '.join(cmd)}` failed: {res.stderr.strip() or res.returncode}")
-    return res.stdout
+    """Run ``nft`` (in namespace ``ns``); a failure becomes a LabError quoting stderr."""
+    return sh("nft", *argv, ns=ns, input=input, check=check)
 
 
 def host_table(tag: str) -> str:
@@ -128,6 +120,11 @@ def tables() -> list[str]:
     except LabError:  # no nftables on this machine: no table of ours either
         return []
     return [line.split()[-1] for line in out.splitlines() if line.startswith("table inet ")]
+
+
+def tags() -> set[str]:
+    """The run tags that have a host table now."""
+    return {m.group(1) for m in map(HOST_TABLE.match, tables()) if m}
 
 
 def sweep(tag: str | None = None) -> list[str]:

@@ -18,25 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from testbed._errors import LabError
-from testbed.lab import mgmt
+from testbed.lab import mgmt, owners
+from testbed.lab.shell import sh
 
 NS_PREFIX = "tbed-"
 NS_PATTERN = re.compile(r"^tbed-[0-9a-f]{4}-[a-z0-9]+$")
 # lab management links; the vagrant provider's experiment bridges and their uplinks
 LINK_PATTERN = re.compile(r"^tb[0-9a-f]{4}m\d+$|^tbx[0-9a-f]{6}u?$")
+LAB_LINK = re.compile(r"^tb[0-9a-f]{4}m\d+$")  # a lab guest's management link: tb<tag>m<i>
 NETNS_ETC = Path("/etc/netns")
-
-
-def sh(*argv: str, ns: str | None = None, check: bool = True, input: str | None = None) -> str:
-    """Run a command (in namespace ``ns``); a failure becomes a LabError quoting stderr."""
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=30, input=input)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise LabError(f"`{' '.join(cmd)}` failed: {e}") from e
-    if check and res.returncode != 0:
-        raise LabError(f"`{' '.join(cmd)}` failed: {res.stderr.strip() or res.returncode}")
-    return res.stdout
 
 
 def namespaces() -> list[str]:
@@ -97,23 +87,77 @@ def root_links() -> list[str]:
     return [m.group(1) for m in re.finditer(r"^\d+: ([^:@\s]+)", out, re.M)]
 
 
-def sweep(tag: str | None = None) -> list[str]:
-    """Remove lab namespaces and root links (of one run, or of every run); returns names."""
-    removed = []
-    for ns in namespaces():
-        if NS_PATTERN.match(ns) and (tag is None or ns.startswith(f"{NS_PREFIX}{tag}-")):
+def tag_of(name: str) -> str | None:
+    """The run tag in a lab namespace's or management link's name, ``x<key>`` for a vagrant
+    run's bridge (None: not the lab's)."""
+    if NS_PATTERN.match(name):
+        return name[len(NS_PREFIX):len(NS_PREFIX) + 4]
+    if LAB_LINK.match(name):
+        return name[2:6]
+    if LINK_PATTERN.match(name):  # a vagrant run's experiment bridge or uplink: x<key>
+        return name[2:9]
+    return None
+
+
+def run_objects(tag: str) -> list[str]:
+    """What of run ``tag`` exists now: its namespaces, root links and their processes."""
+    out = [f"netns {ns}" for ns in namespaces() if tag_of(ns) == tag]
+    out += [f"process {pid}" for ns in list(out) for pid in pids_in(ns.split()[1])]
+    out += [f"link {link}" for link in root_links() if tag_of(link) == tag]
+    return out
+
+
+def sweep(tag: str | None = None, everything: bool = False, only: str | None = None
+          ) -> list[str]:
+    """Remove lab namespaces and root links. ``tag``: of that run, whatever its state (its
+    own teardown). Otherwise of every run whose process is gone (``owners``) — only of run
+    ``only`` when given — or of every run at all with ``everything``. Returns the names
+    removed, and ``kept ...`` lines for live runs left alone."""
+    spaces = [ns for ns in namespaces() if NS_PATTERN.match(ns)]
+    links = [link for link in root_links() if LINK_PATTERN.match(link)]
+    out: list[str] = []
+    if tag is not None:
+        doomed = {tag}
+    else:
+        tags = {t for t in [*map(tag_of, spaces + links), *mgmt.tags()]
+                if t and only in (None, t)}
+        doomed, out = judge(tags, spaces, everything)
+    for ns in spaces:
+        if tag_of(ns) in doomed:
             delete_ns(ns)
-            removed.append(f"netns {ns}")
-    for link in root_links():
-        if LINK_PATTERN.match(link) and (tag is None or link.startswith(f"tb{tag}m")):
+            out.append(f"netns {ns}")
+    for link in links:
+        if tag_of(link) in doomed:
             sh("ip", "link", "delete", link, check=False)
-            removed.append(f"link {link}")
+            out.append(f"link {link}")
     for d in NETNS_ETC.glob(f"{NS_PREFIX}*") if NETNS_ETC.exists() else []:
-        if NS_PATTERN.match(d.name) and (tag is None or d.name.startswith(f"{NS_PREFIX}{tag}-")):
+        if NS_PATTERN.match(d.name) and tag_of(d.name) in doomed:
             shutil.rmtree(d, ignore_errors=True)
-    removed += sweep_x_locks()
-    removed += mgmt.sweep(tag)
-    return removed
+    if tag is None:  # (a run's own teardown releases its claim once its lab is gone)
+        for t in doomed:
+            owners.release(t)
+        if only is None:
+            owners.sweep_stale_claims()
+    for t in sorted(doomed):
+        out += mgmt.sweep(t)
+    out += sweep_x_locks()
+    return out
+
+
+def judge(tags: set[str], spaces: list[str], everything: bool = False
+          ) -> tuple[set[str], list[str]]:
+    """Which of ``tags`` are leftovers (their run's process is gone; all with
+    ``everything``), and a ``kept ...`` line for each live run."""
+    if everything:
+        return set(tags), []
+    doomed, kept = set(), []
+    for t in sorted(tags):
+        pids = [p for ns in spaces if tag_of(ns) == t for p in pids_in(ns)]
+        if owners.live(t, pids):
+            kept.append(f"kept lab {t}: its run is still going on")
+        else:
+            doomed.add(t)
+    return doomed, kept
 
 
 def sweep_x_locks() -> list[str]:

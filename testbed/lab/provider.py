@@ -28,7 +28,7 @@ from pathlib import Path
 
 from testbed._errors import LabError
 from testbed.agent.client import AGENT_PORT, AgentClient
-from testbed.lab import mgmt, netns, sandbox
+from testbed.lab import labca, mgmt, netns, sandbox
 from testbed.provider import gateway as gw
 from testbed.provider.abstracts import Gateway, GuestHandle, GuestPool
 from testbed.run import files
@@ -118,7 +118,8 @@ class LabPool(GuestPool):
         sh("ip", "link", "set", "mgmt0", "up", ns=ns)
         # the desktop session, in the guest's sandbox: Xvfb, a session bus, the agent
         fs = sandbox.prepare(files.guest_dir(self.workdir, variant),
-                             sandbox.guest_uid(self.tag, index), trust,
+                             sandbox.guest_uid(self.tag, index),
+                             labca.guest_cas(self.workdir, trust),
                              self.start_profiles.get(variant))
         self.filesystems.append(fs)
         token = secrets.token_urlsafe(24)

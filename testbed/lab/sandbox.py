@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,12 +90,12 @@ class GuestFs:
         return f"/run/user/{self.uid}"
 
 
-def prepare(root: Path, uid: int, trust: Path | None,
+def prepare(root: Path, uid: int, trust: Path | Sequence[Path] | None,
             start_profile: Path | None = None) -> GuestFs:
     """The guest's folders: home (a copy of ``start_profile`` if given, else fresh; with the
     XDG folders), /tmp, its runtime folder, and its /etc files; the writable ones owned by the
-    guest's user, mode 0700. ``trust`` (the gateway's CA) goes into every store an app may
-    read (``truststores``)."""
+    guest's user, mode 0700. ``trust``: the CAs to trust (`testbed.lab.labca.guest_cas`), put
+    into every store an app may read (``truststores``)."""
     fs = GuestFs(root.resolve(), uid)
     if start_profile is not None:
         if fs.home.exists():
@@ -121,8 +122,9 @@ def prepare(root: Path, uid: int, trust: Path | None,
     return fs
 
 
-def _trust_store(ssl: Path, trust: Path | None) -> None:
+def _trust_store(ssl: Path, trust: Path | Sequence[Path] | None) -> None:
     """The guest's /etc/ssl: the system's (its keys left out), the bundle plus ``trust``."""
+    cas = [trust] if isinstance(trust, Path) else list(trust or [])
     if ssl.exists():
         shutil.rmtree(ssl)
     if Path("/etc/ssl").is_dir():
@@ -134,13 +136,14 @@ def _trust_store(ssl: Path, trust: Path | None) -> None:
     if bundle.is_symlink():
         bundle.unlink()
     system = SYSTEM_BUNDLE.read_text() if SYSTEM_BUNDLE.is_file() else ""
-    ca = trust.read_text() if trust is not None else ""
-    bundle.write_text(system + ("\n" if system and not system.endswith("\n") else "") + ca)
-    if trust is not None:
-        (certs / "testbed-lab-ca.pem").write_text(ca)
-        if shutil.which("openssl"):  # hashed names, for programs that look up a CApath
-            subprocess.run(["openssl", "rehash", str(certs)], capture_output=True,
-                           check=False, timeout=60)
+    pems = [ca.read_text() for ca in cas]
+    bundle.write_text(system + ("\n" if system and not system.endswith("\n") else "")
+                      + "".join(p if p.endswith("\n") else p + "\n" for p in pems))
+    for i, pem in enumerate(pems):
+        (certs / ("testbed-lab-ca.pem" if i == 0 else f"testbed-lab-ca-{i}.pem")).write_text(pem)
+    if pems and shutil.which("openssl"):  # hashed names, for programs that look up a CApath
+        subprocess.run(["openssl", "rehash", str(certs)], capture_output=True,
+                       check=False, timeout=60)
 
 
 def _own(path: Path, uid: int) -> None:

@@ -1,4 +1,6 @@
-"""The gateway's CA in every trust store a real app in a lab guest may read.
+"""The CAs a lab guest trusts (the gateway's interception CA, and the run's lab CA when real
+servers run in its simulated internet: `testbed.lab.labca.guest_cas`) in every trust store a
+real app may read.
 
 * the system bundle ``/etc/ssl/certs/ca-certificates.crt`` and the hashed folder (OpenSSL,
   and GnuTLS, which Debian builds to read that bundle): made by ``sandbox``;
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from testbed.run.files import GUEST_TRUST
 NSS_DB = ".pki/nssdb"  # relative to the home: where NSS apps look for the user's database
 JAVA_STORE = "certs/java/cacerts"  # relative to /etc/ssl
 JAVA_PASSWORD = "changeit"  # Debian's well-known password of that store (not a secret)
-ALIAS = "testbed-gateway-ca"
+ALIAS = "testbed-gateway-ca"  # the first CA's (the gateway's); the others' get "-<n>"
 NICKNAME = "testbed gateway CA"
 RECORD = GUEST_TRUST  # in the guest's folder of the run
 TIMEOUT = 120.0
@@ -88,8 +91,19 @@ def _tool(argv: list[str], what: str) -> str:
     return done.stdout
 
 
-def nss_db(home: Path, ca: Path) -> StoreResult:
-    """A fresh NSS database in ``home`` (an empty password) that trusts ``ca`` for TLS servers."""
+def nickname(index: int) -> str:
+    """The NSS nickname of the ``index``-th CA a guest trusts."""
+    return NICKNAME if index == 0 else f"{NICKNAME} {index}"
+
+
+def alias(index: int) -> str:
+    """The Java alias of the ``index``-th CA a guest trusts."""
+    return ALIAS if index == 0 else f"{ALIAS}-{index}"
+
+
+def nss_db(home: Path, cas: Sequence[Path]) -> StoreResult:
+    """An NSS database in ``home`` (made with an empty password unless the home brought one)
+    that trusts ``cas`` for TLS servers."""
     db = home / NSS_DB
     where = f"~/{NSS_DB}"
     if shutil.which("certutil") is None:
@@ -98,13 +112,14 @@ def nss_db(home: Path, ca: Path) -> StoreResult:
     if not (db / "cert9.db").exists():
         _tool(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"],
               "the guest's NSS database")
-    _tool(["certutil", "-A", "-d", f"sql:{db}", "-n", NICKNAME, "-t", "C,,", "-i", str(ca)],
-          "the gateway's CA in the guest's NSS database")
+    for i, ca in enumerate(cas):
+        _tool(["certutil", "-A", "-d", f"sql:{db}", "-n", nickname(i), "-t", "C,,", "-i",
+               str(ca)], "a CA in the guest's NSS database")
     return StoreResult("nss", True, where)
 
 
-def java_store(ssl: Path, ca: Path) -> StoreResult:
-    """The gateway's CA in the guest's copy of Java's trust store, if Java is present."""
+def java_store(ssl: Path, cas: Sequence[Path]) -> StoreResult:
+    """``cas`` in the guest's copy of Java's trust store, if Java is present."""
     store = ssl / JAVA_STORE
     where = f"/etc/ssl/{JAVA_STORE}"
     keytool = shutil.which("keytool")
@@ -117,32 +132,36 @@ def java_store(ssl: Path, ca: Path) -> StoreResult:
         data = store.read_bytes()
         store.unlink()
         store.write_bytes(data)
-    base = [keytool, "-keystore", str(store), "-storepass", JAVA_PASSWORD, "-alias", ALIAS]
-    add = [keytool, "-importcert", "-noprompt", "-trustcacerts", *base[1:], "-file", str(ca)]
-    try:
-        _tool(add, "the gateway's CA in the guest's Java trust store")
-    except LabError:  # a guest folder made again holds an older CA of ours: replace it
-        if subprocess.run([keytool, "-delete", *base[1:]], capture_output=True, check=False,
-                          timeout=TIMEOUT).returncode != 0:
-            raise
-        _tool(add, "the gateway's CA in the guest's Java trust store")
+    for i, ca in enumerate(cas):
+        base = ["-keystore", str(store), "-storepass", JAVA_PASSWORD, "-alias", alias(i)]
+        add = [keytool, "-importcert", "-noprompt", "-trustcacerts", *base, "-file", str(ca)]
+        try:
+            _tool(add, "a CA in the guest's Java trust store")
+        except LabError:  # a guest folder made again holds an older CA of ours: replace it
+            if subprocess.run([keytool, "-delete", *base], capture_output=True, check=False,
+                              timeout=TIMEOUT).returncode != 0:
+                raise
+            _tool(add, "a CA in the guest's Java trust store")
     return StoreResult("java", True, where)
 
 
-def install(home: Path, ssl: Path, ca: Path | None, record: Path) -> TrustRecord:
-    """The CA in the guest's NSS database and Java store (the system bundle is ``sandbox``'s,
-    recorded here); the record is written to ``record``."""
+def install(home: Path, ssl: Path, trust: Path | Sequence[Path] | None,
+            record: Path) -> TrustRecord:
+    """The CAs ``trust`` in the guest's NSS database and Java store (the system bundle is
+    ``sandbox``'s, recorded here); the record is written to ``record``."""
+    cas = [trust] if isinstance(trust, Path) else list(trust or [])
     bundle = "/etc/ssl/certs/ca-certificates.crt"
-    if ca is None:
+    if not cas:
         stores: tuple[StoreResult, ...] = (
             StoreResult("system", False, bundle, "no CA to install (interception is off)"),)
-    elif not is_certificate(ca):
-        note = "the CA is not a PEM certificate: only the system bundle holds it"
+    elif not all(is_certificate(ca) for ca in cas):
+        note = "a CA is not a PEM certificate: only the system bundle holds them"
         stores = (StoreResult("system", True, bundle),
                   StoreResult("nss", False, f"~/{NSS_DB}", note),
                   StoreResult("java", False, f"/etc/ssl/{JAVA_STORE}", note))
     else:
-        stores = (StoreResult("system", True, bundle), nss_db(home, ca), java_store(ssl, ca))
+        stores = (StoreResult("system", True, bundle), nss_db(home, cas),
+                  java_store(ssl, cas))
     out = TrustRecord(stores)
     record.write_text(json.dumps(out.to_json(), indent=1) + "\n")
     return out

@@ -218,8 +218,8 @@ def capture_damage(run: RunDir, manifest: Manifest, scan: CaptureScan,
     pcap or the flow file cut by damage (from the last record read before it), the pcap
     holding fewer packets than tcpdump said it captured (cut between two records), the flow file
     missing or empty although the TLS log shows intercepted connections, the TLS log missing
-    or without a handshake although the flow file holds TLS flows (pinned connections could
-    not be ruled out)."""
+    or without a handshake although the flow file holds TLS flows (TLS the gateway could not
+    open could not be ruled out)."""
     out = []
     read = scan.endpoints.stats.frames_read
     captured = (manifest.capture or CaptureCounts()).captured
@@ -241,8 +241,8 @@ def capture_damage(run: RunDir, manifest: Manifest, scan: CaptureScan,
                                  "content it would hold"))
     if flows is not None and flows.tls_flows and not any(t.event == "clienthello" for t in tls):
         out.append(CaptureDamage(f.TLS, f"{'empty' if run.file(f.TLS).exists() else 'missing'}"
-                                 f", though {f.FLOWS} holds {flows.tls_flows} TLS flows: pinned "
-                                 "TLS connections cannot be ruled out"))
+                                 f", though {f.FLOWS} holds {flows.tls_flows} TLS flows: TLS "
+                                 "the gateway could not open cannot be ruled out"))
     return out
 
 

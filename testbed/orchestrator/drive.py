@@ -16,13 +16,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from testbed._errors import TestbedError
+from testbed.agent.client import CANCEL_SECONDS
 from testbed.agent.verbs import DEFAULT_TIMEOUT, IMAGE_VERBS
-from testbed.orchestrator.backend import DEFAULT, BackendTimeout, Timeouts, call
+from testbed.orchestrator.backend import DEFAULT, BackendTimeout, Pending, Timeouts, call
 from testbed.orchestrator.rundir import RunDir
 from testbed.provider.abstracts import GuestHandle
 from testbed.scenario import Scenario, Step
@@ -63,6 +63,7 @@ class Driver:
         self.timeouts = timeouts
         self.failed: dict[str, str] = {}  # variant -> first failed action
         self.watches: dict[str, threading.Thread] = {}  # variant -> its running watch
+        self.watch_errors: list[BaseException] = []  # what a watch raised, for the driver
         self.stopped = False  # interrupted: start nothing more
 
     def is_watch(self, step: Step) -> bool:
@@ -155,21 +156,45 @@ class Driver:
                 lanes: dict[str, list[Step]] = {}
                 for step in session.steps:
                     lanes.setdefault(step.variant, []).append(step)
-                pool = ThreadPoolExecutor(max_workers=len(lanes))
-                try:
-                    for f in [pool.submit(self._lane, session.name, steps)
-                              for steps in lanes.values()]:
-                        f.result()
-                except BaseException:
-                    self.stopped = True  # before letting go of the lanes: they stop early
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
-                pool.shutdown()
+                self._parallel(session.name, lanes)
             for variant in list(self.watches):
                 self.join_watch(variant)
         except BaseException:
             self.stopped = True  # lanes and watches still running start nothing more
-            raise
+            raise  # (the caller tells the agents to stop: ``cancel``)
+
+    def _parallel(self, session: str, lanes: dict[str, list[Step]]) -> None:
+        """Each lane on a daemon thread: an interrupted run neither waits for the actions in
+        flight nor is held at exit by them (``cancel`` tells their agents to stop)."""
+        errors: list[BaseException] = []
+
+        def lane(steps: list[Step]) -> None:
+            try:
+                self._lane(session, steps)
+            except BaseException as e:  # handed to the driving thread
+                errors.append(e)
+                self.stopped = True
+
+        threads = [threading.Thread(target=lane, args=(steps,), daemon=True,
+                                    name=f"lane {variant}") for variant, steps in lanes.items()]
+        for t in threads:
+            t.start()
+        while not errors and any(t.is_alive() for t in threads):
+            next(t for t in threads if t.is_alive()).join(0.2)
+        if errors:
+            raise errors[0]
+
+    def cancel(self) -> None:
+        """Ask every agent to stop its running steps, all at once, waiting ``CANCEL_SECONDS``
+        at most (an agent that does not answer is torn down with its guest)."""
+        pending = [Pending(f"cancel {v}", g.agent.cancel, awaited=False)
+                   for v, g in self.guests.items()]
+        deadline = time.monotonic() + CANCEL_SECONDS
+        for p in pending:
+            try:
+                p.result(max(0.0, deadline - time.monotonic()))
+            except Exception:  # best effort: teardown removes what does not stop
+                pass
 
     def step(self, session: str, step: Step) -> None:
         """One scenario step, after the variant's running watch; a watch runs beside what
@@ -178,17 +203,25 @@ class Driver:
         if self.stopped:
             return
         if self.is_watch(step):
-            t = threading.Thread(target=self.act, args=(session, step), daemon=True,
+            t = threading.Thread(target=self._watch, args=(session, step), daemon=True,
                                  name=f"watch {step.variant} {step.action}")
             self.watches[step.variant] = t
             t.start()
         else:
             self.act(session, step)
 
+    def _watch(self, session: str, step: Step) -> None:
+        try:
+            self.act(session, step)
+        except BaseException as e:  # (a full disk): raised where the watch is joined
+            self.watch_errors.append(e)
+
     def join_watch(self, variant: str) -> None:
         t = self.watches.pop(variant, None)
         if t is not None:
             t.join()
+        if self.watch_errors:
+            raise self.watch_errors.pop(0)
 
     def _lane(self, session: str, steps: list[Step]) -> None:
         for step in steps:

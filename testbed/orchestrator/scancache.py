@@ -15,6 +15,7 @@ is in neither scan.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -82,13 +83,14 @@ def _reuse(source: Path, name: str, inputs: dict[str, Any], scan: Callable[[], S
     except (OSError, ValueError, KeyError, TypeError, AttributeError, AnalysisError):
         pass  # no usable earlier scan: scan again
     result = scan()
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"key": key, "scan": result.to_json()}) + "\n")
         os.replace(tmp, cache)
-    except OSError:
-        pass  # a read-only run is analysed all the same, only not reused
+    except OSError:  # a read-only run (a full disk) is analysed all the same, not reused
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return result
 
 

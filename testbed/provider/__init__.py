@@ -72,8 +72,21 @@ def _vagrant_unavailable(scenario: Scenario) -> list[str]:
     return unavailable(scenario)
 
 
-POOLS: dict[str, PoolKind] = {"lab": PoolKind(_lab, _lab_unavailable),
-                              "vagrant": PoolKind(_vagrant, _vagrant_unavailable)}
+def _with_daemons(check: Callable[[Scenario], list[str]]) -> Callable[[Scenario], list[str]]:
+    """``check``, and the daemon programs of the scenario's simulated internet (the gateway's,
+    whatever the pool)."""
+    def unavailable(scenario: Scenario) -> list[str]:
+        from testbed.lab.daemons import missing_programs
+        from testbed.lab.internet_map import load_internet
+
+        internet = scenario.internet_path
+        return check(scenario) + (missing_programs(load_internet(internet)) if internet else [])
+
+    return unavailable
+
+
+POOLS: dict[str, PoolKind] = {"lab": PoolKind(_lab, _with_daemons(_lab_unavailable)),
+                              "vagrant": PoolKind(_vagrant, _with_daemons(_vagrant_unavailable))}
 
 
 def get_pool(name: str) -> PoolKind:

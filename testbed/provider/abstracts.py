@@ -27,6 +27,9 @@ class Agent(Protocol):
     def run_steps(self, steps: list[dict[str, Any]], images: dict[str, Path],
                   timeout: float | None = None) -> dict[str, Any]: ...
 
+    def cancel(self) -> None:
+        """Stop the steps running now (and those waiting): they end as cancelled."""
+
 
 @dataclass(frozen=True)
 class GatewayHandle:
@@ -70,6 +73,10 @@ class Gateway(ABC):
 
     @abstractmethod
     def teardown(self) -> None: ...
+
+    def leftovers(self) -> list[str]:
+        """What of this run (``tag``) still exists after ``teardown``; default: nothing known."""
+        return []
 
 
 class GuestPool(ABC):

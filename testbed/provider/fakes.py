@@ -93,6 +93,7 @@ class FakeAgent:
         self.variant, self.handler, self.ready = variant, handler, ready
         self.calls: list[list[dict[str, Any]]] = []
         self.images: set[str] = set()
+        self.cancelled = threading.Event()  # set by cancel(); a handler may watch it
 
     def health(self) -> dict[str, Any]:
         if not self.ready:
@@ -104,6 +105,9 @@ class FakeAgent:
         self.calls.append(steps)
         self.images.update(images)
         return self.handler(steps)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
 
 
 class FakeGateway(Gateway):

@@ -22,7 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testbed.lab import netns
+from testbed.lab import netns, owners
+from testbed.lab.daemons import Daemons
 from testbed.lab.internet_map import InternetMap
 from testbed.provider.abstracts import Gateway, GatewayHandle
 
@@ -63,9 +64,12 @@ class NetnsGateway(Gateway):
         self.ns = f"{netns.NS_PREFIX}{self.tag}-gw"
         self.net = f"{netns.NS_PREFIX}{self.tag}-net"
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.daemons = Daemons(workdir, internet, self.tag, self.net, WAN_NET, base_env(),
+                               resolver=GATEWAY_IP)
 
     def start(self) -> GatewayHandle:
         gw, net, sh = self.ns, self.net, netns.sh
+        owners.claim(self.tag, self.workdir)  # before anything of the run exists
         for ns in (gw, net):
             sh("ip", "netns", "add", ns)
         for ns in (gw, net):
@@ -80,8 +84,10 @@ class NetnsGateway(Gateway):
         sh("ip", "link", "set", "wan0", "up", ns=net)
         sh("ip", "route", "add", "default", "via", WAN_NET, ns=gw)
         sh("ip", "route", "add", GUEST_NET, "via", WAN_GW, ns=net)
-        # the internet: every server address on its loopback, no route out
-        batch = "".join(f"addr add {s.address}/32 dev lo\n" for s in self.internet.servers)
+        # the internet: every server address on its loopback (a daemon row's in the daemon's
+        # own namespace, testbed.lab.daemons), no route out
+        batch = "".join(f"addr add {s.address}/32 dev lo\n" for s in self.internet.servers
+                        if s.daemon is None)
         sh("ip", "-batch", "-", ns=net, input=batch)
         # the guest-facing bridge
         sh("ip", "link", "add", "br0", "type", "bridge", ns=gw)
@@ -136,6 +142,7 @@ class NetnsGateway(Gateway):
         self.procs.append(q)
         netns.wait_for(ready, p, "the simulated internet")
         netns.wait_for(dns_ready, q, "the lab resolver")
+        self.daemons.start()
 
     def spawn(self, argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         env = base_env()
@@ -155,6 +162,12 @@ class NetnsGateway(Gateway):
     def teardown(self) -> None:
         """The gateway (tcpdump/mitmdump already stopped by the orchestrator) and the internet
         at the same time; then a sweep of anything of this run that is left."""
-        netns.delete_all([self.ns, self.net])
+        netns.delete_all([self.ns, self.net, *self.daemons.namespaces])
+        self.daemons.teardown()
         netns.reap(self.procs)
         netns.sweep(self.tag)
+        if not self.leftovers():
+            owners.release(self.tag)  # kept otherwise: cleanup knows the run is gone
+
+    def leftovers(self) -> list[str]:
+        return netns.run_objects(self.tag)

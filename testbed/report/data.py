@@ -39,7 +39,7 @@ EXPECTED_FILES: dict[str, str] = {
     f.ENDPOINTS: "the endpoints each variant contacted and where they are",
     f.EVIDENCE: "the chat paths (canary hits, timing evidence)",
     f.VERDICTS: "the verdicts",
-    f.TLS: "TLS handshakes, failures and pinned servers",
+    f.TLS: "TLS handshakes, failures and outcomes",
 }
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from testbed.capture.outcomes import OUTCOMES, TlsOutcome, classify
 from testbed.run import CaptureCounts, ReadStats, TlsRecord, files
 from testbed.run.manifest import ScenarioRef
 
@@ -33,6 +34,19 @@ class TlsEvent:
 
 
 @dataclass(frozen=True)
+class Unopened:
+    """A client and host whose TLS the gateway did not open, in ``testbed.capture.outcomes``'
+    words."""
+
+    client: str  # the variant when the address is a guest's
+    server: str  # address:port
+    sni: str
+    outcome: str
+    reason: str
+    time: str  # the first connection's
+
+
+@dataclass(frozen=True)
 class Capture:
     stats: tuple[Stat, ...]  # empty: the capture never stopped cleanly
     lossy: bool
@@ -43,7 +57,8 @@ class Capture:
     tls_seen: bool
     handshakes: int
     per_variant: tuple[tuple[str, int], ...]
-    pinned: tuple[TlsEvent, ...]
+    outcomes: tuple[tuple[str, int], ...]  # outcome word -> clients and hosts, those seen
+    unopened: tuple[Unopened, ...]  # every client and host not intercepted
     failed: tuple[TlsEvent, ...]
 
 
@@ -74,7 +89,14 @@ def capture(data: RunData) -> Capture:
                         server=f"{text(t.server)}:{text(t.port)}", sni=text(t.sni),
                         time=fmt_time(t.time, clock_only=True), error=text(t.error))
 
+    def unopened(o: TlsOutcome) -> Unopened:
+        return Unopened(client=who.get(o.client, o.client), server=f"{o.server}:{text(o.port)}",
+                        sni=o.sni, outcome=o.outcome, reason=o.reason,
+                        time=fmt_time(o.times[0] if o.times else None, clock_only=True))
+
     hellos = [t for t in data.tls if t.event == "clienthello"]
+    decided = classify(data.tls)
+    counts = Counter(o.outcome for o in decided)
     per_variant = Counter(who.get(str(t.client), str(t.client)) for t in hellos)
     return Capture(
         stats=_capture_stats(cap),
@@ -84,7 +106,8 @@ def capture(data: RunData) -> Capture:
         tls_problem=data.problems.get(files.TLS, "") if not data.tls else "",
         tls_seen=bool(data.tls), handshakes=len(hellos),
         per_variant=tuple(sorted(per_variant.items())),
-        pinned=tuple(event(t) for t in data.tls if t.event == "pinned"),
+        outcomes=tuple((w, counts[w]) for w in OUTCOMES if counts[w]),
+        unopened=tuple(unopened(o) for o in decided if not o.opened),
         failed=tuple(event(t) for t in data.tls if t.event == "tls_failed"))
 
 

@@ -9,6 +9,11 @@ from typing import Any
 
 from testbed.run.shapes import Record, other_keys
 
+#: the TLS outcome of a client's connections to a host (DESIGN.md's words, decided by
+#: ``testbed.capture.outcomes``); UNCLASSIFIED where the run cannot tell which
+TLS_OUTCOMES = ("intercepted", "passthrough", "untrusted", "pinned", "broken")
+UNCLASSIFIED = "unclassified"
+
 
 @dataclass(frozen=True)
 class Event(Record):
@@ -55,10 +60,14 @@ class Event(Record):
 
 @dataclass(frozen=True)
 class TlsRecord(Record):
-    """``event`` is ``clienthello`` (with ``passthrough``: the connection was left unopened),
-    ``tls_failed`` (with the ``side`` that failed and the ``error``) or ``pinned``; keys this
-    version does not know are kept in ``details``. ``side``, ``error`` and ``passthrough`` are
-    None where the addon did not write them, and then left out of ``to_json``."""
+    """One line of the capture addon's TLS log (``testbed.capture.mitm_addon`` lists the
+    events; ``testbed.capture.outcomes`` reads them into one outcome per client and host).
+    ``conn`` names the connection an event belongs to (older runs wrote none), ``why`` why a
+    connection was passed through (``rule`` or ``retry``), ``handshake`` how a passed-through
+    handshake ended, ``outcome`` and ``reason`` the word an ``outcome`` line gives. Keys this
+    version does not know are kept in ``details``. The optional fields are None where the addon
+    did not write them, and then left out of ``to_json``. Older runs wrote ``pinned`` for a
+    client that refused the gateway's certificate: read it as that, nothing more."""
 
     event: str
     client: str | None = None
@@ -69,10 +78,17 @@ class TlsRecord(Record):
     side: str | None = None
     error: str | None = None
     passthrough: bool | None = None
+    conn: str | None = None
+    why: str | None = None
+    handshake: str | None = None
+    outcome: str | None = None
+    reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        optional = {"side": self.side, "error": self.error, "passthrough": self.passthrough}
+        optional = {"side": self.side, "error": self.error, "passthrough": self.passthrough,
+                    "conn": self.conn, "why": self.why, "handshake": self.handshake,
+                    "outcome": self.outcome, "reason": self.reason}
         return {"event": self.event, "client": self.client, "server": self.server,
                 "port": self.port, "sni": self.sni,
                 **{k: v for k, v in optional.items() if v is not None}, **self.details,

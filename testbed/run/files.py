@@ -3,6 +3,8 @@
     results/<scenario>/<run-id>/
         manifest.json     scenario + hash, tool versions, phases, capture stats, GeoIP provenance
         scenario.yaml     the scenario as it was run;  lab/internet.yaml  the simulated internet
+        lab/              the simulated internet's logs; lab-ca.pem, daemons/<row name>/ (real
+                          server software: config/, data/, logs/, tls/, daemon.log)
         events.jsonl      every action: guest, start, end, outcome
         capture/          gateway.pcap, flows.mitm, tls.jsonl, tcpdump.log, mitmdump.log
         screenshots/<variant>/<phase>.png
@@ -21,6 +23,8 @@ that error.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
@@ -41,6 +45,7 @@ CAPTURE_DIR = "capture"
 PCAP = "capture/gateway.pcap"
 FLOWS = "capture/flows.mitm"
 TLS = "capture/tls.jsonl"
+TLS_RULES = "capture/tls-rules.json"  # what the gateway passes through unopened (mitm_addon)
 TCPDUMP_LOG = "capture/tcpdump.log"
 MITMDUMP_LOG = "capture/mitmdump.log"
 SCREENSHOTS_DIR = "screenshots"
@@ -57,10 +62,14 @@ GUESTS_DIR = "guests"  # guests/<variant>/: a guest's folders, kept for inspecti
 GUEST_HOME = "home"    # guests/<variant>/home: the app's profile as the app left it
 GUEST_TRUST = "trust.json"  # guests/<variant>/trust.json: which trust stores hold the CA
 INTERNET = "lab/internet.yaml"
+LAB_CA = "lab/lab-ca.pem"  # the run's lab CA: it issued the daemons' certificates
+DAEMONS_DIR = "lab/daemons"  # lab/daemons/<row name>/: config/, data/, logs/, tls/, daemon.log
 VERDICTS = "verdicts.json"
 JUNIT = "junit.xml"
 REPORT = "report.html"
 REANALYSIS_DIR = "reanalysis"
+#: room a live run keeps for its last records: freed when the disk is full (and at the end)
+RESERVE = ".reserve"
 
 #: what analysing and judging a run write, all made from the files above: a re-analysis
 #: withdraws them first, so one that cannot finish leaves no earlier verdict standing as current
@@ -159,10 +168,29 @@ def load_lines(path: Path, parse: Callable[[Mapping[str, Any]], T],
 def dump_json(path: Path, data: Any, indent: int = 1) -> None:
     """Write ``data`` as JSON (UTF-8, not ASCII-escaped), atomically."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(data, indent=indent, ensure_ascii=False) + "\n",
+                       encoding="utf-8")
+        tmp.replace(path)
+    except BaseException as e:  # a full disk, an interrupt: no half-written .tmp stays behind
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # (a failed write names no file)
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
 
 
 def append_line(path: Path, data: Mapping[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(data, ensure_ascii=False) + "\n")
+    """Append one JSON line, whole or not at all (a full disk leaves no half line)."""
+    line = (json.dumps(data, ensure_ascii=False) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        except OSError as e:
+            os.ftruncate(fd, size)
+            raise OSError(e.errno, e.strerror, str(path)) from e
+    finally:
+        os.close(fd)

@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from testbed.run.liveness import effective_status
 from testbed.run.places import GeoipDatabase
 from testbed.run.shapes import Record, Shape, obj, optional, other_keys, scalar
 
 #: the expectation kinds, defined once: claims about where a variant went, and about a chat
 REACH_KINDS = ("reaches", "never_reaches", "only_reaches")
 CHAT_KINDS = ("passes_through", "does_not_pass_through", "delivered", "not_delivered")
-#: the TLS outcomes of a connection (DESIGN.md's words); an expectation may name one (``tls``)
-TLS_OUTCOMES = ("intercepted", "passthrough", "untrusted", "pinned", "broken")
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,14 @@ class Manifest(Record):
     error: str | None = None
     reanalysis_of: str | None = None
     reanalysis_databases: tuple[str, ...] = ()
+    process: dict[str, Any] = field(default_factory=dict)  # the run's owner (run.liveness)
+    lab_status: str | None = None  # how the lab part ended, while analysis is still to come
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
+
+    @property
+    def current_status(self) -> str:
+        """The status as it stands now: ``abandoned`` when the run's process is gone."""
+        return effective_status(self.status, self.process)
 
     @property
     def address_to_variant(self) -> dict[str, str]:
@@ -153,7 +159,8 @@ class Manifest(Record):
             "capture": self.capture.to_json() if self.capture else None,
             "geoip": [g.to_json() for g in self.geoip], "finished": self.finished,
             "error": self.error, "reanalysis_of": self.reanalysis_of,
-            "reanalysis_databases": list(self.reanalysis_databases)}
+            "reanalysis_databases": list(self.reanalysis_databases),
+            "process": self.process, "lab_status": self.lab_status}
         return {k: v for k, v in out.items() if v not in (None, [], {})} | self.extra
 
     def updated(self, **fields: Any) -> Manifest:

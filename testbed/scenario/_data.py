@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from testbed.scenario import daemon_files
 from testbed.scenario._build import Doc
-from testbed.scenario._checks import outside_message, within
+from testbed.scenario._checks import outside_message, plain_placeholders, within
 from testbed.scenario._problem import KeyPath, Problem
-from testbed.scenario.data_schema import LAB_BLOCKS
+from testbed.scenario.data_schema import DAEMON_PLACEHOLDERS, LAB_BLOCKS
 
 Add = Callable[[Problem], None]
 
@@ -67,6 +68,8 @@ def check_internet(doc: Doc, roots: Sequence[Path], add: Add, files: bool = True
             else:
                 addresses[str(addr)] = line
         _ip(doc, ("servers", i, "stands_for"), row.get("stands_for"), add)
+        if isinstance(row.get("daemon"), dict):
+            _check_daemon(doc, ("servers", i, "daemon"), row["daemon"], roots, add, files)
         name = row.get("name")
         if isinstance(name, str):
             key = name.lower().rstrip(".")
@@ -83,6 +86,53 @@ def check_internet(doc: Doc, roots: Sequence[Path], add: Add, files: bool = True
     if isinstance(tls, dict) and files:
         for key in ("cert", "key"):
             check_file_ref(doc, ("tls", key), tls.get(key), roots, add)
+
+
+def _known(name: str) -> str | None:
+    if name in DAEMON_PLACEHOLDERS:
+        return None
+    return (f"unknown placeholder {{{name}}} (a daemon's may be "
+            + ", ".join(f"{{{k}}}" for k in DAEMON_PLACEHOLDERS) + ")")
+
+
+def _check_daemon(doc: Doc, at: KeyPath, daemon: dict[str, Any], roots: Sequence[Path],
+                  add: Add, files: bool) -> None:
+    """Its command's placeholders; its files: in the tree, one base name each, readable
+    text whose placeholders are known."""
+    command = daemon.get("command")
+    for j, arg in enumerate(command if isinstance(command, list) else []):
+        if not isinstance(arg, str):
+            continue
+        try:
+            names = plain_placeholders(arg)
+        except ValueError as e:
+            add(doc.at((*at, "command", j), str(e)))
+            continue
+        for name in names:
+            if (problem := _known(name)) is not None:
+                add(doc.at((*at, "command", j), problem))
+    listed = daemon.get("files")
+    seen: dict[str, int] = {}
+    for j, value in enumerate(listed if isinstance(listed, list) else []):
+        if not isinstance(value, str):
+            continue
+        base = Path(value).name
+        if base in seen:
+            add(doc.at((*at, "files", j), f"two files named {base!r} (entries {seen[base]} "
+                       f"and {j}): each is rendered into {{config}} under its own name"))
+        seen.setdefault(base, j)
+        target = check_file_ref(doc, (*at, "files", j), value, roots, add) if files else None
+        if target is None:
+            continue
+        try:
+            text = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            add(doc.at((*at, "files", j), f"{value}: not a readable UTF-8 text file ({e})"))
+            continue
+        for line, name in daemon_files.placeholders(text):
+            if (problem := _known(name)) is not None:
+                add(doc.at((*at, "files", j), f"{value} line {line}: {problem}; write "
+                           f"{{{{{name}}}}} for a literal {{{name}}}"))
 
 
 def check_build(doc: Doc, roots: Sequence[Path], add: Add, files: bool = True) -> None:

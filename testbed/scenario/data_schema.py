@@ -30,6 +30,43 @@ _BUILDS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 _WORDS = {"type": "array", "items": _TEXT}
 PROTOS = ("tls", "http", "udp", "ssdp")
 URL_PATTERN = r"^(tls|https|http|udp|ssdp)://[^\s/]+(/\S*)?$"
+EXECUTABLE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$"
+DAEMON_PLACEHOLDERS = {
+    "address": "the row's address",
+    "name": "the row's DNS name",
+    "cert": "the certificate the lab CA issued for the row's names (PEM)",
+    "key": "its private key (PEM)",
+    "ca": "the lab CA's certificate (PEM), to verify other lab servers",
+    "config": "the folder the daemon's files are rendered into",
+    "data": "a folder of the run, the daemon's own, writable",
+    "logs": "a folder of the run for the daemon's log files",
+}
+"""What a daemon's command and files may say in ``{name}`` placeholders."""
+_DAEMON = {
+    "type": "object",
+    "description": "real server software run on the row's address (docs/internet-daemons.md)",
+    "properties": {
+        "command": {
+            "type": "array", "minItems": 1,
+            "prefixItems": [{"type": "string", "pattern": EXECUTABLE_PATTERN,
+                             "description": "an executable name found on PATH (no path, "
+                                            "no shell), such as nginx"}],
+            "items": {"type": "string"},
+        },
+        "files": {"type": "array", "items": _TEXT,
+                  "description": "config files, relative to the data file, rendered into "
+                                 "{config} with their placeholders filled in"},
+        "ready": {"type": "integer", "minimum": 1, "maximum": 65535,
+                  "description": "the TCP port that answers once the daemon is up"},
+        "ready_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 100,
+                          "description": "how long it may take to answer (the gateway's "
+                                         "set-up has 120 s in all)"},
+        "names": {"type": "array", "items": _HOST,
+                  "description": "more DNS names of the row (resolved, in its certificate)"},
+    },
+    "required": ["command", "ready"],
+    "additionalProperties": False,
+}
 _URL = {"type": "string", "pattern": URL_PATTERN,
         "description": "a contact URL such as tls://name:443/path, http://..., udp://name:3478"}
 
@@ -76,6 +113,7 @@ _INTERNET: dict[str, Any] = {
                 "contacted_by": _BUILDS,
                 "proto": {"enum": list(PROTOS)},
                 "role": {"type": "string"},
+                "daemon": _DAEMON,
             },
             "required": ["address", "name", "country", "stands_for", "builds", "contacted_by"],
             "additionalProperties": False,

@@ -11,7 +11,8 @@ import copy
 from typing import Any
 
 from testbed.agent.verbs import VERBS
-from testbed.run.manifest import CHAT_KINDS, REACH_KINDS, TLS_OUTCOMES
+from testbed.run.events import TLS_OUTCOMES
+from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

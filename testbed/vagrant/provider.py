@@ -35,7 +35,7 @@ from typing import Any
 import testbed
 from testbed._errors import LabError, ProviderUnavailable, VmError
 from testbed.agent.client import AGENT_PORT, AgentClient
-from testbed.lab import netns
+from testbed.lab import netns, owners
 from testbed.provider.abstracts import Gateway, GuestHandle, GuestPool
 from testbed.scenario import Scenario
 from testbed.vagrant import libvirt
@@ -134,6 +134,7 @@ class VagrantPool(GuestPool):
         no iptables on bridged frames (br_netfilter), no IPv6: the host takes no part."""
         sh, n = netns.sh, self.names
         remove_bridge(n)  # left by a run that was killed
+        owners.claim(netns.tag_of(n.bridge) or n.bridge, self.workdir)  # for lab cleanup
         sh("ip", "link", "add", n.bridge, "type", "bridge", "nf_call_iptables", "0",
            "nf_call_ip6tables", "0", "nf_call_arptables", "0")
         sh("sysctl", "-qw", f"net.ipv6.conf.{n.bridge}.disable_ipv6=1")
@@ -239,6 +240,7 @@ class VagrantPool(GuestPool):
         self.running.clear()
         self.unfinished.clear()
         remove_bridge(self.names)
+        owners.release(netns.tag_of(self.names.bridge) or self.names.bridge)
 
 
 def destroy(scenario: Scenario, project: Path, progress: Callable[[str], None] = print,

@@ -6,7 +6,7 @@ A chat expectation names messages by sender, recipient and a part of their text
 and ``does_not_pass_through`` fails on it; it passes only when the message carried the canary,
 the capture (packets, decrypted flows, TLS log) is complete and undamaged until the message's
 evidence window closes, both parties' traffic was captured, every endpoint of its evidence was
-placed, and no flow of the two parties was pinned shut during the message.
+placed, and no TLS the gateway could not open (or classify) started during the message.
 ``delivered`` / ``not_delivered`` are judged from the receiver's screen: the receiver's next
 ``chat_wait`` (it showed) or ``chat_absent`` (it did not show) action after the message; that
 it did not show proves something only when both parties' actions ran and their traffic was
@@ -24,7 +24,7 @@ from testbed.verdicts.facts import RunFacts, settle
 from testbed.verdicts.places import contains, describe
 
 STRENGTH = {"strong": 2, "observed": 2, "weak": 1}
-PIN_WINDOW = 10.0  # seconds after a message during which a pinned flow hides its path
+PIN_WINDOW = 10.0  # seconds after a message during which unopened TLS hides its path
 
 
 def _messages(chat: ChatClaim, facts: RunFacts) -> tuple[list[Event], list[str]]:
@@ -124,10 +124,7 @@ def _path(v: Verdict, expectation: Expectation, sent: list[Event], chat: ChatCla
     if not any(c.has_canary for c in paths):
         doubts.append("the message carries no canary, so its content cannot be traced")
     windows = [(s, s + PIN_WINDOW) for s in starts]
-    pinned = sorted({str(p.sni or p.server) for p in facts.pinned
-                     if any(a <= (p.time or 0.0) <= b for a, b in windows)})
-    if pinned:
-        doubts.append(f"pinned TLS to {', '.join(pinned)} could not be opened")
+    doubts += facts.unopened(windows)
     status = settle(passes, bool(inside), doubts)
     if inside:
         first = inside[0]

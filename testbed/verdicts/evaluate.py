@@ -1,7 +1,8 @@
 """Expectations → verdicts, each with its reason and evidence. Never a silent pass.
 
 ``evaluate`` hands each expectation to its kind's module: ``reach`` (where a variant went) and
-``chat`` (a message's path and delivery), which judge it on ``RunFacts`` (``facts``). A verdict
+``chat`` (a message's path and delivery), which judge it on ``RunFacts`` (``facts``); a TLS
+outcome the expectation names is judged by ``tls`` and must hold too. A verdict
 is ``pass`` or ``fail`` on evidence, and ``inconclusive``, with the reason, whenever the run
 cannot support the claim either way. ``check.check_run`` judges a whole run.
 """
@@ -13,6 +14,7 @@ from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
 from testbed.verdicts.chat import evaluate_chat
 from testbed.verdicts.facts import RunFacts
 from testbed.verdicts.reach import evaluate_reach
+from testbed.verdicts.tls import with_tls
 
 __all__ = ["CHAT_KINDS", "FAIL", "INCONCLUSIVE", "PASS", "REACH_KINDS", "RunFacts", "Verdict",
            "evaluate", "undecided"]
@@ -21,10 +23,12 @@ __all__ = ["CHAT_KINDS", "FAIL", "INCONCLUSIVE", "PASS", "REACH_KINDS", "RunFact
 def evaluate(expectation: Expectation, facts: RunFacts) -> Verdict:
     """The verdict on one expectation (the manifest's form of a scenario expectation)."""
     if expectation.kind in CHAT_KINDS:
-        return evaluate_chat(expectation, facts)
-    if expectation.kind in REACH_KINDS:
-        return evaluate_reach(expectation, facts)
-    raise ValueError(f"{expectation.id}: unknown kind of expectation {expectation.kind!r}")
+        v = evaluate_chat(expectation, facts)
+    elif expectation.kind in REACH_KINDS:
+        v = evaluate_reach(expectation, facts)
+    else:
+        raise ValueError(f"{expectation.id}: unknown kind of expectation {expectation.kind!r}")
+    return with_tls(v, expectation.variant, expectation.tls, facts) if expectation.tls else v
 
 
 def undecided(expectation: Expectation, error: Exception) -> Verdict:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testbed.analysis.classify import LOCAL_KINDS
+from testbed.capture.outcomes import UNCLASSIFIED, TlsOutcome, classify
 from testbed.run import (
     FAIL,
     INCONCLUSIVE,
@@ -31,7 +32,6 @@ from testbed.run import (
     Expectation,
     GeoipDatabase,
     Placement,
-    TlsRecord,
     store,
 )
 from testbed.run import files as f
@@ -52,7 +52,8 @@ def settle(positive: bool, found: bool, doubts: Iterable[str]) -> str:
 class RunFacts:
     """The run's expectations, its endpoints and their places, the capture's statistics and
     damage, what each variant did (``events``; derived: ``failed_actions``, variant -> "action
-    outcome: error"), chat paths and the TLS connections that were pinned shut."""
+    outcome: error"), chat paths and the TLS outcome of every client and host
+    (``testbed.capture.outcomes``)."""
 
     endpoints: tuple[EndpointRow, ...]
     places: Mapping[str, Placement]
@@ -61,9 +62,10 @@ class RunFacts:
     events: tuple[Event, ...] = ()
     chats: tuple[ChatRecord, ...] = ()
     canary: str = ""
-    pinned: tuple[TlsRecord, ...] = ()
+    tls: tuple[TlsOutcome, ...] = ()
     expectations: tuple[Expectation, ...] = ()
     damage: tuple[CaptureDamage, ...] = ()
+    clients: Mapping[str, str] = field(default_factory=dict)  # variant -> its guest's address
     actions: tuple[Event, ...] = field(init=False)  # the timed events, in order
     failed_actions: Mapping[str, list[str]] = field(init=False)
 
@@ -119,6 +121,23 @@ class RunFacts:
                        "nothing shows it ran")
         return out
 
+    def unopened(self, windows: Iterable[tuple[float, float]]) -> list[str]:
+        """The doubts TLS the gateway did not open raises when a connection of it started in one
+        of ``windows``: its content (a canary, a path) could not be seen, and a connection
+        nobody could classify must not carry a claim either way."""
+        spans = list(windows)
+        hit: dict[str, list[str]] = {}
+        for o in self.tls:
+            if not o.opened and any(a <= t <= b for t in o.times for a, b in spans):
+                hit.setdefault(o.outcome, []).append(o.host)
+        out = []
+        for outcome, hosts in sorted(hit.items()):
+            named = ", ".join(sorted(set(hosts)))
+            out.append(f"TLS to {named} could not be classified (outcome {UNCLASSIFIED})"
+                       if outcome == UNCLASSIFIED else
+                       f"TLS to {named} could not be opened (outcome {outcome})")
+        return out
+
     def action_at(self, variant: str, t: float) -> str:
         """Which action of ``variant`` was under way at time ``t`` (for sentences)."""
         mine = [e for e in self.actions if e.variant == variant]
@@ -140,6 +159,6 @@ class RunFacts:
                    capture=manifest.capture or CaptureCounts(),
                    geoip=analysis.geoip if analysis else (), events=tuple(events),
                    chats=evidence.chats if evidence else (), canary=manifest.canary or "",
-                   pinned=tuple(t for t in tls if t.event == "pinned"),
+                   tls=classify(tls),
                    expectations=manifest.expectations,
-                   damage=analysis.damage if analysis else ())
+                   damage=analysis.damage if analysis else (), clients=manifest.guests)

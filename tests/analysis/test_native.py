@@ -1,6 +1,7 @@
 """The native loops give exactly what their Python references give: the record walk's
 offsets on whole, truncated, damaged and random buffers, from every start position, both
-byte orders; the payload gather's bytes for any ranges."""
+byte orders; the payload gather's bytes for any ranges; the SNI walk's names on real,
+cut, flipped and random ClientHellos; the first-seen filter's rows on repetitive buffers."""
 
 from __future__ import annotations
 
@@ -98,10 +99,74 @@ def test_missing_extension_falls_back_with_one_notice(monkeypatch: pytest.Monkey
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(native, "native_walk", None)
     monkeypatch.setattr(native, "native_gather", None)
+    monkeypatch.setattr(native, "native_snis", None)
+    monkeypatch.setattr(native, "native_first_seen", None)
     monkeypatch.setattr(native, "_noticed", False)
     assert native.walks() is native.python_walk
     assert native.gather() is native.python_gather
+    assert native.snis() is native.python_snis
+    assert native.first_seen() is native.python_first_seen
     assert native.walks() is native.python_walk
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "native capture helpers not built" in err, \
         f"a missing extension should be said once, in one line; stderr was {err!r}"
+
+
+def _hellos() -> list[tuple[str, bytes]]:
+    """(name, ClientHello handshake message): real ones from Python's ssl module (with and
+    without SNI, grown past one segment), every cut of one, byte flips, random bytes."""
+    from .test_names import client_hello, padded_hello
+
+    rng = random.Random(11)
+    names = ("a.example.test", "x" * 60 + ".long.example.test", None)
+    real = [(f"real {n}", client_hello(n)[5:]) for n in names]
+    real.append(("padded", padded_hello(client_hello("pq.example.test"), 1400)[5:]))
+    out = list(real)
+    msg = real[0][1]
+    out += [(f"cut at {i}", msg[:i]) for i in range(0, len(msg) + 1, 7)]
+    for i in range(60):
+        flipped = bytearray(msg)
+        for _ in range(rng.randrange(1, 4)):
+            flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+        out.append((f"flipped {i}", bytes(flipped)))
+    out += [(f"random {i}", b"\x01" + rng.randbytes(rng.randrange(0, 120))) for i in range(20)]
+    out.append(("non-ascii name", client_hello("a.example.test")[5:].replace(b"a.ex", b"\xe4.ex")))
+    return out
+
+
+HELLOS = _hellos()
+
+
+@pytest.mark.parametrize(("name", "msg"), HELLOS, ids=[h[0] for h in HELLOS])
+def test_native_sni_walk_matches_reference(name: str, msg: bytes) -> None:
+    assert native.native_snis is not None, "the native SNI walk was not built: run `make setup`"
+    buf = b"junk" + msg + b"tail"
+    starts = np.array([4, 4, 0, len(buf) - 2, 4], dtype=np.int64)
+    ends = np.array([4 + len(msg), len(buf) + 9, 4 + len(msg), len(buf), 2], dtype=np.int64)
+    got = native.native_snis(buf, starts, ends)
+    want = native.python_snis(buf, starts, ends)
+    assert got == want, f"{name}: the native SNI walk gave {got!r}, the reference {want!r}"
+
+
+def test_sni_walk_finds_the_name() -> None:
+    from .test_names import client_hello
+
+    msg = client_hello("chat.example.test")[5:]
+    got = native.snis()(msg, np.array([0]), np.array([len(msg)]))
+    assert got == ["chat.example.test"], f"the SNI walk should find the name, gave {got!r}"
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_native_first_seen_matches_reference(seed: int) -> None:
+    assert native.native_first_seen is not None, \
+        "the native first-seen filter was not built: run `make setup`"
+    rng = random.Random(seed)
+    pieces = [rng.randbytes(rng.randrange(0, 6)) for _ in range(rng.randrange(1, 8))]
+    buf = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 200)))
+    n = rng.randrange(0, 300)
+    starts = np.array([rng.randrange(-2, len(buf) + 5) for _ in range(n)], dtype=np.int64)
+    ends = starts + np.array([rng.randrange(-3, 7) for _ in range(n)], dtype=np.int64)
+    tags = np.array([rng.randrange(-1, 3) for _ in range(n)], dtype=np.int64)
+    got = native.native_first_seen(buf, starts, ends, tags).tolist()
+    want = native.python_first_seen(buf, starts, ends, tags).tolist()
+    assert got == want, f"the native first-seen filter kept rows {got}, the reference {want}"

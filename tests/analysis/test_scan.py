@@ -100,6 +100,62 @@ def test_scan_equals_the_references(tmp_path: Path, batching: str, fmt: str, see
     assert {e.address for e in scan.canary_hits} == {"203.0.113.9", "2001:db8::7", "2001:db8::9"}
 
 
+def name_packets(seed: int) -> list[bytes]:
+    """Many names on few flows, in every form the name consumer tells apart: ClientHellos
+    whole in one segment (IPv4 and IPv6, from guests and from others), split ones, whole
+    ones on a flow in the middle of a split one, a flow whose hello restarts after one;
+    DNS responses repeated with other ids, to other guests, cut short or garbled."""
+    rng = random.Random(seed)
+    hosts = [f"h{i}.example.test" for i in range(6)]
+    hellos = {h: client_hello(h) for h in hosts}
+    streams: list[list[bytes]] = []
+    for i in range(30):
+        h = rng.choice(hosts)
+        src = rng.choice([*GUESTS, "192.0.2.77"])
+        dst = f"2001:db8::{i + 1:x}" if ":" in src else f"198.51.100.{i + 1}"
+        hello = hellos[h]
+        kind = rng.choice(("whole", "split", "whole-then-split", "split-with-whole"))
+        port = 40000 + i
+        if kind == "whole":
+            pkts = [hello]
+        elif kind == "split":
+            cut = rng.randrange(1, len(hello))
+            pkts = [hello[:cut], hello[cut:]]
+        elif kind == "whole-then-split":
+            pkts = [hello, hellos[rng.choice(hosts)][:30], hellos[rng.choice(hosts)][30:]]
+        else:  # a whole hello where the reassembly of a split one goes on
+            pkts = [hello[:50], hellos[rng.choice(hosts)], hello[50:]]
+        streams.append([pb.tcp(src, dst, port, 443, p) for p in pkts])
+    for i in range(40):
+        guest = rng.choice(list(GUESTS))
+        ans = pb.dns_response(f"d{i % 5}.example.test",
+                              [(f"d{i % 5}.example.test", "A", f"203.0.113.{i % 5 + 1}")],
+                              txid=rng.randrange(1 << 16))
+        if i % 13 == 0:
+            ans = ans[:rng.randrange(1, len(ans))]
+        elif i % 11 == 0:
+            ans = ans[:12] + rng.randbytes(len(ans) - 12)
+        resolver = "fd00::1" if ":" in guest else "10.0.0.1"
+        streams.append([pb.packet(resolver, guest, "udp", 53, 4000 + i, ans)])
+    out = []
+    while any(streams):
+        st = rng.choice([st for st in streams if st])
+        out.append(st.pop(0))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_scan_names_equal_the_reference(tmp_path: Path, batching: str, seed: int) -> None:
+    """The name consumer's fast paths (ClientHellos out of order, DNS repeats dropped per
+    batch) give the scalar reference's index."""
+    path = write(tmp_path, name_packets(seed), "pcap", seed)
+    scan = scan_capture(path, GUESTS, INFRA, CANARY)
+    want = extract_names(path, GUESTS).to_json()
+    assert scan.names.to_json() == want, \
+        "the one-pass scan found other names than the scalar reference"
+    assert len(want["addresses"]) >= 10, "the generated capture should hold many names"
+
+
 def test_scan_of_the_seed_capture(tmp_path: Path, batching: str) -> None:
     assert assert_like_references(SEED).endpoints.stats.packets_read == 2850
     seed_guests = {"10.77.0.10": "regular", "10.77.0.11": "tom-en", "10.77.0.12": "tom-zh"}

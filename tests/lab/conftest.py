@@ -26,15 +26,16 @@ needs_root = pytest.mark.skipif(
 )
 
 
-def lab_state() -> dict[str, list[str]]:
-    """Every lab namespace and root link that exists right now."""
-    ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    return {
-        "netns": sorted(line.split()[0] for line in ns.splitlines() if line.startswith("tbed-")),
-        "links": sorted(w.rstrip(":").split("@")[0] for w in links.split()
-                        if w.startswith("tb") and w[2:6].isalnum() and "m" in w[6:8]),
-    }
+def run_tag(run: Path) -> str:
+    """The lab tag of a run (its namespaces are tbed-<tag>-*, its links tb<tag>m<i>)."""
+    return str(json.loads((run / "manifest.json").read_text())["lab"]["tag"])
+
+
+def run_objects(tag: str) -> list[str]:
+    """What of run ``tag`` exists now: namespaces, their processes, root links."""
+    from testbed.lab.netns import run_objects as objects
+
+    return objects(tag)
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -49,10 +50,6 @@ def processes_mentioning(text: str) -> list[str]:
         if text in cmd:
             out.append(f"{proc.name}: {cmd.strip()}")
     return out
-
-
-def xvfb_count() -> int:
-    return len(processes_mentioning("Xvfb :"))
 
 
 def run_dirs(results: Path) -> list[Path]:
@@ -90,11 +87,9 @@ def profile_urls(profile: BuildProfile) -> list[str]:
 def seed_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One run of the seed scenario, shared by the tests that read its results."""
     results = tmp_path_factory.mktemp("results")
-    before = lab_state()
-    xvfb_before = xvfb_count()
     env = dict(os.environ, TESTBED_PASSWORD_REGULAR=SECRET)
     proc = subprocess.run([*TESTBED, "run", "scenarios/skype-2013-lab.yaml",
                            "--results", str(results)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     (run,) = run_dirs(results)
-    return {"proc": proc, "run": run, "before": before, "xvfb_before": xvfb_before}
+    return {"proc": proc, "run": run}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from testbed.lab import owners
 from testbed.lab.internet_map import load_internet
 from testbed.lab.refclient.network import BuildProfile
 
@@ -20,11 +21,11 @@ from .conftest import (
     SECRET,
     TESTBED,
     VARIANTS,
-    lab_state,
     needs_root,
     processes_mentioning,
     profile_urls,
-    xvfb_count,
+    run_objects,
+    run_tag,
 )
 
 pytestmark = [needs_root, pytest.mark.e2e, pytest.mark.root]
@@ -108,9 +109,11 @@ def test_no_secret_in_results(seed_run):
 
 
 def test_nothing_of_the_run_remains(seed_run):
-    assert lab_state() == seed_run["before"]
-    assert xvfb_count() == seed_run["xvfb_before"]
+    """Only this run's objects (by its tag): other lab runs may go on beside the suite."""
+    tag = run_tag(seed_run["run"])
+    assert run_objects(tag) == []
     assert processes_mentioning(str(seed_run["run"])) == []
+    assert not owners.claim_file(tag).exists()
 
 
 def test_pytest_checks_the_finished_run_again(seed_run):

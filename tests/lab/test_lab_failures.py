@@ -17,12 +17,12 @@ from .conftest import (
     ROOT,
     TESTBED,
     copy_scenarios,
-    lab_state,
     needs_root,
     processes_mentioning,
     run_dirs,
+    run_objects,
+    run_tag,
     wait_for_phase,
-    xvfb_count,
 )
 
 pytestmark = [needs_root, pytest.mark.e2e, pytest.mark.root]
@@ -36,44 +36,77 @@ def _start(results: Path, scenario: str = "scenarios/skype-2013-lab.yaml",
 
 def _wait_for_guests(results: Path) -> Path:
     run = wait_for_phase(results, "sessions")
-    assert lab_state()["netns"], "the lab should be up while sessions run"
+    assert run_objects(run_tag(run)), "the lab should be up while sessions run"
     return run
 
 
+def _cleanup(tag: str) -> subprocess.CompletedProcess[str]:
+    """``testbed lab cleanup``, for this run's tag only (other lab runs may go on beside)."""
+    return subprocess.run([*TESTBED, "lab", "cleanup", "--tag", tag], capture_output=True,
+                          text=True, timeout=120)
+
+
 def test_sigkill_then_lab_cleanup_leaves_nothing(tmp_path):
-    before, xvfb_before = lab_state(), xvfb_count()
     proc = _start(tmp_path)
     run = _wait_for_guests(tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    tag = json.loads((run / "manifest.json").read_text())["lab"]["tag"]
-    assert any(tag in ns for ns in lab_state()["netns"]), "SIGKILL leaves the lab behind"
-    out = subprocess.run([*TESTBED, "lab", "cleanup"], capture_output=True, text=True,
-                         timeout=120)
+    tag = run_tag(run)
+    left = run_objects(tag)
+    assert left, "SIGKILL leaves the lab behind"
+    print(f"after SIGKILL: {len(left)} objects of the run")
+    out = _cleanup(tag)
     assert out.returncode == 0, out.stderr
-    assert "removed netns tbed-" + tag in out.stdout
-    assert lab_state() == before
-    assert xvfb_count() == xvfb_before
+    assert "removed netns tbed-" + tag + "-gw" in out.stdout
+    assert f"run {run}: abandoned (its process is gone)" in out.stdout
+    assert run_objects(tag) == []
     assert processes_mentioning(str(run)) == []
-    # the crashed run stays readable
-    assert json.loads((run / "manifest.json").read_text())["status"] == "running"
+    # the crashed run stays readable, and reads as abandoned (never "running")
+    from testbed.history.diff import load_run
+
+    assert json.loads((run / "manifest.json").read_text())["status"] == "abandoned"
+    assert load_run(run).status == "abandoned"
 
 
-def test_ctrl_c_tears_down_and_keeps_results(tmp_path):
-    before, xvfb_before = lab_state(), xvfb_count()
+@pytest.mark.parametrize("count", [1, 3])
+def test_ctrl_c_tears_down_and_keeps_results(tmp_path, count):
     proc = _start(tmp_path)
     run = _wait_for_guests(tmp_path)
-    proc.send_signal(signal.SIGINT)
+    time.sleep(3)  # into the sessions' long steps
+    t0 = time.monotonic()
+    for _ in range(count):  # the second and third come while the lab comes down
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
     _, err = proc.communicate(timeout=60)
+    print(f"{count} Ctrl-C: {time.monotonic() - t0:.1f} s to exit")
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+    assert err.count("still tearing the lab down") == count - 1
+    assert err.strip().splitlines()[-1].startswith("testbed: interrupted; the lab was torn down")
     m = json.loads((run / "manifest.json").read_text())
     assert m["status"] == "interrupted"
     assert m["phases"]["teardown"]["status"] == "ok"
     assert m["capture"]["complete"]
-    assert lab_state() == before
-    assert xvfb_count() == xvfb_before
+    assert run_objects(run_tag(run)) == []
     assert processes_mentioning(str(run)) == []
+
+
+def test_cleanup_beside_a_healthy_run_leaves_it_alone(tmp_path):
+    proc = _start(tmp_path)
+    run = _wait_for_guests(tmp_path)
+    tag = run_tag(run)
+    before = run_objects(tag)
+    out = _cleanup(tag)
+    assert out.returncode == 0, out.stderr
+    assert f"kept lab {tag}: its run is still going on" in out.stdout
+    assert [o for o in before if o.startswith(("netns", "link"))] == [
+        o for o in run_objects(tag) if o.startswith(("netns", "link"))]
+    stdout, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout + err
+    m = json.loads((run / "manifest.json").read_text())
+    assert m["status"] == "complete"
+    assert all(v["status"] == "pass" for v in _verdicts(run).values())
+    assert run_objects(tag) == []
 
 
 def test_failed_sign_in_makes_the_negative_claim_inconclusive(tmp_path):
@@ -118,7 +151,6 @@ def _kill_client(tag: str, index: int) -> None:
 
 
 def test_client_killed_mid_chat_makes_its_verdict_inconclusive(tmp_path):
-    before, xvfb_before = lab_state(), xvfb_count()
     proc = _start(tmp_path)
     run = wait_for_phase(tmp_path, "sessions")
     tag = json.loads((run / "manifest.json").read_text())["lab"]["tag"]
@@ -139,6 +171,5 @@ def test_client_killed_mid_chat_makes_its_verdict_inconclusive(tmp_path):
     assert verdicts["regular-never_reaches-country-CN"]["status"] == "pass"
     assert (run / "screenshots" / "control" / "chat_wait-failure.png").exists()
     assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
-    assert lab_state() == before
-    assert xvfb_count() == xvfb_before
+    assert run_objects(tag) == []
     assert processes_mentioning(str(run)) == []

@@ -73,10 +73,14 @@ def test_capture_and_flow_log_hold_the_same_uploads(seed_run):
 def test_pinned_endpoint_is_recorded_and_passed_through(seed_run):
     run = seed_run["run"]
     log = [json.loads(x) for x in (run / "capture" / "tls.jsonl").read_text().splitlines()]
-    pinned = [r for r in log if r["event"] == "pinned"]
-    assert [r["sni"] for r in pinned] == ["srv-64-4-21-39.us.lab.example"]
-    assert any(r["event"] == "clienthello" and r["passthrough"] and
-               r["sni"] == "srv-64-4-21-39.us.lab.example" for r in log)
+    guests = json.loads((run / "manifest.json").read_text())["guests"]
+    outcomes = [r for r in log if r["event"] == "outcome"]
+    pinned = {(r["client"], r["sni"]) for r in outcomes if r["outcome"] == "pinned"}
+    assert pinned == {(guests[v], "srv-64-4-21-39.us.lab.example") for v in
+                      ("regular", "control")}, "not exactly the regular builds' pinned host"
+    assert {r["outcome"] for r in outcomes if r["outcome"] != "pinned"} == {"intercepted"}
+    assert any(r["event"] == "clienthello" and r["passthrough"] and r.get("why") == "retry"
+               and r["sni"] == "srv-64-4-21-39.us.lab.example" for r in log)
     snis = {r["sni"] for r in log if r["event"] == "clienthello"}
     assert "srv-211-100-40-15.cn.lab.example" in snis  # every SNI is logged
 

@@ -4,7 +4,9 @@
 CA from the store it reads. The app (tests/data/realclients/apps/tlsfetch.yaml) is driven by
 an app profile only: its launch command uses the step's ``{host}`` and ``{url}``. One guest
 starts from a signed-in profile the scenario names, the other from a fresh home; both homes
-are kept in the run, nothing else stays."""
+are kept in the run, nothing else stays. A third guest's TLS is passed through unopened by
+the scenario's rule (``tls: passthrough``): its outcome says so, and its clients meet the lab
+server's own certificate."""
 
 from __future__ import annotations
 
@@ -18,12 +20,20 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT, TESTBED, lab_state, needs_root, processes_mentioning, run_dirs
+from .conftest import (
+    ROOT,
+    TESTBED,
+    needs_root,
+    processes_mentioning,
+    run_dirs,
+    run_objects,
+    run_tag,
+)
 
 pytestmark = [needs_root, pytest.mark.e2e, pytest.mark.root]
 DATA = ROOT / "tests" / "data" / "realclients"
 CLIENTS = ("gnutls", "nss", "openssl")
-VARIANTS = ("signed", "fresh")
+VARIANTS = ("signed", "fresh")  # intercepted; "passed" is passed through
 needs_clients = pytest.mark.skipif(
     any(shutil.which(t) is None for t in ("gnutls-cli", "tstclnt", "curl", "certutil")),
     reason="needs gnutls-bin, libnss3-tools and curl (make system installs them)")
@@ -57,7 +67,7 @@ def _home(fetched: dict[str, Any], variant: str) -> Path:
 def test_the_run_completes_and_its_verdicts_pass(fetched):
     proc = fetched["proc"]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert proc.stdout.count("PASS ") == 2
+    assert proc.stdout.count("PASS ") == 3
 
 
 @needs_clients
@@ -72,14 +82,43 @@ def test_a_real_client_trusts_the_gateway_through_its_own_store(fetched, variant
         f"\n{log.read_text(errors='replace')[-1500:]}")
 
 
-@needs_clients
-def test_every_connection_was_intercepted_none_failed(fetched):
+def _tls(fetched: dict[str, Any]) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    guests = json.loads((fetched["run"] / "manifest.json").read_text())["guests"]
     events = [json.loads(line) for line in
               (fetched["run"] / "capture" / "tls.jsonl").read_text().splitlines()]
-    hellos = [e for e in events if e["event"] == "clienthello"]
-    assert len(hellos) >= 2 * len(CLIENTS)
-    assert all(e["passthrough"] is False for e in hellos)
-    assert [e for e in events if e["event"] != "clienthello"] == []
+    return {address: variant for variant, address in guests.items()}, events
+
+
+@needs_clients
+def test_each_guests_tls_outcome_is_intercepted_or_passed_through_by_the_rule(fetched):
+    variant_of, events = _tls(fetched)
+    outcomes = {variant_of[e["client"]]: e["outcome"] for e in events
+                if e["event"] == "outcome"}
+    assert outcomes == {"signed": "intercepted", "fresh": "intercepted",
+                        "passed": "passthrough"}
+    assert [e for e in events if e["event"] == "tls_failed"] == []
+
+
+@needs_clients
+@pytest.mark.parametrize("variant, passed", [("signed", False), ("fresh", False),
+                                             ("passed", True)])
+def test_every_client_hello_of_a_guest_follows_its_tls_rule(fetched, variant, passed):
+    variant_of, events = _tls(fetched)
+    hellos = [e for e in events
+              if e["event"] == "clienthello" and variant_of.get(e["client"]) == variant]
+    assert len(hellos) == len(CLIENTS)
+    assert {(e["passthrough"], e.get("why")) for e in hellos} == (
+        {(True, "rule")} if passed else {(False, None)})
+
+
+@needs_clients
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_passed_through_client_meets_the_servers_own_certificate(fetched, client):
+    outcomes = dict(line.split() for line in
+                    (_home(fetched, "passed") / "fetch.out").read_text().splitlines())
+    assert outcomes[client] != "0", (
+        f"{client} trusted the lab server's own certificate: the guest trusts more than "
+        f"the gateway's CA")
 
 
 @needs_clients
@@ -87,6 +126,7 @@ def test_the_canary_in_the_url_is_in_the_decrypted_flows(fetched):
     manifest = json.loads((fetched["run"] / "manifest.json").read_text())
     flows = (fetched["run"] / "capture" / "flows.mitm").read_bytes()
     assert f"c={manifest['canary']}".encode() in flows
+    assert f"p={manifest['canary']}".encode() not in flows  # passed through: never decrypted
 
 
 @needs_clients
@@ -111,7 +151,6 @@ def test_the_trust_record_of_each_guest_names_its_stores(fetched, variant):
 
 @needs_clients
 def test_nothing_of_the_lab_stays(fetched):
-    tag = json.loads((fetched["run"] / "manifest.json").read_text())["lab"]["tag"]
-    left = [name for names in lab_state().values() for name in names if tag in name]
+    left = run_objects(run_tag(fetched["run"]))
     assert left == [], f"the run's lab objects stayed after teardown: {left}"
     assert processes_mentioning(str(fetched["run"])) == []

@@ -202,7 +202,7 @@ def test_the_hosts_java_store_is_never_written(tmp_path, pki):
 def test_the_java_store_made_again_holds_the_newer_ca(tmp_path, pki):
     fs = sandbox.prepare(tmp_path / "g", os.getuid(), pki["ca"])
     newer, _ = tlskit.make_ca(tmp_path / "newer", "a newer gateway CA")
-    assert truststores.java_store(fs.etc / "ssl", newer).installed
+    assert truststores.java_store(fs.etc / "ssl", [newer]).installed
     out = subprocess.run(["keytool", "-list", "-v", "-keystore",
                           str(fs.etc / "ssl" / truststores.JAVA_STORE), "-storepass",
                           truststores.JAVA_PASSWORD, "-alias", truststores.ALIAS],

@@ -22,8 +22,8 @@ import pytest
 
 from testbed.cli import main
 from testbed.run import files as f
+from tests.support import SEED_RUN, analysed_seed
 
-SEED_RUN = Path(__file__).resolve().parents[1] / "data" / "seed-run"
 MODES = ("missing", "empty", "garbage", "truncated")
 #: every file of a run, by its name in testbed.run.files
 RUN_FILES = sorted({value for name, value in vars(f).items()
@@ -89,10 +89,7 @@ class Outcome:
 @pytest.fixture(scope="module")
 def analysed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The seed run, analysed and judged once (8 PASS): the earlier results every case has."""
-    run = tmp_path_factory.mktemp("seed") / "skype-2013-lab" / "seed-run"
-    shutil.copytree(SEED_RUN, run, ignore=shutil.ignore_patterns("expected"))
-    assert main(["analyze", str(run)]) == 0
-    return run
+    return analysed_seed(tmp_path_factory)
 
 
 def analyse_damaged(analysed: Path, tmp: Path, name: str, mode: str,

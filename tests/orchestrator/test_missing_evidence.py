@@ -15,8 +15,8 @@ import pytest
 
 from testbed.cli import main
 from testbed.run import files as f
+from tests.support import analysed_seed
 
-SEED_RUN = Path(__file__).resolve().parents[1] / "data" / "seed-run"
 NEGATIVE = {"never_reaches", "only_reaches", "does_not_pass_through", "not_delivered"}
 
 
@@ -78,10 +78,7 @@ TOUCHED |= {"empty flow file": TOUCHED["no flow file"], "empty TLS log": TOUCHED
 
 @pytest.fixture(scope="module")
 def seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("seed") / "skype-2013-lab" / "seed-run"
-    shutil.copytree(SEED_RUN, run, ignore=shutil.ignore_patterns("expected"))
-    assert main(["analyze", str(run)]) == 0
-    return run
+    return analysed_seed(tmp_path_factory)
 
 
 @pytest.mark.parametrize("situation", SITUATIONS)

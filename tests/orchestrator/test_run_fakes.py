@@ -9,7 +9,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,65 +16,11 @@ import pytest
 from testbed import cli
 from testbed.orchestrator.backend import Timeouts
 from testbed.orchestrator.run import run_scenario
-from testbed.provider import POOLS, Context, Gateway, PoolKind
-from testbed.provider.fakes import FakeAgent, FakeGateway, FakePool, action_of, done, failed
+from testbed.provider import POOLS, PoolKind
+from testbed.provider.fakes import FakeAgent, FakeGateway, done, failed
 from testbed.scenario import load_scenario
 
-ROOT = Path(__file__).resolve().parents[2]
-SEED = ROOT / "scenarios" / "skype-2013-lab.yaml"
-FAST = Timeouts(network=5, capture=10, guest=2, action=2, unwind=1)
-PHASES = ["network", "capture-start", "guests", "sessions", "capture-stop", "teardown",
-          "analyze", "verdicts", "report"]
-
-
-class Roles:
-    """The fakes of one run, kept for the test to look at once the run is over."""
-
-    def __init__(self, agents: dict[str, FakeAgent] | None = None, **pool: Any) -> None:
-        self.agents, self.options = agents or {}, pool
-        self.gateway: FakeGateway | None = None
-        self.pool: FakePool | None = None
-
-    def kind(self) -> PoolKind:
-        return PoolKind(make=self._pool, gateway=self._gateway)
-
-    def _gateway(self, run: Path, internet: Any) -> Gateway:
-        self.gateway = FakeGateway(run, internet)
-        return self.gateway
-
-    def _pool(self, ctx: Context, gateway: Gateway) -> FakePool:
-        self.pool = FakePool(gateway, self.agents, **self.options)
-        return self.pool
-
-    def torn_down(self) -> bool:
-        assert self.gateway is not None and self.pool is not None
-        return (self.pool.teardowns == 1 and not self.pool.running
-                and self.gateway.teardowns == 1
-                and all(p.poll() is not None for p in self.gateway.procs))
-
-
-def run(tmp_path: Path, roles: Roles, timeouts: Timeouts = FAST) -> Any:
-    return run_scenario(load_scenario(SEED), tmp_path / "results", progress=lambda m: None,
-                        state_dir=tmp_path / "ca", kind=roles.kind(), timeouts=timeouts)
-
-
-def manifest(outcome: Any) -> dict[str, Any]:
-    return dict(json.loads((outcome.run.path / "manifest.json").read_text()))
-
-
-def events(outcome: Any) -> list[dict[str, Any]]:
-    return [e.to_json() for e in outcome.run.events()]  # as events.jsonl says it
-
-
-def by_action(outcome: Any, variant: str, action: str) -> list[dict[str, Any]]:
-    return [e for e in events(outcome) if e["variant"] == variant and e["action"] == action]
-
-
-def on(variant: str, action: str, answer: Any) -> Any:
-    """A handler that answers ``answer(steps)`` for one action, and does the rest."""
-    def handler(steps: list[dict[str, Any]]) -> dict[str, Any]:
-        return answer(steps) if action_of(steps) == action else done(steps)
-    return FakeAgent(variant, handler)
+from .support import FAST, PHASES, SEED, Roles, by_action, events, manifest, on, run
 
 
 def test_a_run_goes_through_every_phase_and_tears_down(tmp_path):
@@ -207,13 +152,13 @@ def test_guests_of_a_serial_pool_start_one_after_another(tmp_path):
 def test_a_gateway_that_fails_still_tears_everything_down(tmp_path):
     class Broken(FakeGateway):
         def start(self) -> Any:
-            raise OSError("no bridge") from None
+            raise RuntimeError("no bridge") from None
 
     roles = Roles()
     kind = PoolKind(make=roles._pool,
                     gateway=lambda run, net: setattr(roles, "gateway", Broken(run)) or
                     roles.gateway)  # type: ignore[arg-type,return-value]
-    with pytest.raises(OSError):  # not a TestbedError: it propagates, after teardown
+    with pytest.raises(RuntimeError):  # a bug: it propagates, after teardown
         run_scenario(load_scenario(SEED), tmp_path / "r", progress=lambda m: None,
                      state_dir=tmp_path / "ca", kind=kind, timeouts=FAST)
     assert roles.pool.teardowns == roles.gateway.teardowns == 1

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SEED_RUN = Path(__file__).resolve().parents[1] / "data" / "seed-run"
+from tests.support import SEED_RUN
 
 
 def _without_paths(value: Any) -> Any:

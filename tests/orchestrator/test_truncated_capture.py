@@ -21,8 +21,8 @@ import pytest
 
 from testbed.cli import main
 from testbed.run import files as f
+from tests.support import SEED_RUN, analysed_seed
 
-SEED_RUN = Path(__file__).resolve().parents[1] / "data" / "seed-run"
 FRACTIONS = (0.02, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 0.97)
 NOTHING_AFTER = re.compile(r"nothing after (\d\d:\d\d:\d\d) UTC was read")
 
@@ -55,10 +55,7 @@ def judge(run: Path, capsys: pytest.CaptureFixture[str]) -> Judged:
 
 @pytest.fixture(scope="module")
 def seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("seed") / "skype-2013-lab" / "seed-run"
-    shutil.copytree(SEED_RUN, run, ignore=shutil.ignore_patterns("expected"))
-    assert main(["analyze", str(run)]) == 0
-    return run
+    return analysed_seed(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 
 from testbed.cli import main
 from testbed.run import files as f
+from tests.support import SEED_RUN, analysed_seed
 
-SEED_RUN = Path(__file__).resolve().parents[1] / "data" / "seed-run"
 SERVER = re.compile(r"^  - \{address: (\S+), .*country: (\w+), .*contacted_by: \[([^\]]*)\]")
 
 
@@ -34,10 +34,7 @@ REGULAR = servers_of("regular")
 
 @pytest.fixture(scope="module")
 def seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("seed") / "skype-2013-lab" / "seed-run"
-    shutil.copytree(SEED_RUN, run, ignore=shutil.ignore_patterns("expected"))
-    assert main(["analyze", str(run)]) == 0
-    return run
+    return analysed_seed(tmp_path_factory)
 
 
 def judge(seed: Path, tmp: Path, capsys: pytest.CaptureFixture[str],

@@ -67,8 +67,9 @@ def test_complete_run_structure(run_dir: Path) -> None:
     assert len(imgs) == 5 and all(i.attrs["src"].startswith("data:image/") for i in imgs)
     assert shots.find_all("td", cls="failed")
 
-    pinned = dom.find(id="capture")
-    assert "Pinned servers" in pinned.text and "198.51.100.39:443" in pinned.text
+    unopened = dom.find(id="capture")  # an older run's "pinned": a refusal, nothing more
+    assert "Connections not opened" in unopened.text and "198.51.100.39:443" in unopened.text
+    assert "unclassified" in unopened.text and "no retry without interception" in unopened.text
     prov = dom.find(id="provenance")
     assert "b" * 64 in prov.text and "2023-04-01T00:26:17+00:00" in prov.text
     assert "12.3.1" in prov.text and "sessions" in prov.text

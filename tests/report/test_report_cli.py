@@ -13,8 +13,7 @@ import pytest
 
 from testbed.cli import main
 from testbed.run import files as f
-
-SEED_RUN = Path(__file__).resolve().parents[1] / "data" / "seed-run"
+from tests.support import SEED_RUN
 
 
 def make(files: dict[str, bytes]) -> Callable[[Path], Path]:

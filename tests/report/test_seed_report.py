@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .htmldom import Node, parse
+from tests.support import SEED_RUN
 
-SEED_RUN = Path(__file__).resolve().parents[1] / "data" / "seed-run"
+from .htmldom import Node, parse
 
 
 def visible_lines(html: str, run: Path) -> list[str]:

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from testbed.run import files as f
-
-SEED_RUN = Path(__file__).resolve().parents[1] / "data" / "seed-run"
+from tests.support import SEED_RUN
 
 
 def cli(*argv: str | Path) -> subprocess.CompletedProcess[str]:

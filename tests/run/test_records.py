@@ -25,8 +25,7 @@ from testbed.run import (
     store,
 )
 from testbed.run import files as f
-
-SEED_RUN = Path(__file__).resolve().parents[1] / "data" / "seed-run"
+from tests.support import SEED_RUN
 
 
 def _text(data: Any) -> str:

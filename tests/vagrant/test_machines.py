@@ -84,8 +84,9 @@ def test_lab_cleanup_removes_the_bridge_of_a_killed_vm_run():
     bridge = Names.of(Path("/nonexistent/killed-run")).bridge
     subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
     try:
-        out = subprocess.run([sys.executable, "-m", "testbed", "lab", "cleanup"],
-                             capture_output=True, text=True, timeout=60)
+        # only this bridge's run (--tag): other lab runs may go on beside the suite
+        out = subprocess.run([sys.executable, "-m", "testbed", "lab", "cleanup", "--tag",
+                              bridge[2:9]], capture_output=True, text=True, timeout=60)
         assert f"removed link {bridge}" in out.stdout, out.stdout + out.stderr
         assert not Path(f"/sys/class/net/{bridge}").exists()
     finally:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from testbed.capture.outcomes import classify
 from testbed.run import (
     CaptureCounts,
     ChatRecord,
@@ -14,6 +17,8 @@ from testbed.run import (
     TlsRecord,
 )
 from testbed.verdicts import FAIL, INCONCLUSIVE, PASS, RunFacts, Verdict, evaluate
+
+from ..capture.tls_events import pair
 
 CANARY = "CANARY-abc"
 PLACES = {
@@ -50,7 +55,7 @@ HEARD = tuple(EndpointRow.from_json({"variant": v, "address": "198.51.100.247", 
                                      "port": 443}) for v in PARTIES)
 
 
-def facts(events, chats, pinned=(), capture=GOOD, heard=HEARD, logins=LOGINS) -> RunFacts:
+def facts(events, chats, tls=(), capture=GOOD, heard=HEARD, logins=LOGINS) -> RunFacts:
     """The facts these records (in their JSON form) make, in a run whose parties logged in
     and were heard on the capture (unless ``heard`` / ``logins`` say otherwise)."""
     return RunFacts(endpoints=tuple(heard),
@@ -58,7 +63,7 @@ def facts(events, chats, pinned=(), capture=GOOD, heard=HEARD, logins=LOGINS) ->
                     capture=CaptureCounts.from_json(capture), geoip=(),
                     events=tuple(Event.from_json(e) for e in (*logins, *events)),
                     chats=tuple(ChatRecord.from_json(c) for c in chats), canary=CANARY,
-                    pinned=tuple(TlsRecord.from_json(p) for p in pinned))
+                    tls=classify(TlsRecord.from_json(p) for p in tls))
 
 
 def path(to: str, text: str, start: float, evidence) -> dict[str, Any]:
@@ -118,10 +123,11 @@ def test_does_not_pass_through_needs_a_canary_and_an_open_path():
     e["chat"]["text_contains"] = "no canary"
     v = check(e, no_canary)
     assert v.status == INCONCLUSIVE and "carries no canary" in v.reason
-    pinned = facts([send("control", TEXT, 30)], [path("control", TEXT, 30, evidence)],
-                   pinned=[{"event": "pinned", "sni": "login.example", "time": 32.0}])
-    v = check(expect("does_not_pass_through", "control", {"country": "CN"}), pinned)
-    assert v.status == INCONCLUSIVE and "pinned TLS to login.example" in v.reason
+    older = facts([send("control", TEXT, 30)], [path("control", TEXT, 30, evidence)],
+                  tls=[{"event": "pinned", "sni": "login.example", "time": 32.0}])
+    v = check(expect("does_not_pass_through", "control", {"country": "CN"}), older)
+    assert v.status == INCONCLUSIVE and \
+        "TLS to login.example could not be classified (outcome unclassified)" in v.reason
     lossy = facts([send("control", TEXT, 30)], [path("control", TEXT, 30, evidence)],
                   capture=GOOD | {"dropped": 3})
     assert check(expect("does_not_pass_through", "control", {"country": "CN"}),
@@ -151,3 +157,28 @@ def test_delivery_is_judged_from_the_receivers_screen():
     assert v.status == INCONCLUSIVE and "could not tell" in v.reason
     nobody = facts([send("tom-zh", TEXT, 20)], [])
     assert "nothing watched" in check(expect("delivered", "tom-zh"), nobody).reason
+
+
+# (what happened under interception, the retry without it) -> the outcome it leaves
+TLS_CASES = {"intercepted": ("established", "none"), "pinned": ("client refused", "ok"),
+             "broken": ("client refused", "failed"), "unclassified": ("client refused", "none"),
+             "passthrough": ("none", "rule")}
+
+
+@pytest.mark.parametrize("outcome", sorted(TLS_CASES))
+@pytest.mark.parametrize("at", [29.0, 32.0, 45.0])
+def test_tls_not_opened_during_the_message_makes_a_path_claim_inconclusive(outcome, at):
+    """Only intercepted TLS, or TLS outside the message's window, lets absence settle it."""
+    evidence = [hit("control", "198.51.100.247", kind="canary-decrypted")]
+    interception, retry = TLS_CASES[outcome]
+    tls = pair("10.77.0.10", "login.example", at, interception,
+               "none" if retry == "rule" else retry, rule=retry == "rule")
+    tls += pair("10.77.0.10", "else.example", 1.0, "established", "none")
+    f = facts([send("control", TEXT, 30)], [path("control", TEXT, 30, evidence)], tls=tls)
+    assert {o.host: o.outcome for o in f.tls}["login.example"] == outcome
+    v = check(expect("does_not_pass_through", "control", {"country": "CN"}), f)
+    if outcome == "intercepted" or not 30.0 <= at <= 40.0:
+        assert v.status == PASS, v.reason
+    else:
+        assert v.status == INCONCLUSIVE and f"(outcome {outcome})" in v.reason \
+            and "TLS to login.example" in v.reason, v.reason

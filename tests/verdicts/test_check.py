@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from testbed.run import files as f
+from tests.support import SEED_RUN
 
 ROOT = Path(__file__).resolve().parents[2]
-SEED_RUN = ROOT / "tests" / "data" / "seed-run"
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from testbed.run import files as f
-
-SEED_RUN = Path(__file__).resolve().parents[1] / "data" / "seed-run"
+from tests.support import SEED_RUN
 
 
 def judged_copy(tmp: Path) -> Path:

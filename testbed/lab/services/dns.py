@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ready", required=True, type=Path)
     args = p.parse_args(argv)
     internet = load_internet(args.map)
-    names = {s.name.lower(): s.address for s in internet.servers}
+    names = {n.lower(): s.address for s in internet.servers for n in s.names}
     server = DNSServer(LabResolver(names, args.log), address=args.listen, port=53,
                        logger=DNSLogger("-request,-reply,-truncated,-data,-recv,-send"))
     server.start_thread()
