@@ -38,6 +38,7 @@ from typing import Any
 
 from PIL import Image, ImageGrab
 
+from testbed.agent.clipboard import ClipboardOwner
 from testbed.agent.verbs import DEFAULT_TIMEOUT, VERBS
 
 DEFAULT_CONFIDENCE = 0.9
@@ -134,18 +135,23 @@ def type_text(text: str) -> None:
     if text.isascii():
         gui.write(text)  # X delivers key events in order: no pause between them
         return
-    # pyautogui types ASCII only: paste anything else through the clipboard (xclip), once
-    # the clipboard holds it (xclip may return before it owns the selection).
-    subprocess.run(
-        ["xclip", "-selection", "clipboard"], input=text.encode(), check=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5,
-    )
-    deadline = time.monotonic() + CLIPBOARD_TIMEOUT
-    while _clipboard() != text:
-        if time.monotonic() >= deadline:
-            raise StepFailed(f"the clipboard did not take the text within {CLIPBOARD_TIMEOUT:g} s")
-        time.sleep(0.02)
-    gui.hotkey("ctrl", "v")
+    # pyautogui types ASCII only: paste anything else through the clipboard, once it holds
+    # the text, and go on only once the app has been given it (see testbed.agent.clipboard)
+    owner = ClipboardOwner(text)
+    try:
+        deadline = time.monotonic() + CLIPBOARD_TIMEOUT
+        while _clipboard() != text:
+            if time.monotonic() >= deadline:
+                raise StepFailed(f"the clipboard did not take the text within "
+                                 f"{CLIPBOARD_TIMEOUT:g} s")
+            time.sleep(0.02)
+        ours = owner.served
+        gui.hotkey("ctrl", "v")
+        if not owner.wait_served(ours, CLIPBOARD_TIMEOUT):
+            raise StepFailed(f"the app did not take the pasted text within "
+                             f"{CLIPBOARD_TIMEOUT:g} s (is a text field focused?)")
+    finally:
+        owner.close()
 
 
 def _clipboard() -> str:

@@ -123,6 +123,9 @@ def _path(v: Verdict, expectation: Expectation, sent: list[Event], chat: ChatCla
     doubts += facts.unplaced(e.address for e in evidence)
     if not any(c.has_canary for c in paths):
         doubts.append("the message carries no canary, so its content cannot be traced")
+    elif not any(c.evidence for c in paths):
+        doubts.append("no trace of it was found in the capture (no canary, no timing), so its "
+                      "path was not observed")
     windows = [(s, s + PIN_WINDOW) for s in starts]
     doubts += facts.unopened(windows)
     status = settle(passes, bool(inside), doubts)

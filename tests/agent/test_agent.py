@@ -11,13 +11,14 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from testbed._errors import AgentError
 from testbed.agent.client import AgentClient
+
+from .xdisplay import xvfb
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "scenarios" / "apps" / "refclient"
@@ -33,32 +34,23 @@ def _free_port() -> int:
 
 @pytest.fixture
 def agent(tmp_path):
-    display = 150
-    while Path(f"/tmp/.X{display}-lock").exists():
-        display += 1
-    xvfb = subprocess.Popen(["Xvfb", f":{display}", "-screen", "0", "1024x768x24",
-                             "-nolisten", "tcp"], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{display}").exists():
-        assert time.monotonic() < deadline, "Xvfb did not start"
-        time.sleep(0.05)
-    (tmp_path / ".Xauthority").touch()
-    build = tmp_path / "build.yaml"
-    build.write_text("build: test\nproduct: Skype\nversion: '1.0'\nlanguage: en\ntitle: Skype\n"
-                     "launch: []\nlogin: []\nchat:\n  relay: https://127.0.0.1:9/chat\n")
-    port = _free_port()
-    env = dict(os.environ, DISPLAY=f":{display}", HOME=str(tmp_path),
-               XDG_SESSION_TYPE="x11", TESTBED_AGENT_TOKEN="tok-123")
-    proc = subprocess.Popen([sys.executable, "-m", "testbed.agent", "--listen",
-                             f"127.0.0.1:{port}", "--workdir", str(tmp_path)], env=env,
-                            stderr=subprocess.DEVNULL)
-    client = AgentClient(f"http://127.0.0.1:{port}", "tok-123", timeout=60)
-    client.wait_ready()
-    yield client, build, port
-    proc.terminate()
-    proc.wait(timeout=10)
-    xvfb.terminate()
-    xvfb.wait(timeout=10)
+    with xvfb() as display:
+        (tmp_path / ".Xauthority").touch()
+        build = tmp_path / "build.yaml"
+        build.write_text("build: test\nproduct: Skype\nversion: '1.0'\nlanguage: en\n"
+                         "title: Skype\nlaunch: []\nlogin: []\nchat:\n"
+                         "  relay: https://127.0.0.1:9/chat\n")
+        port = _free_port()
+        env = dict(os.environ, DISPLAY=f":{display}", HOME=str(tmp_path),
+                   XDG_SESSION_TYPE="x11", TESTBED_AGENT_TOKEN="tok-123")
+        proc = subprocess.Popen([sys.executable, "-m", "testbed.agent", "--listen",
+                                 f"127.0.0.1:{port}", "--workdir", str(tmp_path)], env=env,
+                                stderr=subprocess.DEVNULL)
+        client = AgentClient(f"http://127.0.0.1:{port}", "tok-123", timeout=60)
+        client.wait_ready()
+        yield client, build, port
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_steps_drive_the_gui_and_return_screenshots(agent):

@@ -60,8 +60,8 @@ class Watch:
             raise KeyboardInterrupt(f"test: Ctrl-C at {line.strip()!r}")
         if self.quiet:
             return
-        if line.startswith("run "):
-            self.run_dir = Path(line.split(None, 1)[1])
+        if line.startswith("run ") and " (lab tag " in line:  # "run PATH (lab tag T)"
+            self.run_dir = Path(line[len("run "):line.rindex(" (lab tag ")])
         elif line.endswith("] guests"):
             self.isolated_before_guests()
         elif line.endswith("] sessions"):

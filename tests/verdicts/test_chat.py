@@ -182,3 +182,13 @@ def test_tls_not_opened_during_the_message_makes_a_path_claim_inconclusive(outco
     else:
         assert v.status == INCONCLUSIVE and f"(outcome {outcome})" in v.reason \
             and "TLS to login.example" in v.reason, v.reason
+
+
+@pytest.mark.parametrize("kind", ["passes_through", "does_not_pass_through"])
+def test_a_canary_message_never_seen_on_the_wire_has_no_observed_path(kind):
+    """Sent, but no trace of it anywhere in the capture (seen: a chat sent empty): neither
+    claim about its path can be judged."""
+    f = facts([send("control", TEXT, 30)], [path("control", TEXT, 30, [])])
+    v = check(expect(kind, "control", {"country": "CN"}), f)
+    assert v.status == INCONCLUSIVE, v.reason
+    assert "no trace of it was found in the capture" in v.reason
