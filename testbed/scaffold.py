@@ -32,7 +32,11 @@ description: TODO one line on the app and the build it drives
 images: {name}
 # How the agent starts the app in the guest's desktop session. For an installed Windows
 # build this is the path of its executable, e.g. ["C:/Program Files/Skype/Phone/Skype.exe"].
+# It may use the fields of the step that launches it, e.g. ["firefox-esr", "{{url}}"].
 launch: ["TODO/path/to/the/app"]
+# The trust store the app reads: system (OpenSSL, GnuTLS), nss (~/.pki/nssdb), java, or own
+# (its own CA list: the scenario then says `tls: passthrough` or expects `tls: untrusted`).
+trust: system
 actions:
   launch:
     - {{run: launch}}

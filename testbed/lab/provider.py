@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from testbed._errors import LabError
@@ -30,6 +31,7 @@ from testbed.agent.client import AGENT_PORT, AgentClient
 from testbed.lab import labca, mgmt, netns, sandbox
 from testbed.provider import gateway as gw
 from testbed.provider.abstracts import Gateway, GuestHandle, GuestPool
+from testbed.run import files
 
 SCREEN = "1024x768x24"
 GUEST_TOOLS = {"Xvfb": "xvfb", "xclip": "xclip"}
@@ -55,9 +57,12 @@ class LabPool(GuestPool):
     concurrent = True
 
     def __init__(self, workdir: Path, gateway: Gateway, python: str = sys.executable,
-                 shares: tuple[Path, ...] = ()) -> None:
-        """``shares``: host folders the guests read at the same path (the scenario's)."""
+                 shares: tuple[Path, ...] = (),
+                 start_profiles: Mapping[str, Path] | None = None) -> None:
+        """``shares``: host folders the guests read at the same path (the scenario's);
+        ``start_profiles``: variant -> a folder copied into its fresh home (else empty)."""
         self.workdir, self.gateway, self.python = workdir, gateway, python
+        self.start_profiles = dict(start_profiles or {})
         self.tag = gateway.tag
         self.guests: list[str] = []
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -112,9 +117,10 @@ class LabPool(GuestPool):
         sh("ip", "addr", "add", f"{guest_ip}/30", "dev", "mgmt0", ns=ns)
         sh("ip", "link", "set", "mgmt0", "up", ns=ns)
         # the desktop session, in the guest's sandbox: Xvfb, a session bus, the agent
-        fs = sandbox.prepare(self.workdir / "guests" / variant,
+        fs = sandbox.prepare(files.guest_dir(self.workdir, variant),
                              sandbox.guest_uid(self.tag, index),
-                             labca.guest_cas(self.workdir, trust))
+                             labca.guest_cas(self.workdir, trust),
+                             self.start_profiles.get(variant))
         self.filesystems.append(fs)
         token = secrets.token_urlsafe(24)
         env = sandbox.guest_env(fs, gw.base_env())

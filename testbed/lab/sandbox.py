@@ -30,7 +30,8 @@ from pathlib import Path
 
 import testbed
 from testbed._errors import LabError
-from testbed.lab import netns
+from testbed.lab import netns, truststores
+from testbed.run.files import GUEST_HOME
 
 UID_BASE = 1_900_000_000  # guests' uids: far above any account, below 2**31
 MAX_GUESTS = 64           # guests per run that get a uid of their own
@@ -61,7 +62,7 @@ class GuestFs:
 
     @property
     def home(self) -> Path:
-        return self.root / "home"
+        return self.root / GUEST_HOME
 
     @property
     def tmp(self) -> Path:
@@ -76,6 +77,10 @@ class GuestFs:
         return self.root / "etc"
 
     @property
+    def trust_record(self) -> Path:
+        return self.root / truststores.RECORD
+
+    @property
     def log(self) -> Path:
         return self.root / "session.log"
 
@@ -85,11 +90,21 @@ class GuestFs:
         return f"/run/user/{self.uid}"
 
 
-def prepare(root: Path, uid: int, trust: Path | Sequence[Path] | None) -> GuestFs:
-    """The guest's folders: home (with the XDG folders), /tmp, its runtime folder, and its
-    /etc files; the writable ones owned by the guest's user, mode 0700. ``trust``: the CAs
-    to trust (`testbed.lab.labca.guest_cas`)."""
+def prepare(root: Path, uid: int, trust: Path | Sequence[Path] | None,
+            start_profile: Path | None = None) -> GuestFs:
+    """The guest's folders: home (a copy of ``start_profile`` if given, else fresh; with the
+    XDG folders), /tmp, its runtime folder, and its /etc files; the writable ones owned by the
+    guest's user, mode 0700. ``trust``: the CAs to trust (`testbed.lab.labca.guest_cas`), put
+    into every store an app may read (``truststores``)."""
     fs = GuestFs(root.resolve(), uid)
+    if start_profile is not None:
+        if fs.home.exists():
+            raise LabError(f"{fs.home} exists already: a starting profile goes into a fresh "
+                           "home only")
+        try:  # links are copied as links: what they point to is not read on the host
+            shutil.copytree(start_profile, fs.home, symlinks=True)
+        except (OSError, shutil.Error) as e:
+            raise LabError(f"cannot copy the starting profile {start_profile}: {e}") from e
     for d in (fs.home, fs.tmp, fs.runtime, fs.etc):
         d.mkdir(parents=True, exist_ok=True)
     for sub in (".config", ".cache", ".local/share", ".local/state", "Desktop", "Documents",
@@ -100,6 +115,7 @@ def prepare(root: Path, uid: int, trust: Path | Sequence[Path] | None) -> GuestF
                                    f"{USER}:x:{uid}:{uid}:lab guest:{HOME}:/bin/sh\n")
     (fs.etc / "group").write_text(f"root:x:0:\n{USER}:x:{uid}:\n")
     _trust_store(fs.etc / "ssl", trust)
+    truststores.install(fs.home, fs.etc / "ssl", trust, fs.trust_record)
     for d in (fs.home, fs.tmp, fs.runtime):
         _own(d, uid)
         d.chmod(0o700)

@@ -227,6 +227,8 @@ def _lab_part(scenario: Scenario, run: RunDir, kind: PoolKind, gateway: Gateway,
             guests = start_guests(pool, list(scenario.clients), mitm.ca_cert,
                                   timeouts.guest or pool.start_timeout)
             run.update_manifest(guests={v: g.address for v, g in guests.items()})
+            mitm.pass_through(clients=[g.address for v, g in guests.items()
+                                       if scenario.clients[v].tls == "passthrough"])
         driver = Driver(scenario, guests, run, canary, progress, timeouts)
         with phases.phase("sessions"):
             driver.drive()

@@ -49,7 +49,8 @@ def _lab(ctx: Context, gateway: Gateway) -> GuestPool:
     scenario = ctx.scenario
     folders = {scenario.path.parent} | {c.build_path.parent for c in scenario.clients.values()
                                         if c.build_path is not None}
-    return LabPool(ctx.run, gateway, shares=tuple(sorted(folders)))
+    starts = {v: c.profile for v, c in scenario.clients.items() if c.profile is not None}
+    return LabPool(ctx.run, gateway, shares=tuple(sorted(folders)), start_profiles=starts)
 
 
 def _vagrant(ctx: Context, gateway: Gateway) -> GuestPool:

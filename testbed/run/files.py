@@ -12,6 +12,8 @@
                           capture-scan.json, flows-scan.json (the scans a re-analysis reuses)
         verdicts.json     junit.xml     report.html
         reanalysis/<id>/  a re-analysis with other GeoIP databases (a run of its own)
+        guests/<variant>/ the guest's own folders: home/ (the app's profile as the app left
+                          it), tmp/, etc/ssl/, trust.json (which trust stores hold the CA)
 
 Names are relative to the run directory. Reading a file that is not what its name says raises
 :class:`RunFileError` naming the file; the record parsers signal a bad shape with
@@ -56,6 +58,9 @@ CAPTURE_SCAN = "analysis/capture-scan.json"  # the capture's one scan, reused by
 FLOWS_SCAN = "analysis/flows-scan.json"
 GEO_DIR = "analysis/geo"
 LAB_DIR = "lab"
+GUESTS_DIR = "guests"  # guests/<variant>/: a guest's folders, kept for inspection
+GUEST_HOME = "home"    # guests/<variant>/home: the app's profile as the app left it
+GUEST_TRUST = "trust.json"  # guests/<variant>/trust.json: which trust stores hold the CA
 INTERNET = "lab/internet.yaml"
 LAB_CA = "lab/lab-ca.pem"  # the run's lab CA: it issued the daemons' certificates
 DAEMONS_DIR = "lab/daemons"  # lab/daemons/<row name>/: config/, data/, logs/, tls/, daemon.log
@@ -101,6 +106,11 @@ def inside(root: Path, *names: object, suffix: str = "") -> Path:
     if not out.parent.resolve().is_relative_to(root.resolve()):
         raise RunFileError(out, f"leads out of {root} (a link on the way)")
     return out
+
+
+def guest_dir(run: Path, variant: str) -> Path:
+    """``guests/<variant>`` of ``run``: the folders of that variant's guest."""
+    return inside(run / GUESTS_DIR, variant)
 
 
 def is_run(path: Path) -> bool:

@@ -42,6 +42,7 @@ def build_profile(doc: Doc) -> m.AppProfile:
         images_dir=doc.path.parent / d.get("images", d["app"]),
         launch=list(d["launch"]),
         actions={k: [dict(s) for s in v] for k, v in d["actions"].items()},
+        trust=d.get("trust", "system"),
     )
 
 
@@ -60,6 +61,8 @@ def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> m.Scenario:
             user=c["account"]["user"],
             password_env=c["account"].get("password_env"),
             vm=dict(c["vm"]) if "vm" in c else None,
+            profile=(folder / c["profile"]).resolve() if "profile" in c else None,
+            tls=c.get("tls", "intercept"),
         )
     sessions = [
         m.Session(
@@ -96,6 +99,7 @@ def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> m.Scenario:
                 places=places,
                 chat=chat,
                 min_strength=str(e.get("min_strength", "")),
+                tls=str(e.get("tls", "")),
             )
         )
     internet = (d.get("lab") or {}).get("internet")

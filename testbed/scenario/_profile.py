@@ -16,7 +16,10 @@ from testbed.scenario._problem import KeyPath, Problem
 
 Add = Callable[[Problem], None]
 BASE_PLACEHOLDERS = frozenset({"user", "password", "canary", "python", "build"})
-LAUNCH_PLACEHOLDERS = BASE_PLACEHOLDERS - {SECRET}  # argv is visible to every process
+# the launch command may use the base placeholders and the fields of the step whose action
+# runs it (``{url}``: checked per step by the scenario), never {password}: argv is visible to
+# every process
+LAUNCH_REFUSED = frozenset({SECRET})
 MAX_IMAGE_BYTES = 16 << 20  # a reference image is a crop of a screen: kilobytes
 
 
@@ -46,19 +49,30 @@ def _texts(value: Any) -> Iterator[str]:
 
 
 def _placeholders(doc: Doc, at: KeyPath, text: str, add: Add,
-                  allowed: frozenset[str] | None) -> list[str]:
+                  refused: frozenset[str] = frozenset()) -> list[str]:
     try:
         names = plain_placeholders(text)
     except ValueError as e:
         add(doc.at(at, f"bad placeholder in {text[:60]!r}: {e}"))
         return []
     for name in names:
-        if allowed is not None and name not in allowed:
-            why = (" ({password} is typed only, by a `type` step with `secret: true`)"
-                   if name == SECRET else "")
-            add(doc.at(at, f"unknown placeholder {{{name}}} "
-                           f"(available: {', '.join(sorted(allowed))}){why}"))
+        if name in refused:
+            usable = ", ".join("{" + n + "}" for n in sorted(BASE_PLACEHOLDERS - refused))
+            add(doc.at(at, f"unknown placeholder {{{name}}} in the launch command (it may use "
+                           f"{usable} and the fields of the step that launches, e.g. {{url}}; "
+                           f"{{password}} is typed only, by a `type` step with `secret: true`)"))
     return names
+
+
+def launch_placeholders(launch: Any) -> set[str]:
+    """The placeholders the profile's launch command uses (bad ones left out)."""
+    out: set[str] = set()
+    for text in _texts(launch):
+        try:
+            out.update(plain_placeholders(text))
+        except ValueError:
+            pass  # reported in the app profile
+    return out
 
 
 def check_profile(doc: Doc, roots: Sequence[Path], add: Add) -> None:
@@ -70,14 +84,14 @@ def check_profile(doc: Doc, roots: Sequence[Path], add: Add) -> None:
     for i, text in enumerate(data.get("launch") or [] if isinstance(data.get("launch"), list)
                              else []):
         if isinstance(text, str):
-            _placeholders(doc, ("launch", i), text, add, LAUNCH_PLACEHOLDERS)
+            _placeholders(doc, ("launch", i), text, add, LAUNCH_REFUSED)
     actions = data.get("actions")
     for name, steps in actions.items() if isinstance(actions, dict) else ():
         for j, step in enumerate(steps if isinstance(steps, list) else []):
             for key, value in step.items() if isinstance(step, dict) else ():
                 at = ("actions", name, j, key)
                 for text in _texts(value):
-                    found = _placeholders(doc, at, text, add, None)
+                    found = _placeholders(doc, at, text, add)
                     if key in IMAGE_VERBS and found:
                         add(doc.at(at, "a reference image is a plain file name, without "
                                        "placeholders"))

@@ -22,7 +22,13 @@ from testbed.scenario._data import check_build, check_file_ref, check_internet
 from testbed.scenario._explain import describe, schema_errors
 from testbed.scenario._input import InputRefused, read_input
 from testbed.scenario._problem import KeyPath, Problem
-from testbed.scenario._profile import BASE_PLACEHOLDERS, check_profile, missing_images
+from testbed.scenario._profile import (
+    BASE_PLACEHOLDERS,
+    check_profile,
+    launch_placeholders,
+    missing_images,
+)
+from testbed.scenario._trust import check_own_trust, check_start_profile
 from testbed.scenario._yaml import load_yaml
 from testbed.scenario.data_schema import build_schema, internet_schema
 from testbed.scenario.model import (
@@ -173,12 +179,14 @@ class _Checker:
             build = client.get("build")
             if isinstance(build, str) and build:
                 self.ref(doc, ("clients", variant, "build"), build, "build")
+            check_start_profile(doc, variant, client.get("profile"), self.roots, self.add)
             installer = _get(client, "vm", "installer", "path")
             if isinstance(installer, str) and installer and not within(folder / installer,
                                                                         self.roots):
                 self.add(doc.at(("clients", variant, "vm", "installer", "path"),
                                 outside_message(installer, self.roots[0])))
 
+        check_own_trust(doc, clients, profiles, self.add)
         self.sessions(doc, clients, profiles)
         self.expectations(doc, clients)
         valid = all(self._profiles[p.path][1] for p in profiles.values() if p is not None)
@@ -276,18 +284,22 @@ class _Checker:
             if k in VARIANT_PARAMS or (isinstance(v, str) and v in clients)
         }
         needed: set[str] = set()
+        launches: set[str] = set()
         for s in actions[action] if isinstance(actions[action], list) else []:
             for text in _strings(s):
                 try:
                     needed.update(placeholders(text))
                 except ValueError:
                     pass  # reported in the app profile
-        for name in sorted(needed - available):
+            if isinstance(s, dict) and s.get("run") == "launch" and profile is not None:
+                launches = launch_placeholders(profile.data.get("launch"))
+        for name in sorted((needed | launches) - available):
+            where = " (in its launch command)" if name in launches - needed else ""
             self.add(
                 doc.at(
                     (*at, "action"),
                     f"action {action!r} of app {app!r} needs "
-                    f"{{{name}}}, which this step does not provide",
+                    f"{{{name}}}{where}, which this step does not provide",
                 )
             )
 

@@ -36,6 +36,7 @@ class AppProfile:
     images_dir: Path
     launch: list[str]
     actions: dict[str, list[dict[str, Any]]]
+    trust: str = "system"  # the trust store it reads (schema.TRUST_STORES)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Client:
     user: str
     password_env: str | None = None
     vm: dict[str, Any] | None = None  # provider vagrant: box, os, cpus, memory, installer
+    profile: Path | None = None  # the app's starting profile (a folder), else a fresh home
+    tls: str = "intercept"  # or "passthrough": the gateway leaves its TLS unopened
 
     def password(self) -> str:
         """The value of ``password_env`` when set and non-empty, else ``"lab-" + variant``.
@@ -96,11 +99,12 @@ class Expectation:
     places: list[dict[str, Any]] = field(default_factory=list)
     chat: dict[str, str] | None = None
     min_strength: str = ""
+    tls: str = ""  # the TLS outcome the claim expects, or none
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "variant": self.variant, "kind": self.kind, "place": self.place,
                 "places": self.places, "chat": self.chat, "min_strength": self.min_strength,
-                "description": self.description}
+                "description": self.description, **({"tls": self.tls} if self.tls else {})}
 
 
 def default_expectation_id(variant: str, kind: str, place: Any,

@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from testbed.agent.verbs import VERBS
+from testbed.run.events import TLS_OUTCOMES
 from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -47,6 +48,13 @@ _ENV = {
     "description": "an environment variable name",
 }
 _TEXT = {"type": "string", "minLength": 1}
+
+#: the trust store an app reads (app profile ``trust``): the system bundle (OpenSSL, GnuTLS),
+#: an NSS database in its home, Java's, or its own (the gateway's CA cannot be put there)
+TRUST_STORES = ("system", "nss", "java", "own")
+OWN_TRUST = "own"
+#: how the gateway treats a client's TLS (scenario client ``tls``)
+CLIENT_TLS = ("intercept", "passthrough")
 
 _PLACE = {
     "type": "object",
@@ -132,6 +140,11 @@ _SCENARIO: dict[str, Any] = {
             "properties": {
                 "app": {**_NAME, "description": "an app profile name (apps/<name>.yaml)"},
                 "build": {**_TEXT, "description": "build profile file, relative path"},
+                "profile": {**_TEXT, "description": "a folder, relative path: the app's "
+                            "starting profile, copied into the guest's fresh home"},
+                "tls": {"enum": list(CLIENT_TLS),
+                        "description": "intercept (default) or passthrough: the gateway leaves "
+                        "this client's TLS unopened"},
                 "vm": {
                     "type": "object",
                     "description": "the guest of this variant on real VMs (provider vagrant)",
@@ -207,6 +220,9 @@ _SCENARIO: dict[str, Any] = {
                 "does_not_pass_through": _PLACE,
                 "delivered": {"const": True},
                 "not_delivered": {"const": True},
+                "tls": {"enum": list(TLS_OUTCOMES),
+                        "description": "the TLS outcome expected of the variant's connections "
+                        "(e.g. untrusted for an app that brings its own trust store)"},
             },
             "additionalProperties": False,
             "oneOf": [{"required": [k]} for k in (*REACH_KINDS, *CHAT_KINDS)],
@@ -272,6 +288,8 @@ _APP: dict[str, Any] = {
         "app": {**_NAME, "description": "the profile's name, same as its file name"},
         "description": {"type": "string"},
         "images": {**_TEXT, "description": "folder of reference images, relative path"},
+        "trust": {"enum": list(TRUST_STORES),
+                  "description": "the trust store the app reads: system, nss, java or own"},
         "launch": {"type": "array", "minItems": 1, "items": {"type": "string"}},
         "actions": {
             "type": "object",

@@ -75,6 +75,9 @@ def remove_bridge(names: Names) -> list[str]:
     return gone
 
 
+SETUP_SCRIPTS = ("run-setup.sh", "trust-ca.sh")  # vms/provision/linux: run before every run
+
+
 @functools.cache
 def _code_archive() -> bytes:
     """The agent's code (the testbed package, without caches) and the per-run set-up; made
@@ -83,7 +86,8 @@ def _code_archive() -> bytes:
     package = Path(testbed.__file__).resolve().parent
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(package, "testbed", filter=lambda t: None if "__pycache__" in t.name else t)
-        tar.add(VMS / "provision" / "linux" / "run-setup.sh", "run-setup.sh")
+        for script in SETUP_SCRIPTS:
+            tar.add(VMS / "provision" / "linux" / script, script)
     return buf.getvalue()
 
 

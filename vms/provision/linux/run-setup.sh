@@ -16,12 +16,10 @@ while IFS= read -r line; do
     if [ "$line" = "--" ]; then target=/etc/testbed/agent.env; continue; fi
     printf '%s\n' "$line" >> "$target"
 done
-# The CA joins the system bundle and the hashed directory directly: update-ca-certificates
-# rebuilds both from every certificate, which takes 30 s under software emulation. The clean
-# snapshot holds no testbed CA, so each run adds exactly this run's.
+# The CA goes into every trust store (trust-ca.sh: the OS store, the agent user's NSS
+# database, Java's). The clean snapshot holds no testbed CA, so each run adds exactly this run's.
 if grep -q "BEGIN CERTIFICATE" "$crt"; then
-    cat "$crt" >> /etc/ssl/certs/ca-certificates.crt
-    ln -sf "$crt" "/etc/ssl/certs/$(openssl x509 -hash -noout -in "$crt").0"
+    sh "$UPLOAD/trust-ca.sh" "$crt" "$(getent passwd vagrant | cut -d: -f6)"
 else
     rm -f "$crt"
 fi

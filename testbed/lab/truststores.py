@@ -1,0 +1,167 @@
+"""The CAs a lab guest trusts (the gateway's interception CA, and the run's lab CA when real
+servers run in its simulated internet: `testbed.lab.labca.guest_cas`) in every trust store a
+real app may read.
+
+* the system bundle ``/etc/ssl/certs/ca-certificates.crt`` and the hashed folder (OpenSSL,
+  and GnuTLS, which Debian builds to read that bundle): made by ``sandbox``;
+* an NSS database in the guest's home, ``~/.pki/nssdb`` (browsers, mail and chat clients built
+  on NSS), made with ``certutil`` (Debian's ``libnss3-tools``);
+* Java's trust store, the guest's copy of ``/etc/ssl/certs/java/cacerts`` (where Debian's JDKs
+  link ``lib/security/cacerts``), when Java's ``keytool`` is installed.
+
+Each store's outcome is recorded (``TrustRecord``, ``<guest>/trust.json``): installed, or
+skipped with the reason (no such tool, no Java). A CA that is no certificate at all is
+skipped too (tests use markers); a real certificate a tool refuses is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from testbed._errors import LabError
+from testbed.run.files import GUEST_TRUST
+
+NSS_DB = ".pki/nssdb"  # relative to the home: where NSS apps look for the user's database
+JAVA_STORE = "certs/java/cacerts"  # relative to /etc/ssl
+JAVA_PASSWORD = "changeit"  # Debian's well-known password of that store (not a secret)
+ALIAS = "testbed-gateway-ca"  # the first CA's (the gateway's); the others' get "-<n>"
+NICKNAME = "testbed gateway CA"
+RECORD = GUEST_TRUST  # in the guest's folder of the run
+TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    store: str  # "system", "nss", "java"
+    installed: bool
+    where: str
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"store": self.store, "installed": self.installed, "where": self.where,
+                **({"note": self.note} if self.note else {})}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> StoreResult:
+        return cls(str(d["store"]), bool(d["installed"]), str(d["where"]),
+                   str(d.get("note", "")))
+
+
+@dataclass(frozen=True)
+class TrustRecord:
+    """Where a guest's CA went, store by store."""
+
+    stores: tuple[StoreResult, ...]
+
+    def installed(self, store: str) -> bool:
+        return any(s.store == store and s.installed for s in self.stores)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stores": [s.to_json() for s in self.stores]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TrustRecord:
+        return cls(tuple(StoreResult.from_json(s) for s in d.get("stores", [])))
+
+
+def is_certificate(ca: Path) -> bool:
+    """Whether ``ca`` holds a PEM certificate OpenSSL can read."""
+    if shutil.which("openssl") is None:
+        return "BEGIN CERTIFICATE" in ca.read_text(errors="replace")
+    done = subprocess.run(["openssl", "x509", "-noout", "-in", str(ca)], capture_output=True,
+                          check=False, timeout=TIMEOUT)
+    return done.returncode == 0
+
+
+def _tool(argv: list[str], what: str) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False,
+                              timeout=TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise LabError(f"{what}: {argv[0]} did not run: {e}") from e
+    if done.returncode != 0:
+        raise LabError(f"{what}: {argv[0]} failed ({done.returncode}): "
+                       f"{(done.stderr or done.stdout).strip()[-400:]}")
+    return done.stdout
+
+
+def nickname(index: int) -> str:
+    """The NSS nickname of the ``index``-th CA a guest trusts."""
+    return NICKNAME if index == 0 else f"{NICKNAME} {index}"
+
+
+def alias(index: int) -> str:
+    """The Java alias of the ``index``-th CA a guest trusts."""
+    return ALIAS if index == 0 else f"{ALIAS}-{index}"
+
+
+def nss_db(home: Path, cas: Sequence[Path]) -> StoreResult:
+    """An NSS database in ``home`` (made with an empty password unless the home brought one)
+    that trusts ``cas`` for TLS servers."""
+    db = home / NSS_DB
+    where = f"~/{NSS_DB}"
+    if shutil.which("certutil") is None:
+        return StoreResult("nss", False, where, "certutil is not installed (libnss3-tools)")
+    db.mkdir(parents=True, exist_ok=True)
+    if not (db / "cert9.db").exists():
+        _tool(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"],
+              "the guest's NSS database")
+    for i, ca in enumerate(cas):
+        _tool(["certutil", "-A", "-d", f"sql:{db}", "-n", nickname(i), "-t", "C,,", "-i",
+               str(ca)], "a CA in the guest's NSS database")
+    return StoreResult("nss", True, where)
+
+
+def java_store(ssl: Path, cas: Sequence[Path]) -> StoreResult:
+    """``cas`` in the guest's copy of Java's trust store, if Java is present."""
+    store = ssl / JAVA_STORE
+    where = f"/etc/ssl/{JAVA_STORE}"
+    keytool = shutil.which("keytool")
+    if keytool is None:
+        return StoreResult("java", False, where, "no Java here (keytool is not installed)")
+    if not store.is_file():
+        return StoreResult("java", False, where, "no Java trust store on this host "
+                           "(ca-certificates-java is not installed)")
+    if store.is_symlink():  # a link into the host's: write a copy of our own
+        data = store.read_bytes()
+        store.unlink()
+        store.write_bytes(data)
+    for i, ca in enumerate(cas):
+        base = ["-keystore", str(store), "-storepass", JAVA_PASSWORD, "-alias", alias(i)]
+        add = [keytool, "-importcert", "-noprompt", "-trustcacerts", *base, "-file", str(ca)]
+        try:
+            _tool(add, "a CA in the guest's Java trust store")
+        except LabError:  # a guest folder made again holds an older CA of ours: replace it
+            if subprocess.run([keytool, "-delete", *base], capture_output=True, check=False,
+                              timeout=TIMEOUT).returncode != 0:
+                raise
+            _tool(add, "a CA in the guest's Java trust store")
+    return StoreResult("java", True, where)
+
+
+def install(home: Path, ssl: Path, trust: Path | Sequence[Path] | None,
+            record: Path) -> TrustRecord:
+    """The CAs ``trust`` in the guest's NSS database and Java store (the system bundle is
+    ``sandbox``'s, recorded here); the record is written to ``record``."""
+    cas = [trust] if isinstance(trust, Path) else list(trust or [])
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    if not cas:
+        stores: tuple[StoreResult, ...] = (
+            StoreResult("system", False, bundle, "no CA to install (interception is off)"),)
+    elif not all(is_certificate(ca) for ca in cas):
+        note = "a CA is not a PEM certificate: only the system bundle holds them"
+        stores = (StoreResult("system", True, bundle),
+                  StoreResult("nss", False, f"~/{NSS_DB}", note),
+                  StoreResult("java", False, f"/etc/ssl/{JAVA_STORE}", note))
+    else:
+        stores = (StoreResult("system", True, bundle), nss_db(home, cas),
+                  java_store(ssl, cas))
+    out = TrustRecord(stores)
+    record.write_text(json.dumps(out.to_json(), indent=1) + "\n")
+    return out
