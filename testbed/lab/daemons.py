@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testbed._errors import LabError
-from testbed.lab import labca, netns
+from testbed.lab import labca, netns, uids
 from testbed.lab.internet_map import InternetMap, Server
 from testbed.run import files as f
 from testbed.scenario import daemon_files
 
-DAEMON_UID_BASE = 1_910_000_000  # daemons' uids: apart from the guests' (sandbox.UID_BASE)
-MAX_DAEMONS = 64
+DAEMON_UID_BASE = uids.DAEMONS.base
+MAX_DAEMONS = uids.DAEMONS.per_run
 INSIDE = Path("/run/daemon")  # where a daemon sees its folder of the run
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 _CLONE_NEWNET: int = getattr(os, "CLONE_NEWNET", 0x40000000)
@@ -68,9 +68,7 @@ def missing_programs(internet: InternetMap, path: str | None = None) -> list[str
 
 def daemon_uid(tag: str, index: int) -> int:
     """The uid of run ``tag``'s ``index``-th daemon: unique across daemons and runs."""
-    if not 0 <= index < MAX_DAEMONS:
-        raise LabError(f"a lab run has at most {MAX_DAEMONS} daemon rows")
-    return DAEMON_UID_BASE + int(tag, 16) * MAX_DAEMONS + index
+    return uids.DAEMONS.uid(tag, index)
 
 
 @dataclass(frozen=True)

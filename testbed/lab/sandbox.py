@@ -30,11 +30,11 @@ from pathlib import Path
 
 import testbed
 from testbed._errors import LabError
-from testbed.lab import netns, truststores
+from testbed.lab import netns, truststores, uids
 from testbed.run.files import GUEST_HOME
 
-UID_BASE = 1_900_000_000  # guests' uids: far above any account, below 2**31
-MAX_GUESTS = 64           # guests per run that get a uid of their own
+UID_BASE = uids.GUESTS.base
+MAX_GUESTS = uids.GUESTS.per_run  # guests per run that get a uid of their own
 USER = "guest"
 HOME = f"/home/{USER}"
 DISPLAY = ":99"           # every guest has its own /tmp and network namespace: no clash
@@ -48,9 +48,7 @@ _VAR_SHARES = ("/var/lib/dbus", "/var/cache/fontconfig", "/var/lib/xkb")
 
 def guest_uid(tag: str, index: int) -> int:
     """The uid of run ``tag``'s ``index``-th guest: unique across guests and runs."""
-    if not 0 <= index < MAX_GUESTS:
-        raise LabError(f"a lab run has at most {MAX_GUESTS} guests")
-    return UID_BASE + int(tag, 16) * MAX_GUESTS + index
+    return uids.GUESTS.uid(tag, index)
 
 
 @dataclass(frozen=True)
