@@ -5,7 +5,8 @@ keeps handling its other events while it waits (Tk, GTK), so a click sent right 
 paste can act on the field before the text is in it (seen: a chat sent empty under load). The
 owner here is ``xclip -quiet``, which stays in the foreground and writes "Waiting for selection
 request number N" each time it has served a request: the paste has been answered once N grows
-past the requests we made ourselves.
+past the requests we made ourselves (and one more read of ours, once answered, says the app's
+answer has left xclip: it flushes before it reads the next request).
 """
 
 from __future__ import annotations

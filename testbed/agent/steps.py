@@ -145,11 +145,19 @@ def type_text(text: str) -> None:
                 raise StepFailed(f"the clipboard did not take the text within "
                                  f"{CLIPBOARD_TIMEOUT:g} s")
             time.sleep(0.02)
+        # our own read was one request: the owner may report it served only now, so wait for
+        # that first (else it would pass for the app's), then paste and wait for the app's
+        if not owner.wait_served(0, CLIPBOARD_TIMEOUT):
+            raise StepFailed("the clipboard's owner did not answer our own read")
         ours = owner.served
         gui.hotkey("ctrl", "v")
         if not owner.wait_served(ours, CLIPBOARD_TIMEOUT):
             raise StepFailed(f"the app did not take the pasted text within "
                              f"{CLIPBOARD_TIMEOUT:g} s (is a text field focused?)")
+        # xclip reports a request served before its answer has left its X buffer; it flushes
+        # before it reads the next request, so one more read of ours is the barrier: once it is
+        # answered, the app's answer is at the X server, ahead of whatever we send next
+        _clipboard()
     finally:
         owner.close()
 
