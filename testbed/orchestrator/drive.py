@@ -179,8 +179,11 @@ class Driver:
                                     name=f"lane {variant}") for variant, steps in lanes.items()]
         for t in threads:
             t.start()
-        while not errors and any(t.is_alive() for t in threads):
-            next(t for t in threads if t.is_alive()).join(0.2)
+        while not errors:
+            alive = [t for t in threads if t.is_alive()]  # (one may end between two looks)
+            if not alive:
+                break
+            alive[0].join(0.2)
         if errors:
             raise errors[0]
 
