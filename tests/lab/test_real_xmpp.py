@@ -73,7 +73,8 @@ def test_the_servers_federated_and_kept_their_logs(xmpp_run):
     cn = (folder / "xmpp.cn.lab.example" / "logs" / "prosody.log").read_text()
     assert "Authenticated as alice@xmpp.de.lab.example" in de, de
     assert "Authenticated as bob@xmpp.cn.lab.example" in cn, cn
-    assert "s2s" in de and "s2s" in cn, de + cn
+    link = "s2s connection xmpp.de.lab.example->xmpp.cn.lab.example complete"
+    assert f"Outgoing {link}" in de and f"Incoming {link}" in cn, de + cn
 
 
 def test_nothing_of_the_run_is_left(xmpp_run):
