@@ -9,7 +9,7 @@ BIN         := $(VENV)/bin
 SCENARIO    ?= scenarios/skype-2013-lab.yaml
 APT_PACKAGES := gcc python3-dev tcpdump xvfb scrot xclip iproute2 iptables procps python3-tk \
                 python3-venv fonts-dejavu-core fonts-wqy-microhei chromium bubblewrap nftables dbus \
-                libnss3-tools
+                libnss3-tools pidgin
 # Real server software from Debian that the lab's tests run in the simulated internet
 # (tests/lab/test_daemons.py); installed without starting the system's own services of them.
 SERVER_PACKAGES := nginx-light prosody

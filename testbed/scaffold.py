@@ -19,7 +19,8 @@ APP_TEMPLATE = """\
 # user does. Written by `testbed new app {name}`; see docs/adding-a-client.md.
 #
 # Steps (testbed/agent/steps.py): run, click_image (confidence, offset [dx, dy], timeout),
-# wait_image (timeout), absent_image (timeout), type (secret: true for passwords; non-ASCII
+# wait_image (timeout), absent_image (timeout), wait_window (a title; timeout: raises the
+# window and gives it the keyboard), type (secret: true for passwords; non-ASCII
 # text is pasted through the clipboard), press, hotkey, screenshot, sleep.
 # Placeholders: {{user}} {{password}} {{canary}} {{python}} {{build}}, every field of the
 # scenario step ({{to}}, {{text}}, ...) and {{to_user}}: the account name of the variant in `to`.

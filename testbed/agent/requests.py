@@ -31,6 +31,7 @@ _OPTIONS: dict[str, frozenset[str]] = {
     "click_image": frozenset({"confidence", "offset", "timeout"}),
     "wait_image": frozenset({"confidence", "timeout"}),
     "absent_image": frozenset({"confidence", "timeout"}),
+    "wait_window": frozenset({"timeout"}),
     "type": frozenset({"secret"}),
     "press": frozenset(),
     "hotkey": frozenset(),
@@ -136,7 +137,7 @@ def check_step(n: int, step: object) -> dict[str, Any]:
         _words(words, where, allow_empty=False)
     elif verb in IMAGE_VERBS:
         plain_name(arg, f"{where}: the image")
-    elif verb in ("type", "press"):
+    elif verb in ("type", "press", "wait_window"):
         _text(arg, where)
     elif verb == "hotkey":
         _words(arg, where, allow_empty=False)

@@ -12,6 +12,9 @@ Every step is a mapping with exactly one verb key:
 ``{absent_image: FILE, timeout: 5, confidence: 0.9}``
     watch the screen for ``timeout`` seconds: the step fails if the image shows (e.g. a
     message that must not be delivered)
+``{wait_window: TITLE, timeout: 10}``
+    wait until a window whose title contains TITLE shows, then raise it and give it the
+    keyboard focus (lab guests have no window manager: keys go where the focus is put)
 ``{type: TEXT, secret: false}``
     type text; ASCII with the keyboard, anything else by clipboard paste. ``secret`` keeps the
     text out of every log
@@ -40,6 +43,7 @@ from PIL import Image, ImageGrab
 
 from testbed.agent.clipboard import ClipboardOwner
 from testbed.agent.verbs import DEFAULT_TIMEOUT, VERBS
+from testbed.agent.windows import focus_window
 
 DEFAULT_CONFIDENCE = 0.9
 POLL = 0.1  # seconds between two looks at the screen
@@ -174,7 +178,8 @@ def run_step(ctx: StepContext, step: Mapping[str, Any]) -> str:
     arg = step[verb]
     conf = float(step.get("confidence", DEFAULT_CONFIDENCE))
     timeout = float(step.get("timeout", DEFAULT_TIMEOUT))
-    gui: Any = None if verb in ("run", "screenshot", "sleep", "absent_image") else _gui()
+    gui: Any = (None if verb in ("run", "screenshot", "sleep", "absent_image", "wait_window")
+                else _gui())
     try:
         if verb == "run":
             argv = [str(a) for a in arg] if isinstance(arg, list) else str(arg).split()
@@ -195,6 +200,11 @@ def run_step(ctx: StepContext, step: Mapping[str, Any]) -> str:
                     raise
                 return f"not seen in {timeout:g} s"
             raise StepFailed(f"image {arg} showed at {x},{y} (it must not)")
+        if verb == "wait_window":
+            try:
+                return f"focused {focus_window(str(arg), timeout)!r}"
+            except TimeoutError as e:
+                raise StepFailed(str(e)) from e
         if verb == "type":
             type_text(str(arg))
             return "typed"

@@ -181,23 +181,21 @@ def canary_in_flows(
 ) -> list[ChatEvidence]:
     """Canary hits in mitmproxy flows from a guest (client address in `guests`): HTTP
     URL, headers and bodies (request and response), WebSocket messages, TCP/UDP
-    messages. One `ChatEvidence` ("canary-decrypted", "strong") per flow, so that messages
-    sharing the run's canary stay apart in time; the server address is the original
+    messages. One `ChatEvidence` ("canary-decrypted", "strong") per flow, and per message of
+    a TCP/UDP stream (which may carry a whole chat session), so that messages sharing the
+    run's canary stay apart in time; the server address is the original
     destination (transparent mode). Flow-file errors as in `flows.read_flows` (raise, unless
     `on_warning`). `flows` is the file, or its records already being read."""
     forms = canary_forms(canary)
     guests_c = {_ntop(packed): v for packed, v in _packed_guests(guests).items()}
-    # (variant, server, proto, port) -> [first ts, hits, places, labels, flows]
-    found: dict[tuple[str, str, str, int, str], list[Any]] = {}
+    # (variant, server, proto, port, flow, message of a stream) -> [first ts, hits, places,
+    # labels, flows]
+    found: dict[tuple[str, str, str, int, str, int], list[Any]] = {}
     for rec in flow_records(flows, on_warning):
         variant = guests_c.get(ip_text(rec.client[0]) or "")
         if variant is None:
             continue
         server = ip_text(rec.server[0]) or rec.server[0]
-        labels: set[str] = set()
-        places: list[str] = []
-        times: list[float] = []
-        hits = 0
         parts: list[tuple[str, bytes, float]] = []
         if isinstance(rec, HttpRecord):
             t = rec.timestamp_start
@@ -216,27 +214,26 @@ def canary_in_flows(
         for m in rec.messages:
             side = "client" if m.from_client else "server"
             parts.append((f"{kind} message from {side}", m.content, m.timestamp))
-        for place, data, t in parts:
+        # one item per flow, so that messages sharing the run's canary stay apart in time;
+        # a TCP/UDP stream lives as long as its app (an XMPP or MQTT session carries every
+        # message): there, one item per message that holds the canary
+        stream = not isinstance(rec, HttpRecord)
+        for i, (place, data, t) in enumerate(parts):
+            labels: set[str] = set()
             c = _count(forms, data, labels)
-            if c:
-                hits += c
-                times.append(t)
-                if place not in places:
-                    places.append(place)
-        if not hits:
-            continue
-        key = (variant, server, proto, rec.server[1], rec.id)  # one item per flow
-        entry = found.get(key)
-        if entry is None:
-            found[key] = [min(times), hits, places, labels, 1]
-        else:
-            entry[0] = min(entry[0], *times)
-            entry[1] += hits
-            entry[2].extend(p for p in places if p not in entry[2])
-            entry[3].update(labels)
-            entry[4] += 1
+            if not c:
+                continue
+            key = (variant, server, proto, rec.server[1], rec.id, i if stream else 0)
+            entry = found.get(key)
+            if entry is None:
+                found[key] = [t, c, [place], labels, 1]
+            else:
+                entry[0] = min(entry[0], t)
+                entry[1] += c
+                entry[2].extend([place] if place not in entry[2] else [])
+                entry[3].update(labels)
     out = []
-    for (variant, server, proto, port, _id), (first, hits, places, labels, nflows) in \
+    for (variant, server, proto, port, _id, _i), (first, hits, places, labels, nflows) in \
             found.items():
         out.append(_canary_hit("canary-decrypted", variant, server, port, proto, first,
                                f"canary {canary!r} found {hits} time(s) "

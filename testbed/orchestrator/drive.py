@@ -21,7 +21,7 @@ from typing import Any
 
 from testbed._errors import TestbedError
 from testbed.agent.client import CANCEL_SECONDS
-from testbed.agent.verbs import DEFAULT_TIMEOUT, IMAGE_VERBS
+from testbed.agent.verbs import DEFAULT_TIMEOUT, IMAGE_VERBS, TIMED_VERBS
 from testbed.orchestrator.backend import DEFAULT, BackendTimeout, Pending, Timeouts, call
 from testbed.orchestrator.rundir import RunDir
 from testbed.provider.abstracts import GuestHandle
@@ -37,7 +37,7 @@ def budget(steps: list[dict[str, Any]], timeouts: Timeouts) -> float:
         return timeouts.action
     total = timeouts.action_margin
     for s in steps:
-        if any(v in s for v in IMAGE_VERBS):
+        if any(v in s for v in TIMED_VERBS):
             total += float(s.get("timeout", DEFAULT_TIMEOUT))
         elif "sleep" in s:
             total += float(s["sleep"])

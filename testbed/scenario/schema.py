@@ -271,6 +271,7 @@ _APP_STEP = {
         ),
         _verb("wait_image", _TEXT, timeout=_SECONDS, confidence=_CONFIDENCE),
         _verb("absent_image", _TEXT, timeout=_SECONDS, confidence=_CONFIDENCE),
+        _verb("wait_window", _TEXT, timeout=_SECONDS),
         _verb("type", {"type": "string"}, secret={"type": "boolean"}),
         _verb("press", _TEXT),
         _verb("hotkey", {"type": "array", "minItems": 1, "items": _TEXT}),

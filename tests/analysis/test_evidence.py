@@ -205,6 +205,25 @@ def test_canary_in_flows(tmp_path: Path) -> None:
     assert by[("tom-en", "198.51.100.20", 5222)].time == pytest.approx(T0 + 9)
 
 
+@pytest.mark.parametrize("canaries", [1, 2, 5])
+def test_a_long_lived_stream_gives_one_hit_per_canary_message(tmp_path: Path,
+                                                             canaries: int) -> None:
+    """An XMPP session is one TCP stream for the app's whole life: each message that carries
+    the canary is an item at its own time (a later chat is not dated at the first one)."""
+    c = CANARY.encode()
+    msgs = [tcp.TCPMessage(True, b"<presence/>", T0)]
+    for i in range(canaries):
+        msgs += [tcp.TCPMessage(True, b"<message><body>hi " + c + b"</body></message>",
+                                T0 + 10 * (i + 1)),
+                 tcp.TCPMessage(False, b"<r/>", T0 + 10 * (i + 1) + 1)]
+    t = tflow.ttcpflow(messages=msgs)
+    t.client_conn.peername = ("10.0.0.3", 40000)
+    t.server_conn.address = ("198.51.100.20", 5223)
+    evs = canary_in_flows(write_flows(tmp_path / "flows.mitm", [t]), GUESTS, CANARY)
+    assert [e.time for e in evs] == pytest.approx([T0 + 10 * (i + 1) for i in range(canaries)])
+    assert all(e.port == 5223 and "TCP message from client" in e.detail for e in evs)
+
+
 def test_canary_in_damaged_flows(tmp_path: Path) -> None:
     c = CANARY.encode()
     flow = _http("10.0.0.2", ("203.0.113.9", 443), content=c)

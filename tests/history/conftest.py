@@ -105,7 +105,16 @@ def scenarios(tmp_path: Path) -> Path:
     """A copy of the shipped scenarios/ (one nightly scenario, app profiles, lab data)."""
     dst = tmp_path / "scenarios"
     shutil.copytree(ROOT / "scenarios", dst)
-    return dst
+    return seed_only(dst)
+
+
+def seed_only(scenarios: Path) -> Path:
+    """``scenarios`` with the seed study as its one nightly scenario: the real-app studies
+    (xmpp-federation-lab, ...) are nightly too, and have their own tests."""
+    for p in scenarios.glob("*.yaml"):
+        if p.name != "skype-2013-lab.yaml" and "\nnightly: true" in p.read_text():
+            p.unlink()
+    return scenarios
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -116,7 +116,7 @@ def test_a_starting_profile_on_vms_is_refused_not_ignored(seed_tree: Path) -> No
 
 
 def test_a_starting_profile_linked_out_of_the_tree_is_refused(seed_tree: Path) -> None:
-    (seed_tree / "profiles").mkdir()
+    (seed_tree / "profiles").mkdir(exist_ok=True)  # the shipped tree may have profiles
     (seed_tree / "profiles" / "sneaky").symlink_to("/root")
     change(seed_tree / SCENARIO, _profile("profiles/sneaky"))
     assert_refused(validate(seed_tree / SCENARIO), "clients.regular.profile", "outside")
