@@ -37,6 +37,7 @@ class AppProfile:
     launch: list[str]
     actions: dict[str, list[dict[str, Any]]]
     trust: str = "system"  # the trust store it reads (schema.TRUST_STORES)
+    nss_db: str | None = None  # where in the home its own NSS database is (else ~/.pki/nssdb)
 
 
 @dataclass(frozen=True)

@@ -290,6 +290,10 @@ _APP: dict[str, Any] = {
         "images": {**_TEXT, "description": "folder of reference images, relative path"},
         "trust": {"enum": list(TRUST_STORES),
                   "description": "the trust store the app reads: system, nss, java or own"},
+        "nss_db": {"type": "string", "pattern": r"^(?!/)(?!.*(^|/)\.\.(/|$)).+$",
+                   "description": "where in the guest's home the app keeps its own NSS "
+                                  "database (a folder, relative to the home), when it does not "
+                                  "read ~/.pki/nssdb: the lab's CAs go there too"},
         "launch": {"type": "array", "minItems": 1, "items": {"type": "string"}},
         "actions": {
             "type": "object",
