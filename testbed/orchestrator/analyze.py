@@ -36,8 +36,10 @@ from testbed.orchestrator.background import Background
 from testbed.orchestrator.rundir import RunDir
 from testbed.orchestrator.scancache import flow_scan_run, scan_run
 from testbed.run import (
+    CanaryFile,
     CaptureCounts,
     CaptureDamage,
+    ChatEvidence,
     ChatRecord,
     EndpointsFile,
     EvidenceFile,
@@ -118,6 +120,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
             flows = flow_scan.result()
             names = find_names(scan, flows)
             chats = find_chat_paths(run, scan, flows, canary, infrastructure)
+            hits = canary_hits(scan, flows, canary)
         except CaptureFormatError:
             raise
         except AnalysisError as e:  # a flow file that is not one, or is damaged from the start
@@ -149,7 +152,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     # every endpoint of the capture, and of the chat evidence (a flow file can show one the
     # capture lost)
     addresses = {e.address for e in report.endpoints} | {
-        e.address for c in chats for e in c.evidence}
+        e.address for c in chats for e in c.evidence} | {h.address for h in hits}
     with Geo(databases) as geo:
         places = {address: place(geo, address, classify(address, lab_nets),
                                  stands_for.get(address), names.names_for(address))
@@ -180,6 +183,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
         warnings=tuple(warnings), damage=tuple(damage)))
     store.write_evidence(run.path, EvidenceFile(
         canary=manifest.canary, chats=tuple(ChatRecord.from_json(c.to_json()) for c in chats)))
+    store.write_canary(run.path, CanaryFile(canary=manifest.canary, hits=tuple(hits)))
     write_csv(rows, run.file(f.ENDPOINTS_CSV), variants)
     table = format_table(rows, variants)
     run.file(f.ENDPOINTS_TXT).write_text(table + "\n")
@@ -294,6 +298,15 @@ def find_names(scan: CaptureScan, flows: FlowScan | None) -> NameIndex:
     names.merge(scan.names)
     names.merge(flows.names)
     return names
+
+
+def canary_hits(scan: CaptureScan, flows: FlowScan | None, canary: str) -> list[ChatEvidence]:
+    """Every hit of the run's canary: in plaintext packets and in decrypted flows, in time
+    order."""
+    if not canary:
+        return []
+    hits = [*scan.canary_hits, *(flows.canary_hits if flows is not None else ())]
+    return sorted(hits, key=lambda h: h.time)
 
 
 def find_chat_paths(run: RunDir, scan: CaptureScan, flows: FlowScan | None, canary: str,
