@@ -221,7 +221,8 @@ def capture_damage(run: RunDir, manifest: Manifest, scan: CaptureScan,
     """The capture files that end early or are missing, each from when on it is lost: the
     pcap or the flow file cut by damage (from the last record read before it), the pcap
     holding fewer packets than tcpdump said it captured (cut between two records), the flow file
-    missing or empty although the TLS log shows intercepted connections, the TLS log missing
+    missing or empty although the TLS log shows connections the client finished with the
+    gateway (intercepted: their content belongs in it), the TLS log missing
     or without a handshake although the flow file holds TLS flows (TLS the gateway could not
     open could not be ruled out)."""
     out = []
@@ -238,7 +239,12 @@ def capture_damage(run: RunDir, manifest: Manifest, scan: CaptureScan,
         out.append(CaptureDamage(f.FLOWS, _reason(flows.stopped, run.file(f.FLOWS)),
                                  flows.read_until))
     tls, _ = store.read_tls(run.path)
-    intercepted = sum(1 for t in tls if t.event == "clienthello" and t.passthrough is False)
+    # a connection the client refused under interception holds no content: only the ones whose
+    # client side finished the handshake with the gateway count (older logs name no connection:
+    # every one not passed through counts)
+    hellos = [t for t in tls if t.event == "clienthello" and t.passthrough is False]
+    done = {t.conn for t in tls if t.event == "tls_established" and t.side == "client"}
+    intercepted = sum(1 for t in hellos if t.conn is None or t.conn in done)
     if intercepted and (flows is None or not flows.flows):
         out.append(CaptureDamage(f.FLOWS, f"{'empty' if flows else 'missing'}, though {f.TLS} "
                                  f"shows {intercepted} intercepted TLS connections whose "
