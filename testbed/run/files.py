@@ -9,7 +9,8 @@
         capture/          gateway.pcap, flows.mitm, tls.jsonl, tcpdump.log, mitmdump.log
         screenshots/<variant>/<phase>.png
         analysis/         endpoints.json, endpoints.csv, endpoints.txt, evidence.json, geo/,
-                          capture-scan.json, flows-scan.json (the scans a re-analysis reuses)
+                          canary.json, capture-scan.json, flows-scan.json (the scans a
+                          re-analysis reuses)
         verdicts.json     junit.xml     report.html
         reanalysis/<id>/  a re-analysis with other GeoIP databases (a run of its own)
         guests/<variant>/ the guest's own folders: home/ (the app's profile as the app left
