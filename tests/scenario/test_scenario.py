@@ -327,7 +327,7 @@ def test_expectation_needs_exactly_one_claim_and_a_known_country(tree: Path) -> 
     assert messages(f) == [
         "scenarios/x.yaml:25: expectations[0]: expected only one of the keys reaches, "
         "never_reaches, only_reaches, passes_through, does_not_pass_through, delivered, "
-        "not_delivered, got reaches and never_reaches",
+        "not_delivered, canary_reaches, canary_never_reaches, got reaches and never_reaches",
         "scenarios/x.yaml:25: expectations[0].never_reaches.country: expected a string, got "
         "false (quote it: YAML reads yes/no/on/off/true/false as booleans)",
         "scenarios/x.yaml:25: expectations[0].reaches.country: expected an ISO 3166-1 alpha-2 "
@@ -447,7 +447,7 @@ def test_missing_nested_key_points_at_its_parent(tree: Path) -> None:
 def test_validate_command(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert validate(["scenarios/skype-2013-lab.yaml", "scenarios/apps"]) == 0
     out, err = capsys.readouterr()
-    assert (out, err) == ("ok: 5 file(s) valid\n", "")
+    assert (out, err) == ("ok: 6 file(s) valid\n", "")
     f = edit("provider: lab", "provider: qemu")
     assert validate([f, "scenarios/nope.yaml"]) == 2
     out, err = capsys.readouterr()
@@ -505,7 +505,8 @@ def test_app_profiles_accept_exactly_the_agents_verbs() -> None:
 def test_the_expectation_kinds_are_one_list() -> None:
     import typing
 
-    from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
+    from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, REACH_KINDS
     from testbed.scenario.model import EXPECTATION_KINDS, ExpectationKind
 
-    assert EXPECTATION_KINDS == (*REACH_KINDS, *CHAT_KINDS) == typing.get_args(ExpectationKind)
+    assert EXPECTATION_KINDS == (*REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS) == \
+        typing.get_args(ExpectationKind)
