@@ -20,6 +20,8 @@ VM_PACKAGES := vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driv
                grub-pc-bin fdisk
 # Real TLS clients from Debian, driven through the gateway by tests/capture (TLS outcomes).
 TLS_CLIENT_PACKAGES := curl openssl gnutls-bin
+# Real GUI apps from Debian that the real-client scenarios drive (scenarios/firefox-lab.yaml).
+REAL_APP_PACKAGES := firefox-esr
 # The newest Python >= 3.11 on this machine (3.12+ gets current mitmproxy), with Tk and venv.
 PYTHON ?= $(shell for v in 3.14 3.13 3.12 3.11; do \
             for p in $$(command -v python$$v) $$HOME/.pyenv/versions/$$v*/bin/python$$v; do \
@@ -43,6 +45,7 @@ setup: system venv
 system:
 	@$(call apt_install,$(APT_PACKAGES),)
 	@$(call apt_install,$(TLS_CLIENT_PACKAGES),)
+	@$(call apt_install,$(REAL_APP_PACKAGES),--no-install-recommends)
 	@$(call apt_install,$(VM_PACKAGES),--no-install-recommends)
 	@$(call apt_install_no_start,$(SERVER_PACKAGES),--no-install-recommends)
 

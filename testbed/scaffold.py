@@ -37,6 +37,8 @@ images: {name}
 launch: ["TODO/path/to/the/app"]
 # The trust store the app reads: system (OpenSSL, GnuTLS), nss (~/.pki/nssdb), java, or own
 # (its own CA list: the scenario then says `tls: passthrough` or expects `tls: untrusted`).
+# An NSS app that keeps its database in its own profile folder names it (relative to the
+# home), and the lab's CAs go there too, e.g. Firefox: nss_db: .mozilla/firefox/testbed
 trust: system
 actions:
   launch:

@@ -58,11 +58,14 @@ class LabPool(GuestPool):
 
     def __init__(self, workdir: Path, gateway: Gateway, python: str = sys.executable,
                  shares: tuple[Path, ...] = (),
-                 start_profiles: Mapping[str, Path] | None = None) -> None:
+                 start_profiles: Mapping[str, Path] | None = None,
+                 nss_dbs: Mapping[str, str] | None = None) -> None:
         """``shares``: host folders the guests read at the same path (the scenario's);
-        ``start_profiles``: variant -> a folder copied into its fresh home (else empty)."""
+        ``start_profiles``: variant -> a folder copied into its fresh home (else empty);
+        ``nss_dbs``: variant -> its app's own NSS database, relative to the home."""
         self.workdir, self.gateway, self.python = workdir, gateway, python
         self.start_profiles = dict(start_profiles or {})
+        self.nss_dbs = dict(nss_dbs or {})
         self.tag = gateway.tag
         self.guests: list[str] = []
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -120,7 +123,8 @@ class LabPool(GuestPool):
         fs = sandbox.prepare(files.guest_dir(self.workdir, variant),
                              sandbox.guest_uid(self.tag, index),
                              labca.guest_cas(self.workdir, trust),
-                             self.start_profiles.get(variant))
+                             self.start_profiles.get(variant),
+                             nss_db=self.nss_dbs.get(variant))
         self.filesystems.append(fs)
         token = secrets.token_urlsafe(24)
         env = sandbox.guest_env(fs, gw.base_env())

@@ -89,11 +89,12 @@ class GuestFs:
 
 
 def prepare(root: Path, uid: int, trust: Path | Sequence[Path] | None,
-            start_profile: Path | None = None) -> GuestFs:
+            start_profile: Path | None = None, nss_db: str | None = None) -> GuestFs:
     """The guest's folders: home (a copy of ``start_profile`` if given, else fresh; with the
     XDG folders), /tmp, its runtime folder, and its /etc files; the writable ones owned by the
     guest's user, mode 0700. ``trust``: the CAs to trust (`testbed.lab.labca.guest_cas`), put
-    into every store an app may read (``truststores``)."""
+    into every store an app may read (``truststores``; ``nss_db``: the app's own NSS database,
+    relative to the home, besides ``~/.pki/nssdb``)."""
     fs = GuestFs(root.resolve(), uid)
     if start_profile is not None:
         if fs.home.exists():
@@ -113,7 +114,7 @@ def prepare(root: Path, uid: int, trust: Path | Sequence[Path] | None,
                                    f"{USER}:x:{uid}:{uid}:lab guest:{HOME}:/bin/sh\n")
     (fs.etc / "group").write_text(f"root:x:0:\n{USER}:x:{uid}:\n")
     _trust_store(fs.etc / "ssl", trust)
-    truststores.install(fs.home, fs.etc / "ssl", trust, fs.trust_record)
+    truststores.install(fs.home, fs.etc / "ssl", trust, fs.trust_record, nss_db)
     for d in (fs.home, fs.tmp, fs.runtime):
         _own(d, uid)
         d.chmod(0o700)

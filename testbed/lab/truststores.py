@@ -101,11 +101,11 @@ def alias(index: int) -> str:
     return ALIAS if index == 0 else f"{ALIAS}-{index}"
 
 
-def nss_db(home: Path, cas: Sequence[Path]) -> StoreResult:
-    """An NSS database in ``home`` (made with an empty password unless the home brought one)
-    that trusts ``cas`` for TLS servers."""
-    db = home / NSS_DB
-    where = f"~/{NSS_DB}"
+def nss_db(home: Path, cas: Sequence[Path], folder: str = NSS_DB) -> StoreResult:
+    """An NSS database in ``home``/``folder`` (made with an empty password unless the home
+    brought one) that trusts ``cas`` for TLS servers."""
+    db = home / folder
+    where = f"~/{folder}"
     if shutil.which("certutil") is None:
         return StoreResult("nss", False, where, "certutil is not installed (libnss3-tools)")
     db.mkdir(parents=True, exist_ok=True)
@@ -146,9 +146,12 @@ def java_store(ssl: Path, cas: Sequence[Path]) -> StoreResult:
 
 
 def install(home: Path, ssl: Path, trust: Path | Sequence[Path] | None,
-            record: Path) -> TrustRecord:
+            record: Path, app_nss_db: str | None = None) -> TrustRecord:
     """The CAs ``trust`` in the guest's NSS database and Java store (the system bundle is
-    ``sandbox``'s, recorded here); the record is written to ``record``."""
+    ``sandbox``'s, recorded here), and in the app's own NSS database ``app_nss_db`` (relative
+    to ``home``; an app profile's ``nss_db``) when it has one; the record is written to
+    ``record``."""
+    extra = [app_nss_db] if app_nss_db and app_nss_db.strip("/") != NSS_DB else []
     cas = [trust] if isinstance(trust, Path) else list(trust or [])
     bundle = "/etc/ssl/certs/ca-certificates.crt"
     if not cas:
@@ -157,11 +160,11 @@ def install(home: Path, ssl: Path, trust: Path | Sequence[Path] | None,
     elif not all(is_certificate(ca) for ca in cas):
         note = "a CA is not a PEM certificate: only the system bundle holds them"
         stores = (StoreResult("system", True, bundle),
-                  StoreResult("nss", False, f"~/{NSS_DB}", note),
+                  *(StoreResult("nss", False, f"~/{f}", note) for f in [NSS_DB, *extra]),
                   StoreResult("java", False, f"/etc/ssl/{JAVA_STORE}", note))
     else:
-        stores = (StoreResult("system", True, bundle), nss_db(home, cas),
-                  java_store(ssl, cas))
+        stores = (StoreResult("system", True, bundle),
+                  *(nss_db(home, cas, f) for f in [NSS_DB, *extra]), java_store(ssl, cas))
     out = TrustRecord(stores)
     record.write_text(json.dumps(out.to_json(), indent=1) + "\n")
     return out

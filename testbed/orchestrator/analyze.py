@@ -36,8 +36,10 @@ from testbed.orchestrator.background import Background
 from testbed.orchestrator.rundir import RunDir
 from testbed.orchestrator.scancache import flow_scan_run, scan_run
 from testbed.run import (
+    CanaryFile,
     CaptureCounts,
     CaptureDamage,
+    ChatEvidence,
     ChatRecord,
     EndpointsFile,
     EvidenceFile,
@@ -118,6 +120,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
             flows = flow_scan.result()
             names = find_names(scan, flows)
             chats = find_chat_paths(run, scan, flows, canary, infrastructure)
+            hits = canary_hits(scan, flows, canary)
         except CaptureFormatError:
             raise
         except AnalysisError as e:  # a flow file that is not one, or is damaged from the start
@@ -149,7 +152,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     # every endpoint of the capture, and of the chat evidence (a flow file can show one the
     # capture lost)
     addresses = {e.address for e in report.endpoints} | {
-        e.address for c in chats for e in c.evidence}
+        e.address for c in chats for e in c.evidence} | {h.address for h in hits}
     with Geo(databases) as geo:
         places = {address: place(geo, address, classify(address, lab_nets),
                                  stands_for.get(address), names.names_for(address))
@@ -180,6 +183,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
         warnings=tuple(warnings), damage=tuple(damage)))
     store.write_evidence(run.path, EvidenceFile(
         canary=manifest.canary, chats=tuple(ChatRecord.from_json(c.to_json()) for c in chats)))
+    store.write_canary(run.path, CanaryFile(canary=manifest.canary, hits=tuple(hits)))
     write_csv(rows, run.file(f.ENDPOINTS_CSV), variants)
     table = format_table(rows, variants)
     run.file(f.ENDPOINTS_TXT).write_text(table + "\n")
@@ -217,7 +221,8 @@ def capture_damage(run: RunDir, manifest: Manifest, scan: CaptureScan,
     """The capture files that end early or are missing, each from when on it is lost: the
     pcap or the flow file cut by damage (from the last record read before it), the pcap
     holding fewer packets than tcpdump said it captured (cut between two records), the flow file
-    missing or empty although the TLS log shows intercepted connections, the TLS log missing
+    missing or empty although the TLS log shows connections the client finished with the
+    gateway (intercepted: their content belongs in it), the TLS log missing
     or without a handshake although the flow file holds TLS flows (TLS the gateway could not
     open could not be ruled out)."""
     out = []
@@ -234,7 +239,12 @@ def capture_damage(run: RunDir, manifest: Manifest, scan: CaptureScan,
         out.append(CaptureDamage(f.FLOWS, _reason(flows.stopped, run.file(f.FLOWS)),
                                  flows.read_until))
     tls, _ = store.read_tls(run.path)
-    intercepted = sum(1 for t in tls if t.event == "clienthello" and t.passthrough is False)
+    # a connection the client refused under interception holds no content: only the ones whose
+    # client side finished the handshake with the gateway count (older logs name no connection:
+    # every one not passed through counts)
+    hellos = [t for t in tls if t.event == "clienthello" and t.passthrough is False]
+    done = {t.conn for t in tls if t.event == "tls_established" and t.side == "client"}
+    intercepted = sum(1 for t in hellos if t.conn is None or t.conn in done)
     if intercepted and (flows is None or not flows.flows):
         out.append(CaptureDamage(f.FLOWS, f"{'empty' if flows else 'missing'}, though {f.TLS} "
                                  f"shows {intercepted} intercepted TLS connections whose "
@@ -294,6 +304,15 @@ def find_names(scan: CaptureScan, flows: FlowScan | None) -> NameIndex:
     names.merge(scan.names)
     names.merge(flows.names)
     return names
+
+
+def canary_hits(scan: CaptureScan, flows: FlowScan | None, canary: str) -> list[ChatEvidence]:
+    """Every hit of the run's canary: in plaintext packets and in decrypted flows, in time
+    order."""
+    if not canary:
+        return []
+    hits = [*scan.canary_hits, *(flows.canary_hits if flows is not None else ())]
+    return sorted(hits, key=lambda h: h.time)
 
 
 def find_chat_paths(run: RunDir, scan: CaptureScan, flows: FlowScan | None, canary: str,

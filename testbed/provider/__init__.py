@@ -50,7 +50,9 @@ def _lab(ctx: Context, gateway: Gateway) -> GuestPool:
     folders = {scenario.path.parent} | {c.build_path.parent for c in scenario.clients.values()
                                         if c.build_path is not None}
     starts = {v: c.profile for v, c in scenario.clients.items() if c.profile is not None}
-    return LabPool(ctx.run, gateway, shares=tuple(sorted(folders)), start_profiles=starts)
+    nss = {v: c.app.nss_db for v, c in scenario.clients.items() if c.app.nss_db}
+    return LabPool(ctx.run, gateway, shares=tuple(sorted(folders)), start_profiles=starts,
+                   nss_dbs=nss)
 
 
 def _vagrant(ctx: Context, gateway: Gateway) -> GuestPool:

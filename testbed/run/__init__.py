@@ -6,17 +6,18 @@ keys default, unknown keys are ignored). A damaged file is one ``RunFileError`` 
     files       names, JSON plumbing, shape checks      store     read_* / write_* per file
     manifest    Manifest, Expectation, Phase, ...       events    Event, TlsRecord
     places      Placement, PlaceView, GeoipDatabase     endpoints EndpointsFile, EndpointRow
-    evidence    EvidenceFile, ChatRecord                verdicts  Verdict, VerdictsFile
+    evidence    EvidenceFile, ChatRecord, CanaryFile    verdicts  Verdict, VerdictsFile
 """
 
 from testbed.run.endpoints import CaptureDamage, EndpointRow, EndpointsFile, ReadStats
 from testbed.run.events import Event, TlsRecord
-from testbed.run.evidence import ChatEvidence, ChatRecord, EvidenceFile
+from testbed.run.evidence import CanaryFile, ChatEvidence, ChatRecord, EvidenceFile
 from testbed.run.manifest import CaptureCounts, ChatClaim, Expectation, Manifest, Phase
 from testbed.run.places import GeoipDatabase, Placement, PlaceView
 from testbed.run.verdicts import FAIL, INCONCLUSIVE, PASS, Verdict, VerdictsFile
 
-__all__ = ["FAIL", "INCONCLUSIVE", "PASS", "CaptureCounts", "CaptureDamage", "ChatClaim",
+__all__ = ["FAIL", "INCONCLUSIVE", "PASS", "CanaryFile", "CaptureCounts", "CaptureDamage",
+           "ChatClaim",
            "ChatEvidence", "ChatRecord", "EndpointRow", "EndpointsFile", "Event", "EvidenceFile",
            "Expectation", "GeoipDatabase", "Manifest", "Phase", "PlaceView", "Placement",
            "ReadStats", "TlsRecord", "Verdict", "VerdictsFile"]

@@ -1,5 +1,6 @@
 """``analysis/evidence.json``: the run's canary and, per chat message, the evidence of the
-path it took (canary hits: strong; timing bursts: weak)."""
+path it took (canary hits: strong; timing bursts: weak); ``analysis/canary.json``: every
+canary hit of the run."""
 
 from __future__ import annotations
 
@@ -53,3 +54,14 @@ class EvidenceFile(Record):
 
     canary: str | None = None
     chats: tuple[ChatRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class CanaryFile(Record):
+    """``analysis/canary.json``: every hit of the run's canary in the capture (decrypted flows,
+    plaintext packets), whichever action typed it: what ``canary_reaches`` claims judge."""
+
+    json_what = "the canary hits"
+
+    canary: str | None = None
+    hits: tuple[ChatEvidence, ...] = ()

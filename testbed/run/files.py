@@ -9,7 +9,8 @@
         capture/          gateway.pcap, flows.mitm, tls.jsonl, tcpdump.log, mitmdump.log
         screenshots/<variant>/<phase>.png
         analysis/         endpoints.json, endpoints.csv, endpoints.txt, evidence.json, geo/,
-                          capture-scan.json, flows-scan.json (the scans a re-analysis reuses)
+                          canary.json, capture-scan.json, flows-scan.json (the scans a
+                          re-analysis reuses)
         verdicts.json     junit.xml     report.html
         reanalysis/<id>/  a re-analysis with other GeoIP databases (a run of its own)
         guests/<variant>/ the guest's own folders: home/ (the app's profile as the app left
@@ -54,6 +55,7 @@ ENDPOINTS = "analysis/endpoints.json"
 ENDPOINTS_CSV = "analysis/endpoints.csv"
 ENDPOINTS_TXT = "analysis/endpoints.txt"
 EVIDENCE = "analysis/evidence.json"
+CANARY = "analysis/canary.json"  # every hit of the run's canary, by variant and endpoint
 CAPTURE_SCAN = "analysis/capture-scan.json"  # the capture's one scan, reused by re-analyses
 FLOWS_SCAN = "analysis/flows-scan.json"
 GEO_DIR = "analysis/geo"
@@ -74,7 +76,7 @@ RESERVE = ".reserve"
 #: what analysing and judging a run write, all made from the files above: a re-analysis
 #: withdraws them first, so one that cannot finish leaves no earlier verdict standing as current
 JUDGED = (VERDICTS, JUNIT, REPORT)  # of them, what judging writes
-DERIVED = (ENDPOINTS, ENDPOINTS_CSV, ENDPOINTS_TXT, EVIDENCE, *JUDGED)
+DERIVED = (ENDPOINTS, ENDPOINTS_CSV, ENDPOINTS_TXT, EVIDENCE, CANARY, *JUDGED)
 #: what only a run holds: a folder with one of them but no manifest is a run whose manifest is
 #: gone (its derived files are withdrawn all the same; a folder with neither is left alone)
 RUN_MARKS = (EVENTS, PCAP)

@@ -19,6 +19,8 @@ from testbed.run.shapes import Record, Shape, obj, optional, other_keys, scalar
 #: the expectation kinds, defined once: claims about where a variant went, and about a chat
 REACH_KINDS = ("reaches", "never_reaches", "only_reaches")
 CHAT_KINDS = ("passes_through", "does_not_pass_through", "delivered", "not_delivered")
+#: claims on where the run's canary went, whichever action typed it (a form, a message, ...)
+CANARY_KINDS = ("canary_reaches", "canary_never_reaches")
 
 
 @dataclass(frozen=True)

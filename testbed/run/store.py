@@ -12,7 +12,7 @@ from testbed._errors import TestbedError
 from testbed.run import files as f
 from testbed.run.endpoints import EndpointsFile
 from testbed.run.events import Event, TlsRecord
-from testbed.run.evidence import EvidenceFile
+from testbed.run.evidence import CanaryFile, EvidenceFile
 from testbed.run.manifest import Manifest
 from testbed.run.verdicts import Verdict, VerdictsFile
 
@@ -86,6 +86,15 @@ def read_evidence(run: Path) -> EvidenceFile | None:
 
 def write_evidence(run: Path, evidence: EvidenceFile) -> None:
     f.dump_json(run / f.EVIDENCE, evidence.to_json())
+
+
+def read_canary(run: Path) -> CanaryFile | None:
+    p = run / f.CANARY
+    return f.load_json(p, CanaryFile.from_json) if p.is_file() else None
+
+
+def write_canary(run: Path, canary: CanaryFile) -> None:
+    f.dump_json(run / f.CANARY, canary.to_json())
 
 
 def read_verdicts(run: Path) -> list[Verdict] | None:

@@ -43,6 +43,7 @@ def build_profile(doc: Doc) -> m.AppProfile:
         launch=list(d["launch"]),
         actions={k: [dict(s) for s in v] for k, v in d["actions"].items()},
         trust=d.get("trust", "system"),
+        nss_db=d.get("nss_db"),
     )
 
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
+from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, REACH_KINDS
 
 ExpectationKind = Literal["reaches", "never_reaches", "only_reaches", "passes_through",
-                          "does_not_pass_through", "delivered", "not_delivered"]
-EXPECTATION_KINDS: tuple[ExpectationKind, ...] = (*REACH_KINDS, *CHAT_KINDS)  # type: ignore[assignment]
+                          "does_not_pass_through", "delivered", "not_delivered",
+                          "canary_reaches", "canary_never_reaches"]
+EXPECTATION_KINDS: tuple[ExpectationKind, ...] = (*REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS)  # type: ignore[assignment]
 
 
 def placeholders(text: str) -> list[str]:
@@ -37,6 +38,7 @@ class AppProfile:
     launch: list[str]
     actions: dict[str, list[dict[str, Any]]]
     trust: str = "system"  # the trust store it reads (schema.TRUST_STORES)
+    nss_db: str | None = None  # where in the home its own NSS database is (else ~/.pki/nssdb)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ class Session:
 
 @dataclass(frozen=True)
 class Expectation:
-    """A claim about a variant (``reaches``/``never_reaches``/``only_reaches`` a place) or
+    """A claim about a variant (``reaches``/``never_reaches``/``only_reaches`` a place; its
+    canary ``canary_reaches``/``canary_never_reaches`` a place) or
     about a chat message (``passes_through``/``does_not_pass_through`` a place,
     ``delivered``/``not_delivered``). ``place`` is the one place (``{}`` for delivery claims),
     ``places`` all of them (``only_reaches`` has several); ``chat`` is ``{from, to,

@@ -12,7 +12,7 @@ from typing import Any
 
 from testbed.agent.verbs import VERBS
 from testbed.run.events import TLS_OUTCOMES
-from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
+from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, REACH_KINDS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -202,6 +202,7 @@ _SCENARIO: dict[str, Any] = {
         "expectation": {
             "type": "object",
             "description": "a claim: a variant reaches / never reaches / only reaches places, "
+            "its canary reaches / never reaches a place, "
             "or a chat message passes / does not pass through a place, is / is not delivered",
             "properties": {
                 "variant": {"type": "string"},
@@ -220,14 +221,19 @@ _SCENARIO: dict[str, Any] = {
                 "does_not_pass_through": _PLACE,
                 "delivered": {"const": True},
                 "not_delivered": {"const": True},
+                "canary_reaches": {**_PLACE, "description": "the run's canary, typed by the "
+                                   "variant, shows up in its traffic to the place"},
+                "canary_never_reaches": {**_PLACE, "description": "the run's canary, typed by "
+                                         "the variant, never shows up in its traffic to the "
+                                         "place"},
                 "tls": {"enum": list(TLS_OUTCOMES),
                         "description": "the TLS outcome expected of the variant's connections "
                         "(e.g. untrusted for an app that brings its own trust store)"},
             },
             "additionalProperties": False,
-            "oneOf": [{"required": [k]} for k in (*REACH_KINDS, *CHAT_KINDS)],
+            "oneOf": [{"required": [k]} for k in (*REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS)],
             "allOf": [
-                {"if": {"anyOf": [{"required": [k]} for k in REACH_KINDS]},
+                {"if": {"anyOf": [{"required": [k]} for k in (*REACH_KINDS, *CANARY_KINDS)]},
                  "then": {"required": ["variant"]}},
                 {"if": {"anyOf": [{"required": [k]} for k in CHAT_KINDS]},
                  "then": {"required": ["chat"]}},
@@ -291,6 +297,10 @@ _APP: dict[str, Any] = {
         "images": {**_TEXT, "description": "folder of reference images, relative path"},
         "trust": {"enum": list(TRUST_STORES),
                   "description": "the trust store the app reads: system, nss, java or own"},
+        "nss_db": {"type": "string", "pattern": r"^(?!/)(?!.*(^|/)\.\.(/|$)).+$",
+                   "description": "where in the guest's home the app keeps its own NSS "
+                                  "database (a folder, relative to the home), when it does not "
+                                  "read ~/.pki/nssdb: the lab's CAs go there too"},
         "launch": {"type": "array", "minItems": 1, "items": {"type": "string"}},
         "actions": {
             "type": "object",

@@ -1,7 +1,8 @@
 """Expectations → verdicts, each with its reason and evidence. Never a silent pass.
 
 ``evaluate`` hands each expectation to its kind's module: ``reach`` (where a variant went) and
-``chat`` (a message's path and delivery), which judge it on ``RunFacts`` (``facts``); a TLS
+``chat`` (a message's path and delivery) and ``canary`` (where the run's canary went), which
+judge it on ``RunFacts`` (``facts``); a TLS
 outcome the expectation names is judged by ``tls`` and must hold too. A verdict
 is ``pass`` or ``fail`` on evidence, and ``inconclusive``, with the reason, whenever the run
 cannot support the claim either way. ``check.check_run`` judges a whole run.
@@ -10,7 +11,8 @@ cannot support the claim either way. ``check.check_run`` judges a whole run.
 from __future__ import annotations
 
 from testbed.run import FAIL, INCONCLUSIVE, PASS, Expectation, Verdict
-from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
+from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, REACH_KINDS
+from testbed.verdicts.canary import evaluate_canary
 from testbed.verdicts.chat import evaluate_chat
 from testbed.verdicts.facts import RunFacts
 from testbed.verdicts.reach import evaluate_reach
@@ -26,6 +28,8 @@ def evaluate(expectation: Expectation, facts: RunFacts) -> Verdict:
         v = evaluate_chat(expectation, facts)
     elif expectation.kind in REACH_KINDS:
         v = evaluate_reach(expectation, facts)
+    elif expectation.kind in CANARY_KINDS:
+        v = evaluate_canary(expectation, facts)
     else:
         raise ValueError(f"{expectation.id}: unknown kind of expectation {expectation.kind!r}")
     return with_tls(v, expectation.variant, expectation.tls, facts) if expectation.tls else v

@@ -26,6 +26,7 @@ from testbed.run import (
     PASS,
     CaptureCounts,
     CaptureDamage,
+    ChatEvidence,
     ChatRecord,
     EndpointRow,
     Event,
@@ -62,6 +63,7 @@ class RunFacts:
     events: tuple[Event, ...] = ()
     chats: tuple[ChatRecord, ...] = ()
     canary: str = ""
+    canary_hits: tuple[ChatEvidence, ...] = ()  # every hit of the canary (analysis/canary.json)
     tls: tuple[TlsOutcome, ...] = ()
     expectations: tuple[Expectation, ...] = ()
     damage: tuple[CaptureDamage, ...] = ()
@@ -153,12 +155,14 @@ class RunFacts:
         analysis = store.read_endpoints(run)
         events, _ = store.read_events(run)
         evidence = store.read_evidence(run)
+        canary = store.read_canary(run)
         tls, _ = store.read_tls(run)
         return cls(endpoints=analysis.endpoints if analysis else (),
                    places=analysis.places if analysis else {},
                    capture=manifest.capture or CaptureCounts(),
                    geoip=analysis.geoip if analysis else (), events=tuple(events),
                    chats=evidence.chats if evidence else (), canary=manifest.canary or "",
+                   canary_hits=canary.hits if canary else (),
                    tls=classify(tls),
                    expectations=manifest.expectations,
                    damage=analysis.damage if analysis else (), clients=manifest.guests)

@@ -14,7 +14,7 @@ from testbed.history.index import History
 from testbed.history.nightly import find_nightly, nightly
 from testbed.scenario import Scenario
 
-from .conftest import BASE_ENDPOINTS, T0, cli, make_run
+from .conftest import BASE_ENDPOINTS, ROOT, T0, cli, make_run
 
 CN_FOR_REGULAR = BASE_ENDPOINTS | {"regular": [*BASE_ENDPOINTS["regular"], "203.0.113.15"]}
 
@@ -49,6 +49,12 @@ def test_find_nightly_skips_profiles_data_and_non_nightly(scenarios):
     assert find_nightly(scenarios) == [scenarios / "skype-2013-lab.yaml"]
     with pytest.raises(BadInput):
         find_nightly(scenarios / "missing")
+
+
+def test_the_shipped_nightly_scenarios_are_top_level_scenarios():
+    found = find_nightly(ROOT / "scenarios")
+    assert {p.name for p in found} >= {"skype-2013-lab.yaml", "firefox-lab.yaml"}
+    assert all(p.parent == ROOT / "scenarios" for p in found), found
 
 
 def test_first_run_has_no_baseline(scenarios, results):

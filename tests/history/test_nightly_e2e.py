@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import seed_only
+from .conftest import only_nightly
 
 ROOT = Path(__file__).resolve().parents[2]
 NIGHTLY = [sys.executable, "-m", "testbed", "nightly"]
@@ -28,8 +28,7 @@ pytestmark = [
 
 def test_nightly_finds_a_new_china_server(tmp_path):
     scenarios, results = tmp_path / "scenarios", tmp_path / "results"
-    shutil.copytree(ROOT / "scenarios", scenarios)
-    seed_only(scenarios)
+    only_nightly(Path(shutil.copytree(ROOT / "scenarios", scenarios)))
 
     def night() -> subprocess.CompletedProcess[str]:
         return subprocess.run([*NIGHTLY, "--scenarios", str(scenarios), "--results",
