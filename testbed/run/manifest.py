@@ -19,6 +19,8 @@ from testbed.run.shapes import Record, Shape, obj, optional, other_keys, scalar
 #: the expectation kinds, defined once: claims about where a variant went, and about a chat
 REACH_KINDS = ("reaches", "never_reaches", "only_reaches")
 CHAT_KINDS = ("passes_through", "does_not_pass_through", "delivered", "not_delivered")
+# claims on where a call's media (its UDP flows during the call) goes (verdicts.call)
+MEDIA_KINDS = ("media_passes_through", "media_does_not_pass_through")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Expectation(Record):
     min_strength: str = ""
     description: str = ""
     tls: str = ""  # the TLS outcome the claim expects (one of TLS_OUTCOMES), or none
+    call: ChatClaim | None = None  # media claims: the call's parties (``from`` called ``to``)
 
     @property
     def all_places(self) -> list[dict[str, Any]]:
@@ -100,7 +103,8 @@ class Expectation(Record):
                 "places": list(self.places),
                 "chat": self.chat.to_json() if self.chat else None,
                 "min_strength": self.min_strength, "description": self.description,
-                **({"tls": self.tls} if self.tls else {})}
+                **({"tls": self.tls} if self.tls else {}),
+                **({"call": self.call.to_json()} if self.call else {})}
 
     @classmethod
     def read_otherwise(cls, d: Mapping[str, Any]) -> dict[str, Any]:

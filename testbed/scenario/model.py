@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
+from testbed.run.manifest import CHAT_KINDS, MEDIA_KINDS, REACH_KINDS
 
 ExpectationKind = Literal["reaches", "never_reaches", "only_reaches", "passes_through",
-                          "does_not_pass_through", "delivered", "not_delivered"]
-EXPECTATION_KINDS: tuple[ExpectationKind, ...] = (*REACH_KINDS, *CHAT_KINDS)  # type: ignore[assignment]
+                          "does_not_pass_through", "delivered", "not_delivered",
+                          "media_passes_through", "media_does_not_pass_through"]
+EXPECTATION_KINDS: tuple[ExpectationKind, ...] = (*REACH_KINDS, *CHAT_KINDS, *MEDIA_KINDS)  # type: ignore[assignment]
 
 
 def placeholders(text: str) -> list[str]:
@@ -100,11 +101,13 @@ class Expectation:
     chat: dict[str, str] | None = None
     min_strength: str = ""
     tls: str = ""  # the TLS outcome the claim expects, or none
+    call: dict[str, str] | None = None  # media claims: {from, to}; ``variant`` is the caller
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "variant": self.variant, "kind": self.kind, "place": self.place,
                 "places": self.places, "chat": self.chat, "min_strength": self.min_strength,
-                "description": self.description, **({"tls": self.tls} if self.tls else {})}
+                "description": self.description, **({"tls": self.tls} if self.tls else {}),
+                **({"call": self.call} if self.call else {})}
 
 
 def default_expectation_id(variant: str, kind: str, place: Any,
@@ -112,7 +115,8 @@ def default_expectation_id(variant: str, kind: str, place: Any,
     """E.g. ``regular-never_reaches-country-CN``, ``chat-regular-tom-zh-passes_through-...``."""
     places = place if isinstance(place, list) else [place] if isinstance(place, dict) else []
     where = "-".join("-".join(f"{k}-{v}" for k, v in sorted(p.items())) for p in places)
-    head = f"chat-{chat.get('from')}-{chat.get('to')}" if chat else variant
+    head = (f"{'call' if kind in MEDIA_KINDS else 'chat'}-{chat.get('from')}-{chat.get('to')}"
+            if chat else variant)
     return "-".join(x for x in (head, kind, where) if x).replace("/", "_").replace("*", "any")
 
 

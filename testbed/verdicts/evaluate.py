@@ -1,7 +1,7 @@
 """Expectations → verdicts, each with its reason and evidence. Never a silent pass.
 
 ``evaluate`` hands each expectation to its kind's module: ``reach`` (where a variant went) and
-``chat`` (a message's path and delivery), which judge it on ``RunFacts`` (``facts``); a TLS
+``chat`` (a message's path and delivery), ``call`` (where a call's media goes), which judge it on ``RunFacts`` (``facts``); a TLS
 outcome the expectation names is judged by ``tls`` and must hold too. A verdict
 is ``pass`` or ``fail`` on evidence, and ``inconclusive``, with the reason, whenever the run
 cannot support the claim either way. ``check.check_run`` judges a whole run.
@@ -10,7 +10,8 @@ cannot support the claim either way. ``check.check_run`` judges a whole run.
 from __future__ import annotations
 
 from testbed.run import FAIL, INCONCLUSIVE, PASS, Expectation, Verdict
-from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
+from testbed.run.manifest import CHAT_KINDS, MEDIA_KINDS, REACH_KINDS
+from testbed.verdicts.call import evaluate_call
 from testbed.verdicts.chat import evaluate_chat
 from testbed.verdicts.facts import RunFacts
 from testbed.verdicts.reach import evaluate_reach
@@ -24,6 +25,8 @@ def evaluate(expectation: Expectation, facts: RunFacts) -> Verdict:
     """The verdict on one expectation (the manifest's form of a scenario expectation)."""
     if expectation.kind in CHAT_KINDS:
         v = evaluate_chat(expectation, facts)
+    elif expectation.kind in MEDIA_KINDS:
+        v = evaluate_call(expectation, facts)
     elif expectation.kind in REACH_KINDS:
         v = evaluate_reach(expectation, facts)
     else:
