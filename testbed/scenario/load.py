@@ -312,10 +312,11 @@ class _Checker:
             refs: list[tuple[KeyPath, Any]] = [(("expectations", i, "variant"),
                                                 exp.get("variant"))]
             chat = exp.get("chat")
-            for key in ("chat", "call"):
-                party = exp.get(key)
+            for claim in ("chat", "call"):
+                party = exp.get(claim)
                 if isinstance(party, dict):
-                    refs += [(("expectations", i, key, k), party.get(k)) for k in ("from", "to")]
+                    refs += [(("expectations", i, claim, k), party.get(k))
+                             for k in ("from", "to")]
             if not isinstance(chat, dict) and isinstance(exp.get("call"), dict):
                 chat = exp["call"]
             for key, variant in refs:

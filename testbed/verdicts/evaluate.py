@@ -1,10 +1,11 @@
 """Expectations → verdicts, each with its reason and evidence. Never a silent pass.
 
-``evaluate`` hands each expectation to its kind's module: ``reach`` (where a variant went) and
-``chat`` (a message's path and delivery), ``call`` (where a call's media goes), which judge it on ``RunFacts`` (``facts``); a TLS
-outcome the expectation names is judged by ``tls`` and must hold too. A verdict
-is ``pass`` or ``fail`` on evidence, and ``inconclusive``, with the reason, whenever the run
-cannot support the claim either way. ``check.check_run`` judges a whole run.
+``evaluate`` hands each expectation to its kind's module: ``reach`` (where a variant went),
+``chat`` (a message's path and delivery) and ``call`` (where a call's media goes), which judge
+it on ``RunFacts`` (``facts``); a TLS outcome the expectation names is judged by ``tls`` and
+must hold too. A verdict is ``pass`` or ``fail`` on evidence, and ``inconclusive``, with the
+reason, whenever the run cannot support the claim either way. ``check.check_run`` judges a
+whole run.
 """
 
 from __future__ import annotations

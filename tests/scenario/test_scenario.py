@@ -327,7 +327,8 @@ def test_expectation_needs_exactly_one_claim_and_a_known_country(tree: Path) -> 
     assert messages(f) == [
         "scenarios/x.yaml:25: expectations[0]: expected only one of the keys reaches, "
         "never_reaches, only_reaches, passes_through, does_not_pass_through, delivered, "
-        "not_delivered, got reaches and never_reaches",
+        "not_delivered, media_passes_through, media_does_not_pass_through, got reaches and "
+        "never_reaches",
         "scenarios/x.yaml:25: expectations[0].never_reaches.country: expected a string, got "
         "false (quote it: YAML reads yes/no/on/off/true/false as booleans)",
         "scenarios/x.yaml:25: expectations[0].reaches.country: expected an ISO 3166-1 alpha-2 "
