@@ -448,7 +448,7 @@ def test_missing_nested_key_points_at_its_parent(tree: Path) -> None:
 def test_validate_command(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert validate(["scenarios/skype-2013-lab.yaml", "scenarios/apps"]) == 0
     out, err = capsys.readouterr()
-    assert (out, err) == ("ok: 5 file(s) valid\n", "")
+    assert (out, err) == ("ok: 6 file(s) valid\n", "")
     f = edit("provider: lab", "provider: qemu")
     assert validate([f, "scenarios/nope.yaml"]) == 2
     out, err = capsys.readouterr()
