@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import copy_seed_scenarios
+
 ROOT = Path(__file__).resolve().parents[2]
 NIGHTLY = [sys.executable, "-m", "testbed", "nightly"]
 CN_LOGIN = "tls://srv-211-100-40-15.cn.lab.example:443/session"
@@ -26,7 +28,7 @@ pytestmark = [
 
 def test_nightly_finds_a_new_china_server(tmp_path):
     scenarios, results = tmp_path / "scenarios", tmp_path / "results"
-    shutil.copytree(ROOT / "scenarios", scenarios)
+    copy_seed_scenarios(scenarios)
 
     def night() -> subprocess.CompletedProcess[str]:
         return subprocess.run([*NIGHTLY, "--scenarios", str(scenarios), "--results",

@@ -506,7 +506,8 @@ def test_app_profiles_accept_exactly_the_agents_verbs() -> None:
 def test_the_expectation_kinds_are_one_list() -> None:
     import typing
 
-    from testbed.run.manifest import CHAT_KINDS, REACH_KINDS
+    from testbed.run.manifest import CHAT_KINDS, MEDIA_KINDS, REACH_KINDS
     from testbed.scenario.model import EXPECTATION_KINDS, ExpectationKind
 
-    assert EXPECTATION_KINDS == (*REACH_KINDS, *CHAT_KINDS) == typing.get_args(ExpectationKind)
+    assert EXPECTATION_KINDS == (*REACH_KINDS, *CHAT_KINDS, *MEDIA_KINDS) == typing.get_args(
+        ExpectationKind)
