@@ -12,7 +12,10 @@ APT_PACKAGES := gcc python3-dev tcpdump xvfb scrot xclip iproute2 iptables procp
                 libnss3-tools pidgin
 # Real server software from Debian that the lab's tests run in the simulated internet
 # (tests/lab/test_daemons.py); installed without starting the system's own services of them.
-SERVER_PACKAGES := nginx-light prosody
+SERVER_PACKAGES := nginx-light prosody mumble-server
+# Real voice client from Debian (scenarios/mumble-call-lab.yaml) and a per-guest sound server
+# with a null sink/source, so a call's media flows without sound hardware.
+VOICE_PACKAGES := mumble pulseaudio pulseaudio-utils
 # Real VMs for the vagrant provider's tests: vagrant-libvirt under qemu (software emulation
 # where KVM cannot run guests) and what builds the local Debian box (vms/box/).
 VM_PACKAGES := vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driver-qemu \
@@ -46,6 +49,7 @@ system:
 	@$(call apt_install,$(APT_PACKAGES),)
 	@$(call apt_install,$(TLS_CLIENT_PACKAGES),)
 	@$(call apt_install,$(REAL_APP_PACKAGES),--no-install-recommends)
+	@$(call apt_install,$(VOICE_PACKAGES),--no-install-recommends)
 	@$(call apt_install,$(VM_PACKAGES),--no-install-recommends)
 	@$(call apt_install_no_start,$(SERVER_PACKAGES),--no-install-recommends)
 

@@ -110,6 +110,12 @@ class NetnsGateway(Gateway):
              "--dport", "53", "-j", "CT", "--notrack"],
             ["-t", "raw", "-A", "OUTPUT", "-p", "udp", "-s", GATEWAY_IP, "--sport", "53",
              "-j", "CT", "--notrack"],
+            # the gateway is the guests' NAT router for what it forwards (UDP, ICMP): servers
+            # see one address for a guest's TCP (which mitmproxy opens from the gateway) and
+            # its UDP, as behind a home router; a server that pairs a client's UDP with its TCP
+            # by address (a voice server) can then answer. The capture, on br0, sees the
+            # guests' own addresses.
+            ["-t", "nat", "-A", "POSTROUTING", "-o", "wan0", "-j", "MASQUERADE"],
             ["-P", "FORWARD", "DROP"],
             ["-A", "FORWARD", "-i", "br0", "-p", "udp", "--dport", "443", "-j", "DROP"],
             ["-A", "FORWARD", "-i", "br0", "-o", "wan0", "-j", "ACCEPT"],

@@ -21,6 +21,8 @@ REACH_KINDS = ("reaches", "never_reaches", "only_reaches")
 CHAT_KINDS = ("passes_through", "does_not_pass_through", "delivered", "not_delivered")
 #: claims on where the run's canary went, whichever action typed it (a form, a message, ...)
 CANARY_KINDS = ("canary_reaches", "canary_never_reaches")
+# claims on where a call's media (its UDP flows during the call) goes (verdicts.call)
+MEDIA_KINDS = ("media_passes_through", "media_does_not_pass_through")
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Expectation(Record):
     min_strength: str = ""
     description: str = ""
     tls: str = ""  # the TLS outcome the claim expects (one of TLS_OUTCOMES), or none
+    call: ChatClaim | None = None  # media claims: the call's parties (``from`` called ``to``)
 
     @property
     def all_places(self) -> list[dict[str, Any]]:
@@ -102,7 +105,8 @@ class Expectation(Record):
                 "places": list(self.places),
                 "chat": self.chat.to_json() if self.chat else None,
                 "min_strength": self.min_strength, "description": self.description,
-                **({"tls": self.tls} if self.tls else {})}
+                **({"tls": self.tls} if self.tls else {}),
+                **({"call": self.call.to_json()} if self.call else {})}
 
     @classmethod
     def read_otherwise(cls, d: Mapping[str, Any]) -> dict[str, Any]:

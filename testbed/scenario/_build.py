@@ -88,10 +88,11 @@ def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> m.Scenario:
         places = [dict(p) for p in value] if isinstance(value, list) else \
             [dict(value)] if isinstance(value, dict) else []
         chat = {k: str(v) for k, v in e["chat"].items()} if "chat" in e else None
-        variant = e.get("variant") or (chat or {}).get("from", "")
+        call = {k: str(v) for k, v in e["call"].items()} if "call" in e else None
+        variant = e.get("variant") or (chat or call or {}).get("from", "")
         expectations.append(
             m.Expectation(
-                id=e.get("id") or m.default_expectation_id(variant, kind, value, chat),
+                id=e.get("id") or m.default_expectation_id(variant, kind, value, chat or call),
                 variant=variant,
                 kind=kind,
                 place=places[0] if len(places) == 1 else {},
@@ -101,6 +102,7 @@ def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> m.Scenario:
                 chat=chat,
                 min_strength=str(e.get("min_strength", "")),
                 tls=str(e.get("tls", "")),
+                call=call,
             )
         )
     internet = (d.get("lab") or {}).get("internet")

@@ -312,8 +312,13 @@ class _Checker:
             refs: list[tuple[KeyPath, Any]] = [(("expectations", i, "variant"),
                                                 exp.get("variant"))]
             chat = exp.get("chat")
-            if isinstance(chat, dict):
-                refs += [(("expectations", i, "chat", k), chat.get(k)) for k in ("from", "to")]
+            for claim in ("chat", "call"):
+                party = exp.get(claim)
+                if isinstance(party, dict):
+                    refs += [(("expectations", i, claim, k), party.get(k))
+                             for k in ("from", "to")]
+            if not isinstance(chat, dict) and isinstance(exp.get("call"), dict):
+                chat = exp["call"]
             for key, variant in refs:
                 if isinstance(variant, str) and variant not in clients:
                     self.add(doc.at(key, f"unknown variant {variant!r} (clients: {known})"))

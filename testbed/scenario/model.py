@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, REACH_KINDS
+from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, MEDIA_KINDS, REACH_KINDS
 
 ExpectationKind = Literal["reaches", "never_reaches", "only_reaches", "passes_through",
                           "does_not_pass_through", "delivered", "not_delivered",
-                          "canary_reaches", "canary_never_reaches"]
-EXPECTATION_KINDS: tuple[ExpectationKind, ...] = (*REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS)  # type: ignore[assignment]
+                          "canary_reaches", "canary_never_reaches",
+                          "media_passes_through", "media_does_not_pass_through"]
+EXPECTATION_KINDS: tuple[ExpectationKind, ...] = (  # type: ignore[assignment]
+    *REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS, *MEDIA_KINDS)
 
 
 def placeholders(text: str) -> list[str]:
@@ -103,11 +105,13 @@ class Expectation:
     chat: dict[str, str] | None = None
     min_strength: str = ""
     tls: str = ""  # the TLS outcome the claim expects, or none
+    call: dict[str, str] | None = None  # media claims: {from, to}; ``variant`` is the caller
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "variant": self.variant, "kind": self.kind, "place": self.place,
                 "places": self.places, "chat": self.chat, "min_strength": self.min_strength,
-                "description": self.description, **({"tls": self.tls} if self.tls else {})}
+                "description": self.description, **({"tls": self.tls} if self.tls else {}),
+                **({"call": self.call} if self.call else {})}
 
 
 def default_expectation_id(variant: str, kind: str, place: Any,
@@ -115,7 +119,8 @@ def default_expectation_id(variant: str, kind: str, place: Any,
     """E.g. ``regular-never_reaches-country-CN``, ``chat-regular-tom-zh-passes_through-...``."""
     places = place if isinstance(place, list) else [place] if isinstance(place, dict) else []
     where = "-".join("-".join(f"{k}-{v}" for k, v in sorted(p.items())) for p in places)
-    head = f"chat-{chat.get('from')}-{chat.get('to')}" if chat else variant
+    head = (f"{'call' if kind in MEDIA_KINDS else 'chat'}-{chat.get('from')}-{chat.get('to')}"
+            if chat else variant)
     return "-".join(x for x in (head, kind, where) if x).replace("/", "_").replace("*", "any")
 
 

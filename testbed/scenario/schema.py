@@ -12,7 +12,7 @@ from typing import Any
 
 from testbed.agent.verbs import VERBS
 from testbed.run.events import TLS_OUTCOMES
-from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, REACH_KINDS
+from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, MEDIA_KINDS, REACH_KINDS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -82,6 +82,14 @@ _CHAT = {
     "description": "a chat message of the scenario: who sent it to whom, and a part of its text",
     "properties": {"from": {"type": "string"}, "to": {"type": "string"},
                    "text_contains": {"type": "string", "minLength": 1}},
+    "required": ["from", "to"],
+    "additionalProperties": False,
+}
+
+_CALL = {
+    "type": "object",
+    "description": "a call of the scenario: who called whom (their `call` actions)",
+    "properties": {"from": {"type": "string"}, "to": {"type": "string"}},
     "required": ["from", "to"],
     "additionalProperties": False,
 }
@@ -207,6 +215,7 @@ _SCENARIO: dict[str, Any] = {
             "properties": {
                 "variant": {"type": "string"},
                 "chat": _CHAT,
+                "call": _CALL,
                 "id": _NAME,
                 "description": {"type": "string"},
                 "min_strength": {
@@ -219,6 +228,8 @@ _SCENARIO: dict[str, Any] = {
                 "only_reaches": {"type": "array", "minItems": 1, "items": _PLACE},
                 "passes_through": _PLACE,
                 "does_not_pass_through": _PLACE,
+                "media_passes_through": _PLACE,
+                "media_does_not_pass_through": _PLACE,
                 "delivered": {"const": True},
                 "not_delivered": {"const": True},
                 "canary_reaches": {**_PLACE, "description": "the run's canary, typed by the "
@@ -231,12 +242,15 @@ _SCENARIO: dict[str, Any] = {
                         "(e.g. untrusted for an app that brings its own trust store)"},
             },
             "additionalProperties": False,
-            "oneOf": [{"required": [k]} for k in (*REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS)],
+            "oneOf": [{"required": [k]} for k in (*REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS,
+                                                      *MEDIA_KINDS)],
             "allOf": [
                 {"if": {"anyOf": [{"required": [k]} for k in (*REACH_KINDS, *CANARY_KINDS)]},
                  "then": {"required": ["variant"]}},
                 {"if": {"anyOf": [{"required": [k]} for k in CHAT_KINDS]},
                  "then": {"required": ["chat"]}},
+                {"if": {"anyOf": [{"required": [k]} for k in MEDIA_KINDS]},
+                 "then": {"required": ["call"]}},
             ],
         },
     },

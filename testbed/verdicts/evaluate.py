@@ -1,17 +1,18 @@
 """Expectations → verdicts, each with its reason and evidence. Never a silent pass.
 
-``evaluate`` hands each expectation to its kind's module: ``reach`` (where a variant went) and
-``chat`` (a message's path and delivery) and ``canary`` (where the run's canary went), which
-judge it on ``RunFacts`` (``facts``); a TLS
-outcome the expectation names is judged by ``tls`` and must hold too. A verdict
-is ``pass`` or ``fail`` on evidence, and ``inconclusive``, with the reason, whenever the run
-cannot support the claim either way. ``check.check_run`` judges a whole run.
+``evaluate`` hands each expectation to its kind's module: ``reach`` (where a variant went),
+``chat`` (a message's path and delivery), ``canary`` (where the run's canary went) and ``call``
+(where a call's media goes), which judge it on ``RunFacts`` (``facts``); a TLS outcome the
+expectation names is judged by ``tls`` and must hold too. A verdict is ``pass`` or ``fail`` on
+evidence, and ``inconclusive``, with the reason, whenever the run cannot support the claim either
+way. ``check.check_run`` judges a whole run.
 """
 
 from __future__ import annotations
 
 from testbed.run import FAIL, INCONCLUSIVE, PASS, Expectation, Verdict
-from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, REACH_KINDS
+from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, MEDIA_KINDS, REACH_KINDS
+from testbed.verdicts.call import evaluate_call
 from testbed.verdicts.canary import evaluate_canary
 from testbed.verdicts.chat import evaluate_chat
 from testbed.verdicts.facts import RunFacts
@@ -26,6 +27,8 @@ def evaluate(expectation: Expectation, facts: RunFacts) -> Verdict:
     """The verdict on one expectation (the manifest's form of a scenario expectation)."""
     if expectation.kind in CHAT_KINDS:
         v = evaluate_chat(expectation, facts)
+    elif expectation.kind in MEDIA_KINDS:
+        v = evaluate_call(expectation, facts)
     elif expectation.kind in REACH_KINDS:
         v = evaluate_reach(expectation, facts)
     elif expectation.kind in CANARY_KINDS:

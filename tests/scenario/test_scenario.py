@@ -327,7 +327,8 @@ def test_expectation_needs_exactly_one_claim_and_a_known_country(tree: Path) -> 
     assert messages(f) == [
         "scenarios/x.yaml:25: expectations[0]: expected only one of the keys reaches, "
         "never_reaches, only_reaches, passes_through, does_not_pass_through, delivered, "
-        "not_delivered, canary_reaches, canary_never_reaches, got reaches and never_reaches",
+        "not_delivered, canary_reaches, canary_never_reaches, media_passes_through, "
+        "media_does_not_pass_through, got reaches and never_reaches",
         "scenarios/x.yaml:25: expectations[0].never_reaches.country: expected a string, got "
         "false (quote it: YAML reads yes/no/on/off/true/false as booleans)",
         "scenarios/x.yaml:25: expectations[0].reaches.country: expected an ISO 3166-1 alpha-2 "
@@ -506,8 +507,8 @@ def test_app_profiles_accept_exactly_the_agents_verbs() -> None:
 def test_the_expectation_kinds_are_one_list() -> None:
     import typing
 
-    from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, REACH_KINDS
+    from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, MEDIA_KINDS, REACH_KINDS
     from testbed.scenario.model import EXPECTATION_KINDS, ExpectationKind
 
-    assert EXPECTATION_KINDS == (*REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS) == \
+    assert EXPECTATION_KINDS == (*REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS, *MEDIA_KINDS) == \
         typing.get_args(ExpectationKind)
