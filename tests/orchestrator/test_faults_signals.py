@@ -5,6 +5,7 @@ CLI says, and what the manifest says."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -118,13 +119,20 @@ def _spawn(tmp_path: Path, variant: str, action: str) -> tuple[subprocess.Popen[
     proc = subprocess.Popen([sys.executable, "-m", "tests.orchestrator.fault_run",
                              str(tmp_path / "results"), variant, action, str(started)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, start_new_session=True)  # its group: see _reap
     deadline = time.monotonic() + 60
     while not started.exists():
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the long step never started"
         time.sleep(0.05)
     return proc, started
+
+
+def _reap(proc: subprocess.Popen[str]) -> None:
+    """What a SIGKILLed run left running (its fake tcpdump and mitmdump, orphaned as a real
+    SIGKILL orphans the real ones): gone with the run's process group after the test."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 # a step of a parallel session, of a sequential one, and a watch (runs beside others' steps)
@@ -150,10 +158,12 @@ def test_ctrl_c_during_a_long_step_is_down_within_seconds(tmp_path, variant, act
 
 @pytest.mark.parametrize(("variant", "action"), LONG_STEPS[:2])
 def test_a_sigkilled_run_is_abandoned_for_history_and_the_next_run(tmp_path, monkeypatch,
-                                                                    capfd, variant, action):
+                                                                    capfd, request, variant,
+                                                                    action):
     proc, _ = _spawn(tmp_path, variant, action)
     proc.kill()
     proc.communicate(timeout=30)
+    request.addfinalizer(lambda: _reap(proc))
     [run] = (tmp_path / "results" / "skype-2013-lab").glob("2*")
     raw = json.loads((run / "manifest.json").read_text())
     assert raw["status"] == "running" and raw["process"]["pid"] == proc.pid
