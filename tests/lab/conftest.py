@@ -15,6 +15,8 @@ import pytest
 
 from testbed.lab.refclient.network import BuildProfile
 
+from . import tlskit
+
 ROOT = Path(__file__).resolve().parents[2]
 TESTBED = [sys.executable, "-m", "testbed"]
 VARIANTS = ("regular", "tom-en", "tom-zh", "control")
@@ -93,3 +95,12 @@ def seed_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                           capture_output=True, text=True, timeout=600)
     (run,) = run_dirs(results)
     return {"proc": proc, "run": run}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA and a server certificate it signed (tlskit), once per module."""
+    folder = tmp_path_factory.mktemp("pki")
+    ca, ca_key = tlskit.make_ca(folder)
+    cert, key = tlskit.make_server_cert(folder, ca, ca_key)
+    return {"ca": ca, "cert": cert, "key": key}

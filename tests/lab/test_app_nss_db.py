@@ -25,14 +25,6 @@ HERE = Path(__file__).resolve().parent
 FOLDERS = [".mozilla/firefox/testbed", "profile"]
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("pki")
-    ca, ca_key = tlskit.make_ca(folder)
-    cert, key = tlskit.make_server_cert(folder, ca, ca_key)
-    return {"ca": ca, "cert": cert, "key": key}
-
-
 def _start(tmp_path: Path, folder: str, with_db: bool) -> Path:
     """A starting profile holding the app's folder with its settings (and a database)."""
     start = tmp_path / "start"

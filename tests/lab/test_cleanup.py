@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from testbed.lab import netns, owners
-from testbed.run.liveness import Owner, boot_id, start_ticks
+from testbed.run.liveness import Owner
+from tests.support import gone_owner
 
 from .conftest import TESTBED, run_objects
 
@@ -30,13 +30,6 @@ def _tag() -> str:
         if not run_objects(tag) and not owners.claim_file(tag).exists():
             return tag
 
-
-def _gone() -> Owner:
-    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    owner = Owner(pid=p.pid, boot_id=boot_id(), start=start_ticks(p.pid))
-    p.kill()
-    p.wait()
-    return owner
 
 
 class FakeRun:
@@ -119,7 +112,7 @@ CASES = {  # name -> (orphan processes, owner in the claim: "me"/"gone"/None, is
 def test_cleanup_removes_only_what_is_left_of_runs_that_are_gone(state, make_run, name,
                                                                   everything):
     orphan, who, live = CASES[name]
-    owner = {"me": Owner.me(), "gone": _gone(), None: None}[who]
+    owner = {"me": Owner.me(), "gone": gone_owner(), None: None}[who]
     run = make_run(orphan, owner)
     before = run_objects(run.tag)
     assert len(before) == 5, before  # 2 namespaces, 2 processes, 1 link
@@ -144,7 +137,7 @@ def test_an_empty_lab_without_claim_is_a_leftover(state, make_run):
 
 def test_claims_of_gone_runs_are_swept_and_live_ones_kept(state):
     live, dead = _tag(), _tag()
-    for tag, owner in ((live, Owner.me()), (dead, _gone())):
+    for tag, owner in ((live, Owner.me()), (dead, gone_owner())):
         state.mkdir(parents=True, exist_ok=True)
         owners.claim_file(tag).write_text(json.dumps(owner.to_json()))
     assert owners.sweep_stale_claims() == [dead]
@@ -159,7 +152,7 @@ def test_a_vagrant_runs_bridge_is_kept_while_its_run_lives(state, who):
     try:
         if who is not None:
             state.mkdir(parents=True, exist_ok=True)
-            owner = Owner.me() if who == "me" else _gone()
+            owner = Owner.me() if who == "me" else gone_owner()
             owners.claim_file(tag).write_text(json.dumps(owner.to_json()))
         out = _cleanup(tag, state)
         assert out.returncode == 0, out.stderr
@@ -170,7 +163,7 @@ def test_a_vagrant_runs_bridge_is_kept_while_its_run_lives(state, who):
 
 
 def test_cleanup_marks_the_killed_run_abandoned(state, make_run, tmp_path):
-    owner = _gone()
+    owner = gone_owner()
     run_dir = tmp_path / "results" / "seed" / "20260101T000000Z-dead"
     run_dir.mkdir(parents=True)
     (run_dir / "manifest.json").write_text(json.dumps(

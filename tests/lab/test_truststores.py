@@ -31,14 +31,6 @@ HAS_JAVA = shutil.which("keytool") is not None and truststores.Path(
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("pki")
-    ca, ca_key = tlskit.make_ca(folder)
-    cert, key = tlskit.make_server_cert(folder, ca, ca_key)
-    return {"ca": ca, "cert": cert, "key": key}
-
-
-@pytest.fixture(scope="module")
 def guest(tmp_path_factory: pytest.TempPathFactory, pki) -> sandbox.GuestFs:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("run") / "guests" / "v"
     return sandbox.prepare(root, sandbox.guest_uid("00aa", 3), pki["ca"])

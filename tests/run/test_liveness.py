@@ -5,8 +5,6 @@ run, for ``lab cleanup``. Older manifests without an owner are read as they say.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,23 +13,14 @@ import pytest
 from testbed.cli import main as cli_main
 from testbed.orchestrator.rundir import mark_abandoned
 from testbed.run import Manifest
-from testbed.run.liveness import Owner, boot_id, effective_status, start_ticks
-
-
-def _gone() -> Owner:
-    """A process that existed and ended (its pid, boot and start time were real)."""
-    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    owner = Owner(pid=p.pid, boot_id=boot_id(), start=start_ticks(p.pid))
-    p.kill()
-    p.wait()
-    return owner
-
+from testbed.run.liveness import Owner, boot_id, effective_status
+from tests.support import gone_owner
 
 ME = Owner.me()
 OWNERS = {
     "this process": (ME, True),
     "this process, no start time recorded": (replace(ME, start=None), True),
-    "a process that ended": (_gone(), False),
+    "a process that ended": (gone_owner(), False),
     "this pid on another boot": (replace(ME, boot_id="0" * 8), False),
     "this pid, started at another time (a reused pid)": (replace(ME, start=(ME.start or 0) + 1),
                                                          False),
@@ -82,11 +71,11 @@ def _run_dir(results: Path, name: str, status: str, owner: Owner | None) -> Path
 
 
 CASES = {  # run name -> (status, owner, what history lists, marked by the next run)
-    "killed": ("running", _gone(), "abandoned", True),
-    "killed-analysing": ("analyzing", _gone(), "abandoned", True),
+    "killed": ("running", gone_owner(), "abandoned", True),
+    "killed-analysing": ("analyzing", gone_owner(), "abandoned", True),
     "live": ("running", ME, "running", False),
     "old-format": ("running", None, "running", False),
-    "finished": ("complete", _gone(), "complete", False),
+    "finished": ("complete", gone_owner(), "complete", False),
 }
 
 
@@ -99,7 +88,7 @@ def test_history_lists_killed_runs_as_abandoned_never_running(tmp_path, capsys):
 
 
 def test_history_sees_a_run_die_after_it_was_indexed(tmp_path, capsys):
-    owner = _gone()
+    owner = gone_owner()
     run = _run_dir(tmp_path, "later", "running", ME)
     assert cli_main(["history", "skype-2013-lab", "--results", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["status"] == "running"
