@@ -13,6 +13,8 @@ APT_PACKAGES := gcc python3-dev tcpdump xvfb scrot xclip iproute2 iptables procp
 # Real server software from Debian that the lab's tests run in the simulated internet
 # (tests/lab/test_daemons.py); installed without starting the system's own services of them.
 SERVER_PACKAGES := nginx-light prosody mumble-server
+# The distributed engine's broker (testbed worker/submit; tests/fleet start their own on loopback).
+FLEET_PACKAGES := redis-server
 # Real voice client from Debian (scenarios/mumble-call-lab.yaml) and a per-guest sound server
 # with a null sink/source, so a call's media flows without sound hardware.
 VOICE_PACKAGES := mumble pulseaudio pulseaudio-utils
@@ -52,6 +54,7 @@ system:
 	@$(call apt_install,$(VOICE_PACKAGES),--no-install-recommends)
 	@$(call apt_install,$(VM_PACKAGES),--no-install-recommends)
 	@$(call apt_install_no_start,$(SERVER_PACKAGES),--no-install-recommends)
+	@$(call apt_install_no_start,$(FLEET_PACKAGES),--no-install-recommends)
 
 # $(call apt_install_no_start,PACKAGES,OPTIONS): the same, their services not started (a
 # policy-rc.d for the time of the install, where the machine has none).
