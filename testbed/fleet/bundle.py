@@ -166,6 +166,7 @@ class Store:
             run = self._place(data, _s(fields["sha256"]), job_id,
                               f"{FLEET_DIR}/partial/{job_id}-{attempt}")
             ledger.r.delete(name)
+            ledger.note(job_id, **{f"partial_{attempt}": str(run)})
             out.append(f"job {job_id}: partial run of attempt {attempt} kept at {run} "
                        "(not indexed)")
         return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import warnings
 import os
 import re
 import socket
@@ -141,13 +142,18 @@ class Worker:
         self.r.set(key("worker", self.config.name), self.caps.dumps(),
                    px=int(self.heartbeat * 3000))
 
+    def _probing(self) -> None:
+        """Re-run the pre-flight every ``recheck`` seconds (its own thread: the vagrant
+        checks take seconds, the heartbeat must not wait for them)."""
+        while not self._stop.wait(self.recheck):
+            try:
+                self._reprobe()
+            except Exception as e:  # the broker restarting: try again next time
+                say(f"pre-flight: {type(e).__name__}: {e}")
+
     def _beat(self) -> None:
-        last_probe = time.monotonic()
         while not self._stop.wait(self.heartbeat):
             try:
-                if time.monotonic() - last_probe >= self.recheck:
-                    last_probe = time.monotonic()
-                    self._reprobe()
                 self.advertise()
                 for job_id, entry in list(self.current.items()):
                     if not self.ledger.renew(job_id, entry["attempt"], self.config.name):
@@ -266,12 +272,12 @@ class Worker:
         def run_job(task: Any, job_id: str, attempt: int) -> None:
             say(f"job {job_id} attempt {attempt}: {worker.handle(job_id, attempt)}")
 
-        beat = threading.Thread(target=self._beat, name="fleet-heartbeat", daemon=True)
-        beat.start()
-        pool = ["--pool=solo"] if self.config.concurrency == 1 else [
+        for target in (self._beat, self._probing):
+            threading.Thread(target=target, name=f"fleet{target.__name__}", daemon=True).start()
+        pool = ["--pool=solo", "--concurrency=1"] if self.config.concurrency == 1 else [
             "--pool=threads", f"--concurrency={self.config.concurrency}"]
         try:
-            self.app.worker_main(["worker", *pool, "-Q", ",".join(queues), "-n", self.hostname,
+            self.app.worker_main(["--quiet", "worker", *pool, "-Q", ",".join(queues), "-n", self.hostname,
                                   "--without-gossip", "--without-mingle", "-l", "WARNING"])
         finally:
             self._stop.set()
@@ -287,4 +293,5 @@ def main(args: Any) -> int:
                     heartbeat=args.heartbeat, recheck=args.recheck,
                     visibility=args.visibility, run=load_runner(args.runner))
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    warnings.filterwarnings("ignore", message=".*superuser privileges.*")  # labs need root
     return worker.serve()
