@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import importlib
 import json
-import warnings
 import os
 import re
 import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -277,8 +277,9 @@ class Worker:
         pool = ["--pool=solo", "--concurrency=1"] if self.config.concurrency == 1 else [
             "--pool=threads", f"--concurrency={self.config.concurrency}"]
         try:
-            self.app.worker_main(["--quiet", "worker", *pool, "-Q", ",".join(queues), "-n", self.hostname,
-                                  "--without-gossip", "--without-mingle", "-l", "WARNING"])
+            self.app.worker_main(["--quiet", "worker", *pool, "-Q", ",".join(queues),
+                                  "-n", self.hostname, "--without-gossip", "--without-mingle",
+                                  "-l", "WARNING"])
         finally:
             self._stop.set()
             self.r.delete(key("worker", self.config.name))
