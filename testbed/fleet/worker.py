@@ -237,7 +237,7 @@ class Worker:
         finally:
             if derived is not None:
                 derived.unlink(missing_ok=True)
-        self.ledger.note(job_id, phase="bundling")
+        self.ledger.note(job_id, phase="bundling", ran=str(time.time()))
         data = pack(run, {"job": job_id, "attempt": attempt, "worker": me,
                           "retried": attempt > 1, "lost": lost, "label": spec.label,
                           "route": spec.route, "exit": spec.exit, "build": spec.build})
