@@ -7,9 +7,9 @@ On start it first settles what an earlier incarnation left: jobs it was running 
 swept (only those runs' own lab tags, as ``testbed lab cleanup --tag``), and their partial
 runs sent to the coordinator as partial bundles (kept, never indexed).
 
-Every ``heartbeat`` seconds a thread renews the advert and the leases, re-sends jobs of
-workers that stopped beating (``Ledger.reap``), and every ``recheck`` seconds re-runs the
-pre-flight: queues the worker can no longer serve are cancelled, and a job that arrives for
+Every ``heartbeat`` seconds a thread renews the advert and re-sends jobs of workers that
+stopped beating (``Ledger.reap``); beside each job, in the process running it, a thread renews
+that job's lease. Every ``recheck`` seconds the worker re-runs the pre-flight: queues the worker can no longer serve are cancelled, and a job that arrives for
 something it lacks now is put back on its queue untouched.
 """
 
@@ -82,14 +82,19 @@ class Worker:
         self.current: dict[str, dict[str, Any]] = {}  # job id -> what the state file says
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self.state_file = self.results / FLEET_DIR / f"worker-{config.name}.json"
 
-    # -- the state file: what this incarnation is running ---------------------------------
+    # -- the state files: what each process of this worker is running ---------------------
+    def state_file(self, pid: int | None = None) -> Path:
+        """``RESULTS/.fleet/worker-<name>.<pid>.json``: one per process running jobs (a
+        prefork pool's children each write their own)."""
+        return self.results / FLEET_DIR / f"worker-{self.config.name}.{pid or os.getpid()}.json"
+
     def _save(self) -> None:
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
+        path = self.state_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"owner": Owner.me().to_json(), "jobs": self.current}))
-        os.replace(tmp, self.state_file)
+        os.replace(tmp, path)
 
     def _track(self, job_id: str, **values: Any) -> None:
         with self._lock:
@@ -97,22 +102,27 @@ class Worker:
                 self.current.pop(job_id, None)
             else:
                 self.current.setdefault(job_id, {}).update(values)
-            self._save()
+            if self.current:
+                self._save()
+            else:
+                self.state_file().unlink(missing_ok=True)
 
     def recover(self) -> list[str]:
         """Settle the jobs a dead earlier incarnation of this worker was running."""
-        try:
-            state = json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return []
-        owner = owner_of(state.get("owner"))
-        if owner is not None and owner.alive() and owner != Owner.me():
-            raise FleetInputError(f"worker {self.config.name} is already running on this "
-                                  f"results folder (pid {owner.pid})")
         out = []
-        for job_id, entry in state.get("jobs", {}).items():
-            out += self._settle(job_id, entry)
-        self.state_file.unlink(missing_ok=True)
+        folder = self.results / FLEET_DIR
+        for path in sorted(folder.glob(f"worker-{self.config.name}.*.json")):
+            try:
+                state = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            owner = owner_of(state.get("owner"))
+            if owner is not None and owner.alive() and owner != Owner.me():
+                raise FleetInputError(f"worker {self.config.name} is already running on this "
+                                      f"results folder (pid {owner.pid})")
+            for job_id, entry in state.get("jobs", {}).items():
+                out += self._settle(job_id, entry)
+            path.unlink(missing_ok=True)
         return out
 
     def _settle(self, job_id: str, entry: dict[str, Any]) -> list[str]:
@@ -155,10 +165,6 @@ class Worker:
         while not self._stop.wait(self.heartbeat):
             try:
                 self.advertise()
-                for job_id, entry in list(self.current.items()):
-                    if not self.ledger.renew(job_id, entry["attempt"], self.config.name):
-                        say(f"job {job_id}: no longer ours (lease lost); its result will "
-                            "not be indexed")
                 for line in self.ledger.reap(self.app):
                     say(line)
             except Exception as e:  # the broker restarting: keep beating
@@ -191,10 +197,26 @@ class Worker:
             return "dropped (claimed by another delivery)"
         self._track(job_id, attempt=attempt, run_path="", lab_tag="")
         say(f"job {job_id} attempt {attempt}: {job.spec.label}")
+        ended = threading.Event()
+        lease = threading.Thread(target=self._keep_lease, args=(job_id, attempt, ended),
+                                 name=f"fleet-lease-{job_id}", daemon=True)
+        lease.start()  # in the process that runs the job: it dies with it
         try:
             return self._run(job.spec, attempt, job.lost)
         finally:
+            ended.set()
+            lease.join()
             self._track(job_id, done=True)
+
+    def _keep_lease(self, job_id: str, attempt: int, ended: threading.Event) -> None:
+        while not ended.wait(self.heartbeat):
+            try:
+                if not self.ledger.renew(job_id, attempt, self.config.name):
+                    say(f"job {job_id}: no longer ours (lease lost); its run will not be "
+                        "indexed")
+                    return
+            except Exception as e:  # the broker restarting: keep trying
+                say(f"job {job_id}: lease: {type(e).__name__}: {e}")
 
     def _scenario(self, spec: JobSpec, attempt: int) -> tuple[Path, Path | None]:
         path = self.scenarios / spec.scenario
@@ -260,7 +282,6 @@ class Worker:
     def serve(self) -> int:
         for line in self.recover():
             say(line)
-        self._save()
         self.advertise()
         queues = self.caps.queues() or [IDLE_QUEUE]
         say(f"worker {self.hostname}: providers {', '.join(self.caps.providers) or 'none'}, "
@@ -274,8 +295,10 @@ class Worker:
 
         for target in (self._beat, self._probing):
             threading.Thread(target=target, name=f"fleet{target.__name__}", daemon=True).start()
+        # a run owns its process's signal handlers (SIGTERM tears its lab down): N at once
+        # are N processes, never threads
         pool = ["--pool=solo", "--concurrency=1"] if self.config.concurrency == 1 else [
-            "--pool=threads", f"--concurrency={self.config.concurrency}"]
+            "--pool=prefork", f"--concurrency={self.config.concurrency}"]
         try:
             self.app.worker_main(["--quiet", "worker", *pool, "-Q", ",".join(queues),
                                   "-n", self.hostname, "--without-gossip", "--without-mingle",
@@ -283,8 +306,6 @@ class Worker:
         finally:
             self._stop.set()
             self.r.delete(key("worker", self.config.name))
-            if not self.current:
-                self.state_file.unlink(missing_ok=True)
         return 0
 
 

@@ -131,3 +131,16 @@ def test_a_job_delivered_twice_is_indexed_once(tmp_path, broker, workers, which)
     runs, fleet = history_rows(results)
     assert len(runs) == len(fleet) == 1
     assert ledger.get(job_id).state == "indexed"
+
+
+def test_a_worker_with_concurrency_runs_jobs_side_by_side(tmp_path, broker, workers):
+    results = tmp_path / "coordinator"
+    workers("alpha", "--concurrency", "2", env={"FLEET_FAKE_SECONDS": "3"})
+    live(broker, 1)
+    ids = submit(broker, tmp_path, 2)
+    ledger = Ledger(connect(broker.url))
+    wait_for("both jobs running at once on alpha", lambda: sum(
+        j.state == "running" and j.get("worker") == "alpha" for j in ledger.all()) == 2, 60,
+        0.1)
+    wait_for("both indexed", lambda: settled(broker, results, ids), 60, 0.5)
+    assert len(history_rows(results)[1]) == 2
