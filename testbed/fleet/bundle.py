@@ -75,6 +75,9 @@ def unpack(data: bytes, digest: str, dest: Path) -> Path:
     runs = [p.parent for p in dest.glob(f"*/*/{MANIFEST}")]
     if len(runs) != 1:
         raise FleetError(f"bundle holds {len(runs)} runs, expected one")
+    if runs[0].parent.name.startswith(".") or runs[0].name.startswith("."):
+        raise FleetError(f"bundle's run {runs[0].parent.name}/{runs[0].name} is not a "
+                         "scenario/run-id name")
     return runs[0]
 
 

@@ -9,8 +9,9 @@ runs sent to the coordinator as partial bundles (kept, never indexed).
 
 Every ``heartbeat`` seconds a thread renews the advert and re-sends jobs of workers that
 stopped beating (``Ledger.reap``); beside each job, in the process running it, a thread renews
-that job's lease. Every ``recheck`` seconds the worker re-runs the pre-flight: queues the worker can no longer serve are cancelled, and a job that arrives for
-something it lacks now is put back on its queue untouched.
+that job's lease. Every ``recheck`` seconds the worker re-runs the pre-flight: queues it can
+no longer serve are cancelled, and a job that arrives for something it lacks now is put back
+on its queue untouched.
 """
 
 from __future__ import annotations
