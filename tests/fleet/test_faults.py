@@ -16,6 +16,7 @@ from testbed.fleet.ledger import Ledger
 from testbed.fleet.status import live_workers, settle
 from testbed.run.files import FLEET
 from tests.fleet.conftest import ROOT, wait_for
+from tests.lab.conftest import processes_mentioning
 
 SEED = "skype-2013-lab.yaml"
 
@@ -96,6 +97,8 @@ def test_a_worker_killed_mid_run_loses_no_run_and_indexes_each_once(tmp_path, br
         w.stop()
     assert not connect(broker.url).keys(key("bundle", "*")), "no bundle left on the broker"
     assert not connect(broker.url).keys(key("lease", "*")), "no lease left"
+    broker.stop()
+    assert processes_mentioning(str(tmp_path)) == [], "no worker, tool or broker left"
 
 
 def test_the_broker_killed_mid_matrix_loses_no_submission(tmp_path, broker, workers):

@@ -89,5 +89,6 @@ def test_four_lab_runs_on_two_workers_one_killed_mid_run(tmp_path, broker, worke
     assert run_objects(tag) == [], "the killed run's lab was swept"
     for j in jobs.values():
         assert run_objects(j.get("lab_tag")) == []
-    assert processes_mentioning(str(tmp_path)) == [], "no process of the test left"
     assert not r.keys(key("bundle", "*")) and not r.keys(key("worker", "*"))
+    broker.stop()
+    assert processes_mentioning(str(tmp_path)) == [], "no worker, lab process or broker left"
