@@ -3,6 +3,7 @@ active set of pools is listed here, in one place (``POOLS``)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,10 +80,17 @@ def _with_daemons(check: Callable[[Scenario], list[str]]) -> Callable[[Scenario]
     whatever the pool)."""
     def unavailable(scenario: Scenario) -> list[str]:
         from testbed.lab.daemons import missing_programs
+        from testbed.lab.exits import missing_programs as exit_programs
         from testbed.lab.internet_map import load_internet
+        from testbed.route.wireguard import TOOLS as ROUTE_TOOLS
 
         internet = scenario.internet_path
-        return check(scenario) + (missing_programs(load_internet(internet)) if internet else [])
+        loaded = load_internet(internet) if internet else None
+        vpn = any(scenario.route_of(v).kind == "vpn" for v in scenario.clients)
+        return check(scenario) + (missing_programs(loaded) + exit_programs(loaded)
+                                  if loaded else []) + [
+            f"{tool}: the scenario's vpn route needs it; apt-get install {pkg}"
+            for tool, pkg in ROUTE_TOOLS.items() if vpn and shutil.which(tool) is None]
 
     return unavailable
 

@@ -33,6 +33,12 @@ class Doc:
 
 
 
+def build_route(value: Any, folder: Path, line: int) -> m.Route:
+    from testbed.scenario._route import build_route as build
+
+    return build(value, folder, line)
+
+
 def build_profile(doc: Doc) -> m.AppProfile:
     d = doc.data
     return m.AppProfile(
@@ -64,6 +70,8 @@ def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> m.Scenario:
             vm=dict(c["vm"]) if "vm" in c else None,
             profile=(folder / c["profile"]).resolve() if "profile" in c else None,
             tls=c.get("tls", "intercept"),
+            route=build_route(c["route"], folder, doc.yaml.line(("clients", variant, "route")))
+            if "route" in c else None,
         )
     sessions = [
         m.Session(
@@ -118,4 +126,6 @@ def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> m.Scenario:
         sha256=hashlib.sha256(doc.raw).hexdigest(),
         nightly=bool(d.get("nightly", False)),
         vagrant=dict(d["vagrant"]) if "vagrant" in d else None,
+        route=build_route(d["route"], folder, doc.yaml.line(("route",))) if "route" in d
+        else m.Route(),
     )

@@ -1,0 +1,227 @@
+"""WireGuard configuration files (``wg-quick`` format) and the user-space tunnel that reads them.
+
+A config names secrets (``PrivateKey``, ``PresharedKey``): they are held in :class:`Secret`,
+whose ``repr``/``str`` hide the value, passed to ``wg setconf`` on its standard input only,
+and never written to a log, the manifest or the report. Problems are ``FILE:LINE: ...`` lines.
+
+The tunnel runs Debian's ``wireguard-go`` (the kernel may have no WireGuard module; it needs
+``/dev/net/tun``) in the foreground inside a network namespace, so it goes with the namespace.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from testbed._errors import LabError
+from testbed.lab.shell import sh
+
+TUNNEL_PROGRAM = "wireguard-go"
+TOOLS = {"wireguard-go": "wireguard-go", "wg": "wireguard-tools"}
+#: keys ``wg setconf`` takes (the rest of a wg-quick file is for us: Address, DNS, ...)
+WG_INTERFACE_KEYS = {"privatekey", "listenport", "fwmark"}
+WG_PEER_KEYS = {"publickey", "presharedkey", "endpoint", "allowedips", "persistentkeepalive"}
+QUICK_KEYS = {"address", "dns", "mtu", "table", "preup", "postup", "predown", "postdown",
+              "saveconfig"}
+HANDSHAKE_FRESH = 180.0  # seconds: WireGuard rekeys every 120 s while traffic flows
+
+
+class Secret(str):
+    """A string that does not show itself (a key)."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
+
+
+@dataclass(frozen=True)
+class Peer:
+    public_key: str
+    endpoint: str = ""
+    allowed_ips: tuple[str, ...] = ()
+    keepalive: int = 0
+    preshared_key: Secret | None = None
+
+    @property
+    def endpoint_host(self) -> str:
+        host = self.endpoint.rsplit(":", 1)[0] if self.endpoint else ""
+        return host.strip("[]")
+
+
+@dataclass(frozen=True)
+class WgConfig:
+    path: Path
+    private_key: Secret
+    addresses: tuple[str, ...]  # CIDR, the tunnel's own
+    dns: tuple[str, ...]
+    peers: tuple[Peer, ...]
+    listen_port: int = 0
+    mtu: int = 0
+    problems: tuple[str, ...] = field(default=())
+
+    def setconf(self) -> str:
+        """What ``wg setconf`` reads (the secrets in clear: for its standard input only)."""
+        out = ["[Interface]", f"PrivateKey = {self.private_key.value}"]
+        if self.listen_port:
+            out.append(f"ListenPort = {self.listen_port}")
+        for p in self.peers:
+            out += ["", "[Peer]", f"PublicKey = {p.public_key}"]
+            if p.preshared_key is not None:
+                out.append(f"PresharedKey = {p.preshared_key.value}")
+            if p.endpoint:
+                out.append(f"Endpoint = {p.endpoint}")
+            if p.allowed_ips:
+                out.append(f"AllowedIPs = {', '.join(p.allowed_ips)}")
+            if p.keepalive:
+                out.append(f"PersistentKeepalive = {p.keepalive}")
+        return "\n".join(out) + "\n"
+
+
+def _key(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except ValueError:
+        return False
+
+
+def read_config(path: Path, shown: str | None = None) -> WgConfig:
+    """Parse a wg-quick file; the problems found are in ``problems`` (``FILE:LINE: ...``),
+    none of them quoting a secret. ``shown``: how the file is named in them."""
+    name = shown or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return WgConfig(path, Secret(""), (), (), (), problems=(f"{name}: cannot read: {e}",))
+    problems: list[str] = []
+    section = ""
+    iface: dict[str, tuple[str, int]] = {}
+    peers: list[dict[str, tuple[str, int]]] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.fullmatch(r"\[(\w+)\]", line)
+        if m:
+            section = m.group(1).lower()
+            if section == "peer":
+                peers.append({})
+            elif section != "interface":
+                problems.append(f"{name}:{n}: unknown section [{m.group(1)}] (expected "
+                                "[Interface] or [Peer])")
+            continue
+        if "=" not in line:
+            problems.append(f"{name}:{n}: expected KEY = VALUE")
+            continue
+        k, v = (s.strip() for s in line.split("=", 1))
+        key = k.lower()
+        if section == "interface" and key in WG_INTERFACE_KEYS | QUICK_KEYS:
+            iface[key] = (v, n)
+        elif section == "peer" and key in WG_PEER_KEYS:
+            peers[-1][key] = (v, n)
+        elif section in ("interface", "peer"):
+            problems.append(f"{name}:{n}: unknown key {k!r} in [{section.capitalize()}]")
+        else:
+            problems.append(f"{name}:{n}: {k} outside [Interface] or [Peer]")
+    for hook in ("preup", "postup", "predown", "postdown"):
+        if hook in iface:
+            problems.append(f"{name}:{iface[hook][1]}: {hook}: shell hooks are not run by "
+                            "testbed (the gateway sets up routing itself); remove the line")
+    private = iface.get("privatekey", ("", 0))
+    if not private[0]:
+        problems.append(f"{name}: [Interface] has no PrivateKey")
+    elif not _key(private[0]):
+        problems.append(f"{name}:{private[1]}: PrivateKey is not a WireGuard key (44 "
+                        "characters of base64)")
+    addresses = _list(iface.get("address", ("", 0))[0])
+    if not addresses:
+        problems.append(f"{name}: [Interface] has no Address (the tunnel's own address)")
+    for a in addresses:
+        try:
+            ipaddress.ip_interface(a)
+        except ValueError:
+            problems.append(f"{name}:{iface['address'][1]}: Address {a!r} is not an address")
+    dns = _list(iface.get("dns", ("", 0))[0])
+    for d in dns:
+        try:
+            ipaddress.ip_address(d)
+        except ValueError:
+            problems.append(f"{name}:{iface['dns'][1]}: DNS {d!r} is not an IP address "
+                            "(search domains are not supported)")
+    if not peers:
+        problems.append(f"{name}: no [Peer] section")
+    built = []
+    for p in peers:
+        pub = p.get("publickey", ("", 0))
+        if not _key(pub[0]):
+            problems.append(f"{name}:{pub[1] or '?'}: [Peer] PublicKey is missing or not a "
+                            "WireGuard key")
+        endpoint = p.get("endpoint", ("", 0))
+        if not endpoint[0]:
+            problems.append(f"{name}: [Peer] has no Endpoint (where the tunnel goes)")
+        elif not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}", endpoint[0]):
+            problems.append(f"{name}:{endpoint[1]}: Endpoint {endpoint[0]!r} is not HOST:PORT")
+        psk = p.get("presharedkey")
+        if psk is not None and not _key(psk[0]):
+            problems.append(f"{name}:{psk[1]}: PresharedKey is not a WireGuard key")
+        keep = p.get("persistentkeepalive", ("0", 0))
+        built.append(Peer(public_key=pub[0], endpoint=endpoint[0],
+                          allowed_ips=_list(p.get("allowedips", ("", 0))[0]),
+                          keepalive=int(keep[0]) if keep[0].isdigit() else 0,
+                          preshared_key=Secret(psk[0]) if psk else None))
+    port = iface.get("listenport", ("0", 0))[0]
+    mtu = iface.get("mtu", ("0", 0))[0]
+    return WgConfig(path=path, private_key=Secret(private[0]), addresses=addresses,
+                    dns=dns, peers=tuple(built),
+                    listen_port=int(port) if port.isdigit() else 0,
+                    mtu=int(mtu) if mtu.isdigit() else 0, problems=tuple(problems))
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in value.split(",") if x.strip())
+
+
+def start_tunnel(ns: str, ifname: str, config: WgConfig, log: Path,
+                 env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``wireguard-go`` in the foreground in ``ns``, configured from ``config``, its addresses
+    set and the link up. The caller stops it (or it goes with the namespace)."""
+    from testbed.lab import netns
+
+    proc = netns.spawn(ns, [TUNNEL_PROGRAM, "-f", ifname], log,
+                       {**env, "WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "error"})
+    deadline = time.monotonic() + 10
+    while ifname not in sh("ip", "-o", "link", "show", ns=ns, check=False):
+        if proc.poll() is not None:
+            raise LabError(f"{TUNNEL_PROGRAM} for {config.path.name} exited with status "
+                           f"{proc.returncode} before its interface existed; see {log}")
+        if time.monotonic() > deadline:
+            raise LabError(f"{TUNNEL_PROGRAM} made no interface {ifname} within 10 s; see {log}")
+        time.sleep(0.05)
+    sh("wg", "setconf", ifname, "/dev/stdin", ns=ns, input=config.setconf())
+    for a in config.addresses:
+        sh("ip", "addr", "add", a, "dev", ifname, ns=ns)
+    if config.mtu:
+        sh("ip", "link", "set", ifname, "mtu", str(config.mtu), ns=ns)
+    sh("ip", "link", "set", ifname, "up", ns=ns)
+    return proc
+
+
+def handshake_age(ns: str, ifname: str, now: float | None = None) -> float | None:
+    """Seconds since the latest handshake of any peer of ``ifname`` (None: never, or no
+    such interface)."""
+    out = sh("wg", "show", ifname, "latest-handshakes", ns=ns, check=False)
+    stamps = [int(x) for line in out.splitlines() for x in line.split()[1:2] if x.isdigit()]
+    latest = max(stamps, default=0)
+    if latest == 0:
+        return None
+    return max(0.0, (now or time.time()) - latest)
