@@ -58,7 +58,7 @@ class Exits:
 
     def _start(self, i: int, row: Server) -> None:
         assert row.exit is not None
-        config = wg.read_config(row.exit)
+        config = wg.read_config(row.exit, server=True)
         if config.problems:
             raise LabError(f"lab VPN exit {row.name}: " + "; ".join(config.problems))
         sh, ns, link = netns.sh, f"{netns.NS_PREFIX}{self.tag}-x{i}", f"x{i}"
@@ -81,10 +81,10 @@ class Exits:
         self.procs.append(wg.start_tunnel(ns, EXIT_LINK, config, folder / "wireguard.log",
                                           self.env))
         sh("nft", "-f", "-", ns=ns, input=(
-            "table ip testbed_exit {\n  chain post {\n"
+            "table ip testbed_exit {\n  chain postrouting {\n"
             "    type nat hook postrouting priority 100; policy accept;\n"
             f'    iifname "{EXIT_LINK}" oifname "eth0" masquerade\n  }}\n'
-            "  chain fwd {\n    type filter hook forward priority 0; policy drop;\n"
+            "  chain forward {\n    type filter hook forward priority 0; policy drop;\n"
             f'    iifname "{EXIT_LINK}" oifname "eth0" accept\n'
             f'    iifname "eth0" oifname "{EXIT_LINK}" ct state established,related accept\n'
             "  }\n}\n"))

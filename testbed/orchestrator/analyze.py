@@ -159,7 +159,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
                                  stands_for.get(address), names.names_for(address))
                   for address in sorted(addresses)}
         provenance = [GeoipDatabase.from_json(db) for db in geo.provenance()]
-        vantage = place_vantages(manifest.vantage, geo)
+        vantage = place_vantages(manifest.vantage, geo, stands_for)
 
     def placement(address: str) -> GeoAnswer | None:
         p = places.get(address, Placement())

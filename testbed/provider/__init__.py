@@ -53,7 +53,19 @@ def _lab(ctx: Context, gateway: Gateway) -> GuestPool:
     starts = {v: c.profile for v, c in scenario.clients.items() if c.profile is not None}
     nss = {v: c.app.nss_db for v, c in scenario.clients.items() if c.app.nss_db}
     return LabPool(ctx.run, gateway, shares=tuple(sorted(folders)), start_profiles=starts,
-                   nss_dbs=nss)
+                   nss_dbs=nss, server_cas=_server_cas(scenario))
+
+
+def _server_cas(scenario: Scenario) -> dict[str, Path]:
+    """Variant -> the lab servers' certificate, for variants whose route is not the simulated
+    internet (the gateway does not intercept them: they meet the servers' own certificate)."""
+    from testbed.lab.internet_map import load_internet
+
+    routed = [v for v in scenario.clients if scenario.route_of(v).kind != "simulated"]
+    if not routed or scenario.internet_path is None:
+        return {}
+    cert = load_internet(scenario.internet_path).tls_cert
+    return {v: cert for v in routed} if cert is not None else {}
 
 
 def _vagrant(ctx: Context, gateway: Gateway) -> GuestPool:

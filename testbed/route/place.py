@@ -4,9 +4,9 @@ reads null until a database with ASN data is among them)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
-from testbed.analysis.geo import Geo
+from testbed.analysis.geo import Consensus, Geo
 from testbed.geo.lookup import AddressResult, lookup
 from testbed.run.vantage import Vantage
 
@@ -22,9 +22,15 @@ def _best(r: AddressResult | None) -> tuple[str | None, int | None, str | None, 
             asn.organization if asn else None, country.database if country else None)
 
 
-def place_vantages(vantage: Mapping[str, Vantage], geo: Geo) -> dict[str, Vantage]:
+def place_vantages(vantage: Mapping[str, Vantage], geo: Geo,
+                   lab: Collection[str] = ()) -> dict[str, Vantage]:
+    """``lab``: the lab map's addresses (documentation addresses the map places)."""
     addresses = sorted({a for v in vantage.values() for a in (v.egress, v.resolver) if a})
-    found = {r.address: r for r in lookup(addresses, geo)}
+    found = {r.address: r for r in lookup([a for a in addresses if a not in lab], geo)}
+    for a in addresses:
+        if a in lab:
+            placements = tuple(geo.place_all(a))
+            found[a] = AddressResult(a, None, placements, Consensus.of(placements))
     out = {}
     for variant, v in vantage.items():
         country, asn, org, db = _best(found.get(v.egress or ""))

@@ -29,6 +29,7 @@ WG_PEER_KEYS = {"publickey", "presharedkey", "endpoint", "allowedips", "persiste
 QUICK_KEYS = {"address", "dns", "mtu", "table", "preup", "postup", "predown", "postdown",
               "saveconfig"}
 HANDSHAKE_FRESH = 180.0  # seconds: WireGuard rekeys every 120 s while traffic flows
+ENDPOINT = r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}"  # HOST:PORT
 
 
 class Secret(str):
@@ -95,9 +96,10 @@ def _key(value: str) -> bool:
         return False
 
 
-def read_config(path: Path, shown: str | None = None) -> WgConfig:
+def read_config(path: Path, shown: str | None = None, server: bool = False) -> WgConfig:
     """Parse a wg-quick file; the problems found are in ``problems`` (``FILE:LINE: ...``),
-    none of them quoting a secret. ``shown``: how the file is named in them."""
+    none of them quoting a secret. ``shown``: how the file is named in them; ``server``: the
+    far end (its peers need no Endpoint)."""
     name = shown or str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -167,9 +169,9 @@ def read_config(path: Path, shown: str | None = None) -> WgConfig:
             problems.append(f"{name}:{pub[1] or '?'}: [Peer] PublicKey is missing or not a "
                             "WireGuard key")
         endpoint = p.get("endpoint", ("", 0))
-        if not endpoint[0]:
+        if not endpoint[0] and not server:
             problems.append(f"{name}: [Peer] has no Endpoint (where the tunnel goes)")
-        elif not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}", endpoint[0]):
+        elif endpoint[0] and not re.fullmatch(ENDPOINT, endpoint[0]):
             problems.append(f"{name}:{endpoint[1]}: Endpoint {endpoint[0]!r} is not HOST:PORT")
         psk = p.get("presharedkey")
         if psk is not None and not _key(psk[0]):
