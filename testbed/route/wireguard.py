@@ -133,6 +133,8 @@ def read_config(path: Path, shown: str | None = None, server: bool = False) -> W
             peers[-1][key] = (v, n)
         elif section in ("interface", "peer"):
             problems.append(f"{name}:{n}: unknown key {k!r} in [{section.capitalize()}]")
+        elif section:  # inside an unknown section: said once, at its header
+            continue
         else:
             problems.append(f"{name}:{n}: {k} outside [Interface] or [Peer]")
     for hook in ("preup", "postup", "predown", "postdown"):

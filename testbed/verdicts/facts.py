@@ -119,7 +119,7 @@ class RunFacts:
                 out.append(f"the capture dropped {self.capture.dropped} packets")
             out += [d.sentence() for d in self.damage
                     if (content or d.file == f.PCAP) and d.covers(until)]
-        out += self.route_doubts(variant, until)
+            out += self.route_doubts(variant, until)  # its traffic, like the capture's
         if self.failed_actions.get(variant):
             out.append(f"{variant}'s actions did not all succeed: "
                        + "; ".join(self.failed_actions[variant]))
