@@ -4,6 +4,9 @@ route and by no other — fail-closed.
     guest G ── br0 ─┬─ simulated: mitmdump / NAT out of wan0 (the lab's internet)
                     ├─ vpn:  ip rule from G → table 100+k: default dev rt<k> (wireguard-go),
                     │        else blackhole; DNS to the gateway DNATed to the route's resolver
+                    ├─ internet: ip rule from G → table 150+k: default via the host, dev
+                    │        up<k> (``testbed.lab.uplink``), else blackhole; DNS DNATed to a
+                    │        forwarder on the gateway that logs every query and answer
                     └─ drop: ip rule from G → blackhole; only the lab resolver answers it
 
 Two layers keep a guest on its route: policy routing (a table whose last route is a
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -29,12 +33,14 @@ from pathlib import Path
 
 from testbed._errors import LabError
 from testbed.lab import netns
+from testbed.lab.uplink import Uplink, link_up
 from testbed.route import probe
 from testbed.route import wireguard as wg
 from testbed.run.vantage import RouteDown, Vantage
 from testbed.scenario.model import Route
 
-TABLE_BASE, DROP_TABLE = 100, 199
+TABLE_BASE, UPLINK_TABLE_BASE, DROP_TABLE = 100, 150, 199
+FORWARDER_PORT = 5300  # + k: the gateway's resolver of uplink k
 RULE_PRIORITY = 1000
 WATCH_SECONDS = 1.0
 FAILED_PROBES = 2  # answers missed in a row before a route counts as dead
@@ -57,13 +63,17 @@ class Leg:
 
 @dataclass
 class Tunnel:
+    """One way out (a WireGuard tunnel, or an uplink of the host) and the guests on it."""
+
     label: str
     ifname: str
     table: int
-    config: wg.WgConfig
+    config: wg.WgConfig | None
     resolver: str
     legs: list[Leg]
     proc: subprocess.Popen[bytes] | None = None
+    uplink: Uplink | None = None
+    dns: str = ""  # where the guests' DNS is DNATed to (else the resolver)
     echo: str = ""
     last_ok: float = 0.0
     misses: int = 0
@@ -95,26 +105,26 @@ class GatewayRoutes:
         if not self.routed:
             return
         sh = netns.sh
-        for leg in self.routed:
-            if leg.route.kind == "internet":
-                raise LabError(f"route {leg.route.label} of {leg.variant}: the internet route "
-                               "is checked by `testbed doctor` but not built by this gateway "
-                               "yet (docs/routes.md)")
         by_config: dict[Path, list[Leg]] = {}
+        by_uplink: dict[str, list[Leg]] = {}
         for leg in self.routed:
             if leg.route.kind == "vpn" and leg.route.config is not None:
                 by_config.setdefault(leg.route.config, []).append(leg)
+            elif leg.route.kind == "internet":
+                by_uplink.setdefault(leg.route.uplink, []).append(leg)
         for k, (path, legs) in enumerate(by_config.items()):
             self.tunnels.append(self._tunnel(k, path, legs))
+        for k, (_, legs) in enumerate(by_uplink.items()):
+            self.tunnels.append(self._uplink(k, legs))
         sh("ip", "route", "add", "blackhole", "default", "table", str(DROP_TABLE), ns=self.ns)
         ifname = {leg.address: t.ifname for t in self.tunnels for leg in t.legs}
-        resolver = {leg.address: t.resolver for t in self.tunnels for leg in t.legs}
+        resolver = {leg.address: t.dns or t.resolver for t in self.tunnels for leg in t.legs}
         for i, leg in enumerate(self.routed):
             g = leg.address
             ipt = self._iptables
             ipt("-t", "nat", "-I", "PREROUTING", "1", "-s", g, "-j", "RETURN")  # no mitmdump
             table = DROP_TABLE
-            if leg.route.kind == "vpn":
+            if leg.route.kind in ("vpn", "internet"):
                 dev, r = ifname[g], resolver[g]
                 table = next(t.table for t in self.tunnels if t.ifname == dev)
                 for proto in ("udp", "tcp"):  # DNS through the tunnel, to its resolver
@@ -158,6 +168,34 @@ class GatewayRoutes:
                str(t.table), "priority", str(RULE_PRIORITY - 100 + k), ns=self.ns)
         return t
 
+    def _uplink(self, k: int, legs: list[Leg]) -> Tunnel:
+        """The host's uplink ``legs[0].route.uplink`` as way out ``up<k>``, with the
+        gateway's forwarding resolver for it."""
+        route = legs[0].route
+        up = Uplink(self.tag, k, route.uplink)
+        up.open(self.ns, route.gateway)
+        t = Tunnel(label=route.label, ifname=up.gw_link, table=UPLINK_TABLE_BASE + k,
+                   config=None, resolver=route.resolver, legs=legs, uplink=up,
+                   echo=route.echo, dns=f"{self.gateway_ip}:{FORWARDER_PORT + k}")
+        sh, table = netns.sh, str(t.table)
+        sh("ip", "route", "add", "default", "via", up.gateway_side, "dev", t.ifname, "table",
+           table, ns=self.ns)
+        sh("ip", "route", "add", "blackhole", "default", "metric", "4000", "table", table,
+           ns=self.ns)
+        sh("ip", "rule", "add", "oif", t.ifname, "table", table, "priority",
+           str(RULE_PRIORITY - 50 + k), ns=self.ns)  # the forwarder's and probes' queries
+        folder = self.workdir / "lab" / "routes"
+        folder.mkdir(parents=True, exist_ok=True)
+        ready = folder / f"{t.ifname}-dns.ready"
+        t.proc = netns.spawn(self.ns, [sys.executable, "-m", "testbed.route.forwarder",
+                                       "--listen", t.dns, "--upstream", t.resolver,
+                                       "--device", t.ifname,
+                                       "--log", str(folder / f"{t.ifname}-dns.jsonl"),
+                                       "--ready", str(ready)],
+                             folder / f"{t.ifname}-dns.log", self.env)
+        netns.wait_for(ready, t.proc, f"the resolver of route {t.label}")
+        return t
+
     def fence(self, ifname: dict[str, str]) -> str:
         """The nftables script of the fence (see the module's docstring)."""
         fwd, inp = [], []
@@ -166,6 +204,11 @@ class GatewayRoutes:
             if leg.route.kind == "vpn":
                 fwd.append(f'ip saddr {g} oifname != "{ifname[g]}" counter drop')
                 inp.append(f"ip saddr {g} counter drop")
+            elif leg.route.kind == "internet":  # its DNS: the forwarder, on the gateway
+                port = next(t.dns for t in self.tunnels if leg in t.legs).rsplit(":", 1)[1]
+                fwd.append(f'ip saddr {g} oifname != "{ifname[g]}" counter drop')
+                inp += [f"ip saddr {g} ip daddr {self.gateway_ip} udp dport {port} accept",
+                        f"ip saddr {g} counter drop"]
             else:  # drop: the lab resolver on the gateway, nothing else
                 fwd.append(f"ip saddr {g} counter drop")
                 inp += [f"ip saddr {g} ip daddr {self.gateway_ip} udp dport 53 accept",
@@ -189,8 +232,8 @@ class GatewayRoutes:
             if problem:
                 out.append(f"route {t.label}: {problem}")
                 continue
-            age = wg.handshake_age(self.ns, t.ifname)
-            if age is None or age > wg.HANDSHAKE_FRESH:
+            age = wg.handshake_age(self.ns, t.ifname) if t.config is not None else 0.0
+            if t.config is not None and (age is None or age > wg.HANDSHAKE_FRESH):
                 out.append(f"route {t.label}: no fresh handshake with the tunnel's peer "
                            f"({t.config.peers[0].endpoint})")
             t.last_ok = time.time()
@@ -211,7 +254,9 @@ class GatewayRoutes:
 
     def _tunnel_problem(self, t: Tunnel, attempts: int) -> str | None:
         if t.proc is None or t.proc.poll() is not None:
-            return f"{wg.TUNNEL_PROGRAM} is not running"
+            return f"{self._program(t)} is not running"
+        if t.uplink is not None and (down := link_up(t.uplink.name)):
+            return down
         link = netns.sh("ip", "-o", "link", "show", t.ifname, ns=self.ns, check=False)
         if ",UP" not in link and "<UP" not in link:
             return f"interface {t.ifname} is not up"
@@ -220,7 +265,16 @@ class GatewayRoutes:
         for _ in range(attempts):
             if inside.call(lambda: probe.ask(t.resolver, PROBE_NAME, t.ifname)) is not None:
                 return None
-        return f"the resolver {t.resolver} does not answer through the tunnel"
+        return f"the resolver {t.resolver} does not answer through {self._through(t)}"
+
+    @staticmethod
+    def _program(t: Tunnel) -> str:
+        return wg.TUNNEL_PROGRAM if t.config is not None else "its resolver (forwarder)"
+
+    @staticmethod
+    def _through(t: Tunnel) -> str:
+        return "the tunnel" if t.config is not None else f"uplink {t.uplink.name}" \
+            if t.uplink is not None else t.ifname
 
     # -- vantage --------------------------------------------------------------------------
     def vantages(self) -> dict[str, Vantage]:
@@ -230,12 +284,14 @@ class GatewayRoutes:
         for t in self.tunnels:
             egress = self._echo(t)
             how: str | None = f"echo {t.echo}"
-            if egress is None:
+            if egress is None and t.config is not None:
                 host = t.config.peers[0].endpoint_host
                 egress, how = (host, "tunnel config (peer endpoint)") if _is_ip(host) else \
                     (None, None)
+            if egress is None:
+                how = None
             for leg in t.legs:
-                out[leg.variant] = Vantage(route="vpn", label=t.label, egress=egress,
+                out[leg.variant] = Vantage(route=leg.route.kind, label=t.label, egress=egress,
                                            egress_from=how, resolver=t.resolver)
         return out
 
@@ -286,7 +342,9 @@ class GatewayRoutes:
     def _alive(self, t: Tunnel) -> str | None:
         """Why ``t`` is dead now (None: it answered)."""
         if t.proc is None or t.proc.poll() is not None:
-            return f"{wg.TUNNEL_PROGRAM} exited"
+            return f"{self._program(t)} exited"
+        if t.uplink is not None and (down := link_up(t.uplink.name)):
+            return down
         inside = self._inside
         if inside is None:
             return "the gateway is gone"
@@ -300,7 +358,7 @@ class GatewayRoutes:
             t.last_ok, t.misses = time.time(), 0
             return None
         t.misses += 1
-        return (f"its resolver {t.resolver} stopped answering through the tunnel"
+        return (f"its resolver {t.resolver} stopped answering through {self._through(t)}"
                 if t.misses >= FAILED_PROBES else None)
 
     def downs(self) -> list[RouteDown]:

@@ -4,7 +4,7 @@ problems, then built into `testbed.scenario.model.Route`.
     route: simulated                      # the lab's internet (default)
     route: drop                           # nothing leaves
     route: {vpn: {config: exits/cn.conf, resolver: 10.99.0.1, echo: http://…/ip}}
-    route: {internet: {uplink: eth1, resolver: 192.0.2.53, echo: http://…/ip}}
+    route: {internet: {uplink: eth1, resolver: 192.0.2.53, gateway: 192.0.2.1, echo: …}}
 
 A VPN config may live outside the scenario's folder (keys are often kept apart); its problems
 are reported with its own file and line and never quote a key.
@@ -26,7 +26,7 @@ Add = Callable[[Problem], None]
 PLAIN = ("simulated", "drop")
 KEYS: dict[str, dict[str, bool]] = {  # kind -> its keys, and whether each is required
     "vpn": {"config": True, "resolver": False, "echo": False},
-    "internet": {"uplink": True, "resolver": True, "echo": False},
+    "internet": {"uplink": True, "resolver": True, "gateway": False, "echo": False},
 }
 IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 EXPECTED = ("expected simulated, drop, {vpn: {config: FILE}} or "
@@ -60,12 +60,13 @@ def check_route(doc: Doc, at: KeyPath, value: Any, add: Add) -> None:
             add(doc.at(here, f"a {kind} route needs {key!r}"))
         elif key in spec and (not isinstance(spec[key], str) or not spec[key]):
             add(doc.at((*here, key), f"{key} should be a non-empty string"))
-    resolver = spec.get("resolver")
-    if isinstance(resolver, str) and resolver:
-        try:
-            ipaddress.ip_address(resolver)
-        except ValueError:
-            add(doc.at((*here, "resolver"), f"resolver {resolver!r} is not an IP address"))
+    for key in ("resolver", "gateway"):
+        value = spec.get(key)
+        if isinstance(value, str) and value:
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                add(doc.at((*here, key), f"{key} {value!r} is not an IP address"))
     echo = spec.get("echo")
     if isinstance(echo, str) and echo and not re.match(r"^https?://[^/\s]+", echo):
         add(doc.at((*here, "echo"), f"echo {echo!r} is not an http(s) URL"))
@@ -111,4 +112,5 @@ def build_route(value: Any, folder: Path, line: int) -> Route:
     return Route(kind=cast(RouteKind, kind),
                  config=config_path(folder, spec["config"]) if "config" in spec else None,
                  uplink=str(spec.get("uplink", "")), resolver=str(spec.get("resolver", "")),
+                 gateway=str(spec.get("gateway", "")),
                  echo=str(spec.get("echo", "")), line=line)

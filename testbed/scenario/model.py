@@ -61,6 +61,7 @@ class Route:
     resolver: str = ""
     echo: str = ""
     line: int = 0
+    gateway: str = ""  # internet: the next hop on the uplink (default: its default route's)
 
     @property
     def label(self) -> str:
@@ -73,7 +74,7 @@ class Route:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "label": self.label}
-        for key in ("uplink", "resolver", "echo"):
+        for key in ("uplink", "resolver", "gateway", "echo"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         if self.config is not None:
