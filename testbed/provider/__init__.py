@@ -3,7 +3,6 @@ active set of pools is listed here, in one place (``POOLS``)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,15 +93,14 @@ def _with_daemons(check: Callable[[Scenario], list[str]]) -> Callable[[Scenario]
         from testbed.lab.daemons import missing_programs
         from testbed.lab.exits import missing_programs as exit_programs
         from testbed.lab.internet_map import load_internet
-        from testbed.route.wireguard import TOOLS as ROUTE_TOOLS
+        from testbed.route.checks import route_checks
 
         internet = scenario.internet_path
         loaded = load_internet(internet) if internet else None
-        vpn = any(scenario.route_of(v).kind == "vpn" for v in scenario.clients)
         return check(scenario) + (missing_programs(loaded) + exit_programs(loaded)
                                   if loaded else []) + [
-            f"{tool}: the scenario's vpn route needs it; apt-get install {pkg}"
-            for tool, pkg in ROUTE_TOOLS.items() if vpn and shutil.which(tool) is None]
+            f"{c.what}: {c.detail}" + (f" ({c.fix})" if c.fix else "")
+            for c in route_checks(scenario) if not c.ok]
 
     return unavailable
 
