@@ -3,9 +3,9 @@ end of a real WireGuard tunnel, on the row's address — so the lab map places t
 ``vpn`` route through it in the row's country (docs/routes.md).
 
     internet netns ── veth x<i> ──┐   one namespace per exit row, tbed-<tag>-x<i>:
-    (routes <address>/32 to it)   └── eth0 <address>/32; wg0 (wireguard-go, the row's config);
-                                      NAT from the tunnel out of eth0; dnsmasq on the tunnel's
-                                      address answering the map's names (the route's resolver)
+    (routes <address>/32 to it)   └── eth0 <address>/32; tb<tag>x<i> (wireguard-go, the row's
+                                      config); NAT from the tunnel out of eth0; dnsmasq on
+                                      the tunnel's address answering the map's names
 
 Everything goes with the namespace (the gateway's teardown, ``netns.sweep``).
 """
@@ -23,7 +23,6 @@ from testbed.lab import netns
 from testbed.lab.internet_map import InternetMap, Server
 from testbed.route import wireguard as wg
 
-EXIT_LINK = "wg0"
 TOOLS = {**wg.TOOLS, "dnsmasq": "dnsmasq"}
 
 
@@ -78,15 +77,16 @@ class Exits:
         sh("ip", "route", "add", "default", "via", self.router, "dev", "eth0", ns=ns)
         folder = self.run / "lab" / "exits" / row.name
         folder.mkdir(parents=True, exist_ok=True)
-        self.procs.append(wg.start_tunnel(ns, EXIT_LINK, config, folder / "wireguard.log",
+        link = wg.link_name(self.tag, "x", i)
+        self.procs.append(wg.start_tunnel(ns, link, config, folder / "wireguard.log",
                                           self.env))
         sh("nft", "-f", "-", ns=ns, input=(
             "table ip testbed_exit {\n  chain postrouting {\n"
             "    type nat hook postrouting priority 100; policy accept;\n"
-            f'    iifname "{EXIT_LINK}" oifname "eth0" masquerade\n  }}\n'
+            f'    iifname "{link}" oifname "eth0" masquerade\n  }}\n'
             "  chain forward {\n    type filter hook forward priority 0; policy drop;\n"
-            f'    iifname "{EXIT_LINK}" oifname "eth0" accept\n'
-            f'    iifname "eth0" oifname "{EXIT_LINK}" ct state established,related accept\n'
+            f'    iifname "{link}" oifname "eth0" accept\n'
+            f'    iifname "eth0" oifname "{link}" ct state established,related accept\n'
             "  }\n}\n"))
         inner = str(ipaddress.ip_interface(config.addresses[0]).ip)
         hosts = folder / "hosts"

@@ -20,6 +20,7 @@ from pathlib import Path
 from testbed._errors import LabError
 from testbed.lab import mgmt, owners, uplink
 from testbed.lab.shell import sh
+from testbed.route import wireguard
 
 NS_PREFIX = "tbed-"
 NS_PATTERN = re.compile(r"^tbed-[0-9a-f]{4}-[a-z0-9]+$")
@@ -142,6 +143,7 @@ def sweep(tag: str | None = None, everything: bool = False, only: str | None = N
     for t in sorted(doomed):
         out += mgmt.sweep(t)
         out += uplink.sweep(t)
+        out += wireguard.sweep(t)
     out += sweep_x_locks()
     return out
 

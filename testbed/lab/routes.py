@@ -2,7 +2,7 @@
 route and by no other — fail-closed.
 
     guest G ── br0 ─┬─ simulated: mitmdump / NAT out of wan0 (the lab's internet)
-                    ├─ vpn:  ip rule from G → table 100+k: default dev rt<k> (wireguard-go),
+                    ├─ vpn:  ip rule from G → table 100+k: default dev tb<tag>t<k> (wireguard-go),
                     │        else blackhole; DNS to the gateway DNATed to the route's resolver
                     ├─ internet: ip rule from G → table 150+k: default via the host, dev
                     │        up<k> (``testbed.lab.uplink``), else blackhole; DNS DNATed to a
@@ -91,6 +91,7 @@ class GatewayRoutes:
     wan: str = "wan0"
     bridge: str = "br0"
     tunnels: list[Tunnel] = field(default_factory=list)
+    uplinks: dict[str, Uplink] = field(default_factory=dict)  # host interface -> its link
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _inside: probe.InNamespace | None = None
@@ -112,10 +113,15 @@ class GatewayRoutes:
                 by_config.setdefault(leg.route.config, []).append(leg)
             elif leg.route.kind == "internet":
                 by_uplink.setdefault(leg.route.uplink, []).append(leg)
+        for leg in self.routed:  # first the host's uplinks (a tunnel may go out of one)
+            if leg.route.uplink and leg.route.uplink not in self.uplinks:
+                up = Uplink(self.tag, len(self.uplinks), leg.route.uplink)
+                self.uplinks[up.name] = up
+                up.open(self.ns, leg.route.gateway)
         for k, (path, legs) in enumerate(by_config.items()):
             self.tunnels.append(self._tunnel(k, path, legs))
-        for k, (_, legs) in enumerate(by_uplink.items()):
-            self.tunnels.append(self._uplink(k, legs))
+        for legs in by_uplink.values():
+            self.tunnels.append(self._uplink(legs))
         sh("ip", "route", "add", "blackhole", "default", "table", str(DROP_TABLE), ns=self.ns)
         ifname = {leg.address: t.ifname for t in self.tunnels for leg in t.legs}
         resolver = {leg.address: t.dns or t.resolver for t in self.tunnels for leg in t.legs}
@@ -154,8 +160,16 @@ class GatewayRoutes:
         if not resolver:
             raise LabError(f"route {label}: no resolver: name one (route: {{vpn: {{config: …, "
                            f"resolver: ADDRESS}}}}) or give the config a DNS line")
-        t = Tunnel(label=label, ifname=f"rt{k}", table=TABLE_BASE + k, config=config,
-                   resolver=resolver, legs=legs, echo=legs[0].route.echo)
+        t = Tunnel(label=label, ifname=wg.link_name(self.tag, "t", k), table=TABLE_BASE + k,
+                   config=config, resolver=resolver, legs=legs, echo=legs[0].route.echo,
+                   uplink=self.uplinks.get(legs[0].route.uplink))
+        if t.uplink is not None:  # the tunnel itself goes out of the host's uplink
+            for peer in config.peers:
+                if not _is_ip(peer.endpoint_host):
+                    raise LabError(f"route {label}: name the peer's Endpoint by address to "
+                                   f"reach it through uplink {t.uplink.name}")
+                netns.sh("ip", "route", "replace", f"{peer.endpoint_host}/32", "via",
+                         t.uplink.gateway_side, "dev", t.uplink.gw_link, ns=self.ns)
         folder = self.workdir / "lab" / "routes"
         t.proc = wg.start_tunnel(self.ns, t.ifname, config, folder / f"{t.ifname}.log",
                                  self.env)
@@ -168,12 +182,12 @@ class GatewayRoutes:
                str(t.table), "priority", str(RULE_PRIORITY - 100 + k), ns=self.ns)
         return t
 
-    def _uplink(self, k: int, legs: list[Leg]) -> Tunnel:
+    def _uplink(self, legs: list[Leg]) -> Tunnel:
         """The host's uplink ``legs[0].route.uplink`` as way out ``up<k>``, with the
         gateway's forwarding resolver for it."""
         route = legs[0].route
-        up = Uplink(self.tag, k, route.uplink)
-        up.open(self.ns, route.gateway)
+        up = self.uplinks[route.uplink]
+        k = up.k
         t = Tunnel(label=route.label, ifname=up.gw_link, table=UPLINK_TABLE_BASE + k,
                    config=None, resolver=route.resolver, legs=legs, uplink=up,
                    echo=route.echo, dns=f"{self.gateway_ip}:{FORWARDER_PORT + k}")

@@ -23,6 +23,7 @@ from testbed.lab import owners
 from testbed.lab.shell import sh
 
 HOST_TABLE = re.compile(r"^tb([0-9a-f]{4})_route$")
+LAB_TAG = re.compile(r"^[0-9a-f]{4}$")
 RULE_PRIORITY = 30000
 TABLE_BASE = 0x7E000000  # + tag << 4 + k: one routing table per run and uplink
 
@@ -137,6 +138,8 @@ def _remember(tag: str, uplink: str) -> None:
 def sweep(tag: str) -> list[str]:
     """Remove what run ``tag`` made on the host for its uplinks: its nftables table, its ip
     rules and routing tables, and give each uplink its old ``forwarding`` back."""
+    if not LAB_TAG.match(tag):  # a vagrant run's key: no uplinks of its own
+        return []
     out = []
     tables = sh("nft", "list", "tables", "inet", check=False)
     if f"table inet {host_table(tag)}" in tables:
@@ -166,6 +169,8 @@ def sweep(tag: str) -> list[str]:
 
 def objects(tag: str) -> list[str]:
     """What of run ``tag`` is on the host for its uplinks now."""
+    if not LAB_TAG.match(tag):
+        return []
     out = []
     if f"table inet {host_table(tag)}" in sh("nft", "list", "tables", "inet", check=False):
         out.append(f"nftables table inet {host_table(tag)}")

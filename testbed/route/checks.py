@@ -38,6 +38,8 @@ def route_checks(scenario: Scenario) -> list[Check]:
             problems = wg.read_config(r.config).problems
             out.append(Check(f"route {label}: its config", not problems,
                              "; ".join(problems) or str(r.config), "fix the config"))
+            if r.uplink:  # the tunnel itself out of a host uplink
+                out += _uplink(label, r)
         elif r.kind == "internet":
             out += _uplink(label, r)
         elif r.kind == "drop":

@@ -32,6 +32,26 @@ HANDSHAKE_FRESH = 180.0  # seconds: WireGuard rekeys every 120 s while traffic f
 ENDPOINT = r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}"  # HOST:PORT
 
 
+#: where wireguard-go keeps each interface's control socket: one directory for every network
+#: namespace, so interface names must be unique on the machine (they carry the run's tag)
+SOCKETS = Path("/var/run/wireguard")
+
+
+def link_name(tag: str, role: str, index: int) -> str:
+    """``tb<tag><role><index>``: a tunnel interface of run ``tag`` (``t``: the gateway's end,
+    ``x``: a lab exit's), unique on the machine."""
+    return f"tb{tag}{role}{index}"
+
+
+def sweep(tag: str) -> list[str]:
+    """Remove the control sockets run ``tag``'s tunnels left (their process was killed)."""
+    out = []
+    for sock in SOCKETS.glob(f"tb{tag}[tx]*.sock") if SOCKETS.is_dir() else []:
+        sock.unlink(missing_ok=True)
+        out.append(f"socket {sock}")
+    return out
+
+
 class Secret(str):
     """A string that does not show itself (a key)."""
 

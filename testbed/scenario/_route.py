@@ -4,6 +4,7 @@ problems, then built into `testbed.scenario.model.Route`.
     route: simulated                      # the lab's internet (default)
     route: drop                           # nothing leaves
     route: {vpn: {config: exits/cn.conf, resolver: 10.99.0.1, echo: http://…/ip}}
+    route: {vpn: {config: cn.conf, uplink: eth1}}   # the tunnel itself out of a host uplink
     route: {internet: {uplink: eth1, resolver: 192.0.2.53, gateway: 192.0.2.1, echo: …}}
 
 A VPN config may live outside the scenario's folder (keys are often kept apart); its problems
@@ -25,7 +26,7 @@ from testbed.scenario.model import ROUTE_KINDS, Route, RouteKind
 Add = Callable[[Problem], None]
 PLAIN = ("simulated", "drop")
 KEYS: dict[str, dict[str, bool]] = {  # kind -> its keys, and whether each is required
-    "vpn": {"config": True, "resolver": False, "echo": False},
+    "vpn": {"config": True, "resolver": False, "echo": False, "uplink": False, "gateway": False},
     "internet": {"uplink": True, "resolver": True, "gateway": False, "echo": False},
 }
 IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")

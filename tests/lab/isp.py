@@ -17,6 +17,7 @@ from testbed.lab.internet_map import load_internet
 from testbed.lab.netns import delete_ns
 
 RESOLVER = "198.18.0.53"
+EXIT = "198.18.0.51"  # a WireGuard exit inside the ISP (listening on every address)
 
 
 def sh(*argv: str, ns: str | None = None) -> str:
@@ -34,7 +35,8 @@ class Isp:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.pcap = folder / "isp.pcap"
 
-    def start(self) -> Isp:
+    def start(self, exit_config: Path | None = None) -> Isp:
+        """``exit_config``: also run a WireGuard exit with this (far-end) config."""
         ns = self.ns
         sh("ip", "netns", "add", ns)
         sh("ip", "link", "set", "lo", "up", ns=ns)
@@ -46,6 +48,13 @@ class Isp:
         batch = "".join(f"addr add {s.address}/32 dev lo\n" for s in self.internet.servers)
         subprocess.run(["ip", "netns", "exec", ns, "ip", "-batch", "-"], input=batch + (
             f"addr add {RESOLVER}/32 dev lo\n"), text=True, check=True)
+        if exit_config is not None:
+            from testbed.route.wireguard import read_config, start_tunnel
+
+            sh("ip", "addr", "add", f"{EXIT}/32", "dev", "lo", ns=ns)
+            self.procs.append(start_tunnel(ns, f"tbtw{self.uplink[4:]}",
+                                           read_config(exit_config, server=True),
+                                           self.folder / "isp-wg.log", {"PATH": "/usr/bin:/bin"}))
         hosts = self.folder / "isp-hosts"
         hosts.write_text(hosts_file(self.internet))
         self._spawn(["tcpdump", "-i", "any", "-nn", "-U", "-w", str(self.pcap)], "tcpdump")

@@ -20,8 +20,16 @@ import yaml
 
 from testbed.lab.uplink import objects as host_objects
 
-from .conftest import TESTBED, copy_scenarios, needs_root, run_objects, run_tag, wait_for_phase
-from .isp import RESOLVER, Isp
+from .conftest import (
+    ROOT,
+    TESTBED,
+    copy_scenarios,
+    needs_root,
+    run_objects,
+    run_tag,
+    wait_for_phase,
+)
+from .isp import EXIT, RESOLVER, Isp
 
 pytestmark = [needs_root, pytest.mark.e2e, pytest.mark.root,
               pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="needs dnsmasq")]
@@ -35,16 +43,23 @@ def _scenario(folder: Path, isp: Isp) -> Path:
     out["route"] = {"internet": {"uplink": isp.uplink, "resolver": RESOLVER,
                                  "gateway": isp.isp_ip,
                                  "echo": "http://srv-64-4-34-81.us.lab.example/ip"}}
-    data["clients"] = {"home": data["clients"]["home"], "out": out}
+    conf = scenarios / "lab" / "exits" / "isp-exit.conf"
+    conf.write_text((scenarios / "lab" / "exits" / "cn-shanghai.conf").read_text()
+                    .replace("203.0.113.80:51820", f"{EXIT}:51820"))
+    tun = dict(out, account={"user": "tun"},
+               route={"vpn": {"config": "lab/exits/isp-exit.conf", "resolver": RESOLVER,
+                              "uplink": isp.uplink, "gateway": isp.isp_ip}})
+    data["clients"] = {"home": data["clients"]["home"], "out": out, "tun": tun}
     data["sessions"] = [
         {"name": "launch", "parallel": True, "steps": [
-            {"variant": "home", "action": "launch"}, {"variant": "out", "action": "launch"}]},
-        {"name": "login", "steps": [{"variant": "out", "action": "login"}]},
+            {"variant": v, "action": "launch"} for v in ("home", "out", "tun")]},
+        {"name": "login", "parallel": True, "steps": [
+            {"variant": "out", "action": "login"}, {"variant": "tun", "action": "login"}]},
         {"name": "linger", "steps": [{"variant": "out", "action": "chat_absent", "from": "home"},
                                      {"variant": "out", "action": "chat_absent",
                                       "from": "home"}]}]
-    data["expectations"] = [{"variant": "out", "reaches": {"country": "CN"}},
-                            {"variant": "out", "never_reaches": {"country": "JP"}}]
+    data["expectations"] = [{"variant": v, k: {"country": c}} for v in ("out", "tun")
+                            for k, c in (("reaches", "CN"), ("never_reaches", "JP"))]
     path = scenarios / "routes-internet.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True))
     return path
@@ -57,7 +72,8 @@ def _forwarding(link: str) -> str:
 @pytest.fixture(scope="module")
 def internet_run(tmp_path_factory) -> Iterator[dict[str, Any]]:
     folder = tmp_path_factory.mktemp("internet")
-    isp = Isp(copy_scenarios(folder / "map") / "lab" / "internet-routes.yaml", folder).start()
+    isp = Isp(copy_scenarios(folder / "map") / "lab" / "internet-routes.yaml", folder).start(
+        ROOT / "scenarios" / "lab" / "exits" / "cn-shanghai-exit.conf")
     try:
         before = _forwarding(isp.uplink)
         scenario = _scenario(folder, isp)
@@ -137,18 +153,32 @@ def test_no_guest_packet_reached_the_isp_unNATed_or_after_the_uplink_died(intern
 def test_the_run_says_when_the_uplink_died(internet_run):
     events = [json.loads(line) for line in _read(internet_run["run"] / "events.jsonl")
               .splitlines()]
-    downs = [e for e in events if e["action"] == "route-down"]
-    assert len(downs) == 1
-    assert internet_run["down"] - 3 <= downs[0]["start"] <= internet_run["down"] + 1
-    assert "is down" in downs[0]["error"]
+    downs = {e["variant"]: e for e in events if e["action"] == "route-down"}
+    assert set(downs) == {"out", "tun"}, "both routes out of the uplink died with it"
+    for e in downs.values():
+        assert internet_run["down"] - 3 <= e["start"] <= internet_run["down"] + 1
+        assert "is down" in e["error"]
 
 
-@pytest.mark.parametrize("claim,status", [("out-reaches-country-CN", "pass"),
-                                          ("out-never_reaches-country-JP", "inconclusive")])
-def test_claims_after_the_uplink_died(internet_run, claim, status):
+@pytest.mark.parametrize("claim,status,via", [
+    ("out-reaches-country-CN", "pass", "via internet tbti"),
+    ("out-never_reaches-country-JP", "inconclusive", "via internet tbti"),
+    ("tun-reaches-country-CN", "pass", "via vpn isp-exit.conf"),
+    ("tun-never_reaches-country-JP", "inconclusive", "via vpn isp-exit.conf")])
+def test_claims_after_the_uplink_died(internet_run, claim, status, via):
     v = _verdicts(internet_run["run"])[claim]
     assert v["status"] == status, v["reason"]
-    assert "via internet tbti" in v["reason"]
+    assert via in v["reason"]
+
+
+def test_a_tunnel_goes_out_of_the_uplink_too(internet_run):
+    """The vpn route's WireGuard packets left by the uplink (NATed) to the ISP's exit, and
+    its vantage is the tunnel's endpoint."""
+    assert any(re.search(rf"IP 100\.127\.\d+\.1\.\d+ > {re.escape(EXIT)}\.51820: UDP", line)
+               for _, line in internet_run["isp"])
+    v = internet_run["manifest"]["vantage"]["tun"]
+    assert (v["route"], v["egress"], v["egress_from"]) == (
+        "vpn", EXIT, "tunnel config (peer endpoint)")
 
 
 def test_the_host_is_as_before(internet_run):

@@ -56,8 +56,8 @@ def _run(scenario: Path, results: Path, timeout: float = 240) -> subprocess.Comp
 def _leftovers(run: Path, tag: str | None = None) -> list[str]:
     tag = tag or run_tag(run)
     left = run_objects(tag) + processes_mentioning(str(run))
-    left += [f"process {p}" for p in processes_mentioning("wireguard-go")
-             if f"tbed-{tag}" in p]
+    left += [f"process {p}" for p in processes_mentioning(f"wireguard-go -f tb{tag}")]
+    left += [f"socket {s}" for s in Path("/var/run/wireguard").glob(f"tb{tag}*")]
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     left += [f"nftables {t}" for t in re.findall(rf"tb{tag}_\w+", tables)]
     return left
@@ -304,9 +304,11 @@ def test_a_route_that_cannot_carry_fails_before_guests_and_leaves_nothing(tmp_pa
 
 
 def _started(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    """A run of one guest on the vpn route, in its sessions."""
+    scenario = _fail_closed_scenario(tmp_path)
     results = tmp_path / "results"
-    proc = subprocess.Popen([*TESTBED, "run", "scenarios/routes-lab.yaml", "--results",
-                             str(results)], cwd=ROOT, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*TESTBED, "run", str(scenario), "--results", str(results)],
+                            cwd=scenario.parent, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     run = wait_for_phase(results, "sessions")
     tag = run_tag(run)
@@ -327,7 +329,7 @@ def test_sigkill_then_cleanup_leaves_no_tunnel(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     tag = run_tag(run)
-    assert [p for p in processes_mentioning("wireguard-go") if p], "SIGKILL leaves the tunnels"
+    assert processes_mentioning(f"wireguard-go -f tb{tag}"), "SIGKILL leaves the tunnels"
     out = subprocess.run([*TESTBED, "lab", "cleanup", "--tag", tag], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
