@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from testbed._errors import LabError
-from testbed.lab import netns
+from testbed.lab import netns, tunnels
 from testbed.lab.internet_map import InternetMap, Server
 from testbed.route import wireguard as wg
 
@@ -78,7 +78,7 @@ class Exits:
         folder = self.run / "lab" / "exits" / row.name
         folder.mkdir(parents=True, exist_ok=True)
         link = wg.link_name(self.tag, "x", i)
-        self.procs.append(wg.start_tunnel(ns, link, config, folder / "wireguard.log",
+        self.procs.append(tunnels.start_tunnel(ns, link, config, folder / "wireguard.log",
                                           self.env))
         sh("nft", "-f", "-", ns=ns, input=(
             "table ip testbed_exit {\n  chain postrouting {\n"

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from testbed._errors import LabError
 from testbed.lab import netns
+from testbed.lab import tunnels as tun
 from testbed.lab.uplink import Uplink, link_up
 from testbed.route import probe
 from testbed.route import wireguard as wg
@@ -171,7 +172,7 @@ class GatewayRoutes:
                 netns.sh("ip", "route", "replace", f"{peer.endpoint_host}/32", "via",
                          t.uplink.gateway_side, "dev", t.uplink.gw_link, ns=self.ns)
         folder = self.workdir / "lab" / "routes"
-        t.proc = wg.start_tunnel(self.ns, t.ifname, config, folder / f"{t.ifname}.log",
+        t.proc = tun.start_tunnel(self.ns, t.ifname, config, folder / f"{t.ifname}.log",
                                  self.env)
         sh = netns.sh
         sh("ip", "route", "add", "default", "dev", t.ifname, "table", str(t.table), ns=self.ns)
@@ -246,7 +247,7 @@ class GatewayRoutes:
             if problem:
                 out.append(f"route {t.label}: {problem}")
                 continue
-            age = wg.handshake_age(self.ns, t.ifname) if t.config is not None else 0.0
+            age = tun.handshake_age(self.ns, t.ifname) if t.config is not None else 0.0
             if t.config is not None and (age is None or age > wg.HANDSHAKE_FRESH):
                 out.append(f"route {t.label}: no fresh handshake with the tunnel's peer "
                            f"({t.config.peers[0].endpoint})")

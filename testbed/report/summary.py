@@ -72,8 +72,7 @@ def header(data: RunData) -> Header:
         reanalysis_databases=", ".join(Path(d).name for d in m.reanalysis_databases),
         status=status, label=label, summary=summary or f"run {m.status or 'status unknown'}",
         error=m.error or "",
-        vantage=tuple(f"{v}: {x.sentence()}" + (f" (egress {x.egress}, resolver {x.resolver})"
-                                                if x.egress or x.resolver else "")
+        vantage=tuple(f"{v}: {x.sentence()}" + (f" ({x.details()})" if x.details() else "")
                       for v, x in m.vantage.items()),
         routes_down=tuple(f"{v}: {why}" for v, (_, why) in route_downs(data.events).items()))
 

@@ -4,8 +4,7 @@ A config names secrets (``PrivateKey``, ``PresharedKey``): they are held in :cla
 whose ``repr``/``str`` hide the value, passed to ``wg setconf`` on its standard input only,
 and never written to a log, the manifest or the report. Problems are ``FILE:LINE: ...`` lines.
 
-The tunnel runs Debian's ``wireguard-go`` (the kernel may have no WireGuard module; it needs
-``/dev/net/tun``) in the foreground inside a network namespace, so it goes with the namespace.
+The tunnel itself is started by ``testbed.lab.tunnels``.
 """
 
 from __future__ import annotations
@@ -13,13 +12,8 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from testbed._errors import LabError
-from testbed.lab.shell import sh
 
 TUNNEL_PROGRAM = "wireguard-go"
 TOOLS = {"wireguard-go": "wireguard-go", "wg": "wireguard-tools"}
@@ -213,39 +207,3 @@ def read_config(path: Path, shown: str | None = None, server: bool = False) -> W
 
 def _list(value: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in value.split(",") if x.strip())
-
-
-def start_tunnel(ns: str, ifname: str, config: WgConfig, log: Path,
-                 env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """``wireguard-go`` in the foreground in ``ns``, configured from ``config``, its addresses
-    set and the link up. The caller stops it (or it goes with the namespace)."""
-    from testbed.lab import netns
-
-    proc = netns.spawn(ns, [TUNNEL_PROGRAM, "-f", ifname], log,
-                       {**env, "WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "error"})
-    deadline = time.monotonic() + 10
-    while ifname not in sh("ip", "-o", "link", "show", ns=ns, check=False):
-        if proc.poll() is not None:
-            raise LabError(f"{TUNNEL_PROGRAM} for {config.path.name} exited with status "
-                           f"{proc.returncode} before its interface existed; see {log}")
-        if time.monotonic() > deadline:
-            raise LabError(f"{TUNNEL_PROGRAM} made no interface {ifname} within 10 s; see {log}")
-        time.sleep(0.05)
-    sh("wg", "setconf", ifname, "/dev/stdin", ns=ns, input=config.setconf())
-    for a in config.addresses:
-        sh("ip", "addr", "add", a, "dev", ifname, ns=ns)
-    if config.mtu:
-        sh("ip", "link", "set", ifname, "mtu", str(config.mtu), ns=ns)
-    sh("ip", "link", "set", ifname, "up", ns=ns)
-    return proc
-
-
-def handshake_age(ns: str, ifname: str, now: float | None = None) -> float | None:
-    """Seconds since the latest handshake of any peer of ``ifname`` (None: never, or no
-    such interface)."""
-    out = sh("wg", "show", ifname, "latest-handshakes", ns=ns, check=False)
-    stamps = [int(x) for line in out.splitlines() for x in line.split()[1:2] if x.isdigit()]
-    latest = max(stamps, default=0)
-    if latest == 0:
-        return None
-    return max(0.0, (now or time.time()) - latest)

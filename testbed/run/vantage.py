@@ -40,6 +40,19 @@ class Vantage(Record):
         return Vantage(self.route, self.label, self.egress, self.egress_from, country, asn,
                        organization, database, self.resolver, resolver_country, resolver_asn)
 
+    def details(self) -> str:
+        """``egress 203.0.113.80 (echo …), resolver 10.99.0.1 (CN, AS4134)``: what backs the
+        sentence, for the report's header."""
+        out = []
+        if self.egress:
+            out.append(f"egress {self.egress}" + (f" ({self.egress_from})"
+                                                  if self.egress_from else ""))
+        if self.resolver:
+            where = [x for x in (self.resolver_country,
+                                 f"AS{self.resolver_asn}" if self.resolver_asn else None) if x]
+            out.append(f"resolver {self.resolver}" + (f" ({', '.join(where)})" if where else ""))
+        return ", ".join(out)
+
     def sentence(self) -> str:
         """``measured from CN, AS4134, via vpn cn-shanghai.conf`` (what is known of it)."""
         if self.route == "simulated":

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import testbed.scenario.model as m
 from testbed.scenario._problem import KeyPath, Problem, dotted
+from testbed.scenario._route import build_route
 from testbed.scenario._yaml import YamlDoc
 
 
@@ -31,12 +32,6 @@ class Doc:
     def at(self, path: KeyPath, message: str) -> Problem:
         return Problem(self.file, self.yaml.line(path), dotted(path), message)
 
-
-
-def build_route(value: Any, folder: Path, line: int) -> m.Route:
-    from testbed.scenario._route import build_route as build
-
-    return build(value, folder, line)
 
 
 def build_profile(doc: Doc) -> m.AppProfile:

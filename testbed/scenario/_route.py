@@ -17,11 +17,13 @@ import ipaddress
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from testbed.scenario._build import Doc
 from testbed.scenario._problem import KeyPath, Problem
 from testbed.scenario.model import ROUTE_KINDS, Route, RouteKind
+
+if TYPE_CHECKING:
+    from testbed.scenario._build import Doc
 
 Add = Callable[[Problem], None]
 PLAIN = ("simulated", "drop")

@@ -49,7 +49,8 @@ class Isp:
         subprocess.run(["ip", "netns", "exec", ns, "ip", "-batch", "-"], input=batch + (
             f"addr add {RESOLVER}/32 dev lo\n"), text=True, check=True)
         if exit_config is not None:
-            from testbed.route.wireguard import read_config, start_tunnel
+            from testbed.lab.tunnels import start_tunnel
+            from testbed.route.wireguard import read_config
 
             sh("ip", "addr", "add", f"{EXIT}/32", "dev", "lo", ns=ns)
             self.procs.append(start_tunnel(ns, f"tbtw{self.uplink[4:]}",

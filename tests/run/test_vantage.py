@@ -47,3 +47,15 @@ def test_a_route_down_is_one_event_per_variant_and_read_back_first_first():
     found = route_downs([*events, *later])
     assert found["a"][0] == 1000.0
     assert "route vpn x.conf died at 00:16:40 UTC (wireguard-go exited)" in found["a"][1]
+
+
+@pytest.mark.parametrize("vantage,details", [
+    (CN, "egress 203.0.113.80 (tunnel config (peer endpoint)), resolver 10.99.0.1"),
+    (Vantage(route="internet", label="internet eth1", egress="192.0.2.9",
+             egress_from="echo http://x/ip", resolver="192.0.2.53", resolver_country="DE",
+             resolver_asn=3320),
+     "egress 192.0.2.9 (echo http://x/ip), resolver 192.0.2.53 (DE, AS3320)"),
+    (Vantage(), ""),
+])
+def test_the_details_name_the_egress_and_the_resolver(vantage, details):
+    assert vantage.details() == details
