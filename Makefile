@@ -25,6 +25,9 @@ VM_PACKAGES := vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driv
                grub-pc-bin fdisk
 # Real TLS clients from Debian, driven through the gateway by tests/capture (TLS outcomes).
 TLS_CLIENT_PACKAGES := curl openssl gnutls-bin
+# Routes out of the lab (docs/routes.md): WireGuard in user space (the kernel may have no
+# module), its tools, and a real resolver for the tests' VPN exit.
+ROUTE_PACKAGES := wireguard-go wireguard-tools dnsmasq
 # Real GUI apps from Debian that the real-client scenarios drive (scenarios/firefox-lab.yaml).
 REAL_APP_PACKAGES := firefox-esr
 # The newest Python >= 3.11 on this machine (3.12+ gets current mitmproxy), with Tk and venv.
@@ -51,6 +54,7 @@ system:
 	@$(call apt_install,$(APT_PACKAGES),)
 	@$(call apt_install,$(TLS_CLIENT_PACKAGES),)
 	@$(call apt_install,$(REAL_APP_PACKAGES),--no-install-recommends)
+	@$(call apt_install_no_start,$(ROUTE_PACKAGES),--no-install-recommends)
 	@$(call apt_install,$(VOICE_PACKAGES),--no-install-recommends)
 	@$(call apt_install,$(VM_PACKAGES),--no-install-recommends)
 	@$(call apt_install_no_start,$(SERVER_PACKAGES),--no-install-recommends)

@@ -39,6 +39,7 @@ class Server:
     proto: str
     role: str = ""
     daemon: Daemon | None = None
+    exit: Path | None = None  # a lab VPN exit: its own WireGuard config (testbed.lab.exits)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -69,6 +70,10 @@ class InternetMap:
     def __iter__(self) -> Iterator[Server]:
         return iter(self.servers)
 
+    def exits(self) -> tuple[Server, ...]:
+        """The rows that are lab VPN exits."""
+        return tuple(s for s in self.servers if s.exit is not None)
+
     def daemons(self) -> tuple[Server, ...]:
         """The rows that run real server software."""
         return tuple(s for s in self.servers if s.daemon is not None)
@@ -96,7 +101,9 @@ def load_internet(path: Path) -> InternetMap:
                country=str(r["country"]), stands_for=str(r["stands_for"]),
                builds=int(r["builds"]), contacted_by=tuple(str(b) for b in r["contacted_by"]),
                proto=str(r.get("proto", "tls")), role=str(r.get("role", "")),
-               daemon=_daemon(path, r.get("daemon")))
+               daemon=_daemon(path, r.get("daemon")),
+               exit=(path.parent / str(r["exit"]["wireguard"])).resolve()
+               if isinstance(r.get("exit"), dict) else None)
         for r in data["servers"]
     )
     special = tuple(

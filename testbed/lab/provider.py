@@ -59,13 +59,17 @@ class LabPool(GuestPool):
     def __init__(self, workdir: Path, gateway: Gateway, python: str = sys.executable,
                  shares: tuple[Path, ...] = (),
                  start_profiles: Mapping[str, Path] | None = None,
-                 nss_dbs: Mapping[str, str] | None = None) -> None:
+                 nss_dbs: Mapping[str, str] | None = None,
+                 server_cas: Mapping[str, Path] | None = None) -> None:
         """``shares``: host folders the guests read at the same path (the scenario's);
         ``start_profiles``: variant -> a folder copied into its fresh home (else empty);
-        ``nss_dbs``: variant -> its app's own NSS database, relative to the home."""
+        ``nss_dbs``: variant -> its app's own NSS database, relative to the home;
+        ``server_cas``: variant -> the lab servers' own certificate, trusted by a guest whose
+        route leaves the gateway uninspected (it stands for a publicly trusted one)."""
         self.workdir, self.gateway, self.python = workdir, gateway, python
         self.start_profiles = dict(start_profiles or {})
         self.nss_dbs = dict(nss_dbs or {})
+        self.server_cas = dict(server_cas or {})
         self.tag = gateway.tag
         self.guests: list[str] = []
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -122,7 +126,9 @@ class LabPool(GuestPool):
         # the desktop session, in the guest's sandbox: Xvfb, a session bus, the agent
         fs = sandbox.prepare(files.guest_dir(self.workdir, variant),
                              sandbox.guest_uid(self.tag, index),
-                             labca.guest_cas(self.workdir, trust),
+                             labca.guest_cas(self.workdir, trust)
+                             + ([self.server_cas[variant]] if variant in self.server_cas
+                                else []),
                              self.start_profiles.get(variant),
                              nss_db=self.nss_dbs.get(variant))
         self.filesystems.append(fs)

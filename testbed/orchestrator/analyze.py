@@ -35,6 +35,7 @@ from testbed.lab.internet_map import InternetMap, load_internet
 from testbed.orchestrator.background import Background
 from testbed.orchestrator.rundir import RunDir
 from testbed.orchestrator.scancache import flow_scan_run, scan_run
+from testbed.route.place import place_vantages
 from testbed.run import (
     CanaryFile,
     CaptureCounts,
@@ -158,6 +159,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
                                  stands_for.get(address), names.names_for(address))
                   for address in sorted(addresses)}
         provenance = [GeoipDatabase.from_json(db) for db in geo.provenance()]
+        vantage = place_vantages(manifest.vantage, geo, stands_for)
 
     def placement(address: str) -> GeoAnswer | None:
         p = places.get(address, Placement())
@@ -187,7 +189,9 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     write_csv(rows, run.file(f.ENDPOINTS_CSV), variants)
     table = format_table(rows, variants)
     run.file(f.ENDPOINTS_TXT).write_text(table + "\n")
-    run.update_manifest(geoip=[g.to_json() for g in provenance])
+    run.update_manifest(geoip=[g.to_json() for g in provenance],
+                        **({"vantage": {v: x.to_json() for v, x in vantage.items()}}
+                           if vantage else {}))
     return Analysis(report=report, rows=rows, table=table, places=places, geoip=provenance,
                     chats=chats, warnings=warnings)
 

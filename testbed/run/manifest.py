@@ -15,6 +15,7 @@ from typing import Any
 from testbed.run.liveness import effective_status
 from testbed.run.places import GeoipDatabase
 from testbed.run.shapes import Record, Shape, obj, optional, other_keys, scalar
+from testbed.run.vantage import Vantage
 
 #: the expectation kinds, defined once: claims about where a variant went, and about a chat
 REACH_KINDS = ("reaches", "never_reaches", "only_reaches")
@@ -141,6 +142,7 @@ class Manifest(Record):
     reanalysis_databases: tuple[str, ...] = ()
     process: dict[str, Any] = field(default_factory=dict)  # the run's owner (run.liveness)
     lab_status: str | None = None  # how the lab part ended, while analysis is still to come
+    vantage: dict[str, Vantage] = field(default_factory=dict)  # variant -> where measured from
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
 
     @property
@@ -166,7 +168,8 @@ class Manifest(Record):
             "geoip": [g.to_json() for g in self.geoip], "finished": self.finished,
             "error": self.error, "reanalysis_of": self.reanalysis_of,
             "reanalysis_databases": list(self.reanalysis_databases),
-            "process": self.process, "lab_status": self.lab_status}
+            "process": self.process, "lab_status": self.lab_status,
+            "vantage": {v: x.to_json() for v, x in self.vantage.items()}}
         return {k: v for k, v in out.items() if v not in (None, [], {})} | self.extra
 
     def updated(self, **fields: Any) -> Manifest:

@@ -114,6 +114,14 @@ _INTERNET: dict[str, Any] = {
                 "proto": {"enum": list(PROTOS)},
                 "role": {"type": "string"},
                 "daemon": _DAEMON,
+                "exit": {
+                    "type": "object",
+                    "description": "a lab VPN exit on the row's address (docs/routes.md): the "
+                                   "exit's own WireGuard config",
+                    "properties": {"wireguard": {**_TEXT, "description": "relative path"}},
+                    "required": ["wireguard"],
+                    "additionalProperties": False,
+                },
             },
             "required": ["address", "name", "country", "stands_for", "builds", "contacted_by"],
             "additionalProperties": False,

@@ -43,6 +43,45 @@ class AppProfile:
     nss_db: str | None = None  # where in the home its own NSS database is (else ~/.pki/nssdb)
 
 
+ROUTE_KINDS = ("simulated", "internet", "vpn", "drop")
+RouteKind = Literal["simulated", "internet", "vpn", "drop"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """How a variant's traffic leaves the gateway (docs/routes.md): ``simulated`` (the lab's
+    internet), ``internet`` (NAT out of host interface ``uplink``, DNS forwarded to
+    ``resolver``), ``vpn`` (a WireGuard tunnel from ``config``; DNS through it, to ``resolver``
+    or the config's ``DNS``), ``drop`` (nothing leaves). ``echo``: a URL that answers with the
+    caller's address, for the egress as the outside sees it."""
+
+    kind: RouteKind = "simulated"
+    config: Path | None = None
+    uplink: str = ""
+    resolver: str = ""
+    echo: str = ""
+    line: int = 0
+    gateway: str = ""  # internet: the next hop on the uplink (default: its default route's)
+
+    @property
+    def label(self) -> str:
+        """``vpn cn-shanghai.conf``, ``internet eth1``, ``drop``, ``simulated``."""
+        if self.kind == "vpn" and self.config is not None:
+            return f"vpn {self.config.name}"
+        if self.kind == "internet":
+            return f"internet {self.uplink}"
+        return self.kind
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "label": self.label}
+        for key in ("uplink", "resolver", "gateway", "echo"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        if self.config is not None:
+            out["config"] = str(self.config)
+        return out
+
+
 @dataclass(frozen=True)
 class Client:
     """One variant (one guest): its app profile, build profile and account."""
@@ -55,6 +94,7 @@ class Client:
     vm: dict[str, Any] | None = None  # provider vagrant: box, os, cpus, memory, installer
     profile: Path | None = None  # the app's starting profile (a folder), else a fresh home
     tls: str = "intercept"  # or "passthrough": the gateway leaves its TLS unopened
+    route: Route | None = None  # its own route, else the scenario's
 
     def password(self) -> str:
         """The value of ``password_env`` when set and non-empty, else ``"lab-" + variant``.
@@ -139,3 +179,8 @@ class Scenario:
     sha256: str = ""
     nightly: bool = False
     vagrant: dict[str, Any] | None = None  # provider vagrant: hypervisor, gateway, networks
+    route: Route = field(default_factory=Route)  # every client's, unless it names its own
+
+    def route_of(self, variant: str) -> Route:
+        """The route of ``variant``: its own, else the scenario's."""
+        return self.clients[variant].route or self.route

@@ -94,6 +94,10 @@ _CALL = {
     "additionalProperties": False,
 }
 
+#: a route's shape is checked by testbed.scenario._route (its messages say what is expected)
+_ROUTE = {"description": "how the traffic leaves the gateway: simulated, drop, "
+                         "{vpn: {config: FILE}} or {internet: {uplink: IF, resolver: IP}}"}
+
 _SCENARIO: dict[str, Any] = {
     "$schema": DIALECT,
     "$id": "urn:testbed:scenario:v1",
@@ -106,6 +110,7 @@ _SCENARIO: dict[str, Any] = {
         "nightly": {"type": "boolean",
                     "description": "run by `testbed nightly` and compared with the last good run"},
         "provider": {"enum": ["lab", "vagrant"]},
+        "route": _ROUTE,
         "lab": {
             "type": "object",
             "properties": {"internet": {**_TEXT, "description": "lab data file, relative path"}},
@@ -150,6 +155,7 @@ _SCENARIO: dict[str, Any] = {
                 "build": {**_TEXT, "description": "build profile file, relative path"},
                 "profile": {**_TEXT, "description": "a folder, relative path: the app's "
                             "starting profile, copied into the guest's fresh home"},
+                "route": _ROUTE,
                 "tls": {"enum": list(CLIENT_TLS),
                         "description": "intercept (default) or passthrough: the gateway leaves "
                         "this client's TLS unopened"},

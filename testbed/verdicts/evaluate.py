@@ -10,6 +10,8 @@ way. ``check.check_run`` judges a whole run.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from testbed.run import FAIL, INCONCLUSIVE, PASS, Expectation, Verdict
 from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, MEDIA_KINDS, REACH_KINDS
 from testbed.verdicts.call import evaluate_call
@@ -35,7 +37,17 @@ def evaluate(expectation: Expectation, facts: RunFacts) -> Verdict:
         v = evaluate_canary(expectation, facts)
     else:
         raise ValueError(f"{expectation.id}: unknown kind of expectation {expectation.kind!r}")
-    return with_tls(v, expectation.variant, expectation.tls, facts) if expectation.tls else v
+    v = with_tls(v, expectation.variant, expectation.tls, facts) if expectation.tls else v
+    return with_vantage(v, facts)
+
+
+def with_vantage(v: Verdict, facts: RunFacts) -> Verdict:
+    """The verdict's sentence says where its variant was measured from, on a run whose
+    variants took routes other than the simulated internet."""
+    vantage = facts.vantage.get(v.variant)
+    if vantage is None or all(x.route == "simulated" for x in facts.vantage.values()):
+        return v
+    return replace(v, reason=f"{v.reason} ({vantage.sentence()})")
 
 
 def undecided(expectation: Expectation, error: Exception) -> Verdict:

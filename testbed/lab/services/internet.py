@@ -32,6 +32,9 @@ from testbed.lab.internet_map import InternetMap, load_internet
 
 IP_PKTINFO: int = getattr(socket, "IP_PKTINFO", 8)  # Linux; missing from typeshed
 
+#: the path every lab server answers with the caller's address (a route's echo URL)
+ECHO_PATH = "/ip"
+
 
 class Log:
     def __init__(self, path: Path) -> None:
@@ -109,6 +112,8 @@ def make_handler(log: Log, boxes: Mailboxes,
                 self._chat(url, raw)
             elif url.path == "/keywords.txt":
                 self._answer(keywords, "text/plain; charset=utf-8")
+            elif url.path == ECHO_PATH:  # the caller's address as this server sees it
+                self._answer(f"{self.client_address[0]}\n".encode(), "text/plain")
             else:
                 self._answer(f"lab server {server}: {url.path}\n".encode())
 
