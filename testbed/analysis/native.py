@@ -30,6 +30,9 @@ Python references are used, with a one-line notice on stderr: slower, never diff
   `buf[s:e]`, `payloads.client_hello_sni` of it ('' when it has none).
 - `first_seen()` -> `first_seen(buf, starts, ends, tags) -> int64 array`: the rows (in
   order) whose `(tags[i], buf[starts[i]:ends[i]])` is not that of an earlier row.
+- `native_frame_columns`: a batch's frames to IP columns in one loop (link layer, IPv4/IPv6,
+  ports, TCP flags, payload bounds), used by `pcapvec._native_columns`; its reference is
+  the numpy `pcapvec._numpy_columns` (~0.1 s a million packets; the loop ~0.02 s).
 """
 
 from __future__ import annotations
@@ -114,9 +117,12 @@ native_walk: tuple[Walk, Walk] | None = None
 native_gather: Gather | None = None
 native_snis: Snis | None = None
 native_first_seen: FirstSeen | None = None
+# `pcapvec._native_columns` calls it (its reference: `pcapvec._numpy_columns`)
+native_frame_columns: Callable[..., tuple[int, int, int]] | None = None
 
 try:
     from ._native import first_seen as _first_seen_c  # type: ignore[import-not-found]
+    from ._native import frame_columns as _frame_columns_c
     from ._native import gather as _gather_c
     from ._native import pcap_offsets, pcapng_offsets
     from ._native import snis as _snis_c
@@ -146,6 +152,7 @@ else:
                              dtype=np.int64)
 
     native_walk = (_pcap_c, _pcapng_c)
+    native_frame_columns = _frame_columns_c
     native_first_seen = _first_seen
     native_gather = _gather
     native_snis = _snis

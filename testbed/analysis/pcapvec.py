@@ -26,7 +26,15 @@ from numpy.typing import NDArray
 
 from . import native
 from .decode import V6_EXT, Flows, add_generic
-from .linklayer import LINK_BYTES, LINKS, link_offsets, u16
+from .linklayer import (
+    _IP_ETHERTYPE,
+    _VLAN_TABLE,
+    LINK_BYTES,
+    LINKS,
+    VLAN_COLUMNS,
+    link_offsets,
+    u16,
+)
 
 __all__ = ["IPColumns", "OddFrame", "PcapBatcher", "PcapngBatcher", "ScanBatch"]
 
@@ -126,7 +134,7 @@ def _l4_columns(
     return np.where(tcp, flags, 0), poff
 
 
-def _frame_columns(
+def _numpy_columns(
     buf: bytes,
     rows: NDArray[np.uint8],
     hoff: int,
@@ -135,15 +143,10 @@ def _frame_columns(
     ts: NDArray[np.float64],
     orig: I64,
     linktype: int,
-    decode: Callable[..., Any],
-    flows: Flows,
     index: I64,
-    odd: list[OddFrame] | None,
-) -> tuple[list[IPColumns], int, int]:
-    """Decode a batch of frames of one link type: (columns, IP packets, skipped frames).
-    `rows[:, hoff:]` holds each frame's first LINK_BYTES + _IP_BYTES bytes, `starts` /
-    `ends` its bounds in `buf`. Frames the columns cannot express go through `decode`
-    (the scalar decoder) into `flows` (and, when `odd` is a list, onto it)."""
+) -> tuple[list[IPColumns], I64]:
+    """The columns of a batch of frames of one link type, and the frames for the scalar
+    decoder (in batch order): the reference of `_native_columns`."""
     flen = ends - starts
     l3 = link_offsets(linktype, rows[:, hoff : hoff + LINK_BYTES], flen)
     base = hoff + LINKS[linktype].ip_at
@@ -224,7 +227,74 @@ def _frame_columns(
                 tend,
             )
         )
-    packets = int(r4.size + r6.size)
+    return columns, slow
+
+
+_LINK_TABLES = (_VLAN_TABLE.tobytes(), _IP_ETHERTYPE.tobytes(), _V6_SLOW.tobytes(),
+                _PORT_PROTO.tobytes())
+
+
+def _native_columns(
+    buf: bytes,
+    starts: I64,
+    ends: I64,
+    ts: NDArray[np.float64],
+    orig: I64,
+    linktype: int,
+    index: I64,
+) -> tuple[list[IPColumns], I64]:
+    """`_numpy_columns` in one C loop over the frames (`native.native_frame_columns`)."""
+    assert native.native_frame_columns is not None
+    link = LINKS.get(linktype)
+    n = len(starts)
+    if link is None:  # as `link_offsets`: every frame to the scalar decoder
+        return [], np.arange(n, dtype=np.int64)
+    i4 = np.empty((7, n), dtype=np.int64)
+    a4 = np.empty((2, n), dtype=np.uint64)
+    i6 = np.empty((7, n), dtype=np.int64)
+    s6 = np.empty((n, 2), dtype=np.uint64)
+    d6 = np.empty((n, 2), dtype=np.uint64)
+    slow = np.empty(n, dtype=np.int64)
+    n4, n6, ns = native.native_frame_columns(
+        buf, np.ascontiguousarray(starts, dtype=np.int64),
+        np.ascontiguousarray(ends, dtype=np.int64),
+        link.ip_at, link.etype_at, link.vlan, link.bsd, VLAN_COLUMNS, *_LINK_TABLES,
+        i4, a4, i6, s6, d6, slow)
+    columns = []
+    for version, count, ints in ((4, n4, i4), (6, n6, i6)):
+        if not count:
+            continue
+        r, proto, sport, dport, flags, poff, pend = ints[:, :count]
+        src, dst = (a4[0, :count], a4[1, :count]) if version == 4 else (s6[:count], d6[:count])
+        columns.append(IPColumns(version, src, dst, proto, sport, dport, ts[r], orig[r],
+                                 index[r], flags, poff, pend))
+    return columns, slow[:ns]
+
+
+def _frame_columns(
+    buf: bytes,
+    rows: NDArray[np.uint8],
+    hoff: int,
+    starts: I64,
+    ends: I64,
+    ts: NDArray[np.float64],
+    orig: I64,
+    linktype: int,
+    decode: Callable[..., Any],
+    flows: Flows,
+    index: I64,
+    odd: list[OddFrame] | None,
+) -> tuple[list[IPColumns], int, int]:
+    """Decode a batch of frames of one link type: (columns, IP packets, skipped frames).
+    `rows[:, hoff:]` holds each frame's first LINK_BYTES + _IP_BYTES bytes, `starts` /
+    `ends` its bounds in `buf`. Frames the columns cannot express go through `decode`
+    (the scalar decoder) into `flows` (and, when `odd` is a list, onto it)."""
+    flen = ends - starts
+    if native.native_frame_columns is not None:
+        columns, slow = _native_columns(buf, starts, ends, ts, orig, linktype, index)
+    else:
+        columns, slow = _numpy_columns(buf, rows, hoff, starts, ends, ts, orig, linktype, index)
+    packets = sum(len(c.proto) for c in columns)
     skipped = len(flen) - packets - len(slow)
     if len(slow):
         add = add_generic

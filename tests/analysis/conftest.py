@@ -13,10 +13,12 @@ from testbed.analysis import native
 @pytest.fixture(params=["native", "python"])
 def native_loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     if request.param == "native":
-        assert native.native_walk is not None and native.native_gather is not None, \
+        assert None not in (native.native_walk, native.native_gather,
+                            native.native_frame_columns), \
             "the native loops (testbed/analysis/_native.c) were not built: run `make setup`"
     else:
         monkeypatch.setattr(native, "native_walk", None)
         monkeypatch.setattr(native, "native_gather", None)
+        monkeypatch.setattr(native, "native_frame_columns", None)
         monkeypatch.setattr(native, "_noticed", True)  # no notice in the test's output
     yield request.param

@@ -170,3 +170,65 @@ def test_native_first_seen_matches_reference(seed: int) -> None:
     got = native.native_first_seen(buf, starts, ends, tags).tolist()
     want = native.python_first_seen(buf, starts, ends, tags).tolist()
     assert got == want, f"the native first-seen filter kept rows {got}, the reference {want}"
+
+
+def _link_frames(linktype: int, rng: random.Random) -> list[bytes]:
+    """Frames of one link type: IPv4/IPv6 TCP, UDP, ICMP, fragments, extension headers,
+    IP options, VLAN tags (Ethernet), non-IP, cut at every length and randomly flipped."""
+    from .pcapbuild import arp, ipv4, sll, sll2
+
+    ips = [packet("10.0.0.2", "1.1.1.1", "tcp", 5000, 443, b"\x16\x03\x01" + b"h" * 40),
+           packet("10.0.0.2", "1.1.1.1", "udp", 5353, 53, b"q" * 30),
+           packet("10.0.0.2", "1.1.1.1", "icmp"),
+           packet("2001:db8::2", "2001:db8::9", "tcp", 6000, 80, b"GET / HTTP/1.1\r\n"),
+           packet("2001:db8::2", "2001:db8::9", "udp", 6001, 53, b"r" * 12),
+           packet("2001:db8::2", "2001:db8::9", "udp", 1, 2, b"x", ext=[(0, bytes(6))]),
+           ipv4("10.0.0.2", "1.1.1.1", 17, b"frag" * 4, frag_offset=3),
+           b"\x46" + packet("10.0.0.2", "1.1.1.1", "tcp", 1, 2, b"opt")[1:]]
+    wrap = {1: lambda p: ether(p), 113: sll, 276: sll2, 101: lambda p: p, 12: lambda p: p,
+            228: lambda p: p, 229: lambda p: p,
+            0: lambda p: struct.pack("<I", 2 if p[0] >> 4 == 4 else 30) + p}[linktype]
+    frames = [wrap(p) for p in ips]
+    if linktype == 1:
+        frames += [ether(ips[0], tags=t) for t in ((0x8100,), (0x88A8, 0x8100),
+                                                   (0x8100, 0x8100, 0x8100))]
+        frames += [arp(), ether(ips[1], ethertype=0x1234)]
+    if linktype == 0:
+        frames.append(struct.pack(">I", 24) + ips[3])
+    out = []
+    for f in frames:
+        out.append(f)
+        out += [f[:cut] for cut in range(0, len(f), 3)]
+        for _ in range(6):
+            g = bytearray(f)
+            for _ in range(rng.randrange(1, 4)):
+                g[rng.randrange(len(g))] = rng.randrange(256)
+            out.append(bytes(g))
+    return out
+
+
+@pytest.mark.parametrize("linktype", [0, 1, 12, 101, 113, 228, 229, 276])
+def test_native_frame_columns_match_numpy(linktype: int) -> None:
+    from testbed.analysis import pcapvec
+
+    if native.native_frame_columns is None:
+        pytest.skip("the native loops were not built")
+    rng = random.Random(linktype)
+    frames = _link_frames(linktype, rng)
+    buf = b"".join(frames)
+    ends = np.cumsum([len(f) for f in frames]).astype(np.int64)
+    starts = ends - [len(f) for f in frames]
+    n = len(frames)
+    ts = np.arange(n, dtype=np.float64) * 0.5
+    orig = np.arange(n, dtype=np.int64) + 1000
+    index = np.arange(n, dtype=np.int64)
+    width = pcapvec.LINK_BYTES + pcapvec._IP_BYTES
+    rows = pcapvec._take(buf, starts, width)
+    want, want_slow = pcapvec._numpy_columns(buf, rows, 0, starts, ends, ts, orig, linktype,
+                                             index)
+    got, got_slow = pcapvec._native_columns(buf, starts, ends, ts, orig, linktype, index)
+    assert got_slow.tolist() == want_slow.tolist(), "other frames go to the scalar decoder"
+    assert [c.version for c in got] == [c.version for c in want]
+    for g, w in zip(got, want, strict=True):
+        for name, a, b in zip(w._fields[1:], g[1:], w[1:], strict=True):
+            assert np.array_equal(a, b), f"IPv{w.version} column {name} differs from numpy's"
