@@ -446,7 +446,181 @@ done:
     return result;
 }
 
+/* Rows of k uint64 words grouped by equal keys with an open-addressing hash table: gid[i]
+ * gets the group of row i, numbered in order of first appearance; heads[g] the first row of
+ * group g. Returns the number of groups, or -1 when out of memory. */
+static Py_ssize_t group_rows(const uint64_t *keys, Py_ssize_t m, Py_ssize_t k, int64_t *gid,
+                             int64_t *heads) {
+    size_t size = 16;
+    while (size < 2 * (size_t)m)
+        size <<= 1;
+    int64_t *table = PyMem_Malloc(size * sizeof(int64_t));
+    if (table == NULL)
+        return -1;
+    memset(table, 0xff, size * sizeof(int64_t));
+    Py_ssize_t groups = 0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        const uint64_t *key = keys + i * k;
+        uint64_t h = 0x9E3779B97F4A7C15ULL;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            h ^= key[j];
+            h *= 0xFF51AFD7ED558CCDULL;
+            h ^= h >> 32;
+        }
+        size_t slot = (size_t)h & (size - 1);
+        for (;;) {
+            int64_t g = table[slot];
+            if (g < 0) {
+                table[slot] = groups;
+                heads[groups] = i;
+                gid[i] = groups++;
+                break;
+            }
+            if (memcmp(keys + heads[g] * k, key, (size_t)k * sizeof(uint64_t)) == 0) {
+                gid[i] = g;
+                break;
+            }
+            slot = (slot + 1) & (size - 1);
+        }
+    }
+    PyMem_Free(table);
+    return groups;
+}
+
+/* group_ids(keys, k, gid, heads) -> groups: `group_rows` over keys (uint64 [m][k]); gid and
+ * heads: writable int64 [m]. */
+static PyObject *group_ids(PyObject *self, PyObject *args) {
+    Py_buffer kv, gv, hv;
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "y*nw*w*", &kv, &k, &gv, &hv))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t m = k > 0 ? kv.len / (Py_ssize_t)sizeof(uint64_t) / k : 0;
+    if (k <= 0 || kv.len != m * k * (Py_ssize_t)sizeof(uint64_t)
+        || gv.len < m * (Py_ssize_t)sizeof(int64_t) || hv.len < m * (Py_ssize_t)sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "group_ids: arrays of the wrong size");
+        goto done;
+    }
+    Py_ssize_t groups = group_rows(kv.buf, m, k, gv.buf, hv.buf);
+    result = groups < 0 ? PyErr_NoMemory() : PyLong_FromSsize_t(groups);
+done:
+    PyBuffer_Release(&kv);
+    PyBuffer_Release(&gv);
+    PyBuffer_Release(&hv);
+    return result;
+}
+
+/* group_reduce(keys, k, vals, first, last, heads, sums, lo, hi) -> groups: rows of equal
+ * keys (uint64 [m][k]) reduced: heads[g] the first row of group g (in order of first
+ * appearance), sums[g] the sum of its vals (int64 [m][2]), lo[g] the least of its first
+ * (float64 [m]), hi[g] the greatest of its last (float64 [m]); outputs writable, m long. */
+static PyObject *group_reduce(PyObject *self, PyObject *args) {
+    Py_buffer kv, vv, fv, lv, hv, sv, lov, hiv;
+    Py_ssize_t k;
+    if (!PyArg_ParseTuple(args, "y*ny*y*y*w*w*w*w*", &kv, &k, &vv, &fv, &lv, &hv, &sv, &lov,
+                          &hiv))
+        return NULL;
+    PyObject *result = NULL;
+    int64_t *gid = NULL;
+    Py_ssize_t m = k > 0 ? kv.len / (Py_ssize_t)sizeof(uint64_t) / k : 0;
+    Py_ssize_t w = (Py_ssize_t)sizeof(int64_t);
+    if (k <= 0 || kv.len != m * k * w || vv.len != 2 * m * w || fv.len != m * w
+        || lv.len != m * w || hv.len < m * w || sv.len < 2 * m * w || lov.len < m * w
+        || hiv.len < m * w) {
+        PyErr_SetString(PyExc_ValueError, "group_reduce: arrays of the wrong size");
+        goto done;
+    }
+    gid = PyMem_Malloc(((size_t)m + 1) * sizeof(int64_t));
+    if (gid == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t groups = group_rows(kv.buf, m, k, gid, hv.buf);
+    if (groups < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const int64_t *vals = vv.buf;
+    const double *first = fv.buf, *last = lv.buf;
+    int64_t *sums = sv.buf;
+    double *lo = lov.buf, *hi = hiv.buf;
+    memset(sums, 0, (size_t)groups * 2 * sizeof(int64_t));
+    for (Py_ssize_t g = 0; g < groups; g++) {
+        int64_t r = ((int64_t *)hv.buf)[g];
+        lo[g] = first[r];
+        hi[g] = last[r];
+    }
+    for (Py_ssize_t i = 0; i < m; i++) {
+        int64_t g = gid[i];
+        sums[2 * g] += vals[2 * i];
+        sums[2 * g + 1] += vals[2 * i + 1];
+        if (first[i] < lo[g])
+            lo[g] = first[i];
+        if (last[i] > hi[g])
+            hi[g] = last[i];
+    }
+    result = PyLong_FromSsize_t(groups);
+done:
+    PyMem_Free(gid);
+    PyBuffer_Release(&kv);
+    PyBuffer_Release(&vv);
+    PyBuffer_Release(&fv);
+    PyBuffer_Release(&lv);
+    PyBuffer_Release(&hv);
+    PyBuffer_Release(&sv);
+    PyBuffer_Release(&lov);
+    PyBuffer_Release(&hiv);
+    return result;
+}
+
+/* burst_starts(gid, t, syn, gap, latest, start): rows in capture order, gid their group;
+ * latest (float64 [groups], NaN: none yet) the latest time of each group so far, updated.
+ * start[i] (uint8) = latest is NaN, or t[i] - latest > gap, or syn[i] (uint8): as
+ * `consumers.BurstConsumer._add` (its reference). */
+static PyObject *burst_starts(PyObject *self, PyObject *args) {
+    Py_buffer gv, tv, sv, lv, ov;
+    double gap;
+    if (!PyArg_ParseTuple(args, "y*y*y*dw*w*", &gv, &tv, &sv, &gap, &lv, &ov))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t m = gv.len / (Py_ssize_t)sizeof(int64_t);
+    Py_ssize_t groups = lv.len / (Py_ssize_t)sizeof(double);
+    if (tv.len != m * (Py_ssize_t)sizeof(double) || sv.len != m || ov.len < m) {
+        PyErr_SetString(PyExc_ValueError, "burst_starts: arrays of the wrong size");
+        goto done;
+    }
+    const int64_t *gid = gv.buf;
+    const double *t = tv.buf;
+    const unsigned char *syn = sv.buf;
+    double *latest = lv.buf;
+    unsigned char *start = ov.buf;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        int64_t g = gid[i];
+        if (g < 0 || g >= groups) {
+            PyErr_SetString(PyExc_ValueError, "burst_starts: a group out of range");
+            goto done;
+        }
+        double prev = latest[g];
+        start[i] = prev != prev || t[i] - prev > gap || syn[i];
+        if (prev != prev || t[i] > prev)
+            latest[g] = t[i];
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&gv);
+    PyBuffer_Release(&tv);
+    PyBuffer_Release(&sv);
+    PyBuffer_Release(&lv);
+    PyBuffer_Release(&ov);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"group_ids", group_ids, METH_VARARGS, "group_ids(keys, k, gid, heads) -> groups"},
+    {"group_reduce", group_reduce, METH_VARARGS,
+     "group_reduce(keys, k, vals, first, last, heads, sums, lo, hi) -> groups"},
+    {"burst_starts", burst_starts, METH_VARARGS,
+     "burst_starts(gid, t, syn, gap, latest, start) -> None"},
     {"frame_columns", frame_columns, METH_VARARGS,
      "frame_columns(buf, starts, ends, *link, *tables, i4, a4, i6, s6, d6, slow) -> (n4, n6, nslow)"},
     {"first_seen", first_seen, METH_VARARGS,

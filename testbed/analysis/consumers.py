@@ -336,6 +336,9 @@ class BurstConsumer:
         variant, proto = cat(lambda p: p.guest), cat(lambda p: p.cols.proto)
         port, dst = cat(lambda p: p.cols.dport), cat(lambda p: p.cols.dst)
         syn = (proto == 6) & (cat(lambda p: p.cols.flags) & 0x12 == 0x02)
+        if native.native_group_ids is not None:
+            self._add_native(version, index, ts, variant, proto, port, dst, syn)
+            return
         keys: list[NDArray[Any]] = [port, proto, variant]
         keys[:0] = [dst] if version == 4 else [dst[:, 1], dst[:, 0]]
         order = np.lexsort([index, *keys])
@@ -380,3 +383,54 @@ class BurstConsumer:
             if hi > lo:
                 self.starts.setdefault(name, []).extend(times[lo:hi])
             last[name] = latest[g]
+
+    def _name(self, version: int, v: int, d: Any, pr: int, po: int) -> tuple[str, bytes, int, int]:
+        p = self.packed.get(d)
+        if p is None:
+            p = self.packed[d] = packed_address(version, d)
+        return self.variants[v], p, pr, po
+
+    def _add_native(self, version: int, index: I64, ts: NDArray[np.float64], variant: I64,
+                    proto: I64, port: I64, dst: NDArray[Any],
+                    syn: NDArray[np.bool_]) -> None:
+        """`_add` with the groups from a hash table and the burst test per row in C, in
+        capture order (`native.native_group_ids`, `native.native_burst_starts`); its numpy
+        half is the reference. Groups are visited in the reference's (sorted) order."""
+        assert native.native_group_ids is not None and native.native_burst_starts is not None
+        if len(index) > 1 and not (index[1:] > index[:-1]).all():
+            order = np.argsort(index, kind="stable")
+            ts, variant, proto, port, dst, syn = (a[order] for a in (ts, variant, proto, port,
+                                                                      dst, syn))
+        n = len(index)
+        words = [variant, proto, port, *([dst] if version == 4 else [dst[:, 0], dst[:, 1]])]
+        table = np.empty((n, len(words)), dtype=np.uint64)
+        for j, w in enumerate(words):
+            table[:, j] = w
+        gid, heads = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+        g = native.native_group_ids(table, len(words), gid, heads)
+        heads = heads[:g]
+        # the reference's order of groups: by variant, proto, port, then address
+        sort = [dst[heads]] if version == 4 else [dst[heads, 1], dst[heads, 0]]
+        rank = np.lexsort([*sort, port[heads], proto[heads], variant[heads]])
+        dsts = dst[heads].tolist()
+        if version == 6:
+            dsts = [tuple(a) for a in dsts]
+        names = [self._name(version, v, d, pr, po) for v, d, pr, po in zip(
+            variant[heads].tolist(), dsts, proto[heads].tolist(), port[heads].tolist(),
+            strict=True)]
+        last = self.last
+        latest = np.array([last.get(name, np.nan) for name in names], dtype=np.float64)
+        start = np.zeros(n, dtype=np.uint8)
+        native.native_burst_starts(gid, np.ascontiguousarray(ts, np.float64),
+                                   syn.astype(np.uint8), BURST_GAP, latest, start)
+        picked = np.flatnonzero(start)
+        by_group = picked[np.argsort(gid[picked], kind="stable")]
+        times = ts[by_group].tolist()
+        cuts = np.searchsorted(gid[by_group], np.arange(g + 1)).tolist()
+        latest_list = latest.tolist()
+        for gi in rank.tolist():
+            name = names[gi]
+            lo, hi = cuts[gi], cuts[gi + 1]
+            if hi > lo:
+                self.starts.setdefault(name, []).extend(times[lo:hi])
+            last[name] = latest_list[gi]

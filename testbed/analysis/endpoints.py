@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from testbed._errors import AnalysisError
 from testbed.run.endpoints import EndpointRow
 
+from . import native
 from .addrindex import AddrIndex
 from .pcap import Flows, IPColumns, PcapReader, proto_name
 
@@ -161,6 +162,24 @@ _Rows = tuple[list[U64], I64, NDArray[np.float64], NDArray[np.float64]]
 _REDUCE_AT = 1 << 18  # pending rows that trigger a reduction (bounds memory)
 
 
+def _hash_reduce(keys: list[U64], vals: I64, first: NDArray[np.float64],
+                 last: NDArray[np.float64]) -> _Rows:
+    """`_Columns._reduce`'s sort and `reduceat` (its reference) as one hash pass in C; the
+    groups come in order of first appearance, which no reader depends on."""
+    assert native.native_group_reduce is not None
+    m = len(vals)
+    table = np.ascontiguousarray(np.column_stack(keys) if len(keys) > 1 else keys[0],
+                                 dtype=np.uint64)
+    heads = np.empty(m, dtype=np.int64)
+    sums = np.empty((m, 2), dtype=np.int64)
+    lo, hi = np.empty(m), np.empty(m)
+    g = native.native_group_reduce(table, len(keys), np.ascontiguousarray(vals, np.int64),
+                                   np.ascontiguousarray(first, np.float64),
+                                   np.ascontiguousarray(last, np.float64), heads, sums, lo, hi)
+    rows = heads[:g]
+    return [k[rows] for k in keys], sums[:g], lo[:g], hi[:g]
+
+
 class _Columns:
     """Vectorised attribution and aggregation of `IPColumns` batches."""
 
@@ -236,6 +255,9 @@ class _Columns:
         vals = np.concatenate([p[1] for p in parts])
         first = np.concatenate([p[2] for p in parts])
         last = np.concatenate([p[3] for p in parts])
+        if native.native_group_reduce is not None:
+            self.reduced[version] = _hash_reduce(keys, vals, first, last)
+            return
         order = np.argsort(keys[0]) if len(keys) == 1 else np.lexsort(keys[::-1])
         keys = [k[order] for k in keys]
         change = np.zeros(len(order), dtype=bool)

@@ -33,6 +33,11 @@ Python references are used, with a one-line notice on stderr: slower, never diff
 - `native_frame_columns`: a batch's frames to IP columns in one loop (link layer, IPv4/IPv6,
   ports, TCP flags, payload bounds), used by `pcapvec._native_columns`; its reference is
   the numpy `pcapvec._numpy_columns` (~0.1 s a million packets; the loop ~0.02 s).
+- `native_group_reduce`, `native_group_ids`: rows of equal keys grouped through a hash table
+  instead of a sort: the endpoint reduction (~0.07 s a million packets with numpy's lexsort,
+  its reference) and the burst groups;
+- `native_burst_starts`: the burst test per row in capture order with each group's latest
+  time (reference: `BurstConsumer`'s numpy running maximum over sorted ranks, ~0.04 s).
 """
 
 from __future__ import annotations
@@ -119,10 +124,18 @@ native_snis: Snis | None = None
 native_first_seen: FirstSeen | None = None
 # `pcapvec._native_columns` calls it (its reference: `pcapvec._numpy_columns`)
 native_frame_columns: Callable[..., tuple[int, int, int]] | None = None
+# `endpoints._Columns._reduce` (reference: its sort) and `consumers.BurstConsumer` (reference:
+# its sorts) call these
+native_group_ids: Callable[..., int] | None = None
+native_group_reduce: Callable[..., int] | None = None
+native_burst_starts: Callable[..., None] | None = None
 
 try:
     from ._native import first_seen as _first_seen_c  # type: ignore[import-not-found]
+    from ._native import burst_starts as _burst_starts_c
     from ._native import frame_columns as _frame_columns_c
+    from ._native import group_ids as _group_ids_c
+    from ._native import group_reduce as _group_reduce_c
     from ._native import gather as _gather_c
     from ._native import pcap_offsets, pcapng_offsets
     from ._native import snis as _snis_c
@@ -153,6 +166,9 @@ else:
 
     native_walk = (_pcap_c, _pcapng_c)
     native_frame_columns = _frame_columns_c
+    native_group_ids = _group_ids_c
+    native_group_reduce = _group_reduce_c
+    native_burst_starts = _burst_starts_c
     native_first_seen = _first_seen
     native_gather = _gather
     native_snis = _snis
