@@ -10,6 +10,7 @@
  * interfaces) stays in numpy, so damage handling is shared.
  */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE /* memmem */
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
@@ -615,7 +616,158 @@ done:
     return result;
 }
 
+/* Non-overlapping occurrences of needle n[0:ln] in h[from:lh], leftmost first (bytes.count). */
+static int64_t count_from(const unsigned char *h, int64_t lh, int64_t from,
+                          const unsigned char *n, int64_t ln) {
+    int64_t c = 0;
+    while (from + ln <= lh) {
+        const unsigned char *at = memmem(h + from, (size_t)(lh - from), n, (size_t)ln);
+        if (at == NULL)
+            break;
+        c++;
+        from = (at - h) + ln;
+    }
+    return c;
+}
+
+/* canary_scan(buf, starts, ends, gid, forms, form_ends, tails, tail_ends, keep, hits, labels,
+ *             out_tails, out_tail_len) -> None
+ * The canary search of evidence.canary_in_pcap (its reference) over rows in capture order:
+ * row i's payload buf[starts[i]:ends[i]] (non-empty) belongs to flow direction gid[i];
+ * forms: the encodings joined (form j ends at form_ends[j]); tails: each flow's last bytes
+ * before these rows, joined (flow g's end at tail_ends[g]). Per row: hits[i] the matches
+ * in the payload (bytes.count of each form) plus those that start in the flow's tail and
+ * end in the payload's first len(form) - 1 bytes, labels[i] the bit set of the forms found.
+ * out_tails (keep bytes per flow) and out_tail_len get each flow's last keep bytes after
+ * the rows. The payloads are searched joined, one memmem per form over all of them. */
+static PyObject *canary_scan(PyObject *self, PyObject *args) {
+    Py_buffer bv, sv, ev, gv, fv, fev, tv, tev, hv, lv, otv, olv;
+    Py_ssize_t keep;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*nw*w*w*w*", &bv, &sv, &ev, &gv, &fv, &fev,
+                          &tv, &tev, &keep, &hv, &lv, &otv, &olv))
+        return NULL;
+    PyObject *result = NULL;
+    unsigned char *stream = NULL, *tmp = NULL;
+    int64_t *bounds = NULL;
+    Py_ssize_t w = (Py_ssize_t)sizeof(int64_t);
+    Py_ssize_t m = sv.len / w, nf = fev.len / w, g = tev.len / w;
+    if (ev.len != sv.len || gv.len != sv.len || hv.len < m * w || lv.len < m * w
+        || keep < 0 || otv.len < g * keep || olv.len < g * w || nf > 62) {
+        PyErr_SetString(PyExc_ValueError, "canary_scan: arrays of the wrong size");
+        goto done;
+    }
+    const unsigned char *buf = bv.buf, *forms = fv.buf, *tails = tv.buf;
+    const int64_t *st = sv.buf, *en = ev.buf, *gid = gv.buf, *fe = fev.buf, *te = tev.buf;
+    int64_t *hits = hv.buf, *labels = lv.buf, *olen = olv.buf;
+    unsigned char *otails = otv.buf;
+    int64_t blen = bv.len, total = 0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        if (st[i] < 0 || en[i] < st[i] || en[i] > blen || gid[i] < 0 || gid[i] >= g) {
+            PyErr_SetString(PyExc_ValueError, "canary_scan: a row out of range");
+            goto done;
+        }
+        total += en[i] - st[i];
+    }
+    for (Py_ssize_t j = 0; j < g; j++) {
+        int64_t a = j ? te[j - 1] : 0;
+        if (te[j] < a || te[j] > tv.len || te[j] - a > keep) {
+            PyErr_SetString(PyExc_ValueError, "canary_scan: a tail out of range");
+            goto done;
+        }
+        memcpy(otails + j * keep, tails + a, (size_t)(te[j] - a));
+        olen[j] = te[j] - a;
+    }
+    stream = PyMem_Malloc((size_t)total + 1);
+    bounds = PyMem_Malloc(((size_t)m + 1) * sizeof(int64_t));
+    tmp = PyMem_Malloc(2 * (size_t)keep + 2);
+    if (stream == NULL || bounds == NULL || tmp == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t at = 0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        bounds[i] = at;
+        memcpy(stream + at, buf + st[i], (size_t)(en[i] - st[i]));
+        at += en[i] - st[i];
+        hits[i] = 0;
+        labels[i] = 0;
+    }
+    bounds[m] = at;
+    /* matches inside one payload: one search over the joined payloads per form */
+    for (Py_ssize_t f = 0; f < nf; f++) {
+        int64_t fa = f ? fe[f - 1] : 0, L = fe[f] - fa;
+        if (L <= 0)
+            continue;
+        int64_t from = 0;
+        Py_ssize_t row = 0;
+        while (from + L <= total) {
+            const unsigned char *hit = memmem(stream + from, (size_t)(total - from),
+                                              forms + fa, (size_t)L);
+            if (hit == NULL)
+                break;
+            int64_t p = hit - stream;
+            while (bounds[row + 1] <= p)
+                row++;
+            if (p + L <= bounds[row + 1]) {
+                hits[row]++;
+                labels[row] |= (int64_t)1 << f;
+                from = p + L;
+            } else {
+                from = p + 1;
+            }
+        }
+    }
+    /* matches from the flow's tail into the payload, and the tails */
+    for (Py_ssize_t i = 0; i < m; i++) {
+        const unsigned char *pay = stream + bounds[i];
+        int64_t plen = bounds[i + 1] - bounds[i];
+        unsigned char *tail = otails + gid[i] * keep;
+        int64_t tlen = olen[gid[i]];
+        if (tlen > 0) {
+            for (Py_ssize_t f = 0; f < nf; f++) {
+                int64_t fa = f ? fe[f - 1] : 0, L = fe[f] - fa;
+                if (L <= 0)
+                    continue;
+                int64_t s0 = tlen - L + 1 > 0 ? tlen - L + 1 : 0;
+                if (s0 >= tlen || memchr(tail + s0, forms[fa], (size_t)(tlen - s0)) == NULL)
+                    continue; /* no match can start in the tail */
+                int64_t take = plen < L - 1 ? plen : L - 1;
+                memcpy(tmp, tail, (size_t)tlen);
+                memcpy(tmp + tlen, pay, (size_t)take);
+                int64_t c = count_from(tmp, tlen + take, s0, forms + fa, L);
+                if (c) {
+                    hits[i] += c;
+                    labels[i] |= (int64_t)1 << f;
+                }
+            }
+        }
+        if (keep) {
+            if (plen >= keep) {
+                memcpy(tail, pay + plen - keep, (size_t)keep);
+                olen[gid[i]] = keep;
+            } else {
+                int64_t old = tlen + plen > keep ? keep - plen : tlen;
+                memmove(tail, tail + tlen - old, (size_t)old);
+                memcpy(tail + old, pay, (size_t)plen);
+                olen[gid[i]] = old + plen;
+            }
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(stream);
+    PyMem_Free(bounds);
+    PyMem_Free(tmp);
+    Py_buffer *all[] = {&bv, &sv, &ev, &gv, &fv, &fev, &tv, &tev, &hv, &lv, &otv, &olv};
+    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++)
+        PyBuffer_Release(all[k]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"canary_scan", canary_scan, METH_VARARGS,
+     "canary_scan(buf, starts, ends, gid, forms, form_ends, tails, tail_ends, keep, hits, "
+     "labels, out_tails, out_tail_len) -> None"},
     {"group_ids", group_ids, METH_VARARGS, "group_ids(keys, k, gid, heads) -> groups"},
     {"group_reduce", group_reduce, METH_VARARGS,
      "group_reduce(keys, k, vals, first, last, heads, sums, lo, hi) -> groups"},

@@ -221,6 +221,8 @@ class CanaryConsumer:
     def __init__(self, canary: str, variants: list[str]) -> None:
         self.forms = canary_forms(canary)
         self.keep = max(len(b) for _, b in self.forms) - 1
+        self.joined = b"".join(b for _, b in self.forms)
+        self.form_ends = np.cumsum([len(b) for _, b in self.forms], dtype=np.int64)
         self.variants = variants
         self.tails: dict[tuple[Any, ...], bytes] = {}
         self.found: PlaintextHits = {}
@@ -233,6 +235,9 @@ class CanaryConsumer:
             chosen = [(p, r) for p, r in chosen if r.size]
             if not chosen:
                 continue
+            if native.native_canary_scan is not None and native.native_group_ids is not None:
+                self._add_native(version, chosen)
+                continue
             gather = native.gather()
             payloads = b"".join([gather(buf, c.poff[r], c.pend[r]) for (buf, c, _), r in chosen])
             cols = IPColumns(version, *(np.concatenate([getattr(p.cols, name)[r]
@@ -240,6 +245,70 @@ class CanaryConsumer:
                                         for name in IPColumns._fields[1:]))
             guest = np.concatenate([p.guest[r] for p, r in chosen])
             self._search(payloads, cols, guest)
+
+    def _add_native(self, version: int, chosen: list[tuple[Part, I64]]) -> None:
+        """The rows' search in C, per packet in capture order as `evidence.canary_in_pcap`
+        does it (`native.native_canary_scan`); `_search` is the numpy reference."""
+        assert native.native_canary_scan is not None and native.native_group_ids is not None
+        if len(chosen) == 1:
+            (buf, c, guest), rows = chosen[0]
+            starts, ends = c.poff[rows], c.pend[rows]
+        else:  # odd frames have their own buffer: one buffer, rows in capture order
+            sizes = [p.cols.pend[r] - p.cols.poff[r] for p, r in chosen]
+            buf = b"".join([native.gather()(p.buf, p.cols.poff[r], p.cols.pend[r])
+                            for p, r in chosen])
+            ends = np.cumsum(np.concatenate(sizes))
+            starts = ends - np.concatenate(sizes)
+            rows = np.arange(len(ends))
+            c = IPColumns(version, *(np.concatenate([getattr(p.cols, name)[r]
+                                                     for p, r in chosen])
+                                     for name in IPColumns._fields[1:]))
+            guest = np.concatenate([p.guest[r] for p, r in chosen])
+            order = np.argsort(c.order, kind="stable")
+            rows, starts, ends = order, starts[order], ends[order]
+        words = [c.src[rows], c.dst[rows]] if version == 4 else [
+            c.src[rows, 0], c.src[rows, 1], c.dst[rows, 0], c.dst[rows, 1]]
+        words += [c.proto[rows], c.sport[rows], c.dport[rows]]
+        n = len(rows)
+        table = np.empty((n, len(words)), dtype=np.uint64)
+        for j, w in enumerate(words):
+            table[:, j] = w
+        gid, heads = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+        g = native.native_group_ids(table, len(words), gid, heads)
+        first = rows[heads[:g]]
+        src, dst = c.src[first].tolist(), c.dst[first].tolist()
+        if version == 6:
+            src, dst = [tuple(a) for a in src], [tuple(a) for a in dst]
+        flows = list(zip(src, dst, c.proto[first].tolist(), c.sport[first].tolist(),
+                         c.dport[first].tolist(), strict=True))
+        old = [self.tails.get(f, b"") for f in flows]
+        keep = self.keep
+        hits, labels = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+        out, out_len = bytearray(g * keep), np.empty(g, dtype=np.int64)
+        native.native_canary_scan(
+            buf, np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(ends, np.int64),
+            gid, self.joined, self.form_ends, b"".join(old),
+            np.cumsum([len(t) for t in old], dtype=np.int64), keep, hits, labels, out, out_len)
+        for f, size, k in zip(flows, out_len.tolist(), range(0, g * keep, keep or 1),
+                              strict=True):
+            self.tails[f] = bytes(out[k : k + size])
+        for i in np.flatnonzero(hits).tolist():
+            r = int(rows[i])
+            mask = int(labels[i])
+            found = {label for j, (label, _) in enumerate(self.forms) if mask >> j & 1}
+            self._record(c, guest, r, int(hits[i]), found)
+
+    def _record(self, c: IPColumns, guest: I64, r: int, hits: int, labels: set[str]) -> None:
+        key = (self.variants[int(guest[r])], packed_address(c.version, c.dst[r]), int(c.proto[r]),
+               int(c.dport[r]), int(c.sport[r]))
+        ts = float(c.ts[r])
+        rec = self.found.get(key)
+        if rec is None:
+            self.found[key] = [ts, hits, packed_address(c.version, c.src[r]), labels]
+        else:
+            rec[0] = min(rec[0], ts)
+            rec[1] += hits
+            rec[3].update(labels)
 
     def _search(self, payloads: bytes, c: IPColumns, guest: I64) -> None:
         """`payloads`: the rows' payloads, joined in row order."""

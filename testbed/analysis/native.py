@@ -37,7 +37,11 @@ Python references are used, with a one-line notice on stderr: slower, never diff
   instead of a sort: the endpoint reduction (~0.07 s a million packets with numpy's lexsort,
   its reference) and the burst groups;
 - `native_burst_starts`: the burst test per row in capture order with each group's latest
-  time (reference: `BurstConsumer`'s numpy running maximum over sorted ranks, ~0.04 s).
+  time (reference: `BurstConsumer`'s numpy running maximum over sorted ranks, ~0.04 s);
+- `native_canary_scan`: the canary search per packet of each flow direction, with the
+  flow's tail, exactly as `evidence.canary_in_pcap` (the payloads searched joined, one
+  memmem per form); the numpy search over flow-ordered streams (~0.07 s a million packets)
+  is its reference in the fast path.
 """
 
 from __future__ import annotations
@@ -129,10 +133,13 @@ native_frame_columns: Callable[..., tuple[int, int, int]] | None = None
 native_group_ids: Callable[..., int] | None = None
 native_group_reduce: Callable[..., int] | None = None
 native_burst_starts: Callable[..., None] | None = None
+# `consumers.CanaryConsumer` (reference: `evidence.canary_in_pcap`, and its numpy search)
+native_canary_scan: Callable[..., None] | None = None
 
 try:
     from ._native import first_seen as _first_seen_c  # type: ignore[import-not-found]
     from ._native import burst_starts as _burst_starts_c
+    from ._native import canary_scan as _canary_scan_c
     from ._native import frame_columns as _frame_columns_c
     from ._native import group_ids as _group_ids_c
     from ._native import group_reduce as _group_reduce_c
@@ -169,6 +176,7 @@ else:
     native_group_ids = _group_ids_c
     native_group_reduce = _group_reduce_c
     native_burst_starts = _burst_starts_c
+    native_canary_scan = _canary_scan_c
     native_first_seen = _first_seen
     native_gather = _gather
     native_snis = _snis
