@@ -764,7 +764,132 @@ done:
     return result;
 }
 
+/* endpoint_rows(aw, src, dst, proto, sport, dport, ts, length, gs, gd, infra_src, infra_dst,
+ *               fused, keys, vals, first, last) -> (groups, attributed, infrastructure,
+ *               unattributed)
+ * endpoints._Columns.add (its reference) for one batch of one IP version, reduced at once:
+ * aw address words per row (1: IPv4, 2: IPv6), src/dst uint64 [n][aw]; proto, sport, dport,
+ * length, gs, gd (variant numbers, -1: no guest) int64 [n]; ts float64 [n]; infra_src,
+ * infra_dst uint8 [n]. A packet from a guest gives a row keyed (variant, 0, proto, dport,
+ * dst), one to a guest (variant, 1, proto, sport, src); meta = variant, direction, proto,
+ * port packed as in `_Columns.add`, the key [meta << 32 | address] (IPv4, fused), [meta,
+ * address] (IPv4) or [meta, high, low] (IPv6). Rows of one key are summed ([packets,
+ * bytes]) with their least first and greatest last time into keys (uint64 [2n][kw]),
+ * vals (int64 [2n][2]), first and last (float64 [2n]), in order of first appearance. */
+static PyObject *endpoint_rows(PyObject *self, PyObject *args) {
+    Py_buffer in[11], out[4];
+    Py_ssize_t aw;
+    int fused;
+    if (!PyArg_ParseTuple(args, "ny*y*y*y*y*y*y*y*y*y*y*pw*w*w*w*", &aw, &in[0], &in[1],
+                          &in[2], &in[3], &in[4], &in[5], &in[6], &in[7], &in[8], &in[9],
+                          &in[10], &fused, &out[0], &out[1], &out[2], &out[3]))
+        return NULL;
+    PyObject *result = NULL;
+    uint64_t *rk = NULL;
+    int64_t *rv = NULL, *gid = NULL, *heads = NULL;
+    double *rt = NULL;
+    Py_ssize_t w = 8, n = in[2].len / w;
+    Py_ssize_t kw = aw == 2 ? 3 : (fused ? 1 : 2);
+    int bad = (aw != 1 && aw != 2) || in[0].len != n * aw * w || in[1].len != n * aw * w
+              || in[9].len != n || in[10].len != n || out[0].len < 2 * n * kw * w
+              || out[1].len < 4 * n * w || out[2].len < 2 * n * w || out[3].len < 2 * n * w;
+    for (int k = 2; k < 9; k++)
+        bad = bad || in[k].len != n * w;
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "endpoint_rows: arrays of the wrong size");
+        goto done;
+    }
+    const uint64_t *src = in[0].buf, *dst = in[1].buf;
+    const int64_t *proto = in[2].buf, *sport = in[3].buf, *dport = in[4].buf;
+    const double *ts = in[5].buf;
+    const int64_t *length = in[6].buf, *gs = in[7].buf, *gd = in[8].buf;
+    const unsigned char *isrc = in[9].buf, *idst = in[10].buf;
+    rk = PyMem_Malloc((2 * (size_t)n + 1) * kw * sizeof(uint64_t));
+    rv = PyMem_Malloc((2 * (size_t)n + 1) * sizeof(int64_t));
+    rt = PyMem_Malloc((2 * (size_t)n + 1) * sizeof(double));
+    gid = PyMem_Malloc((2 * (size_t)n + 1) * sizeof(int64_t));
+    heads = PyMem_Malloc((2 * (size_t)n + 1) * sizeof(int64_t));
+    if (rk == NULL || rv == NULL || rt == NULL || gid == NULL || heads == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t attributed = 0, infra = 0, unattributed = 0;
+    Py_ssize_t m = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int o = gs[i] >= 0, b = gd[i] >= 0;
+        if (!o && !b) {
+            unattributed++;
+            continue;
+        }
+        if ((o && idst[i]) || (b && isrc[i]))
+            infra++;
+        else
+            attributed++;
+        for (int dir = 0; dir < 2; dir++) {
+            if (dir == 0 ? !o : !b)
+                continue;
+            int64_t variant = dir == 0 ? gs[i] : gd[i];
+            int64_t port = dir == 0 ? dport[i] : sport[i];
+            const uint64_t *remote = dir == 0 ? dst + i * aw : src + i * aw;
+            uint64_t meta = (uint64_t)((((variant << 1 | dir) << 8 | proto[i]) << 16) | port);
+            uint64_t *key = rk + m * kw;
+            if (aw == 2) {
+                key[0] = meta;
+                key[1] = remote[0];
+                key[2] = remote[1];
+            } else if (fused) {
+                key[0] = meta << 32 | remote[0];
+            } else {
+                key[0] = meta;
+                key[1] = remote[0];
+            }
+            rv[m] = length[i];
+            rt[m] = ts[i];
+            m++;
+        }
+    }
+    Py_ssize_t groups = group_rows(rk, m, kw, gid, heads);
+    if (groups < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    uint64_t *keys = out[0].buf;
+    int64_t *vals = out[1].buf;
+    double *first = out[2].buf, *last = out[3].buf;
+    for (Py_ssize_t g = 0; g < groups; g++) {
+        memcpy(keys + g * kw, rk + heads[g] * kw, (size_t)kw * sizeof(uint64_t));
+        vals[2 * g] = 0;
+        vals[2 * g + 1] = 0;
+        first[g] = last[g] = rt[heads[g]];
+    }
+    for (Py_ssize_t r = 0; r < m; r++) {
+        int64_t g = gid[r];
+        vals[2 * g] += 1;
+        vals[2 * g + 1] += rv[r];
+        if (rt[r] < first[g])
+            first[g] = rt[r];
+        if (rt[r] > last[g])
+            last[g] = rt[r];
+    }
+    result = Py_BuildValue("nLLL", groups, (long long)attributed, (long long)infra,
+                           (long long)unattributed);
+done:
+    PyMem_Free(rk);
+    PyMem_Free(rv);
+    PyMem_Free(rt);
+    PyMem_Free(gid);
+    PyMem_Free(heads);
+    for (int k = 0; k < 11; k++)
+        PyBuffer_Release(&in[k]);
+    for (int k = 0; k < 4; k++)
+        PyBuffer_Release(&out[k]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"endpoint_rows", endpoint_rows, METH_VARARGS,
+     "endpoint_rows(aw, src, dst, proto, sport, dport, ts, length, gs, gd, infra_src, "
+     "infra_dst, fused, keys, vals, first, last) -> (groups, attributed, infra, unattributed)"},
     {"canary_scan", canary_scan, METH_VARARGS,
      "canary_scan(buf, starts, ends, gid, forms, form_ends, tails, tail_ends, keep, hits, "
      "labels, out_tails, out_tail_len) -> None"},
