@@ -177,7 +177,7 @@ def _hash_reduce(keys: list[U64], vals: I64, first: NDArray[np.float64],
                                    np.ascontiguousarray(first, np.float64),
                                    np.ascontiguousarray(last, np.float64), heads, sums, lo, hi)
     rows = heads[:g]
-    return [k[rows] for k in keys], sums[:g], lo[:g], hi[:g]
+    return [k[rows] for k in keys], sums[:g].copy(), lo[:g].copy(), hi[:g].copy()
 
 
 class _Columns:
@@ -259,9 +259,9 @@ class _Columns:
         self.attributed += attributed
         self.infrastructure += infra
         self.unattributed += unattributed
-        if g:
-            self._push(c.version, ([keys[:g, j] for j in range(kw)], vals[:g], first[:g],
-                                   last[:g]))
+        if g:  # copies: views would keep each batch's whole buffers alive until a reduction
+            self._push(c.version, ([keys[:g, j].copy() for j in range(kw)], vals[:g].copy(),
+                                   first[:g].copy(), last[:g].copy()))
 
     def _push(self, version: int, rows: _Rows) -> None:
         self.pending[version].append(rows)
