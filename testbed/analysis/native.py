@@ -130,24 +130,24 @@ native_snis: Snis | None = None
 native_first_seen: FirstSeen | None = None
 # `pcapvec._native_columns` calls it (its reference: `pcapvec._numpy_columns`)
 native_frame_columns: Callable[..., tuple[int, int, int]] | None = None
-# `endpoints._Columns._reduce` (reference: its sort) and `consumers.BurstConsumer` (reference:
+# `endpoints._Columns._reduce` (reference: its sort) and `bursts.BurstConsumer` (reference:
 # its sorts) call these
 native_group_ids: Callable[..., int] | None = None
 native_group_reduce: Callable[..., int] | None = None
 native_endpoint_rows: Callable[..., tuple[int, int, int, int]] | None = None
 native_burst_starts: Callable[..., None] | None = None
-# `consumers.CanaryConsumer` (reference: `evidence.canary_in_pcap`, and its numpy search)
+# `canaries.CanaryConsumer` (reference: `evidence.canary_in_pcap`, and its numpy search)
 native_canary_scan: Callable[..., None] | None = None
 
 try:
-    from ._native import first_seen as _first_seen_c  # type: ignore[import-not-found]
     from ._native import burst_starts as _burst_starts_c
     from ._native import canary_scan as _canary_scan_c
     from ._native import endpoint_rows as _endpoint_rows_c
+    from ._native import first_seen as _first_seen_c  # type: ignore[import-not-found]
     from ._native import frame_columns as _frame_columns_c
+    from ._native import gather as _gather_c
     from ._native import group_ids as _group_ids_c
     from ._native import group_reduce as _group_reduce_c
-    from ._native import gather as _gather_c
     from ._native import pcap_offsets, pcapng_offsets
     from ._native import snis as _snis_c
 except ImportError:  # not built (no compiler at install time): the references

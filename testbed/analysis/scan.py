@@ -3,7 +3,7 @@
 `scan_capture(pcap, guests, infrastructure, canary)` reads the file once through
 `PcapReader.scan_batches` and hands each batch to the consumers: `EndpointCounter` takes
 the numpy columns (the odd frames arrive in the reader's per-flow dict); the payload
-consumers of `consumers` (names, canary, bursts) take the columns plus the odd frames,
+consumers (`consumers`: names, `canaries`, `bursts`) take the columns plus the odd frames,
 decoded here by the scalar payload decoder, as `Part`s.
 
 Each consumer gives exactly what its scalar reference gives (`extract_endpoints(...,
@@ -24,7 +24,9 @@ from numpy.typing import NDArray
 from testbed.run.evidence import ChatEvidence
 
 from .addrindex import AddrIndex
-from .consumers import BurstConsumer, CanaryConsumer, NameConsumer, Part, address_value
+from .bursts import BurstConsumer
+from .canaries import CanaryConsumer
+from .consumers import NameConsumer, Part, address_value
 from .decode import payload_decoder
 from .endpoints import EndpointCounter, EndpointReport
 from .evidence import BurstKey, named_bursts, plaintext_hits

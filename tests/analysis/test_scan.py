@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import shutil
@@ -288,7 +289,7 @@ def test_scan_canary_in_dense_splits_equals_the_reference(tmp_path: Path, batchi
                         for f in rng.choices(forms, k=40))
         cuts = sorted({0, len(data), *(rng.randrange(len(data)) for _ in range(len(data) // 8))})
         streams.append([pb.tcp(src, dst, 40000 + k, 80, data[a:b])
-                        for a, b in zip(cuts, cuts[1:], strict=False)])
+                        for a, b in itertools.pairwise(cuts)])
     packets = []
     while any(streams):
         s = rng.choice([s for s in streams if s])
