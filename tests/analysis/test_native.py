@@ -232,3 +232,45 @@ def test_native_frame_columns_match_numpy(linktype: int) -> None:
     for g, w in zip(got, want, strict=True):
         for name, a, b in zip(w._fields[1:], g[1:], w[1:], strict=True):
             assert np.array_equal(a, b), f"IPv{w.version} column {name} differs from numpy's"
+
+
+_WITHOUT_EXTENSION = """
+import json, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "testbed.analysis._native":
+            raise ImportError("blocked for the test")
+sys.meta_path.insert(0, Block())
+from testbed.analysis import native
+from testbed.analysis.scan import scan_capture
+assert not native.NATIVE
+scan = scan_capture(sys.argv[1], json.loads(sys.argv[2]), [], sys.argv[3])
+print(json.dumps(scan.to_json()))
+"""
+
+
+def test_a_scan_without_the_extension_is_the_same_with_one_notice() -> None:
+    """A process where the C extension cannot be imported: one notice line on stderr and
+    the scan of the seed capture exactly as with the extension."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from testbed.analysis.scan import scan_capture
+    from testbed.run.manifest import Manifest
+
+    seed = Path(__file__).resolve().parents[1] / "data" / "seed-run"
+    manifest = Manifest.from_json(json.loads((seed / "manifest.json").read_text()))
+    guests = {a: v for v, a in manifest.guests.items()}
+    canary = manifest.canary or ""
+    pcap = seed / "capture" / "gateway.pcap"
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_EXTENSION, str(pcap),
+                          json.dumps(guests), canary], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stderr.count("\n") == 1 and "native capture helpers not built" in out.stderr, \
+        f"a missing extension should be said once, in one line; stderr was {out.stderr!r}"
+    assert native.NATIVE, "the native loops were not built: run `make setup`"
+    want = scan_capture(pcap, guests, [], canary).to_json()
+    assert json.loads(out.stdout) == json.loads(json.dumps(want)), \
+        "the scan without the C extension differs from the scan with it"
