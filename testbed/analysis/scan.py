@@ -13,6 +13,7 @@ tests compare them. A new consumer (QUIC) is one more class with `add(parts)`.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -55,19 +56,35 @@ class CaptureScan:
             "endpoints": self.endpoints.to_json(),
             "names": self.names.to_json(),
             "canary_hits": [e.to_json() for e in self.canary_hits],
-            "bursts": [[*k, list(v)] for k, v in self.bursts.items()],
+            # the times as base64 of little-endian float64: exact, and ~20x faster to write
+            # and read than JSON numbers (tens of thousands at a million packets)
+            "bursts": [[*k, base64.b64encode(np.asarray(v, dtype="<f8").tobytes()).decode()]
+                       for k, v in self.bursts.items()],
             "stopped": self.stopped,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CaptureScan:
-        bursts = {(str(v), str(a), str(p), int(port)): tuple(float(t) for t in times)
+        bursts = {(str(v), str(a), str(p), int(port)): _times(times)
                   for v, a, p, port, times in data["bursts"]}
         stopped = data.get("stopped")
         return cls(EndpointReport.from_json(data["endpoints"]),
                    NameIndex.from_json(data["names"]),
                    tuple(ChatEvidence.from_json(e) for e in data["canary_hits"]), bursts,
                    None if stopped is None else str(stopped))
+
+
+def _times(data: Any) -> tuple[float, ...]:
+    """Burst times as `CaptureScan.to_json` writes them (or a list of numbers)."""
+    if isinstance(data, str):
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except ValueError as e:
+            raise TypeError(f"burst times: {e}") from e
+        if len(raw) % 8:
+            raise TypeError("burst times: not a whole number of float64 values")
+        return tuple(np.frombuffer(raw, dtype="<f8").tolist())
+    return tuple(float(t) for t in data)
 
 
 def _odd_parts(batch: ScanBatch, guests: AddrIndex,
