@@ -274,3 +274,53 @@ def test_a_scan_without_the_extension_is_the_same_with_one_notice() -> None:
     want = scan_capture(pcap, guests, [], canary).to_json()
     assert json.loads(out.stdout) == json.loads(json.dumps(want)), \
         "the scan without the C extension differs from the scan with it"
+
+
+def _columns(version: int, n: int, rng: np.random.Generator) -> object:
+    """Random IP columns over a few addresses (guests, infrastructure, remotes) and ports."""
+    from testbed.analysis.pcapvec import IPColumns
+
+    pool = np.arange(1, 9, dtype=np.uint64)
+    shape = (n,) if version == 4 else (n, 2)
+    src, dst = (pool[rng.integers(0, len(pool), shape)] for _ in range(2))
+    if version == 6:  # high words mostly 0, as the guests' (::1, ::4)
+        src[:, 0] = rng.integers(0, 2, n)
+        dst[:, 0] = rng.integers(0, 2, n)
+    ints = [rng.integers(0, k, n).astype(np.int64) for k in (3, 4, 4)]
+    proto, sport, dport = np.array([6, 17, 1])[ints[0]], ints[1] + 50, ints[2] + 440
+    ts = rng.integers(0, 50, n) * 0.25
+    length = rng.integers(40, 1500, n).astype(np.int64)
+    zeros = np.zeros(n, dtype=np.int64)
+    return IPColumns(version, src, dst, proto, sport, dport, ts, length, zeros, zeros, zeros,
+                     zeros)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_native_endpoint_rows_match_numpy(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """Endpoint records (counts, bytes, first and last seen, attribution counters) from the C
+    rows and hash reduction equal the numpy rows and sort, over many batches."""
+    from testbed.analysis import endpoints
+
+    if native.native_endpoint_rows is None:
+        pytest.skip("the native loops were not built")
+    v4 = {i.to_bytes(4, "big"): f"v{i % 3}" for i in (1, 2, 3)}
+    v6 = {i.to_bytes(16, "big"): "v6" for i in (1, 4)}
+    guests = {**v4, **v6}
+    infra = {(5).to_bytes(4, "big"), (5).to_bytes(16, "big")}
+    rng = np.random.default_rng(seed)
+    batches = [_columns(int(rng.choice([4, 6])), int(rng.integers(1, 400)), rng)
+               for _ in range(30)]
+    monkeypatch.setattr(endpoints, "_REDUCE_AT", 64)  # reductions between batches
+
+    def run() -> tuple[object, ...]:
+        cols = endpoints._Columns(guests, infra)
+        for c in batches:
+            cols.add(c)
+        return (*cols.result(infra), cols.attributed, cols.infrastructure, cols.unattributed)
+
+    fast = run()
+    for name in ("native_endpoint_rows", "native_group_reduce"):
+        monkeypatch.setattr(native, name, None)
+    assert fast == run()
+    assert fast[0] and fast[1], "the batches should give endpoints and infrastructure"
+    assert {len(k[1]) for k in fast[0]} == {4, 16}, "IPv4 and IPv6 endpoints both"
