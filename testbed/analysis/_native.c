@@ -286,6 +286,7 @@ done:
 
 
 static PyMethodDef methods[] = {
+    {"addr_find", addr_find, METH_VARARGS, "addr_find(aw, addr, keys, vals, out) -> None"},
     {"endpoint_rows", endpoint_rows, METH_VARARGS,
      "endpoint_rows(aw, src, dst, proto, sport, dport, ts, length, gs, gd, infra_src, "
      "infra_dst, fused, keys, vals, first, last) -> (groups, attributed, infra, unattributed)"},

@@ -10,5 +10,6 @@ PyObject *group_reduce(PyObject *self, PyObject *args);
 PyObject *burst_starts(PyObject *self, PyObject *args);
 PyObject *canary_scan(PyObject *self, PyObject *args);
 PyObject *endpoint_rows(PyObject *self, PyObject *args);
+PyObject *addr_find(PyObject *self, PyObject *args);
 
 #endif

@@ -448,3 +448,50 @@ done:
         PyBuffer_Release(&out[k]);
     return result;
 }
+
+/* addr_find(aw, addr, keys, vals, out) -> None: for each address (uint64 [n][aw], big-endian
+ * words) the value of the equal key in keys (uint64 [t][aw], sorted ascending as tuples of
+ * words), else -1, into out (int64 [n]): addrindex.AddrIndex.find (its reference). */
+PyObject *addr_find(PyObject *self, PyObject *args) {
+    Py_buffer av, kv, vv, ov;
+    Py_ssize_t aw;
+    if (!PyArg_ParseTuple(args, "ny*y*y*w*", &aw, &av, &kv, &vv, &ov))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t w = 8, n = aw > 0 ? av.len / (aw * w) : 0, t = vv.len / w;
+    if ((aw != 1 && aw != 2) || av.len != n * aw * w || kv.len != t * aw * w
+        || ov.len < n * w) {
+        PyErr_SetString(PyExc_ValueError, "addr_find: arrays of the wrong size");
+        goto done;
+    }
+    const uint64_t *addr = av.buf, *keys = kv.buf;
+    const int64_t *vals = vv.buf;
+    int64_t *out = ov.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint64_t *a = addr + i * aw;
+        Py_ssize_t lo = 0, hi = t;
+        out[i] = -1;
+        while (lo < hi) {
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            const uint64_t *k = keys + mid * aw;
+            int cmp = k[0] < a[0] ? -1 : k[0] > a[0];
+            if (cmp == 0 && aw == 2)
+                cmp = k[1] < a[1] ? -1 : k[1] > a[1];
+            if (cmp == 0) {
+                out[i] = vals[mid];
+                break;
+            }
+            if (cmp < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&av);
+    PyBuffer_Release(&kv);
+    PyBuffer_Release(&vv);
+    PyBuffer_Release(&ov);
+    return result;
+}

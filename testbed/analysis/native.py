@@ -135,11 +135,13 @@ native_frame_columns: Callable[..., tuple[int, int, int]] | None = None
 native_group_ids: Callable[..., int] | None = None
 native_group_reduce: Callable[..., int] | None = None
 native_endpoint_rows: Callable[..., tuple[int, int, int, int]] | None = None
+native_addr_find: Callable[..., None] | None = None  # reference: `addrindex` with numpy
 native_burst_starts: Callable[..., None] | None = None
 # `canaries.CanaryConsumer` (reference: `evidence.canary_in_pcap`, and its numpy search)
 native_canary_scan: Callable[..., None] | None = None
 
 try:
+    from ._native import addr_find as _addr_find_c
     from ._native import burst_starts as _burst_starts_c
     from ._native import canary_scan as _canary_scan_c
     from ._native import endpoint_rows as _endpoint_rows_c
@@ -180,6 +182,7 @@ else:
     native_group_ids = _group_ids_c
     native_group_reduce = _group_reduce_c
     native_endpoint_rows = _endpoint_rows_c
+    native_addr_find = _addr_find_c
     native_burst_starts = _burst_starts_c
     native_canary_scan = _canary_scan_c
     native_first_seen = _first_seen

@@ -324,3 +324,30 @@ def test_native_endpoint_rows_match_numpy(monkeypatch: pytest.MonkeyPatch, seed:
     assert fast == run()
     assert fast[0] and fast[1], "the batches should give endpoints and infrastructure"
     assert {len(k[1]) for k in fast[0]} == {4, 16}, "IPv4 and IPv6 endpoints both"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_native_address_lookup_matches_numpy(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """`AddrIndex.find` through the C binary search equals numpy's searchsorted, for IPv4
+    and IPv6 tables (several prefixes), hits and misses, empty tables and columns."""
+    from testbed.analysis.addrindex import AddrIndex
+
+    if native.native_addr_find is None:
+        pytest.skip("the native loops were not built")
+    rng = random.Random(seed)
+    pool4 = [rng.randrange(1 << 32) for _ in range(12)] + [0, (1 << 32) - 1]
+    pool6 = [(rng.choice([0, 1, 1 << 63, (1 << 64) - 1]), rng.randrange(1 << 64))
+             for _ in range(12)]
+    for size in (0, 1, 5, 12):
+        table = {a.to_bytes(4, "big"): i for i, a in enumerate(pool4[:size])}
+        table |= {(h << 64 | lo).to_bytes(16, "big"): 100 + i
+                  for i, (h, lo) in enumerate(pool6[:size])}
+        index = AddrIndex(table)
+        for n in (0, 1, 300):
+            a4 = np.array([rng.choice(pool4) for _ in range(n)], dtype=np.uint64)
+            a6 = np.array([rng.choice(pool6) for _ in range(n)], dtype=np.uint64).reshape(-1, 2)
+            fast = index.find(4, a4), index.find(6, a6)
+            with monkeypatch.context() as m:
+                m.setattr(native, "native_addr_find", None)
+                slow = index.find(4, a4), index.find(6, a6)
+            assert fast[0].tolist() == slow[0].tolist() and fast[1].tolist() == slow[1].tolist()
