@@ -130,6 +130,8 @@ native_snis: Snis | None = None
 native_first_seen: FirstSeen | None = None
 # `pcapvec._native_columns` calls it (its reference: `pcapvec._numpy_columns`)
 native_frame_columns: Callable[..., tuple[int, int, int]] | None = None
+# `pcapvec.PcapBatcher._run_native` (reference: the walk plus `PcapBatcher.run`'s checks)
+native_pcap_records: Callable[..., int] | None = None
 # `endpoints._Columns._reduce` (reference: its sort) and `bursts.BurstConsumer` (reference:
 # its sorts) call these
 native_group_ids: Callable[..., int] | None = None
@@ -151,6 +153,7 @@ try:
     from ._native import group_ids as _group_ids_c
     from ._native import group_reduce as _group_reduce_c
     from ._native import pcap_offsets, pcapng_offsets
+    from ._native import pcap_records as _pcap_records_c
     from ._native import snis as _snis_c
 except ImportError:  # not built (no compiler at install time): the references
     NATIVE = False
@@ -179,6 +182,7 @@ else:
 
     native_walk = (_pcap_c, _pcapng_c)
     native_frame_columns = _frame_columns_c
+    native_pcap_records = _pcap_records_c
     native_group_ids = _group_ids_c
     native_group_reduce = _group_reduce_c
     native_endpoint_rows = _endpoint_rows_c

@@ -273,7 +273,7 @@ def _native_columns(
 
 def _frame_columns(
     buf: bytes,
-    rows: NDArray[np.uint8],
+    rows: NDArray[np.uint8] | None,
     hoff: int,
     starts: I64,
     ends: I64,
@@ -293,6 +293,7 @@ def _frame_columns(
     if native.native_frame_columns is not None:
         columns, slow = _native_columns(buf, starts, ends, ts, orig, linktype, index)
     else:
+        assert rows is not None, "the numpy columns read the frames' first bytes from rows"
         columns, slow = _numpy_columns(buf, rows, hoff, starts, ends, ts, orig, linktype, index)
     packets = sum(len(c.proto) for c in columns)
     skipped = len(flen) - packets - len(slow)
@@ -351,6 +352,8 @@ class PcapBatcher:
     ) -> _PcapBatch | None:
         """Read the complete, sane records from `pos`; None when the record at `pos`
         needs the scalar loop."""
+        if native.native_pcap_records is not None and native.native_frame_columns is not None:
+            return self._run_native(buf, pos, blen, decode, flows, odd)
         o = native.walks()[0](buf, pos, _BATCH, self.big)
         width = 16 + LINK_BYTES + _IP_BYTES
         rows = _take(buf, np.minimum(o, blen), width)
@@ -364,6 +367,32 @@ class PcapBatcher:
         ts = hdr[:, 0].astype(np.float64) + hdr[:, 1].astype(np.float64) * self.scale
         columns, packets, skipped = _frame_columns(
             buf, rows, 16, o + 16, ends, ts, hdr[:, 3], self.linktype, decode, flows,
+            np.arange(k, dtype=np.int64), odd,
+        )
+        return int(ends[-1]), k, packets, skipped, columns
+
+    def _run_native(
+        self,
+        buf: bytes,
+        pos: int,
+        blen: int,
+        decode: Callable[..., Any],
+        flows: Flows,
+        odd: list[OddFrame] | None,
+    ) -> _PcapBatch | None:
+        """`run` with the walk and the record checks in one C loop (`run`'s numpy checks are
+        its reference) and the frames through `_native_columns` (no header rows taken)."""
+        assert native.native_pcap_records is not None
+        fields = np.empty((5, _BATCH), dtype=np.int64)
+        k = native.native_pcap_records(memoryview(buf)[:blen], pos, _BATCH, self.big,
+                                       self.limit, *fields)
+        if k == 0:
+            return None
+        o, sec, frac, incl, orig = fields[:, :k]
+        ends = o + 16 + incl
+        ts = sec.astype(np.float64) + frac.astype(np.float64) * self.scale
+        columns, packets, skipped = _frame_columns(
+            buf, None, 16, o + 16, ends, ts, orig, self.linktype, decode, flows,
             np.arange(k, dtype=np.int64), odd,
         )
         return int(ends[-1]), k, packets, skipped, columns

@@ -21,7 +21,7 @@ def native_loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setattr(native, "native_gather", None)
         for name in ("native_frame_columns", "native_group_ids", "native_group_reduce",
                      "native_burst_starts", "native_canary_scan", "native_endpoint_rows",
-                     "native_addr_find"):
+                     "native_addr_find", "native_pcap_records"):
             monkeypatch.setattr(native, name, None)
         monkeypatch.setattr(native, "_noticed", True)  # no notice in the test's output
     yield request.param

@@ -351,3 +351,33 @@ def test_native_address_lookup_matches_numpy(monkeypatch: pytest.MonkeyPatch, se
                 m.setattr(native, "native_addr_find", None)
                 slow = index.find(4, a4), index.find(6, a6)
             assert fast[0].tolist() == slow[0].tolist() and fast[1].tolist() == slow[1].tolist()
+
+
+PCAP_CASES = [c for c in CASES if not c[0].startswith("pcapng")]
+
+
+@pytest.mark.parametrize(("name", "buf", "start", "big"), PCAP_CASES,
+                         ids=[c[0] for c in PCAP_CASES])
+def test_native_pcap_batch_matches_numpy(monkeypatch: pytest.MonkeyPatch, name: str,
+                                         buf: bytes, start: int, big: bool) -> None:
+    """A batch of pcap records read by the C walk-and-check loop equals the walk plus
+    numpy's checks: where it stops (cut, absurd or random records), counts and columns."""
+    from testbed.analysis import pcapvec
+    from testbed.analysis.decode import payload_decoder
+
+    if native.native_pcap_records is None:
+        pytest.skip("the native loops were not built")
+
+    def batch() -> object:
+        b = pcapvec.PcapBatcher(">" if big else "<", 1e-6, pcapvec.MAX_FRAME, 1)
+        flows: dict[object, object] = {}
+        out = b.run(buf, start, len(buf), payload_decoder(1), flows, [])  # type: ignore[arg-type]
+        if out is None:
+            return None, flows
+        pos, k, packets, skipped, columns = out
+        return (pos, k, packets, skipped,
+                [[np.asarray(a).tolist() for a in c] for c in columns]), flows
+
+    fast = batch()
+    monkeypatch.setattr(native, "native_pcap_records", None)
+    assert fast == batch()
