@@ -45,6 +45,8 @@ class BurstConsumer:
 
     def _add(self, version: int, parts: list[Part], rows: list[I64]) -> None:
         def cat(get: Any) -> NDArray[Any]:
+            if len(parts) == 1:  # the common batch: no odd frames
+                return get(parts[0])[rows[0]]  # type: ignore[no-any-return]
             return np.concatenate([get(p)[r] for p, r in zip(parts, rows, strict=True)])
 
         index, ts = cat(lambda p: p.cols.order), cat(lambda p: p.cols.ts)
