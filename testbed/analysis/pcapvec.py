@@ -14,6 +14,12 @@ scalar loop, which keeps every warning, error and counter identical. Inside a ba
 frames the columns do not cover (more VLAN tags than the columns read, IPv6 extension
 headers and fragments) are decoded one by one by the scalar decoder and aggregated into
 the `Flows` dict (and listed as odd frames).
+
+With the C extension the same work is two loops per batch (`native`): the pcap walk with
+the record checks (`native_pcap_records`), and the frames to columns
+(`native_frame_columns`, `_native_columns`); the numpy code above (`_numpy_columns`,
+`PcapBatcher.run`'s checks) is their reference, and the tests run both (issue 10's speed
+requirement: ~0.06 s a million packets in numpy, ~0.03 s in C).
 """
 
 from __future__ import annotations
