@@ -118,9 +118,8 @@ class CanaryConsumer:
             buf, np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(ends, np.int64),
             gid, self.joined, self.form_ends, b"".join(old),
             np.cumsum([len(t) for t in old], dtype=np.int64), keep, hits, labels, out, out_len)
-        for f, size, k in zip(flows, out_len.tolist(), range(0, g * keep, keep or 1),
-                              strict=True):
-            self.tails[f] = bytes(out[k : k + size])
+        for j, (f, size) in enumerate(zip(flows, out_len.tolist(), strict=True)):
+            self.tails[f] = bytes(out[j * keep : j * keep + size])
         for i in np.flatnonzero(hits).tolist():
             r = int(rows[i])
             mask = int(labels[i])
