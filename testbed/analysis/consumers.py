@@ -37,6 +37,9 @@ __all__ = [
 
 I64 = NDArray[np.int64]
 U64 = NDArray[np.uint64]
+# distinct DNS responses remembered across batches: re-hashed with every batch (~0.1 ms per
+# thousand), so few enough that a capture of ever-new responses costs little
+_DNS_MEMORY = 1 << 12
 
 
 class Part(NamedTuple):
@@ -79,6 +82,10 @@ class NameConsumer:
         self.first_http = np.zeros(256, dtype=bool)
         self.first_http[list(HTTP_FIRST)] = True
         self.packed: dict[Any, bytes] = {}
+        # the DNS response bodies handed over so far, joined (see `_new_dns`)
+        self.dns_memory = b""
+        self.dns_starts, self.dns_ends, self.dns_tags = (np.zeros(0, dtype=np.int64)
+                                                         for _ in range(3))
 
     def _candidates(self, buf: bytes, c: IPColumns) -> tuple[Any, ...]:
         """(rows `NameScanner.feed` may take a name from, TCP rows, rows of a ClientHello
@@ -139,9 +146,7 @@ class NameConsumer:
             if rows.size:
                 names = self.variants
                 to = self.guests.find(c.version, c.dst[rows])
-                # responses repeat but for their id: `dns` takes each (message, variant)
-                # once, so only a batch's first of each is handed over
-                keep = native.first_seen()(buf, c.poff[rows] + 2, c.pend[rows], to)
+                keep = self._new_dns(buf, c.poff[rows] + 2, c.pend[rows], to)
                 rows, to = rows[keep], to[keep].tolist()
                 for a, b, v in zip(c.poff[rows].tolist(), c.pend[rows].tolist(), to,
                                    strict=True):
@@ -172,6 +177,34 @@ class NameConsumer:
                 d = packed[dst] = packed_address(4 if isinstance(dst, int) else 6, dst)
             feed(s, d, proto, sport, dport, buf[poff:pend])
 
+
+    def _new_dns(self, buf: bytes, starts: I64, ends: I64, to: I64) -> I64:
+        """The rows whose (message but its id, variant) no earlier row of the scan had:
+        responses repeat but for their id and `NameScanner.dns` takes each once, so only
+        the first of each is handed over. The bodies seen so far are kept joined (up to
+        _DNS_MEMORY of them; past that they are forgotten, which only hands repeats over)
+        and searched with the batch's in one `native.first_seen`."""
+        first_seen, gather = native.first_seen(), native.gather()
+        ends = np.maximum(ends, starts)  # a message shorter than its id: empty, as sliced
+        old = len(self.dns_tags)
+        joined = self.dns_memory + gather(buf, starts, ends)
+        size = ends - starts
+        at = len(self.dns_memory) + np.cumsum(size) - size
+        keep = first_seen(joined, np.concatenate((self.dns_starts, at)),
+                          np.concatenate((self.dns_ends, at + size)),
+                          np.concatenate((self.dns_tags, to)))
+        keep = keep[keep >= old] - old
+        if old + len(keep) > _DNS_MEMORY:
+            self.dns_memory, self.dns_starts, self.dns_ends, self.dns_tags = b"", *(
+                np.zeros(0, dtype=np.int64) for _ in range(3))
+        else:
+            self.dns_memory += gather(buf, starts[keep], ends[keep])
+            new_size = size[keep]
+            end = len(self.dns_memory) - np.sum(new_size) + np.cumsum(new_size)
+            self.dns_starts = np.concatenate((self.dns_starts, end - new_size))
+            self.dns_ends = np.concatenate((self.dns_ends, end))
+            self.dns_tags = np.concatenate((self.dns_tags, to[keep]))
+        return keep
 
     def _hellos(self, part: Part, rows: I64, hello_end: I64) -> None:
         """ClientHellos whole in their segment's first record, on flows not in the middle
