@@ -296,3 +296,16 @@ def test_scan_canary_in_dense_splits_equals_the_reference(tmp_path: Path, batchi
         packets.append(s.pop(0))
     scan = assert_like_references(write(tmp_path, packets, "pcap", seed))
     assert len(scan.canary_hits) == 4
+
+
+@pytest.mark.parametrize("memory", [0, 1, 2])
+def test_scan_names_with_a_small_dns_memory_equal_the_reference(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batching: str, memory: int) -> None:
+    """The DNS responses remembered across batches are forgotten past the limit: the names
+    stay those of the reference."""
+    from testbed.analysis import consumers
+
+    monkeypatch.setattr(consumers, "_DNS_MEMORY", memory)
+    path = write(tmp_path, mixed_packets(4), "pcap", 4)
+    assert scan_capture(path, GUESTS, INFRA, CANARY).names.to_json() == \
+        extract_names(path, GUESTS).to_json()
