@@ -84,7 +84,7 @@ endef
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py testbed/analysis/_native.c
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard testbed/analysis/_native*)
 	@echo "creating $(VENV) with $(PYTHON)"
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
