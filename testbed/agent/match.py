@@ -24,7 +24,7 @@ class Box(NamedTuple):
 
 
 def _window_sums(a: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Sum of every h×w window of ``a`` (2-D), by an integral image."""
+    """Sum of every h-by-w window of ``a`` (2-D), by an integral image."""
     s = np.zeros((a.shape[0] + 1, a.shape[1] + 1))
     s[1:, 1:] = a.cumsum(0).cumsum(1)
     return s[h:, w:] - s[:-h, w:] - s[h:, :-w] + s[:-h, :-w]
