@@ -1,12 +1,13 @@
 """The per-run set-up of a Linux guest, in one ssh connection.
 
 After a snapshot restore the guest needs the clock, the gateway's CA (and the lab's), the
-agent's code, the build profiles its app reads, and a fresh token. All of it goes down one
-ssh connection (a handshake costs about a second under software emulation): a small Python
-receiver on the guest reads a header line with the archive's length, unpacks the archive
-into ``UPLOAD`` and hands the rest of its standard input — the CA and the agent's
-environment, never on a command line or in a log — to ``run-setup.sh``, which writes the
-environment file the desktop session's launcher waits for.
+agent's code, the build profiles its app reads, and a fresh token. The code is staged once,
+before the clean snapshot (its launcher then waits, imported, in the snapshot), and sent
+again only when it changed. All of it goes down one ssh connection (a handshake costs about
+a second under software emulation): a small Python receiver on the guest reads a header
+line with the archive's length, unpacks the archive into ``UPLOAD`` and hands the rest of
+its standard input — the CA and the agent's environment, never on a command line or in a
+log — to ``run-setup.sh``, which writes the environment file the session's launcher waits for.
 
 The archive holds the ``testbed`` package, the set-up scripts, ``builds/<variant>.yaml``
 and ``vendor/``: the agent's pure-Python modules that Debian does not package (pyautogui and
@@ -16,6 +17,7 @@ its helpers), copied from this installation. The box itself has only Debian's pa
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import io
 import tarfile
@@ -32,13 +34,15 @@ VENDOR = ("pyautogui", "pyscreeze", "pytweening", "pymsgbox", "mouseinfo", "pyge
 GUEST_BUILDS = "/opt/testbed/builds"
 
 RECEIVER = (
-    "import io,shutil,subprocess,sys,tarfile\n"
-    "i=sys.stdin.buffer\n"
-    "shutil.rmtree(sys.argv[2],ignore_errors=True)\n"
+    "import io,os,shutil,subprocess,sys,tarfile\n"
+    "i,u=sys.stdin.buffer,sys.argv[2]\n"
+    "shutil.rmtree(u,ignore_errors=True)\n"
+    "os.makedirs(u)\n"
     "n=int(i.readline())\n"
-    "tarfile.open(fileobj=io.BytesIO(i.read(n))).extractall(sys.argv[2])\n"
-    "sys.exit(subprocess.run(['sh',sys.argv[2]+'/run-setup.sh',sys.argv[1],sys.argv[2]],"
-    "input=i.read()).returncode)\n"
+    "if n:tarfile.open(fileobj=io.BytesIO(i.read(n))).extractall(u)\n"
+    "s=u+'/run-setup.sh'\n"
+    "s=s if os.path.exists(s) else '/opt/testbed/run-setup.sh'\n"
+    "sys.exit(subprocess.run(['sh',s,sys.argv[1],u],input=i.read()).returncode)\n"
 )
 
 
@@ -83,9 +87,13 @@ def setup_command(now: int) -> str:
     return f"sudo python3 -c '{quoted}' {now} {UPLOAD}"
 
 
+def digest(archive: bytes) -> str:
+    return hashlib.sha256(archive).hexdigest()
+
+
 def setup_input(archive: bytes, cas: list[Path], env: dict[str, str]) -> bytes:
-    """The receiver's standard input: the archive, then the CAs (PEM), a line ``--`` and the
-    agent's environment (secret: never logged)."""
+    """The receiver's standard input: the archive (empty: the guest has this code already),
+    then the CAs (PEM), a line ``--`` and the agent's environment (secret: never logged)."""
     pem = "".join(p.read_text().rstrip("\n") + "\n" for p in cas)
     rest = pem + "--\n" + "".join(f"{k}={v}\n" for k, v in env.items())
     return f"{len(archive)}\n".encode() + archive + rest.encode()

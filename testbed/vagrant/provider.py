@@ -33,6 +33,7 @@ from typing import Any
 
 import testbed
 from testbed._errors import LabError, ProviderUnavailable, VmError
+from testbed.agent import launch
 from testbed.agent.client import AGENT_PORT, AgentClient
 from testbed.lab import labca, netns, owners
 from testbed.provider.abstracts import Gateway, GuestHandle, GuestPool
@@ -157,6 +158,9 @@ class VagrantPool(GuestPool):
             raise ProviderUnavailable(f"{variant}: the per-run set-up of {guest['os']} guests "
                                       "is not built yet; Linux guests only")
         m, t0, dom = self.machinery, time.monotonic(), f"{self.names.prefix}{variant}"
+        builds = tuple((v, c.build_path) for v, c in sorted(self.scenario.clients.items())
+                       if c.build_path is not None and c.vm)
+        archive = guestsetup.code_archive(builds)
         times = self.timings.setdefault(variant, {})
         mark = t0
 
@@ -177,8 +181,11 @@ class VagrantPool(GuestPool):
                   "testbed-session-agent >/dev/null && exit 0; sleep 1; done; "
                   "echo 'the desktop session did not start:' >&2; "
                   "tail -20 ~vagrant/.xsession-errors >&2; exit 1", timeout=SESSION_WAIT + 60)
-            say(f"desktop session running; saving the clean snapshot {CLEAN}", "session")
+            say("desktop session running; staging the agent's code", "session")
+            self._stage(variant, archive)
+            say(f"agent's launcher waiting; saving the clean snapshot {CLEAN}", "stage")
             libvirt.virsh("snapshot-create-as", dom, CLEAN, timeout=1800)
+            self._staged(variant).write_text(guestsetup.digest(archive))
             self.unfinished.remove(variant)
             say("snapshot saved", "snapshot")
         else:
@@ -191,13 +198,14 @@ class VagrantPool(GuestPool):
         self._isolate_port(variant)
         host = self._ssh_config(variant).get("HostName", "")
         token = secrets.token_urlsafe(24)
-        builds = tuple((v, c.build_path) for v, c in sorted(self.scenario.clients.items())
-                       if c.build_path is not None and c.vm)
-        archive = guestsetup.code_archive(builds)
+        staged = self._staged(variant)
+        fresh = staged.exists() and staged.read_text() == guestsetup.digest(archive)
         env = {"TESTBED_AGENT_TOKEN": token, "AGENT_LISTEN": f"{host}:{AGENT_PORT}"}
         m.run(variant, guestsetup.setup_command(int(time.time())),
-              input=guestsetup.setup_input(archive, labca.guest_cas(self.workdir, trust), env))
-        say(f"set up at {host} (clock, CAs, agent's code and token)", "setup")
+              input=guestsetup.setup_input(b"" if fresh else archive,
+                                           labca.guest_cas(self.workdir, trust), env))
+        say(f"set up at {host} (clock, CAs, token{'' if fresh else ', changed code'})",
+            "setup")
         agent = AgentClient(f"http://{host}:{AGENT_PORT}", token)
         agent.wait_ready(timeout=120)
         say("agent ready (started by the desktop session)", "agent")
@@ -209,6 +217,21 @@ class VagrantPool(GuestPool):
             env_out["build"] = guestsetup.guest_build(variant)
         return GuestHandle(variant=variant, address=str(guest["experiment_ip"]), agent=agent,
                            workdir=home, env=env_out)
+
+    def _staged(self, variant: str) -> Path:
+        """The digest of the code in the clean snapshot (written when it was saved)."""
+        return self.project / f".code-{variant}"
+
+    def _stage(self, variant: str, archive: bytes) -> None:
+        """The agent's code into the guest before its clean snapshot, and its launcher
+        imported and waiting for a run's environment."""
+        self.machinery.run(variant, guestsetup.setup_command(int(time.time())),
+                           input=guestsetup.setup_input(archive, [], {}))
+        cue = f"~vagrant/.cache/{launch.READY}"
+        self.machinery.run(variant, f"for i in $(seq {SESSION_WAIT}); do test -e {cue} && exit 0;"
+                           " sleep 0.5; done; echo 'the agent launcher did not start:' >&2; "
+                           "tail -20 ~vagrant/.cache/testbed-agent.log >&2; exit 1",
+                           timeout=SESSION_WAIT + 60)
 
     def _bring_up(self, variant: str) -> None:
         """``vagrant up`` of every machine not created yet, once, in parallel; the others'

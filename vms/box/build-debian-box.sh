@@ -166,21 +166,20 @@ printf '/usr/local/bin/testbed-session-agent &\n' >"$ROOT/home/vagrant/.config/o
 cat >"$ROOT/usr/local/bin/testbed-session-agent" <<'AGENT'
 #!/bin/sh
 # testbed: started by the desktop session's autostart (never by ssh or a system service).
-# Waits for this run's agent environment (token, listen address), which run-setup.sh writes
-# over ssh after every snapshot restore, removes it and runs the agent in this session.
+# Runs the agent's launcher (testbed.agent.launch, in /opt/testbed once testbed has put its
+# code there): it imports the agent, then waits for this run's environment (token, listen
+# address), which run-setup.sh writes over ssh after every snapshot restore, removes it and
+# serves. Started again whenever it ends (run-setup.sh ends it when the code changes).
 ENVFILE="$HOME/.config/testbed/agent.env"
 mkdir -p "$HOME/.config/testbed" "$HOME/.cache" "$HOME/agent"
 touch "$HOME/.Xauthority"   # (pyautogui wants one; Xvfb here runs without auth)
 while :; do
-    if [ -s "$ENVFILE" ]; then
-        set -a; . "$ENVFILE"; set +a
-        rm -f "$ENVFILE"
+    if [ -f /opt/testbed/testbed/agent/launch.py ]; then
         PYTHONPATH=/opt/testbed:/opt/testbed/vendor PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-            python3 -m testbed.agent --listen "$AGENT_LISTEN" --workdir "$HOME/agent" \
+            python3 -m testbed.agent.launch "$ENVFILE" --workdir "$HOME/agent" \
             >>"$HOME/.cache/testbed-agent.log" 2>&1
-        unset TESTBED_AGENT_TOKEN
     fi
-    sleep 0.1
+    sleep 0.2
 done
 AGENT
 chmod 755 "$ROOT/usr/local/bin/testbed-session-agent" "$ROOT/home/vagrant/.xinitrc"
