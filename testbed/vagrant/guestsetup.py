@@ -24,6 +24,7 @@ import tarfile
 from pathlib import Path
 
 import testbed
+from testbed.agent.launch import READY
 
 VMS = Path(testbed.__file__).resolve().parent.parent / "vms"
 UPLOAD = "/tmp/testbed-upload"
@@ -97,3 +98,26 @@ def setup_input(archive: bytes, cas: list[Path], env: dict[str, str]) -> bytes:
     pem = "".join(p.read_text().rstrip("\n") + "\n" for p in cas)
     rest = pem + "--\n" + "".join(f"{k}={v}\n" for k, v in env.items())
     return f"{len(archive)}\n".encode() + archive + rest.encode()
+
+
+# -- Windows guests (OpenSSH; the agent's code comes with their provisioning) -------------
+WINDOWS_SETUP = r"C:\testbed\run-setup.ps1"  # vms/provision/windows/run-setup.ps1
+WINDOWS_CUE = rf"C:\Users\vagrant\.cache\{READY}"
+
+
+def windows_setup_command(now: int) -> str:
+    return (f"powershell -NoProfile -NonInteractive -ExecutionPolicy Bypass -File "
+            f"{WINDOWS_SETUP} -Now {now}")
+
+
+def windows_setup_input(cas: list[Path], env: dict[str, str]) -> bytes:
+    """run-setup.ps1's standard input: the CAs (PEM), a line ``--``, the environment."""
+    pem = "".join(p.read_text().rstrip("\n") + "\n" for p in cas)
+    return (pem + "--\n" + "".join(f"{k}={v}\n" for k, v in env.items())).encode()
+
+
+def windows_wait_command(seconds: int) -> str:
+    """Succeeds once the logged-on session's launcher waits, imported, for a run."""
+    return (f'powershell -NoProfile -Command "for ($i = 0; $i -lt {seconds * 2}; $i++) '
+            f"{{ if (Test-Path '{WINDOWS_CUE}') {{ exit 0 }}; Start-Sleep -Milliseconds 500 }}; "
+            "Write-Error 'the agent launcher did not start: see C:\\testbed\\agent.log'; exit 1\"")

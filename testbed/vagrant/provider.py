@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import testbed
-from testbed._errors import LabError, ProviderUnavailable, VmError
+from testbed._errors import LabError, VmError
 from testbed.agent import launch
 from testbed.agent.client import AGENT_PORT, AgentClient
 from testbed.lab import labca, netns, owners
@@ -149,14 +149,13 @@ class VagrantPool(GuestPool):
     # -- guests ---------------------------------------------------------------------------
     def start_guest(self, variant: str, index: int, trust: Path | None) -> GuestHandle:
         """A first run brings the machine up (all machines of the run in one parallel
-        ``vagrant up``), waits for its desktop session and saves the clean snapshot; a later
-        run reverts that snapshot through libvirt directly (vagrant adds nothing there).
-        Then the per-run set-up in one ssh connection, and the agent, started by the
-        session's launcher, answers."""
+        ``vagrant up``), waits for the agent's launcher in its desktop session and saves the
+        clean snapshot; a later run reverts that snapshot through libvirt directly (vagrant
+        adds nothing there). Then the per-run set-up in one ssh connection (Linux: the
+        receiver and run-setup.sh; Windows: run-setup.ps1 over OpenSSH), and the agent,
+        started by the session's launcher, answers."""
         guest = next(g for g in self.spec["guests"] if g["name"] == variant)
-        if guest["os"] != "linux":
-            raise ProviderUnavailable(f"{variant}: the per-run set-up of {guest['os']} guests "
-                                      "is not built yet; Linux guests only")
+        windows = guest["os"] == "windows"
         m, t0, dom = self.machinery, time.monotonic(), f"{self.names.prefix}{variant}"
         builds = tuple((v, c.build_path) for v, c in sorted(self.scenario.clients.items())
                        if c.build_path is not None and c.vm)
@@ -177,12 +176,17 @@ class VagrantPool(GuestPool):
             self._bring_up(variant)
             say("up and provisioned; waiting for its desktop session", "up")
             self._ssh_config(variant, fresh=True)
-            m.run(variant, f"for i in $(seq {SESSION_WAIT}); do pgrep -u vagrant -f "
-                  "testbed-session-agent >/dev/null && exit 0; sleep 1; done; "
-                  "echo 'the desktop session did not start:' >&2; "
-                  "tail -20 ~vagrant/.xsession-errors >&2; exit 1", timeout=SESSION_WAIT + 60)
-            say("desktop session running; staging the agent's code", "session")
-            self._stage(variant, archive)
+            if windows:  # the code came with provisioning (python.ps1)
+                m.run(variant, guestsetup.windows_wait_command(SESSION_WAIT),
+                      timeout=SESSION_WAIT + 60)
+            else:
+                m.run(variant, f"for i in $(seq {SESSION_WAIT}); do pgrep -u vagrant -f "
+                      "testbed-session-agent >/dev/null && exit 0; sleep 1; done; "
+                      "echo 'the desktop session did not start:' >&2; "
+                      "tail -20 ~vagrant/.xsession-errors >&2; exit 1",
+                      timeout=SESSION_WAIT + 60)
+                say("desktop session running; staging the agent's code", "session")
+                self._stage(variant, archive)
             say(f"agent's launcher waiting; saving the clean snapshot {CLEAN}", "stage")
             libvirt.virsh("snapshot-create-as", dom, CLEAN, timeout=1800)
             self._staged(variant).write_text(guestsetup.digest(archive))
@@ -201,10 +205,14 @@ class VagrantPool(GuestPool):
         staged = self._staged(variant)
         fresh = staged.exists() and staged.read_text() == guestsetup.digest(archive)
         env = {"TESTBED_AGENT_TOKEN": token, "AGENT_LISTEN": f"{host}:{AGENT_PORT}"}
-        m.run(variant, guestsetup.setup_command(int(time.time())),
-              input=guestsetup.setup_input(b"" if fresh else archive,
-                                           labca.guest_cas(self.workdir, trust), env))
-        say(f"set up at {host} (clock, CAs, token{'' if fresh else ', changed code'})",
+        cas = labca.guest_cas(self.workdir, trust)
+        if windows:
+            m.run(variant, guestsetup.windows_setup_command(int(time.time())),
+                  input=guestsetup.windows_setup_input(cas, env))
+        else:
+            m.run(variant, guestsetup.setup_command(int(time.time())),
+                  input=guestsetup.setup_input(b"" if fresh else archive, cas, env))
+        say(f"set up at {host} (clock, CAs, token{'' if fresh or windows else ', changed code'})",
             "setup")
         agent = AgentClient(f"http://{host}:{AGENT_PORT}", token)
         agent.wait_ready(timeout=120)
@@ -212,7 +220,7 @@ class VagrantPool(GuestPool):
         times["total"] = round(time.monotonic() - t0, 2)
         home = self.workdir / "guests" / variant
         home.mkdir(parents=True, exist_ok=True)
-        env_out = {"python": "python3"}
+        env_out = {"python": "python" if windows else "python3"}
         if self.scenario.clients[variant].build_path is not None:
             env_out["build"] = guestsetup.guest_build(variant)
         return GuestHandle(variant=variant, address=str(guest["experiment_ip"]), agent=agent,
