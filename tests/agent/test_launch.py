@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -74,7 +73,7 @@ def test_the_launcher_waits_imported_then_serves_with_the_runs_token(tmp_path, l
         client.wait_ready(timeout=30)
         assert client.health()["ok"]
         assert not envfile.exists() and not cue.exists()
-        with pytest.raises(Exception, match="token|401"):
+        with pytest.raises(Exception, match=r"token|401"):
             AgentClient(f"http://127.0.0.1:{port}", "wrong").health()
     finally:
         proc.terminate()
