@@ -86,8 +86,10 @@ class VagrantPool(GuestPool):
     concurrent = True       # machines come up (and are restored) at the same time
 
     def __init__(self, workdir: Path, gateway: Gateway, scenario: Scenario,
-                 project: Path, progress: Callable[[str], None] = print) -> None:
+                 project: Path, progress: Callable[[str], None] = print,
+                 parallel: bool = True) -> None:
         self.gateway = gateway
+        self.concurrent = parallel  # False: one machine after another (to measure the saving)
         self.workdir, self.scenario, self.project = workdir, scenario, project
         self.progress = progress
         self.names = Names.of(project)
@@ -246,8 +248,10 @@ class VagrantPool(GuestPool):
         threads wait for it."""
         with self._up_lock:
             if variant not in self._up_tried:
-                todo = [g["name"] for g in self.spec["guests"]
-                        if f"{self.names.prefix}{g['name']}" not in libvirt.listed("list", "--all")]
+                todo = [g["name"] for g in self.spec["guests"] if self.concurrent or
+                        g["name"] == variant]
+                todo = [v for v in todo
+                        if f"{self.names.prefix}{v}" not in libvirt.listed("list", "--all")]
                 self._up_tried.update(todo)
                 self.running += todo
                 self.unfinished += todo  # removed at teardown unless their snapshot is saved
