@@ -10,6 +10,7 @@ score reaches ``confidence``, as pyscreeze returns it.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -30,27 +31,38 @@ def _window_sums(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return s[h:, w:] - s[:-h, w:] - s[h:, :-w] + s[:-h, :-w]
 
 
+@functools.lru_cache(maxsize=32)
+def _needle(data: bytes, size: tuple[int, int], fshape: tuple[int, int],
+            ) -> tuple[tuple[np.ndarray, ...], float]:
+    """The mean-removed needle's spectra per channel and its energy (the same needle is
+    searched for on screen after screen: computed once per screen size)."""
+    t = np.frombuffer(data, dtype=np.uint8).reshape(size[1], size[0], 3).astype(np.float64)
+    spectra, energy = [], 0.0
+    for c in range(3):
+        tc = t[:, :, c] - t[:, :, c].mean()
+        spectra.append(np.conj(np.fft.rfft2(tc, fshape)))
+        energy += float((tc * tc).sum())
+    return tuple(spectra), energy
+
+
 def scores(needle: Image.Image, haystack: Image.Image) -> np.ndarray:
     """TM_CCOEFF_NORMED of ``needle`` at every position of ``haystack`` (RGB)."""
-    t = np.asarray(needle.convert("RGB"), dtype=np.float64)
+    rgb = needle.convert("RGB")
     img = np.asarray(haystack.convert("RGB"), dtype=np.float64)
-    h, w = t.shape[:2]
+    w, h = rgb.size
     rows, cols = img.shape[0] - h + 1, img.shape[1] - w + 1
     if rows <= 0 or cols <= 0:
         return np.zeros((0, 0))
     n = h * w
     shape = (img.shape[0] + h - 1, img.shape[1] + w - 1)
-    fshape = [int(2 ** np.ceil(np.log2(x))) for x in shape]
+    fshape = (int(2 ** np.ceil(np.log2(shape[0]))), int(2 ** np.ceil(np.log2(shape[1]))))
+    spectra, t_energy = _needle(rgb.tobytes(), rgb.size, fshape)
     num = np.zeros((rows, cols))
-    t_energy = 0.0
     i_energy = np.zeros((rows, cols))
     for c in range(3):
-        tc = t[:, :, c] - t[:, :, c].mean()
         ic = img[:, :, c]
-        corr = np.fft.irfft2(np.fft.rfft2(ic, fshape) * np.conj(np.fft.rfft2(tc, fshape)),
-                             fshape)[:rows, :cols]
-        num += corr  # (Σ tc = 0, so the window's mean drops out of the numerator)
-        t_energy += float((tc * tc).sum())
+        # (Σ of the mean-removed needle is 0: the window's mean drops out of the numerator)
+        num += np.fft.irfft2(np.fft.rfft2(ic, fshape) * spectra[c], fshape)[:rows, :cols]
         sums = _window_sums(ic, h, w)
         i_energy += _window_sums(ic * ic, h, w) - sums * sums / n
     denom = np.sqrt(np.maximum(i_energy, 0.0) * t_energy)
