@@ -201,11 +201,20 @@ class VagrantPool(GuestPool):
             self.running.append(variant)
             libvirt.virsh("snapshot-revert", dom, CLEAN, "--running", timeout=600)
             say(f"restored the clean snapshot {CLEAN}", "revert")
+            staged = self._staged(variant)
+            if not windows and (not staged.exists()
+                                or staged.read_text() != guestsetup.digest(archive)):
+                self._ssh_config(variant)
+                self._stage(variant, archive)  # new code: into the clean snapshot, once
+                libvirt.virsh("snapshot-delete", dom, CLEAN, timeout=600)
+                libvirt.virsh("snapshot-create-as", dom, CLEAN, timeout=1800)
+                staged.write_text(guestsetup.digest(archive))
+                say(f"the agent's code changed: staged and saved into {CLEAN} anew", "restage")
         self._isolate_port(variant)
         host = self._ssh_config(variant).get("HostName", "")
         token = secrets.token_urlsafe(24)
         staged = self._staged(variant)
-        fresh = staged.exists() and staged.read_text() == guestsetup.digest(archive)
+        fresh = staged.exists() and staged.read_text() == guestsetup.digest(archive)  # Linux
         env = {"TESTBED_AGENT_TOKEN": token, "AGENT_LISTEN": f"{host}:{AGENT_PORT}"}
         cas = labca.guest_cas(self.workdir, trust)
         if windows:
