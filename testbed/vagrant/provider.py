@@ -221,8 +221,8 @@ class VagrantPool(GuestPool):
             m.run(variant, guestsetup.windows_setup_command(int(time.time())),
                   input=guestsetup.windows_setup_input(cas, env))
         else:
-            m.run(variant, guestsetup.setup_command(int(time.time())),
-                  input=guestsetup.setup_input(b"" if fresh else archive, cas, env))
+            m.run(variant, guestsetup.setup_command(int(time.time()), code=not fresh),
+                  input=guestsetup.setup_input(None if fresh else archive, cas, env))
         say(f"set up at {host} (clock, CAs, token{'' if fresh or windows else ', changed code'})",
             "setup")
         agent = AgentClient(f"http://{host}:{AGENT_PORT}", token)

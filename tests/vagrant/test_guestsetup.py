@@ -106,3 +106,20 @@ def test_the_code_archive_holds_the_agent_its_modules_and_the_builds():
     assert guestsetup.digest(data) == guestsetup.digest(guestsetup.code_archive(
         (("regular", build),)))
     assert guestsetup.digest(data) != guestsetup.digest(guestsetup.code_archive())
+
+
+def test_without_code_run_setup_reads_the_secrets_directly(tmp_path):
+    """The fast path: no archive, no receiver; the guest's own run-setup.sh gets the CAs and
+    the environment on stdin, the same as from the receiver."""
+    fake = tmp_path / "run-setup.sh"
+    fake.write_text(FAKE_SETUP.replace('ls "$2" > "$OUT/upload"\n', ""))
+    out = tmp_path / "out"
+    out.mkdir()
+    command = guestsetup.setup_command(42, code=False)
+    assert command.startswith("sudo sh /opt/testbed/run-setup.sh 42 ") and "python3" not in command
+    payload = guestsetup.setup_input(None, [], {"TESTBED_AGENT_TOKEN": "tok"})
+    assert payload == b"--\nTESTBED_AGENT_TOKEN=tok\n"
+    res = subprocess.run(["sh", str(fake), "42", str(tmp_path / "up")], input=payload,
+                         capture_output=True, timeout=30, env={"OUT": str(out), "PATH": "/bin"})
+    assert res.returncode == 0, res.stderr
+    assert (out / "stdin").read_bytes() == payload
