@@ -36,10 +36,10 @@ def lab_checks() -> list[Check]:
 
 def report(scenario: Path | None = None) -> tuple[str, bool]:
     """The doctor's text, and whether every provider section is complete."""
-    from testbed.vagrant.preflight import scenario_checks, vagrant_checks
+    from testbed.vagrant.preflight import box_checks, scenario_checks, vagrant_checks
 
     sections = [("provider lab (embedded lab)", lab_checks()),
-                ("provider vagrant (real VMs)", vagrant_checks())]
+                ("provider vagrant (real VMs)", vagrant_checks() + box_checks())]
     if scenario is not None:
         from testbed.route.checks import route_checks
         from testbed.scenario import load_scenario

@@ -31,6 +31,8 @@ with a message for people; the agent then takes a screenshot of the moment.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import io
 import os
 import subprocess
@@ -41,6 +43,7 @@ from typing import Any
 
 from PIL import Image, ImageGrab
 
+from testbed.agent import match
 from testbed.agent.clipboard import ClipboardOwner
 from testbed.agent.verbs import DEFAULT_TIMEOUT, VERBS
 from testbed.agent.windows import focus_window
@@ -104,6 +107,12 @@ def _gui() -> Any:
     return pyautogui
 
 
+@functools.cache
+def has_opencv() -> bool:
+    """Whether pyautogui can match with OpenCV here (else ``testbed.agent.match``)."""
+    return importlib.util.find_spec("cv2") is not None
+
+
 def locate(ctx: StepContext, name: str, confidence: float, timeout: float) -> tuple[int, int]:
     """Centre of reference image ``name`` on the screen, waiting up to ``timeout`` seconds."""
     if name not in ctx.images:
@@ -121,11 +130,14 @@ def locate(ctx: StepContext, name: str, confidence: float, timeout: float) -> tu
             left, top, right, bottom = screen.getbbox() or (0, 0, 0, 0)
             box = None
             if right - left >= needle.width and bottom - top >= needle.height:
-                try:
-                    box = gui.locate(needle, screen.crop((left, top, right, bottom)),
-                                     confidence=confidence)
-                except gui.ImageNotFoundException:
-                    pass
+                area = screen.crop((left, top, right, bottom))
+                if not has_opencv():  # a VM from Debian's packages: numpy only
+                    box = match.locate(needle, area, confidence)
+                else:
+                    try:
+                        box = gui.locate(needle, area, confidence=confidence)
+                    except gui.ImageNotFoundException:
+                        pass
             if box is not None:
                 return (left + int(box.left + box.width // 2),
                         top + int(box.top + box.height // 2))

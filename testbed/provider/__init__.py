@@ -68,10 +68,17 @@ def _server_cas(scenario: Scenario) -> dict[str, Path]:
 
 
 def _vagrant(ctx: Context, gateway: Gateway) -> GuestPool:
+    """The VMs; with the lab's pool beside them when some clients have no ``vm:``
+    (``testbed.provider.mixed``)."""
+    from testbed.provider.mixed import MixedPool
     from testbed.vagrant.provider import VagrantPool, machines_dir
 
-    return VagrantPool(ctx.run, gateway, ctx.scenario,
-                       machines_dir(ctx.results, ctx.scenario), ctx.progress)
+    vms = VagrantPool(ctx.run, gateway, ctx.scenario, machines_dir(ctx.results, ctx.scenario),
+                      ctx.progress)
+    route = {v: "vagrant" if c.vm else "lab" for v, c in ctx.scenario.clients.items()}
+    if "lab" not in route.values():
+        return vms
+    return MixedPool({"vagrant": vms, "lab": _lab(ctx, gateway)}, route)
 
 
 def _lab_unavailable(scenario: Scenario) -> list[str]:
@@ -83,7 +90,8 @@ def _lab_unavailable(scenario: Scenario) -> list[str]:
 def _vagrant_unavailable(scenario: Scenario) -> list[str]:
     from testbed.vagrant.provider import unavailable
 
-    return unavailable(scenario)
+    lab = [c for c in scenario.clients.values() if not c.vm]
+    return unavailable(scenario) + (_lab_unavailable(scenario) if lab else [])
 
 
 def _with_daemons(check: Callable[[Scenario], list[str]]) -> Callable[[Scenario], list[str]]:

@@ -165,6 +165,11 @@ _SCENARIO: dict[str, Any] = {
                     "properties": {
                         "box": _TEXT,
                         "os": {"enum": ["windows", "linux"]},
+                        "communicator": {
+                            "enum": ["ssh", "winssh", "winrm"],
+                            "description": "how vagrant reaches the guest: ssh (Linux), "
+                                           "winssh (Windows' OpenSSH; the default there) or "
+                                           "winrm (needs vagrant's WinRM gems)"},
                         "cpus": {"type": "integer", "minimum": 1, "maximum": 256},
                         "memory": {"type": "integer", "minimum": 256, "maximum": 1 << 20,
                                    "description": "MiB"},
