@@ -280,7 +280,7 @@ def place(geo: Geo, address: str, special: str | None, stands_for: str | None,
     if stands_for:
         views += [(p, "stands_for") for p in geo.place_all(stands_for) if p.known]
     primary = next(((p, via) for p, via in views if p.iso_code), None)
-    owner = next((p for p, _via in views if p.asn), None)
+    owner = next((p for p, _via in views if p.asn or p.organization), None)
     codes = tuple(sorted({p.iso_code for p, _ in views if p.iso_code}))
     return Placement(
         stands_for=stands_for, names=tuple(names),
