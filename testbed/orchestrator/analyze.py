@@ -171,7 +171,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
         row.organization = p.organization or ""
         row.views = [f"{v.country or '?'} ({v.database}"
                      + (f", for {v.address})" if v.via == "stands_for" else ")")
-                     for v in p.views]
+                     for v in p.views if v.country]
         row.disagree = " ".join(p.countries) if p.disagree else ""
 
     folder(run, f.ANALYSIS_DIR)
