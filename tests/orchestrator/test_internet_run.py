@@ -32,7 +32,8 @@ ORG_EXPECTATIONS = [  # the manifest's form of two scenario expectations on orga
 def rewrite_pcap(path: Path, real: dict[bytes, bytes]) -> int:
     """Replace lab server addresses in IPv4 headers and DNS A answers; return packets changed."""
     data = bytearray(path.read_bytes())
-    assert struct.unpack_from("<I", data)[0] == 0xA1B2C3D4 and struct.unpack_from("<I", data, 20)[0] == 1
+    magic, linktype = struct.unpack_from("<I", data)[0], struct.unpack_from("<I", data, 20)[0]
+    assert (magic, linktype) == (0xA1B2C3D4, 1)  # little-endian pcap of Ethernet frames
     pos, changed = 24, 0
     while pos + 16 <= len(data):
         caplen = struct.unpack_from("<I", data, pos + 8)[0]
