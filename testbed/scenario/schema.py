@@ -297,6 +297,7 @@ _APP_STEP = {
         _verb("hotkey", {"type": "array", "minItems": 1, "items": _TEXT}),
         _verb("screenshot", _NAME),
         _verb("sleep", {"type": "number", "minimum": 0, "maximum": MAX_SECONDS}),
+        _verb("download", _TEXT, timeout=_SECONDS),
     ],
 }
 

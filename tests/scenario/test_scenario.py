@@ -363,7 +363,7 @@ def test_invalid_app_profile_is_reported_in_its_own_file(tree: Path) -> None:
         "scenarios/apps/refclient.yaml:5: actions.login[0].confidnce: unknown key 'confidnce'",
         "scenarios/apps/refclient.yaml:6: actions.login[1]: expected only one of the keys run, "
         "click_image, wait_image, absent_image, wait_window, type, press, hotkey, screenshot, "
-        "sleep, got type and press",
+        "sleep, download, got type and press",
         "scenarios/apps/refclient.yaml:7: actions.login[2].sleep: expected a number >= 0, got -1",
     ]
     # the scenario's steps name actions the (partly valid) profile does not have
