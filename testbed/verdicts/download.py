@@ -30,10 +30,11 @@ def _holds(kind: str, place: dict[str, Any], d: Download) -> bool:
     return redirected if kind == "redirected_to" else not redirected
 
 
-def _claim(kind: str, place: dict[str, Any]) -> str:
+def _contrary(kind: str, place: dict[str, Any]) -> str:
+    """What was found instead of the claim: ``was not redirected to *.tom.*``."""
     if kind == "served":
-        return f"be served sha256 {place.get('sha256')}"
-    return f"{'not ' if kind == 'not_redirected_to' else ''}be redirected to {place.get('host')}"
+        return f"was not served sha256 {place.get('sha256')}"
+    return f"was {'' if kind == 'not_redirected_to' else 'not '}redirected to {place.get('host')}"
 
 
 def evaluate_download(expectation: Expectation, facts: RunFacts) -> Verdict:
@@ -58,7 +59,7 @@ def evaluate_download(expectation: Expectation, facts: RunFacts) -> Verdict:
     evidence = [_evidence(d, ok) for d, ok in checks]
     if not wrong:
         return _replace(v, PASS, f"{which}: " + "; ".join(d.sentence() for d in done), evidence)
-    return _replace(v, FAIL, f"{which} did not {_claim(kind, place)}: "
+    return _replace(v, FAIL, f"{which} {_contrary(kind, place)}: "
                     + "; ".join(d.sentence() for d in wrong), evidence)
 
 
