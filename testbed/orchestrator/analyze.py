@@ -141,7 +141,8 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
                         "addresses) cannot be placed")
     if internet is not None:
         stands_for = internet.stands_for()
-        lab_nets = [ipaddress.ip_network(f"{a}/32") for a in stands_for]
+        # every row of the map is placed by it, a lab-only site (standing for nothing) too
+        lab_nets = [ipaddress.ip_network(f"{s.address}/32") for s in internet.servers]
     databases = list(geoip or [])
     if not geoip:  # the lab's map first (it decides), then the real databases we ship
         lab_db = lab_database(run, internet, manifest) if internet is not None else None

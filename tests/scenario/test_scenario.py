@@ -107,13 +107,16 @@ def test_seed_scenario_loads_into_the_model() -> None:
     assert tom.app.launch[0] == "{python}"
     assert tom.app.actions["login"][3] == {"type": "{password}", "secret": True}
     assert s.clients["regular"].app is tom.app  # one profile object per file
-    assert [x.name for x in s.sessions] == ["launch", "login", "about", "call", "hang_up",
-                                            "chat-tom", "chat-control"]
-    assert s.sessions[0].parallel and not s.sessions[5].parallel
-    chat = s.sessions[5].steps[0]
+    assert [x.name for x in s.sessions] == ["download", "launch", "login", "about", "call",
+                                            "hang_up", "chat-tom", "chat-control"]
+    assert s.sessions[1].parallel and not s.sessions[6].parallel
+    chat = s.sessions[6].steps[0]
     assert (chat.variant, chat.action) == ("regular", "chat_send")
     assert chat.params == {"to": "tom-zh", "text": "see you at lunch tomorrow"}
-    assert chat.line == 66
+    assert chat.line == 81
+    download = s.sessions[0].steps[0]
+    assert (download.variant, download.action) == ("regular", "download")
+    assert download.params == {"url": "http://www.skype.lab.example/SkypeSetup.exe"}
     ids = [e.id for e in s.expectations]
     assert ids == [
         "regular-never_reaches-country-CN",
@@ -124,10 +127,15 @@ def test_seed_scenario_loads_into_the_model() -> None:
         "chat-with-regular-peer-stays-out-of-china",
         "tom-user-never-sees-censored-word",
         "regular-peer-sees-censored-word",
+        "default-vantage-download-not-redirected",
+        "default-vantage-gets-skypes-build",
     ]
     assert s.expectations[0].kind == "never_reaches"
     assert s.expectations[0].place == {"country": "CN"}
-    assert s.expectations[0].line == 82
+    assert s.expectations[0].line == 97
+    served = s.expectations[-1]
+    assert (served.kind, served.download) == ("served", download.params["url"])
+    assert served.to_json()["download"] == download.params["url"]
     assert s.sha256 == hashlib.sha256((SEED / "skype-2013-lab.yaml").read_bytes()).hexdigest()
 
 
