@@ -45,7 +45,7 @@ def cn_ready(tmp_path: Path) -> Path:
     session = uncomment(commented(text, "- name: download-from-china", "xx"), "#   ")
     claims = uncomment(commented(text, "- id: china-vantage-download", "xx"), "# ")
     text = text.replace("\nsessions:\n", "\n" + client + "sessions:\n", 1)
-    text = text.replace("  - name: launch\n", session + "  - name: launch\n", 1)
+    text = text.replace("\nexpectations:\n", "\n" + session + "expectations:\n", 1)
     path = tmp_path / "scenarios" / "skype-2013-lab-cn.yaml"
     path.write_text(text + "\n" + claims, encoding="utf-8")
     return path

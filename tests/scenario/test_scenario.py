@@ -107,14 +107,14 @@ def test_seed_scenario_loads_into_the_model() -> None:
     assert tom.app.launch[0] == "{python}"
     assert tom.app.actions["login"][3] == {"type": "{password}", "secret": True}
     assert s.clients["regular"].app is tom.app  # one profile object per file
-    assert [x.name for x in s.sessions] == ["download", "launch", "login", "about", "call",
-                                            "hang_up", "chat-tom", "chat-control"]
-    assert s.sessions[1].parallel and not s.sessions[6].parallel
-    chat = s.sessions[6].steps[0]
+    assert [x.name for x in s.sessions] == ["launch", "login", "about", "call", "hang_up",
+                                            "chat-tom", "chat-control", "download"]
+    assert s.sessions[0].parallel and not s.sessions[5].parallel
+    chat = s.sessions[5].steps[0]
     assert (chat.variant, chat.action) == ("regular", "chat_send")
     assert chat.params == {"to": "tom-zh", "text": "see you at lunch tomorrow"}
-    assert chat.line == 81
-    download = s.sessions[0].steps[0]
+    assert chat.line == 66
+    download = s.sessions[7].steps[0]
     assert (download.variant, download.action) == ("regular", "download")
     assert download.params == {"url": "http://www.skype.lab.example/SkypeSetup.exe"}
     ids = [e.id for e in s.expectations]
@@ -336,7 +336,8 @@ def test_expectation_needs_exactly_one_claim_and_a_known_country(tree: Path) -> 
         "scenarios/x.yaml:25: expectations[0]: expected only one of the keys reaches, "
         "never_reaches, only_reaches, passes_through, does_not_pass_through, delivered, "
         "not_delivered, canary_reaches, canary_never_reaches, media_passes_through, "
-        "media_does_not_pass_through, got reaches and never_reaches",
+        "media_does_not_pass_through, redirected_to, not_redirected_to, served, got reaches "
+        "and never_reaches",
         "scenarios/x.yaml:25: expectations[0].never_reaches.country: expected a string, got "
         "false (quote it: YAML reads yes/no/on/off/true/false as booleans)",
         "scenarios/x.yaml:25: expectations[0].reaches.country: expected an ISO 3166-1 alpha-2 "
@@ -515,8 +516,14 @@ def test_app_profiles_accept_exactly_the_agents_verbs() -> None:
 def test_the_expectation_kinds_are_one_list() -> None:
     import typing
 
-    from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, MEDIA_KINDS, REACH_KINDS
+    from testbed.run.manifest import (
+        CANARY_KINDS,
+        CHAT_KINDS,
+        DOWNLOAD_KINDS,
+        MEDIA_KINDS,
+        REACH_KINDS,
+    )
     from testbed.scenario.model import EXPECTATION_KINDS, ExpectationKind
 
-    assert EXPECTATION_KINDS == (*REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS, *MEDIA_KINDS) == \
-        typing.get_args(ExpectationKind)
+    assert EXPECTATION_KINDS == (*REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS, *MEDIA_KINDS,
+                                 *DOWNLOAD_KINDS) == typing.get_args(ExpectationKind)
