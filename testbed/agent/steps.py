@@ -24,6 +24,9 @@ Every step is a mapping with exactly one verb key:
     take a screenshot, returned to the host as ``NAME.png``
 ``{sleep: SECONDS}``
     wait
+``{download: URL, timeout: 10}``
+    fetch URL as a browser would, following redirects (``testbed.agent.download``): the step's
+    ``detail`` records each hop, the final host and the sha256 of what was served
 
 Steps run with pyautogui on the display in ``DISPLAY``. A failing step raises ``StepFailed``
 with a message for people; the agent then takes a screenshot of the moment.
@@ -45,6 +48,7 @@ from PIL import Image, ImageGrab
 
 from testbed.agent import match
 from testbed.agent.clipboard import ClipboardOwner
+from testbed.agent.download import DownloadFailed, download, summary
 from testbed.agent.verbs import DEFAULT_TIMEOUT, VERBS
 from testbed.agent.windows import focus_window
 
@@ -64,6 +68,7 @@ class StepContext:
     images: Mapping[str, Image.Image]
     spawn: Callable[[list[str]], int]
     screenshots: dict[str, bytes] = field(default_factory=dict)
+    detail: dict[str, Any] | None = None  # what the last step recorded (a download), if any
 
 
 def verb_of(step: Mapping[str, Any]) -> str:
@@ -190,7 +195,9 @@ def run_step(ctx: StepContext, step: Mapping[str, Any]) -> str:
     arg = step[verb]
     conf = float(step.get("confidence", DEFAULT_CONFIDENCE))
     timeout = float(step.get("timeout", DEFAULT_TIMEOUT))
-    gui: Any = (None if verb in ("run", "screenshot", "sleep", "absent_image", "wait_window")
+    ctx.detail = None
+    gui: Any = (None if verb in ("run", "screenshot", "sleep", "absent_image", "wait_window",
+                                 "download")
                 else _gui())
     try:
         if verb == "run":
@@ -232,6 +239,13 @@ def run_step(ctx: StepContext, step: Mapping[str, Any]) -> str:
         if verb == "sleep":
             time.sleep(float(arg))
             return "slept"
+        if verb == "download":
+            try:
+                ctx.detail = download(str(arg), timeout)
+            except DownloadFailed as e:
+                ctx.detail = e.record | {"error": str(e)}
+                raise StepFailed(f"download failed: {e}") from e
+            return summary(ctx.detail)
     except StepFailed:
         raise
     except Exception as e:  # pyautogui, Xlib and OS errors become step failures

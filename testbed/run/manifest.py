@@ -24,6 +24,9 @@ CHAT_KINDS = ("passes_through", "does_not_pass_through", "delivered", "not_deliv
 CANARY_KINDS = ("canary_reaches", "canary_never_reaches")
 # claims on where a call's media (its UDP flows during the call) goes (verdicts.call)
 MEDIA_KINDS = ("media_passes_through", "media_does_not_pass_through")
+# claims on what a variant's download got (verdicts.download): redirected to a host (a glob),
+# or not; served a body of a given sha256
+DOWNLOAD_KINDS = ("redirected_to", "not_redirected_to", "served")
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class Expectation(Record):
     description: str = ""
     tls: str = ""  # the TLS outcome the claim expects (one of TLS_OUTCOMES), or none
     call: ChatClaim | None = None  # media claims: the call's parties (``from`` called ``to``)
+    download: str = ""  # download claims: the URL the variant asked for (else any download)
 
     @property
     def all_places(self) -> list[dict[str, Any]]:
@@ -107,7 +111,8 @@ class Expectation(Record):
                 "chat": self.chat.to_json() if self.chat else None,
                 "min_strength": self.min_strength, "description": self.description,
                 **({"tls": self.tls} if self.tls else {}),
-                **({"call": self.call.to_json()} if self.call else {})}
+                **({"call": self.call.to_json()} if self.call else {}),
+                **({"download": self.download} if self.download else {})}
 
     @classmethod
     def read_otherwise(cls, d: Mapping[str, Any]) -> dict[str, Any]:

@@ -106,6 +106,7 @@ def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> m.Scenario:
                 min_strength=str(e.get("min_strength", "")),
                 tls=str(e.get("tls", "")),
                 call=call,
+                download=str(e.get("download", "")),
             )
         )
     internet = (d.get("lab") or {}).get("internet")

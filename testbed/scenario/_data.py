@@ -67,7 +67,8 @@ def check_internet(doc: Doc, roots: Sequence[Path], add: Add, files: bool = True
                            f"line {addresses[str(addr)]})"))
             else:
                 addresses[str(addr)] = line
-        _ip(doc, ("servers", i, "stands_for"), row.get("stands_for"), add)
+        if "stands_for" in row:
+            _ip(doc, ("servers", i, "stands_for"), row.get("stands_for"), add)
         if isinstance(row.get("daemon"), dict):
             _check_daemon(doc, ("servers", i, "daemon"), row["daemon"], roots, add, files)
         if isinstance(row.get("exit"), dict) and "daemon" in row:

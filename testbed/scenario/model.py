@@ -8,14 +8,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, MEDIA_KINDS, REACH_KINDS
+from testbed.run.manifest import (
+    CANARY_KINDS,
+    CHAT_KINDS,
+    DOWNLOAD_KINDS,
+    MEDIA_KINDS,
+    REACH_KINDS,
+)
 
 ExpectationKind = Literal["reaches", "never_reaches", "only_reaches", "passes_through",
                           "does_not_pass_through", "delivered", "not_delivered",
                           "canary_reaches", "canary_never_reaches",
-                          "media_passes_through", "media_does_not_pass_through"]
+                          "media_passes_through", "media_does_not_pass_through",
+                          "redirected_to", "not_redirected_to", "served"]
 EXPECTATION_KINDS: tuple[ExpectationKind, ...] = (  # type: ignore[assignment]
-    *REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS, *MEDIA_KINDS)
+    *REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS, *MEDIA_KINDS, *DOWNLOAD_KINDS)
 
 
 def placeholders(text: str) -> list[str]:
@@ -146,12 +153,14 @@ class Expectation:
     min_strength: str = ""
     tls: str = ""  # the TLS outcome the claim expects, or none
     call: dict[str, str] | None = None  # media claims: {from, to}; ``variant`` is the caller
+    download: str = ""  # download claims: the URL asked for (else any download of the variant)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "variant": self.variant, "kind": self.kind, "place": self.place,
                 "places": self.places, "chat": self.chat, "min_strength": self.min_strength,
                 "description": self.description, **({"tls": self.tls} if self.tls else {}),
-                **({"call": self.call} if self.call else {})}
+                **({"call": self.call} if self.call else {}),
+                **({"download": self.download} if self.download else {})}
 
 
 def default_expectation_id(variant: str, kind: str, place: Any,
