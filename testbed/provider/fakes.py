@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from testbed.agent.steps import describe
 from testbed.lab.internet_map import InternetMap
 from testbed.provider.abstracts import Gateway, GatewayHandle, GuestHandle, GuestPool
 from testbed.provider.gateway import GATEWAY_IP, GUEST_NET, MITM_PORT, guest_address
+from testbed.run.vantage import Vantage
+from testbed.scenario.model import Route
 
 Handler = Callable[[list[dict[str, Any]]], dict[str, Any]]
 
@@ -118,6 +120,14 @@ class FakeGateway(Gateway):
         self.plugs: list[tuple[str, str, str | None]] = []
         self.procs: list[subprocess.Popen[bytes]] = []
         self.teardowns = 0
+        self.routes: dict[str, Route] = {}
+
+    def plan_routes(self, routes: Mapping[str, Route]) -> None:
+        """Every route is taken and recorded, none is built: the fake's guests reach nothing."""
+        self.routes = dict(routes)
+
+    def vantages(self) -> dict[str, Vantage]:
+        return {v: Vantage(route=r.kind, label=r.label) for v, r in self.routes.items()}
 
     def start(self) -> GatewayHandle:
         self.started = True

@@ -139,7 +139,8 @@ class NetnsGateway(Gateway):
         for rule in rules:
             sh("iptables", "-w", *rule, ns=gw)
         self._services()
-        self.exits.start()
+        if any(leg.route.kind == "vpn" for leg in self.routes.legs):
+            self.exits.start()  # a lab VPN exit is the far end of a vpn route: none without one
         self.routes.setup()
         problems = self.routes.check()
         if problems:

@@ -35,7 +35,7 @@ def test_exits_zero_and_prints_table_and_three_passing_verdicts(seed_run):
     proc = seed_run["proc"]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "address" in proc.stdout and "stands_for" in proc.stdout
-    assert proc.stdout.count("PASS ") == 10
+    assert proc.stdout.count("PASS ") == 12
     verdicts = json.loads((seed_run["run"] / "verdicts.json").read_text())["verdicts"]
     assert {v["id"]: v["status"] for v in verdicts} == {
         "regular-never_reaches-country-CN": "pass",
@@ -48,6 +48,8 @@ def test_exits_zero_and_prints_table_and_three_passing_verdicts(seed_run):
         "regular-peer-sees-censored-word": "pass",
         "default-vantage-download-not-redirected": "pass",
         "default-vantage-gets-skypes-build": "pass",
+        "china-vantage-download-redirected-to-tom": "pass",
+        "china-vantage-gets-toms-build": "pass",
     }
     for v in verdicts:
         assert v["evidence"], v
@@ -95,7 +97,7 @@ def test_run_directory_is_complete(seed_run):
         for phase in ("launch", "login", "about"):
             png = run / "screenshots" / variant / f"{phase}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
-    assert (run / "junit.xml").read_text().count("<testcase") == 10
+    assert (run / "junit.xml").read_text().count("<testcase") == 12
     assert (run / "capture" / "flows.mitm").stat().st_size > 0
     events = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
     assert {(e["variant"], e["action"]) for e in events} >= {
@@ -127,7 +129,7 @@ def test_pytest_checks_the_finished_run_again(seed_run):
                           cwd=run, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, PATH=path))
     assert proc.returncode == 0, proc.stdout
-    assert "10 passed" in proc.stdout
+    assert "12 passed" in proc.stdout
 
 
 def test_capture_sees_real_destinations_both_ways(seed_run):

@@ -72,7 +72,7 @@ def _forwarding(link: str) -> str:
 @pytest.fixture(scope="module")
 def internet_run(tmp_path_factory) -> Iterator[dict[str, Any]]:
     folder = tmp_path_factory.mktemp("internet")
-    isp = Isp(copy_scenarios(folder / "map") / "lab" / "internet-routes.yaml", folder).start(
+    isp = Isp(copy_scenarios(folder / "map") / "lab" / "internet-2013.yaml", folder).start(
         ROOT / "scenarios" / "lab" / "exits" / "cn-shanghai-exit.conf")
     try:
         before = _forwarding(isp.uplink)
@@ -190,7 +190,7 @@ def test_the_host_is_as_before(internet_run):
 
 
 def test_sigkill_then_cleanup_gives_the_host_back(tmp_path):
-    isp = Isp(copy_scenarios(tmp_path / "map") / "lab" / "internet-routes.yaml",
+    isp = Isp(copy_scenarios(tmp_path / "map") / "lab" / "internet-2013.yaml",
               tmp_path).start(ROOT / "scenarios" / "lab" / "exits" / "cn-shanghai-exit.conf")
     try:
         before = _forwarding(isp.uplink)

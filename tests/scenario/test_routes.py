@@ -21,7 +21,7 @@ BASE = """\
 scenario: x
 version: 1
 provider: lab
-lab: {internet: lab/internet-routes.yaml}
+lab: {internet: lab/internet-2013.yaml}
 ROUTE
 clients:
   home:
@@ -177,7 +177,7 @@ def test_a_bad_route_exits_2_with_one_line_per_problem_and_no_traceback(tree):
 
 
 def test_a_lab_exit_row_names_its_config(tree):
-    internet = tree / "lab" / "internet-routes.yaml"
+    internet = tree / "lab" / "internet-2013.yaml"
     internet.write_text(internet.read_text().replace("exits/cn-shanghai-exit.conf",
                                                      "exits/missing.conf"))
     found = [p for p in problems(str(internet)) if "exit" in p]
