@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testbed.lab import netns, owners
+from testbed.lab import netns, owners, timing
 from testbed.lab.daemons import Daemons
 from testbed.lab.internet_map import InternetMap
 from testbed.provider.abstracts import Gateway, GatewayHandle
@@ -124,7 +124,8 @@ class NetnsGateway(Gateway):
         ]
         for rule in rules:
             sh("iptables", "-w", *rule, ns=gw)
-        self._services()
+        with timing.span(self.workdir, "gateway", "services"):
+            self._services()
         return GatewayHandle(capture_interface="br0", guest_network=GUEST_NET,
                              infrastructure={GATEWAY_IP: "gateway (lab resolver)"},
                              mitm_port=MITM_PORT)
@@ -168,11 +169,15 @@ class NetnsGateway(Gateway):
     def teardown(self) -> None:
         """The gateway (tcpdump/mitmdump already stopped by the orchestrator) and the internet
         at the same time; then a sweep of anything of this run that is left."""
-        netns.delete_all([self.ns, self.net, *self.daemons.namespaces])
-        self.daemons.teardown()
-        netns.reap(self.procs)
-        netns.sweep(self.tag)
-        if not self.leftovers():
+        span = timing.Clock(self.workdir, "gateway")
+        with span("namespaces deleted"):
+            netns.delete_all([self.ns, self.net, *self.daemons.namespaces])
+            self.daemons.teardown()
+            netns.reap(self.procs)
+        with span("sweep"):
+            netns.sweep(self.tag)
+            left = self.leftovers()
+        if not left:
             owners.release(self.tag)  # kept otherwise: cleanup knows the run is gone
 
     def leftovers(self) -> list[str]:
