@@ -71,6 +71,8 @@ class LabPool(GuestPool):
         self.procs: list[subprocess.Popen[bytes]] = []
         self.filesystems: list[sandbox.GuestFs] = []
         self.shares = sandbox.shares(list(shares))
+        self.trust = sandbox.TrustTemplates(workdir / files.LAB_TRUST,
+                                              timing.Clock(workdir, "pool"))
         self.mgmt_base = ""
         self.guarded = False
         self._lock = threading.Lock()
@@ -93,6 +95,9 @@ class LabPool(GuestPool):
         ns = f"{netns.NS_PREFIX}{self.tag}-{index}"
         sh = netns.sh
         span = timing.Clock(self.workdir, variant)
+        cas = labca.guest_cas(self.workdir, trust)
+        if cas:
+            self.trust.begin(cas)  # made once, beside the guests' network set-up
         with span("network"):
             sh("ip", "netns", "add", ns)
             self.guests.append(ns)
@@ -128,9 +133,9 @@ class LabPool(GuestPool):
         with span("folders and trust stores"):
             fs = sandbox.prepare(files.guest_dir(self.workdir, variant),
                                  sandbox.guest_uid(self.tag, index),
-                                 labca.guest_cas(self.workdir, trust),
+                                 cas,
                                  self.start_profiles.get(variant),
-                                 nss_db=self.nss_dbs.get(variant))
+                                 nss_db=self.nss_dbs.get(variant), templates=self.trust)
         self.filesystems.append(fs)
         token = secrets.token_urlsafe(24)
         env = sandbox.guest_env(fs, gw.base_env())
@@ -166,6 +171,7 @@ class LabPool(GuestPool):
         with timing.span(self.workdir, "pool", "host filter removed"):
             mgmt.drop_host(self.tag)
         self.guarded = False
+        self.trust.close()
         with timing.span(self.workdir, "pool", "guest folders handed back"):
             for fs in self.filesystems:
                 sandbox.release(fs)

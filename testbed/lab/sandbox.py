@@ -24,13 +24,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import testbed
 from testbed._errors import LabError
-from testbed.lab import netns, truststores, uids
+from testbed.lab import netns, timing, truststores, uids
 from testbed.run.files import GUEST_HOME
 
 UID_BASE = uids.GUESTS.base
@@ -88,13 +90,55 @@ class GuestFs:
         return f"/run/user/{self.uid}"
 
 
+class TrustTemplates:
+    """A run's guests' trust stores, made once per list of CAs in ``folder`` and copied into
+    each guest (``prepare``): made on a worker thread from the first ``begin`` (or ``get``),
+    beside the guests' other set-up; ``get`` waits for them."""
+
+    def __init__(self, folder: Path, clock: timing.Clock | None = None) -> None:
+        self.folder, self.clock = folder, clock
+        self._made: dict[tuple[Path, ...], Future[truststores.Template]] = {}
+        self._lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trust stores")
+
+    def begin(self, cas: Sequence[Path]) -> Future[truststores.Template]:
+        key = tuple(cas)
+        with self._lock:
+            if key not in self._made:
+                where = self.folder / str(len(self._made))
+                self._made[key] = self._worker.submit(self._timed, where, key)
+            return self._made[key]
+
+    def get(self, cas: Sequence[Path]) -> truststores.Template:
+        return self.begin(cas).result()
+
+    def _timed(self, where: Path, cas: tuple[Path, ...]) -> truststores.Template:
+        if self.clock is None:
+            return self._make(where, cas)
+        with self.clock("trust stores made once"):
+            return self._make(where, cas)
+
+    @staticmethod
+    def _make(where: Path, cas: tuple[Path, ...]) -> truststores.Template:
+        if where.exists():
+            shutil.rmtree(where)
+        _trust_store(where / "ssl", cas)
+        return truststores.build_template(where, cas)
+
+    def close(self) -> None:
+        """Wait for a template being made; make no other."""
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+
 def prepare(root: Path, uid: int, trust: Path | Sequence[Path] | None,
-            start_profile: Path | None = None, nss_db: str | None = None) -> GuestFs:
+            start_profile: Path | None = None, nss_db: str | None = None,
+            templates: TrustTemplates | None = None) -> GuestFs:
     """The guest's folders: home (a copy of ``start_profile`` if given, else fresh; with the
     XDG folders), /tmp, its runtime folder, and its /etc files; the writable ones owned by the
     guest's user, mode 0700. ``trust``: the CAs to trust (`testbed.lab.labca.guest_cas`), put
     into every store an app may read (``truststores``; ``nss_db``: the app's own NSS database,
-    relative to the home, besides ``~/.pki/nssdb``)."""
+    relative to the home, besides ``~/.pki/nssdb``); with ``templates``, copies of the run's
+    stores made once for these CAs."""
     fs = GuestFs(root.resolve(), uid)
     if start_profile is not None:
         if fs.home.exists():
@@ -113,8 +157,15 @@ def prepare(root: Path, uid: int, trust: Path | Sequence[Path] | None,
     (fs.etc / "passwd").write_text(f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
                                    f"{USER}:x:{uid}:{uid}:lab guest:{HOME}:/bin/sh\n")
     (fs.etc / "group").write_text(f"root:x:0:\n{USER}:x:{uid}:\n")
-    _trust_store(fs.etc / "ssl", trust)
-    truststores.install(fs.home, fs.etc / "ssl", trust, fs.trust_record, nss_db)
+    cas = [trust] if isinstance(trust, Path) else list(trust or [])
+    template = templates.get(cas) if templates is not None and cas else None
+    if template is None:
+        _trust_store(fs.etc / "ssl", cas)
+    else:
+        if (fs.etc / "ssl").exists():
+            shutil.rmtree(fs.etc / "ssl")
+        shutil.copytree(template.ssl, fs.etc / "ssl", symlinks=True)
+    truststores.install(fs.home, fs.etc / "ssl", cas, fs.trust_record, nss_db, template)
     for d in (fs.home, fs.tmp, fs.runtime):
         _own(d, uid)
         d.chmod(0o700)

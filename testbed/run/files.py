@@ -65,6 +65,7 @@ GUEST_HOME = "home"    # guests/<variant>/home: the app's profile as the app lef
 GUEST_TRUST = "trust.json"  # guests/<variant>/trust.json: which trust stores hold the CA
 INTERNET = "lab/internet.yaml"
 LAB_TIMINGS = "lab/timings.jsonl"  # how long each part of the lab's set-up and teardown took
+LAB_TRUST = "lab/trust"  # lab/trust/<n>/: the guests' trust stores, made once, copied to each
 LAB_CA = "lab/lab-ca.pem"  # the run's lab CA: it issued the daemons' certificates
 DAEMONS_DIR = "lab/daemons"  # lab/daemons/<row name>/: config/, data/, logs/, tls/, daemon.log
 VERDICTS = "verdicts.json"
