@@ -29,6 +29,7 @@ from pathlib import Path
 from testbed._errors import LabError
 from testbed.agent.client import AGENT_PORT, AgentClient
 from testbed.lab import labca, mgmt, netns, sandbox, timing
+from testbed.lab.trusttemplates import TrustTemplates
 from testbed.provider import gateway as gw
 from testbed.provider.abstracts import Gateway, GuestHandle, GuestPool
 from testbed.run import files
@@ -71,7 +72,7 @@ class LabPool(GuestPool):
         self.procs: list[subprocess.Popen[bytes]] = []
         self.filesystems: list[sandbox.GuestFs] = []
         self.shares = sandbox.shares(list(shares))
-        self.trust = sandbox.TrustTemplates(workdir / files.LAB_TRUST,
+        self.trust = TrustTemplates(workdir / files.LAB_TRUST,
                                               timing.Clock(workdir, "pool"))
         self.mgmt_base = ""
         self.guarded = False
@@ -129,21 +130,24 @@ class LabPool(GuestPool):
             sh("ip", "link", "set", link, "up")
             sh("ip", "addr", "add", f"{guest_ip}/30", "dev", "mgmt0", ns=ns)
             sh("ip", "link", "set", "mgmt0", "up", ns=ns)
-        # the desktop session, in the guest's sandbox: Xvfb, a session bus, the agent
-        with span("folders and trust stores"):
-            fs = sandbox.prepare(files.guest_dir(self.workdir, variant),
+        # the desktop session, in the guest's sandbox: Xvfb, a session bus, the agent; it
+        # starts on the guest's /etc/ssl while the run's other trust stores are being made
+        with span("folders"):
+            fs = sandbox.folders(files.guest_dir(self.workdir, variant),
                                  sandbox.guest_uid(self.tag, index),
-                                 cas,
-                                 self.start_profiles.get(variant),
-                                 nss_db=self.nss_dbs.get(variant), templates=self.trust)
-        self.filesystems.append(fs)
+                                 self.start_profiles.get(variant))
+            self.filesystems.append(fs)
+            sandbox.system_store(fs, cas, self.trust)
         token = secrets.token_urlsafe(24)
         env = sandbox.guest_env(fs, gw.base_env())
-        with span("session until the agent answers"):
+        with span("session started"):
             session = sandbox.start(ns, fs, self.shares,
                                     [self.python, "-m", "testbed.lab.guestinit", "--screen",
                                      SCREEN, "--listen", f"{guest_ip}:{AGENT_PORT}"], env, token)
             self.procs.append(session)
+        with span("trust stores"):  # in place before the first step: nothing else runs yet
+            sandbox.app_stores(fs, cas, self.nss_dbs.get(variant), self.trust)
+        with span("agent answers"):
             client = AgentClient(f"http://{guest_ip}:{AGENT_PORT}", token)
             try:
                 client.wait_ready(timeout=AGENT_READY_SECONDS)

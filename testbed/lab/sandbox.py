@@ -24,15 +24,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import testbed
 from testbed._errors import LabError
-from testbed.lab import netns, timing, truststores, uids
+from testbed.lab import netns, truststores, uids
+from testbed.lab.trusttemplates import TrustTemplates
 from testbed.run.files import GUEST_HOME
 
 UID_BASE = uids.GUESTS.base
@@ -41,7 +40,7 @@ USER = "guest"
 HOME = f"/home/{USER}"
 DISPLAY = ":99"           # every guest has its own /tmp and network namespace: no clash
 TOOLS = {"bwrap": "bubblewrap", "setpriv": "util-linux", "nft": "nftables"}
-SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+SYSTEM_BUNDLE = truststores.SYSTEM_BUNDLE
 # the system's top-level folders that are links into /usr on a merged-/usr system
 _USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # read-only parts of /var that desktop programs read (the rest of /var is an empty tmpfs)
@@ -90,55 +89,24 @@ class GuestFs:
         return f"/run/user/{self.uid}"
 
 
-class TrustTemplates:
-    """A run's guests' trust stores, made once per list of CAs in ``folder`` and copied into
-    each guest (``prepare``): made on a worker thread from the first ``begin`` (or ``get``),
-    beside the guests' other set-up; ``get`` waits for them."""
-
-    def __init__(self, folder: Path, clock: timing.Clock | None = None) -> None:
-        self.folder, self.clock = folder, clock
-        self._made: dict[tuple[Path, ...], Future[truststores.Template]] = {}
-        self._lock = threading.Lock()
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trust stores")
-
-    def begin(self, cas: Sequence[Path]) -> Future[truststores.Template]:
-        key = tuple(cas)
-        with self._lock:
-            if key not in self._made:
-                where = self.folder / str(len(self._made))
-                self._made[key] = self._worker.submit(self._timed, where, key)
-            return self._made[key]
-
-    def get(self, cas: Sequence[Path]) -> truststores.Template:
-        return self.begin(cas).result()
-
-    def _timed(self, where: Path, cas: tuple[Path, ...]) -> truststores.Template:
-        if self.clock is None:
-            return self._make(where, cas)
-        with self.clock("trust stores made once"):
-            return self._make(where, cas)
-
-    @staticmethod
-    def _make(where: Path, cas: tuple[Path, ...]) -> truststores.Template:
-        if where.exists():
-            shutil.rmtree(where)
-        _trust_store(where / "ssl", cas)
-        return truststores.build_template(where, cas)
-
-    def close(self) -> None:
-        """Wait for a template being made; make no other."""
-        self._worker.shutdown(wait=True, cancel_futures=True)
-
-
 def prepare(root: Path, uid: int, trust: Path | Sequence[Path] | None,
             start_profile: Path | None = None, nss_db: str | None = None,
             templates: TrustTemplates | None = None) -> GuestFs:
+    """The guest's folders (``folders``), then its trust stores (``system_store``,
+    ``app_stores``). ``trust``: the CAs to trust (`testbed.lab.labca.guest_cas`), put into
+    every store an app may read (``truststores``; ``nss_db``: the app's own NSS database,
+    relative to the home, besides ``~/.pki/nssdb``); with ``templates``, the run's stores made
+    once for these CAs."""
+    fs = folders(root, uid, start_profile)
+    system_store(fs, trust, templates)
+    app_stores(fs, trust, nss_db, templates)
+    return fs
+
+
+def folders(root: Path, uid: int, start_profile: Path | None = None) -> GuestFs:
     """The guest's folders: home (a copy of ``start_profile`` if given, else fresh; with the
     XDG folders), /tmp, its runtime folder, and its /etc files; the writable ones owned by the
-    guest's user, mode 0700. ``trust``: the CAs to trust (`testbed.lab.labca.guest_cas`), put
-    into every store an app may read (``truststores``; ``nss_db``: the app's own NSS database,
-    relative to the home, besides ``~/.pki/nssdb``); with ``templates``, copies of the run's
-    stores made once for these CAs."""
+    guest's user, mode 0700. Its session can start once its /etc/ssl is made too."""
     fs = GuestFs(root.resolve(), uid)
     if start_profile is not None:
         if fs.home.exists():
@@ -157,43 +125,46 @@ def prepare(root: Path, uid: int, trust: Path | Sequence[Path] | None,
     (fs.etc / "passwd").write_text(f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
                                    f"{USER}:x:{uid}:{uid}:lab guest:{HOME}:/bin/sh\n")
     (fs.etc / "group").write_text(f"root:x:0:\n{USER}:x:{uid}:\n")
-    cas = [trust] if isinstance(trust, Path) else list(trust or [])
-    template = templates.get(cas) if templates is not None and cas else None
-    if template is None:
-        _trust_store(fs.etc / "ssl", cas)
-    else:
-        if (fs.etc / "ssl").exists():
-            shutil.rmtree(fs.etc / "ssl")
-        shutil.copytree(template.ssl, fs.etc / "ssl", symlinks=True)
-    truststores.install(fs.home, fs.etc / "ssl", cas, fs.trust_record, nss_db, template)
     for d in (fs.home, fs.tmp, fs.runtime):
         _own(d, uid)
         d.chmod(0o700)
     return fs
 
 
-def _trust_store(ssl: Path, trust: Path | Sequence[Path] | None) -> None:
-    """The guest's /etc/ssl: the system's (its keys left out), the bundle plus ``trust``."""
-    cas = [trust] if isinstance(trust, Path) else list(trust or [])
-    if ssl.exists():
+def _cas(trust: Path | Sequence[Path] | None) -> list[Path]:
+    return [trust] if isinstance(trust, Path) else list(trust or [])
+
+
+def system_store(fs: GuestFs, trust: Path | Sequence[Path] | None,
+                 templates: TrustTemplates | None = None) -> None:
+    """The guest's /etc/ssl (``truststores.system_store``); with ``templates``, a link to the
+    run's, made once for these CAs (read-only in every guest, as the host's /etc is)."""
+    cas, ssl = _cas(trust), fs.etc / "ssl"
+    if ssl.is_symlink() or ssl.is_file():
+        ssl.unlink()
+    elif ssl.exists():
         shutil.rmtree(ssl)
-    if Path("/etc/ssl").is_dir():
-        shutil.copytree("/etc/ssl", ssl, symlinks=True,
-                        ignore=lambda d, names: ["private"] if d == "/etc/ssl" else [])
-    certs = ssl / "certs"
-    certs.mkdir(parents=True, exist_ok=True)
-    bundle = certs / SYSTEM_BUNDLE.name
-    if bundle.is_symlink():
-        bundle.unlink()
-    system = SYSTEM_BUNDLE.read_text() if SYSTEM_BUNDLE.is_file() else ""
-    pems = [ca.read_text() for ca in cas]
-    bundle.write_text(system + ("\n" if system and not system.endswith("\n") else "")
-                      + "".join(p if p.endswith("\n") else p + "\n" for p in pems))
-    for i, pem in enumerate(pems):
-        (certs / ("testbed-lab-ca.pem" if i == 0 else f"testbed-lab-ca-{i}.pem")).write_text(pem)
-    if pems and shutil.which("openssl"):  # hashed names, for programs that look up a CApath
-        subprocess.run(["openssl", "rehash", str(certs)], capture_output=True,
-                       check=False, timeout=60)
+    if templates is None or not cas:
+        truststores.system_store(ssl, cas)
+    else:
+        ssl.symlink_to(os.path.relpath(templates.ssl(cas), fs.etc))
+
+
+def app_stores(fs: GuestFs, trust: Path | Sequence[Path] | None, nss_db: str | None = None,
+               templates: TrustTemplates | None = None) -> truststores.TrustRecord:
+    """The CAs in the NSS databases of the guest's home and Java's store (``truststores``),
+    owned by the guest; with ``templates``, copies of the run's. Safe while the guest's
+    session runs: nothing but our own programs runs in it before its first step."""
+    cas = _cas(trust)
+    template = templates.get(cas) if templates is not None and cas else None
+    record = truststores.install(fs.home, fs.etc / "ssl", cas, fs.trust_record, nss_db,
+                                 template)
+    for store in record.stores:
+        if store.store == "nss" and store.installed:
+            top = fs.home / store.where.removeprefix("~/").split("/")[0]
+            if not top.is_symlink():  # (a link is owned as it is: never followed)
+                _own(top, fs.uid)
+    return record
 
 
 def _own(path: Path, uid: int) -> None:

@@ -3,7 +3,7 @@ servers run in its simulated internet: `testbed.lab.labca.guest_cas`) in every t
 real app may read.
 
 * the system bundle ``/etc/ssl/certs/ca-certificates.crt`` and the hashed folder (OpenSSL,
-  and GnuTLS, which Debian builds to read that bundle): made by ``sandbox``;
+  and GnuTLS, which Debian builds to read that bundle), in the guest's copy of /etc/ssl;
 * an NSS database in the guest's home, ``~/.pki/nssdb`` (browsers, mail and chat clients built
   on NSS), made with ``certutil`` (Debian's ``libnss3-tools``);
 * Java's trust store, the guest's copy of ``/etc/ssl/certs/java/cacerts`` (where Debian's JDKs
@@ -30,6 +30,7 @@ from cryptography import x509
 from testbed._errors import LabError
 from testbed.run.files import GUEST_TRUST
 
+SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")  # also the guest's (its own copy)
 NSS_DB = ".pki/nssdb"  # relative to the home: where NSS apps look for the user's database
 JAVA_STORE = "certs/java/cacerts"  # relative to /etc/ssl
 JAVA_PASSWORD = "changeit"  # Debian's well-known password of that store (not a secret)
@@ -37,6 +38,10 @@ ALIAS = "testbed-gateway-ca"  # the first CA's (the gateway's); the others' get 
 NICKNAME = "testbed gateway CA"
 RECORD = GUEST_TRUST  # in the guest's folder of the run
 TIMEOUT = 120.0
+# keytool's JVM started for one short job: the quick compiler only and one GC thread (half
+# the CPU time of its default start-up); a JVM that knows neither option ignores them
+KEYTOOL_JVM = ("-J-XX:+IgnoreUnrecognizedVMOptions", "-J-XX:TieredStopAtLevel=1",
+               "-J-XX:+UseSerialGC")
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,31 @@ class TrustRecord:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TrustRecord:
         return cls(tuple(StoreResult.from_json(s) for s in d.get("stores", [])))
+
+
+def system_store(ssl: Path, trust: Path | Sequence[Path] | None) -> None:
+    """A guest's /etc/ssl in ``ssl``: the system's (its keys left out), the bundle plus
+    ``trust``, and the hashed names of the CAs (OpenSSL's CApath)."""
+    cas = [trust] if isinstance(trust, Path) else list(trust or [])
+    if ssl.exists():
+        shutil.rmtree(ssl)
+    if Path("/etc/ssl").is_dir():
+        shutil.copytree("/etc/ssl", ssl, symlinks=True,
+                        ignore=lambda d, names: ["private"] if d == "/etc/ssl" else [])
+    certs = ssl / "certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    bundle = certs / SYSTEM_BUNDLE.name
+    if bundle.is_symlink():
+        bundle.unlink()
+    system = SYSTEM_BUNDLE.read_text() if SYSTEM_BUNDLE.is_file() else ""
+    pems = [ca.read_text() for ca in cas]
+    bundle.write_text(system + ("\n" if system and not system.endswith("\n") else "")
+                      + "".join(p if p.endswith("\n") else p + "\n" for p in pems))
+    for i, pem in enumerate(pems):
+        (certs / ("testbed-lab-ca.pem" if i == 0 else f"testbed-lab-ca-{i}.pem")).write_text(pem)
+    if pems and shutil.which("openssl"):  # hashed names, for programs that look up a CApath
+        subprocess.run(["openssl", "rehash", str(certs)], capture_output=True,
+                       check=False, timeout=60)
 
 
 def is_certificate(ca: Path) -> bool:
@@ -137,7 +167,8 @@ def java_store(ssl: Path, cas: Sequence[Path]) -> StoreResult:
         store.unlink()
         store.write_bytes(data)
     for i, ca in enumerate(cas):
-        base = ["-keystore", str(store), "-storepass", JAVA_PASSWORD, "-alias", alias(i)]
+        base = [*KEYTOOL_JVM, "-keystore", str(store), "-storepass", JAVA_PASSWORD,
+                "-alias", alias(i)]
         add = [keytool, "-importcert", "-noprompt", "-trustcacerts", *base, "-file", str(ca)]
         try:
             _tool(add, "a CA in the guest's Java trust store")
@@ -210,7 +241,7 @@ def install(home: Path, ssl: Path, trust: Path | Sequence[Path] | None,
     cas = [trust] if isinstance(trust, Path) else list(trust or [])
     if template is not None and list(template.cas) != cas:
         raise LabError(f"the trust-store template {template.folder} was made for other CAs")
-    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    bundle = str(SYSTEM_BUNDLE)
     if not cas:
         stores: tuple[StoreResult, ...] = (
             StoreResult("system", False, bundle, "no CA to install (interception is off)"),)
