@@ -72,10 +72,10 @@ class LabPool(GuestPool):
         self.procs: list[subprocess.Popen[bytes]] = []
         self.filesystems: list[sandbox.GuestFs] = []
         self.shares = sandbox.shares(list(shares))
-        self.trust = TrustTemplates(workdir / files.LAB_TRUST,
-                                              timing.Clock(workdir, "pool"))
+        self.trust = TrustTemplates(workdir / files.LAB_TRUST, timing.Clock(workdir, "pool"))
         self.mgmt_base = ""
         self.guarded = False
+        self.killed: list[str] = []  # what teardown had to SIGKILL (none: all stopped on SIGTERM)
         self._lock = threading.Lock()
 
     def _mgmt_subnet(self, index: int) -> tuple[str, str]:
@@ -169,7 +169,7 @@ class LabPool(GuestPool):
         """Every guest namespace at the same time (its processes, its links go with it)."""
         guests, self.guests = self.guests, []
         with timing.span(self.workdir, "pool", "guest namespaces deleted"):
-            netns.delete_all(guests)
+            self.killed = netns.delete_all(guests)
             netns.reap(self.procs)
         self.procs.clear()
         with timing.span(self.workdir, "pool", "host filter removed"):
