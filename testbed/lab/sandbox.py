@@ -221,10 +221,9 @@ def bwrap_argv(fs: GuestFs, ns: str, shared: list[Path], argv: list[str]) -> lis
     cmd += ["--ro-bind", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--tmpfs", "/dev/shm",  # POSIX shared memory (browsers)
             "--tmpfs", "/run", "--tmpfs", "/var", "--symlink", "/tmp", "/var/tmp"]
-    for var in _VAR_SHARES:
-        cmd += ["--ro-bind-try", var, var]
     made: set[Path] = {Path("/run"), Path("/var")}
-    mounts = [("--bind", fs.tmp, Path("/tmp")), ("--bind", fs.home, Path(HOME)),
+    mounts = [*[("--ro-bind-try", Path(var), Path(var)) for var in _VAR_SHARES],
+              ("--bind", fs.tmp, Path("/tmp")), ("--bind", fs.home, Path(HOME)),
               ("--bind", fs.runtime, Path(fs.runtime_dir)),
               *[("--ro-bind", p, p) for p in shared]]
     for how, source, target in mounts:
