@@ -95,67 +95,65 @@ class LabPool(GuestPool):
     def start_guest(self, variant: str, index: int, trust: Path | None) -> GuestHandle:
         ns = f"{netns.NS_PREFIX}{self.tag}-{index}"
         sh = netns.sh
-        span = timing.Clock(self.workdir, variant)
+        clock = timing.Clock(self.workdir, variant)  # (``lap``: each part's time, recorded)
         cas = labca.guest_cas(self.workdir, trust)
         if cas:
-            self.trust.begin(cas)  # made once, beside the guests' network set-up
-        with span("network"):
-            sh("ip", "netns", "add", ns)
-            self.guests.append(ns)
-            (netns.NETNS_ETC / ns).mkdir(parents=True, exist_ok=True)
-            # glibc sends A and AAAA at once from one socket; a conntrack insertion race can
-            # drop one of them and stall the lookup for 5 s (seen here): ask one at a time,
-            # retry fast.
-            (netns.NETNS_ETC / ns / "resolv.conf").write_text(
-                f"nameserver {gw.GATEWAY_IP}\noptions single-request-reopen timeout:1 "
-                "attempts:3\n")
-            sh("ip", "link", "set", "lo", "up", ns=ns)
-            sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", ns=ns)
-            sh("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", ns=ns)
-            self.gateway.plug(f"g{index}", "eth0", ns)
-            address = gw.guest_address(index)
-            sh("ip", "addr", "add", f"{address}/24", "dev", "eth0", ns=ns)
-            sh("ip", "link", "set", "eth0", "up", ns=ns)
-            sh("ip", "route", "add", "default", "via", gw.GATEWAY_IP, ns=ns)
+            self.trust.begin(cas)  # made once for the run, beside the guests' network set-up
+        sh("ip", "netns", "add", ns)
+        self.guests.append(ns)
+        (netns.NETNS_ETC / ns).mkdir(parents=True, exist_ok=True)
+        # glibc sends A and AAAA at once from one socket; a conntrack insertion race can drop
+        # one of them and stall the lookup for 5 s (seen here): ask one at a time, retry fast.
+        (netns.NETNS_ETC / ns / "resolv.conf").write_text(
+            f"nameserver {gw.GATEWAY_IP}\noptions single-request-reopen timeout:1 attempts:3\n")
+        sh("ip", "link", "set", "lo", "up", ns=ns)
+        sh("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", ns=ns)
+        sh("sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", ns=ns)
+        self.gateway.plug(f"g{index}", "eth0", ns)
+        address = gw.guest_address(index)
+        sh("ip", "addr", "add", f"{address}/24", "dev", "eth0", ns=ns)
+        sh("ip", "link", "set", "eth0", "up", ns=ns)
+        sh("ip", "route", "add", "default", "via", gw.GATEWAY_IP, ns=ns)
+        clock.lap("network")
         # management: a point-to-point link to the host, never bridged, never captured,
         # filtered on both ends before anything runs in the guest
-        with span("management link"):
-            host_ip, guest_ip = self._mgmt_subnet(index)
-            self._guard_host()
-            mgmt.guard_guest(ns, host_ip, guest_ip, AGENT_PORT)
-            mgmt.allow_agent(self.tag, guest_ip)
-            link = f"tb{self.tag}m{index}"
-            sh("ip", "link", "add", link, "type", "veth", "peer", "mgmt0", "netns", ns)
-            sh("ip", "addr", "add", f"{host_ip}/30", "dev", link)
-            sh("ip", "link", "set", link, "up")
-            sh("ip", "addr", "add", f"{guest_ip}/30", "dev", "mgmt0", ns=ns)
-            sh("ip", "link", "set", "mgmt0", "up", ns=ns)
+        host_ip, guest_ip = self._mgmt_subnet(index)
+        self._guard_host()
+        mgmt.guard_guest(ns, host_ip, guest_ip, AGENT_PORT)
+        mgmt.allow_agent(self.tag, guest_ip)
+        link = f"tb{self.tag}m{index}"
+        sh("ip", "link", "add", link, "type", "veth", "peer", "mgmt0", "netns", ns)
+        sh("ip", "addr", "add", f"{host_ip}/30", "dev", link)
+        sh("ip", "link", "set", link, "up")
+        sh("ip", "addr", "add", f"{guest_ip}/30", "dev", "mgmt0", ns=ns)
+        sh("ip", "link", "set", "mgmt0", "up", ns=ns)
+        clock.lap("management link")
         # the desktop session, in the guest's sandbox: Xvfb, a session bus, the agent; it
         # starts on the guest's /etc/ssl while the run's other trust stores are being made
-        with span("folders"):
-            fs = sandbox.folders(files.guest_dir(self.workdir, variant),
-                                 sandbox.guest_uid(self.tag, index),
-                                 self.start_profiles.get(variant))
-            self.filesystems.append(fs)
-            sandbox.system_store(fs, cas, self.trust)
+        fs = sandbox.folders(files.guest_dir(self.workdir, variant),
+                             sandbox.guest_uid(self.tag, index), self.start_profiles.get(variant))
+        self.filesystems.append(fs)
+        sandbox.system_store(fs, cas, self.trust)
+        clock.lap("folders")
         token = secrets.token_urlsafe(24)
         env = sandbox.guest_env(fs, gw.base_env())
-        with span("session started"):
-            session = sandbox.start(ns, fs, self.shares,
-                                    [self.python, "-m", "testbed.lab.guestinit", "--screen",
-                                     SCREEN, "--listen", f"{guest_ip}:{AGENT_PORT}"], env, token)
-            self.procs.append(session)
-        with span("trust stores"):  # in place before the first step: nothing else runs yet
-            sandbox.app_stores(fs, cas, self.nss_dbs.get(variant), self.trust)
-        with span("agent answers"):
-            client = AgentClient(f"http://{guest_ip}:{AGENT_PORT}", token)
-            try:
-                client.wait_ready(timeout=AGENT_READY_SECONDS)
-            except Exception as e:
-                if session.poll() is not None:
-                    raise LabError(f"the session of {variant} exited ({session.returncode}); "
-                                   f"see {fs.log}") from e
-                raise
+        session = sandbox.start(ns, fs, self.shares,
+                                [self.python, "-m", "testbed.lab.guestinit", "--screen", SCREEN,
+                                 "--listen", f"{guest_ip}:{AGENT_PORT}"], env, token)
+        self.procs.append(session)
+        clock.lap("session started")
+        # in place before its agent answers: until its first step, only our programs run there
+        sandbox.app_stores(fs, cas, self.nss_dbs.get(variant), self.trust)
+        clock.lap("trust stores")
+        client = AgentClient(f"http://{guest_ip}:{AGENT_PORT}", token)
+        try:
+            client.wait_ready(timeout=AGENT_READY_SECONDS)
+        except Exception as e:
+            if session.poll() is not None:
+                raise LabError(f"the session of {variant} exited ({session.returncode}); "
+                               f"see {fs.log}") from e
+            raise
+        clock.lap("agent answers")
         return GuestHandle(variant=variant, address=address, agent=client, workdir=fs.home,
                            env={"python": self.python})
 
@@ -167,16 +165,16 @@ class LabPool(GuestPool):
 
     def teardown(self) -> None:
         """Every guest namespace at the same time (its processes, its links go with it)."""
+        clock = timing.Clock(self.workdir, "pool")
         guests, self.guests = self.guests, []
-        with timing.span(self.workdir, "pool", "guest namespaces deleted"):
-            self.killed = netns.delete_all(guests)
-            netns.reap(self.procs)
+        self.killed = netns.delete_all(guests)
+        netns.reap(self.procs)
         self.procs.clear()
-        with timing.span(self.workdir, "pool", "host filter removed"):
-            mgmt.drop_host(self.tag)
+        clock.lap("guest namespaces deleted")
+        mgmt.drop_host(self.tag)
         self.guarded = False
         self.trust.close()
-        with timing.span(self.workdir, "pool", "guest folders handed back"):
-            for fs in self.filesystems:
-                sandbox.release(fs)
+        for fs in self.filesystems:
+            sandbox.release(fs)
         self.filesystems.clear()
+        clock.lap("host filter removed, guest folders handed back")

@@ -5,8 +5,9 @@ the app under test) run in a bubblewrap sandbox:
 
 * their own mount namespace: the system (``/usr``, ``/etc``) read-only; a private ``/tmp``,
   a home ``/home/guest`` and a runtime directory ``/run/user/<uid>``, each a folder of the
-  run (``<run>/guests/<variant>/…``, kept for inspection); the guest's own ``/etc/ssl`` (the
-  system bundle plus the gateway's CA), ``/etc/passwd`` and ``/etc/group``; read-only, the
+  run (``<run>/guests/<variant>/…``, kept for inspection); an ``/etc/ssl`` with the system
+  bundle plus the gateway's CA (the run's, read-only: ``trusttemplates``; or the guest's own),
+  its own ``/etc/passwd`` and ``/etc/group``; read-only, the
   Python that runs the agent, the ``testbed`` package and the folders the scenario's files are
   in (``shares``). Nothing else of the host — no other guest, no other run — is visible;
 * their own PID, IPC and UTS namespaces: the host's processes are invisible, ``/proc/1`` is

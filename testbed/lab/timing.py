@@ -42,10 +42,17 @@ def span(workdir: Path, who: str, step: str) -> Iterator[None]:
 
 
 class Clock:
-    """``span`` bound to one run folder and one ``who``: ``with clock("step"): …``."""
+    """Times of one ``who`` in one run folder: ``lap(step)`` records the time since the clock
+    was made or its last lap; ``with clock(step): …`` times a block."""
 
     def __init__(self, workdir: Path, who: str) -> None:
         self.workdir, self.who = workdir, who
+        self._wall, self._t0 = time.time(), time.monotonic()
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        record(self.workdir, self.who, step, self._wall, now - self._t0)
+        self._wall, self._t0 = self._wall + (now - self._t0), now
 
     def __call__(self, step: str) -> contextlib.AbstractContextManager[None]:
         return span(self.workdir, self.who, step)

@@ -124,8 +124,9 @@ class NetnsGateway(Gateway):
         ]
         for rule in rules:
             sh("iptables", "-w", *rule, ns=gw)
-        with timing.span(self.workdir, "gateway", "services"):
-            self._services()
+        clock = timing.Clock(self.workdir, "gateway")
+        self._services()
+        clock.lap("services")
         return GatewayHandle(capture_interface="br0", guest_network=GUEST_NET,
                              infrastructure={GATEWAY_IP: "gateway (lab resolver)"},
                              mitm_port=MITM_PORT)
@@ -169,15 +170,13 @@ class NetnsGateway(Gateway):
     def teardown(self) -> None:
         """The gateway (tcpdump/mitmdump already stopped by the orchestrator) and the internet
         at the same time; then a sweep of anything of this run that is left."""
-        span = timing.Clock(self.workdir, "gateway")
-        with span("namespaces deleted"):
-            netns.delete_all([self.ns, self.net, *self.daemons.namespaces])
-            self.daemons.teardown()
-            netns.reap(self.procs)
-        with span("sweep"):
-            netns.sweep(self.tag)
-            left = self.leftovers()
-        if not left:
+        clock = timing.Clock(self.workdir, "gateway")
+        netns.delete_all([self.ns, self.net, *self.daemons.namespaces])
+        self.daemons.teardown()
+        netns.reap(self.procs)
+        netns.sweep(self.tag)
+        clock.lap("namespaces deleted")
+        if not self.leftovers():
             owners.release(self.tag)  # kept otherwise: cleanup knows the run is gone
 
     def leftovers(self) -> list[str]:

@@ -4,6 +4,7 @@ failed; a record that cannot be written never fails the run."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from pathlib import Path
 
@@ -24,6 +25,17 @@ def test_each_part_is_one_line_with_who_step_and_seconds(tmp_path):
     assert lines[1]["seconds"] == 0.25 and lines[1]["start"] == 1000.0
     assert all(isinstance(d["seconds"], float) and d["seconds"] >= 0 for d in lines)
     assert (tmp_path / files.LAB_TIMINGS).is_file()
+
+
+@pytest.mark.parametrize("parts", [1, 3, 6])
+def test_laps_follow_each_other_from_the_clocks_start(tmp_path, parts):
+    clock = timing.Clock(tmp_path, "g0")
+    for i in range(parts):
+        clock.lap(f"part {i}")
+    lines = timing.read(tmp_path)
+    assert [d["step"] for d in lines] == [f"part {i}" for i in range(parts)]
+    for before, after in itertools.pairwise(lines):  # each lap starts where the last ended
+        assert abs(before["start"] + before["seconds"] - after["start"]) < 0.01
 
 
 def test_a_part_that_fails_is_recorded_and_its_error_goes_on(tmp_path):
