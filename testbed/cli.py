@@ -249,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # The rest of the active set: each module adds its own subcommands.
     from testbed import doctor, scaffold
+    from testbed.fleet import commands as fleet_commands
     from testbed.history import commands as history_commands
     from testbed.report import commands as report_commands
     from testbed.vagrant import commands as vagrant_commands
@@ -258,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_commands.add_parser(sub)
     history_commands.add_parser(sub)
     vagrant_commands.add_parser(sub, DEFAULT_RESULTS)
+    fleet_commands.add_parser(sub)
     return p
 
 

@@ -36,14 +36,19 @@ def lab_checks() -> list[Check]:
 
 def report(scenario: Path | None = None) -> tuple[str, bool]:
     """The doctor's text, and whether every provider section is complete."""
-    from testbed.vagrant.preflight import scenario_checks, vagrant_checks
+    from testbed.vagrant.preflight import box_checks, scenario_checks, vagrant_checks
 
     sections = [("provider lab (embedded lab)", lab_checks()),
-                ("provider vagrant (real VMs)", vagrant_checks())]
+                ("provider vagrant (real VMs)", vagrant_checks() + box_checks())]
     if scenario is not None:
+        from testbed.route.checks import route_checks
         from testbed.scenario import load_scenario
 
-        sections.append((f"scenario {scenario}", scenario_checks(load_scenario(scenario))))
+        loaded = load_scenario(scenario)
+        sections.append((f"scenario {scenario}", scenario_checks(loaded)))
+        routes = route_checks(loaded)
+        if routes:
+            sections.append((f"routes of {scenario}", routes))
     lines, all_ok = [], True
     for title, checks in sections:
         ok = all(c.ok for c in checks)

@@ -37,6 +37,7 @@ _OPTIONS: dict[str, frozenset[str]] = {
     "hotkey": frozenset(),
     "screenshot": frozenset(),
     "sleep": frozenset(),
+    "download": frozenset({"timeout"}),
 }
 
 
@@ -145,6 +146,8 @@ def check_step(n: int, step: object) -> dict[str, Any]:
         plain_name(arg, f"{where}: the screenshot name")
     elif verb == "sleep":
         _number(arg, where, 0.0, MAX_SECONDS)
+    elif verb == "download":
+        _text(arg, where)
     if "timeout" in step:
         _number(step["timeout"], f"{where}: timeout", 0.0, MAX_SECONDS)
     if "confidence" in step:

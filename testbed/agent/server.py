@@ -13,7 +13,8 @@ that says what is wrong (``testbed.agent.requests``), never a traceback.
 
     GET  /health     {"ok": true, "display": ":N", "screen": [w, h]}
     POST /steps      {"steps": [...], "images": {"name.png": base64}}
-                     -> {"ok", "results": [{"step", "outcome", "start", "end"}], "error",
+                     -> {"ok", "results": [{"step", "outcome", "start", "end", "detail"?}],
+                         "error",
                          "screenshots": {"name": base64}}   (a failure adds "failure.png")
     POST /cancel     the steps running now (and those waiting) stop before their next step,
                      ending with error "cancelled"; later requests run as usual
@@ -80,14 +81,15 @@ class Agent:
                 except StepFailed as e:
                     error = str(e)
                     results.append({"step": _safe(step), "outcome": f"failed: {e}",
-                                    "start": start, "end": time.time()})
+                                    "start": start, "end": time.time(),
+                                    **_detail(ctx.detail)})
                     try:
                         ctx.screenshots["failure"] = png(grab())
                     except Exception:  # the failure screenshot is best effort
                         pass
                     break
                 results.append({"step": _safe(step), "outcome": outcome,
-                                "start": start, "end": time.time()})
+                                "start": start, "end": time.time(), **_detail(ctx.detail)})
         return {
             "ok": error is None, "results": results, "error": error,
             "screenshots": {n: base64.b64encode(b).decode() for n, b in ctx.screenshots.items()},
@@ -115,6 +117,11 @@ def open_images(images: dict[str, bytes]) -> dict[str, Image.Image]:
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise BadRequest(f"image {name} is not a readable image: {e}") from e
     return out
+
+
+def _detail(detail: dict[str, Any] | None) -> dict[str, Any]:
+    """A step's record (a download's hops and digest), under ``detail`` when it has one."""
+    return {} if detail is None else {"detail": detail}
 
 
 def _safe(step: dict[str, Any]) -> str:

@@ -24,6 +24,9 @@ Every step is a mapping with exactly one verb key:
     take a screenshot, returned to the host as ``NAME.png``
 ``{sleep: SECONDS}``
     wait
+``{download: URL, timeout: 10}``
+    fetch URL as a browser would, following redirects (``testbed.agent.download``): the step's
+    ``detail`` records each hop, the final host and the sha256 of what was served
 
 Steps run with pyautogui on the display in ``DISPLAY``. A failing step raises ``StepFailed``
 with a message for people; the agent then takes a screenshot of the moment.
@@ -31,6 +34,8 @@ with a message for people; the agent then takes a screenshot of the moment.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import io
 import os
 import subprocess
@@ -41,7 +46,9 @@ from typing import Any
 
 from PIL import Image, ImageGrab
 
+from testbed.agent import match
 from testbed.agent.clipboard import ClipboardOwner
+from testbed.agent.download import DownloadFailed, download, summary
 from testbed.agent.verbs import DEFAULT_TIMEOUT, VERBS
 from testbed.agent.windows import focus_window
 
@@ -61,6 +68,7 @@ class StepContext:
     images: Mapping[str, Image.Image]
     spawn: Callable[[list[str]], int]
     screenshots: dict[str, bytes] = field(default_factory=dict)
+    detail: dict[str, Any] | None = None  # what the last step recorded (a download), if any
 
 
 def verb_of(step: Mapping[str, Any]) -> str:
@@ -104,6 +112,12 @@ def _gui() -> Any:
     return pyautogui
 
 
+@functools.cache
+def has_opencv() -> bool:
+    """Whether pyautogui can match with OpenCV here (else ``testbed.agent.match``)."""
+    return importlib.util.find_spec("cv2") is not None
+
+
 def locate(ctx: StepContext, name: str, confidence: float, timeout: float) -> tuple[int, int]:
     """Centre of reference image ``name`` on the screen, waiting up to ``timeout`` seconds."""
     if name not in ctx.images:
@@ -121,11 +135,14 @@ def locate(ctx: StepContext, name: str, confidence: float, timeout: float) -> tu
             left, top, right, bottom = screen.getbbox() or (0, 0, 0, 0)
             box = None
             if right - left >= needle.width and bottom - top >= needle.height:
-                try:
-                    box = gui.locate(needle, screen.crop((left, top, right, bottom)),
-                                     confidence=confidence)
-                except gui.ImageNotFoundException:
-                    pass
+                area = screen.crop((left, top, right, bottom))
+                if not has_opencv():  # a VM from Debian's packages: numpy only
+                    box = match.locate(needle, area, confidence)
+                else:
+                    try:
+                        box = gui.locate(needle, area, confidence=confidence)
+                    except gui.ImageNotFoundException:
+                        pass
             if box is not None:
                 return (left + int(box.left + box.width // 2),
                         top + int(box.top + box.height // 2))
@@ -178,7 +195,9 @@ def run_step(ctx: StepContext, step: Mapping[str, Any]) -> str:
     arg = step[verb]
     conf = float(step.get("confidence", DEFAULT_CONFIDENCE))
     timeout = float(step.get("timeout", DEFAULT_TIMEOUT))
-    gui: Any = (None if verb in ("run", "screenshot", "sleep", "absent_image", "wait_window")
+    ctx.detail = None
+    gui: Any = (None if verb in ("run", "screenshot", "sleep", "absent_image", "wait_window",
+                                 "download")
                 else _gui())
     try:
         if verb == "run":
@@ -220,6 +239,13 @@ def run_step(ctx: StepContext, step: Mapping[str, Any]) -> str:
         if verb == "sleep":
             time.sleep(float(arg))
             return "slept"
+        if verb == "download":
+            try:
+                ctx.detail = download(str(arg), timeout)
+            except DownloadFailed as e:
+                ctx.detail = e.record | {"error": str(e)}
+                raise StepFailed(f"download failed: {e}") from e
+            return summary(ctx.detail)
     except StepFailed:
         raise
     except Exception as e:  # pyautogui, Xlib and OS errors become step failures

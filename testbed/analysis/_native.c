@@ -1,5 +1,7 @@
 /* The fast capture path's native loops: the record-header walk, the payload gather,
- * the ClientHello SNI walk and the first-seen filter of DNS responses (see native.py, which holds their Python references and the speed requirement).
+ * the ClientHello SNI walk and the first-seen filter of DNS responses, and the module's
+ * table (the frame decoder is in _native_frames.c, the consumers' loops in
+ * _native_groups.c; native.py holds their Python references and the speed requirement).
  *
  * Why native code: the whole analyze stage must run at >= 1 M packets/s and >= 0.25x
  * `tcpdump -r FILE -w /dev/null` (issue 10). The walk in Python costs ~0.5 us per record
@@ -13,6 +15,8 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "_native.h"
 
 static uint32_t u32(const unsigned char *p, int big) {
     if (big)
@@ -65,6 +69,53 @@ static PyObject *walk(PyObject *args, int kind) {
 }
 
 static PyObject *pcap_offsets(PyObject *self, PyObject *args) { return walk(args, 0); }
+
+/* pcap_records(buf, pos, count, big, limit, off, sec, frac, incl, orig) -> k: the walk of
+ * pcap_offsets and pcapvec.PcapBatcher's checks in one loop (its reference): the records
+ * from pos, at most count, up to the first whose header or data is past the buffer or whose
+ * captured length is over limit; their offsets and header fields go to the int64 arrays
+ * (writable, count long). */
+static PyObject *pcap_records(PyObject *self, PyObject *args) {
+    Py_buffer view, o[5];
+    Py_ssize_t pos, count;
+    int big;
+    long long limit;
+    if (!PyArg_ParseTuple(args, "y*nnpLw*w*w*w*w*", &view, &pos, &count, &big, &limit, &o[0],
+                          &o[1], &o[2], &o[3], &o[4]))
+        return NULL;
+    PyObject *result = NULL;
+    int bad = pos < 0 || count < 0;
+    for (int k = 0; k < 5; k++)
+        bad = bad || o[k].len < count * (Py_ssize_t)sizeof(int64_t);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "pcap_records: bad position, count or arrays");
+        goto done;
+    }
+    const unsigned char *buf = view.buf;
+    int64_t len = view.len, p = pos;
+    int64_t *off = o[0].buf, *sec = o[1].buf, *frac = o[2].buf, *incl = o[3].buf,
+            *orig = o[4].buf;
+    Py_ssize_t n = 0;
+    while (n < count && p + 16 <= len) {
+        int64_t c = u32(buf + p + 8, big);
+        if (c > limit || p + 16 + c > len)
+            break;
+        off[n] = p;
+        sec[n] = u32(buf + p, big);
+        frac[n] = u32(buf + p + 4, big);
+        incl[n] = c;
+        orig[n] = u32(buf + p + 12, big);
+        n++;
+        p += 16 + c;
+    }
+    result = PyLong_FromSsize_t(n);
+done:
+    PyBuffer_Release(&view);
+    for (int k = 0; k < 5; k++)
+        PyBuffer_Release(&o[k]);
+    return result;
+}
+
 static PyObject *pcapng_offsets(PyObject *self, PyObject *args) { return walk(args, 1); }
 
 /* The (buf, starts, ends) arguments of gather and snis: starts and ends are native int64
@@ -280,7 +331,24 @@ done:
     return result;
 }
 
+
 static PyMethodDef methods[] = {
+    {"pcap_records", pcap_records, METH_VARARGS,
+     "pcap_records(buf, pos, count, big, limit, off, sec, frac, incl, orig) -> k"},
+    {"addr_find", addr_find, METH_VARARGS, "addr_find(aw, addr, keys, vals, out) -> None"},
+    {"endpoint_rows", endpoint_rows, METH_VARARGS,
+     "endpoint_rows(aw, src, dst, proto, sport, dport, ts, length, gs, gd, infra_src, "
+     "infra_dst, fused, keys, vals, first, last) -> (groups, attributed, infra, unattributed)"},
+    {"canary_scan", canary_scan, METH_VARARGS,
+     "canary_scan(buf, starts, ends, gid, forms, form_ends, tails, tail_ends, keep, hits, "
+     "labels, out_tails, out_tail_len) -> None"},
+    {"group_ids", group_ids, METH_VARARGS, "group_ids(keys, k, gid, heads) -> groups"},
+    {"group_reduce", group_reduce, METH_VARARGS,
+     "group_reduce(keys, k, vals, first, last, heads, sums, lo, hi) -> groups"},
+    {"burst_starts", burst_starts, METH_VARARGS,
+     "burst_starts(gid, t, syn, gap, latest, start) -> None"},
+    {"frame_columns", frame_columns, METH_VARARGS,
+     "frame_columns(buf, starts, ends, *link, *tables, i4, a4, i6, s6, d6, slow) -> (n4, n6, nslow)"},
     {"first_seen", first_seen, METH_VARARGS,
      "first_seen(buf, starts, ends, tags) -> bytes of int64 rows whose (tag, slice) is new"},
     {"snis", snis, METH_VARARGS,

@@ -88,8 +88,13 @@ def _package_dirs(package: str) -> list[Path]:
 
 def bundled_databases() -> list[Path]:
     """Paths of the installed bundled databases, in `BUNDLED` order (DB-IP City Lite
-    2023-04, then GeoLite2 City 2019-12-24); packages that are not installed are skipped.
-    Their attribution is `BUNDLED[i].attribution` (also `GeoDatabase.attribution`)."""
+    2023-04, then GeoLite2 City 2019-12-24), then the AS-organisation database made from
+    geoip2fast's GeoLite2 data of 2024-06-18 (`asndata`; written on first use); packages
+    that are not installed are skipped. Their attribution is `BUNDLED[i].attribution` (also
+    `GeoDatabase.attribution`). Raises `AnalysisError` when the ASN database cannot be
+    written."""
+    from .asndata import asn_database
+
     found = []
     for b in BUNDLED:
         for d in _package_dirs(b.package):
@@ -97,7 +102,8 @@ def bundled_databases() -> list[Path]:
             if path.is_file():
                 found.append(path)
                 break
-    return found
+    asn = asn_database()
+    return [*found, asn] if asn is not None else found
 
 
 def c_extension_available() -> bool:

@@ -7,14 +7,11 @@ as `Part`s (numpy columns over a buffer, rows ordered by `IPColumns.order`), wit
   batch's repeats dropped first by `native.first_seen`), ClientHellos whole in their first
   record on flows not mid-hello through the C SNI walk (`native.snis`; the index is a set,
   so their order does not matter), the rest in capture order;
-- `CanaryConsumer`: guest-originated payloads joined per flow direction (capture order,
-  the flow's last bytes carried between batches; joined by `native.gather`) and searched
-  with `bytes.find`, so a canary split over segments is found;
-- `BurstConsumer`: guest-originated TCP/UDP rows grouped per endpoint with a sort; the
-  running latest time per group from one `maximum.accumulate` over (group, time rank).
+- `canaries.CanaryConsumer`: the canary in guest-originated payloads, per flow direction;
+- `bursts.BurstConsumer`: the burst starts per endpoint of guest-originated TCP/UDP rows.
 
-Speed requirement (issue 10): the whole analyze stage at >= 1 M packets/s; per million
-packets of a lab run these take ~0.06 s (names), ~0.08 s (canary), ~0.045 s (bursts).
+Speed requirement (issue 10): the whole analyze stage at >= 1 M packets/s and >= 0.25x
+`tcpdump -r`; per million packets of a lab run the names take ~0.06 s.
 """
 
 from __future__ import annotations
@@ -27,15 +24,11 @@ from numpy.typing import NDArray
 
 from . import native
 from .addrindex import AddrIndex
-from .evidence import PlaintextHits, canary_forms
 from .names import NameScanner
 from .payloads import HTTP_FIRST
 from .pcapvec import IPColumns
 
 __all__ = [
-    "BURST_GAP",
-    "BurstConsumer",
-    "CanaryConsumer",
     "NameConsumer",
     "Part",
     "address_value",
@@ -44,7 +37,9 @@ __all__ = [
 
 I64 = NDArray[np.int64]
 U64 = NDArray[np.uint64]
-BURST_GAP = 1.0  # seconds without a packet that end a burst (as `evidence.bursts`)
+# distinct DNS responses remembered across batches: re-hashed with every batch (~0.1 ms per
+# thousand), so few enough that a capture of ever-new responses costs little
+_DNS_MEMORY = 1 << 12
 
 
 class Part(NamedTuple):
@@ -87,6 +82,10 @@ class NameConsumer:
         self.first_http = np.zeros(256, dtype=bool)
         self.first_http[list(HTTP_FIRST)] = True
         self.packed: dict[Any, bytes] = {}
+        # the DNS response bodies handed over so far, joined (see `_new_dns`)
+        self.dns_memory = b""
+        self.dns_starts, self.dns_ends, self.dns_tags = (np.zeros(0, dtype=np.int64)
+                                                         for _ in range(3))
 
     def _candidates(self, buf: bytes, c: IPColumns) -> tuple[Any, ...]:
         """(rows `NameScanner.feed` may take a name from, TCP rows, rows of a ClientHello
@@ -147,9 +146,7 @@ class NameConsumer:
             if rows.size:
                 names = self.variants
                 to = self.guests.find(c.version, c.dst[rows])
-                # responses repeat but for their id: `dns` takes each (message, variant)
-                # once, so only a batch's first of each is handed over
-                keep = native.first_seen()(buf, c.poff[rows] + 2, c.pend[rows], to)
+                keep = self._new_dns(buf, c.poff[rows] + 2, c.pend[rows], to)
                 rows, to = rows[keep], to[keep].tolist()
                 for a, b, v in zip(c.poff[rows].tolist(), c.pend[rows].tolist(), to,
                                    strict=True):
@@ -181,6 +178,34 @@ class NameConsumer:
             feed(s, d, proto, sport, dport, buf[poff:pend])
 
 
+    def _new_dns(self, buf: bytes, starts: I64, ends: I64, to: I64) -> I64:
+        """The rows whose (message but its id, variant) no earlier row of the scan had:
+        responses repeat but for their id and `NameScanner.dns` takes each once, so only
+        the first of each is handed over. The bodies seen so far are kept joined (up to
+        _DNS_MEMORY of them; past that they are forgotten, which only hands repeats over)
+        and searched with the batch's in one `native.first_seen`."""
+        first_seen, gather = native.first_seen(), native.gather()
+        ends = np.maximum(ends, starts)  # a message shorter than its id: empty, as sliced
+        old = len(self.dns_tags)
+        joined = self.dns_memory + gather(buf, starts, ends)
+        size = ends - starts
+        at = len(self.dns_memory) + np.cumsum(size) - size
+        keep = first_seen(joined, np.concatenate((self.dns_starts, at)),
+                          np.concatenate((self.dns_ends, at + size)),
+                          np.concatenate((self.dns_tags, to)))
+        keep = keep[keep >= old] - old
+        if old + len(keep) > _DNS_MEMORY:
+            self.dns_memory, self.dns_starts, self.dns_ends, self.dns_tags = b"", *(
+                np.zeros(0, dtype=np.int64) for _ in range(3))
+        else:
+            self.dns_memory += gather(buf, starts[keep], ends[keep])
+            new_size = size[keep]
+            end = len(self.dns_memory) - np.sum(new_size) + np.cumsum(new_size)
+            self.dns_starts = np.concatenate((self.dns_starts, end - new_size))
+            self.dns_ends = np.concatenate((self.dns_ends, end))
+            self.dns_tags = np.concatenate((self.dns_tags, to[keep]))
+        return keep
+
     def _hellos(self, part: Part, rows: I64, hello_end: I64) -> None:
         """ClientHellos whole in their segment's first record, on flows not in the middle
         of one: their order does not matter (the index is a set), so they skip the ordered
@@ -200,183 +225,3 @@ class NameConsumer:
             if p is None:
                 p = packed[d] = packed_address(c.version, d)
             add(p, sni, "sni", self.variants[g])
-
-
-def _flow_order(c: IPColumns, rows: I64) -> tuple[I64, NDArray[np.bool_]]:
-    """`rows` sorted by flow direction then capture order; True where a flow starts."""
-    cols: list[NDArray[Any]] = [c.order[rows], c.dport[rows], c.sport[rows], c.proto[rows]]
-    for a in (c.dst, c.src):
-        cols += [a[rows]] if a.ndim == 1 else [a[rows, 1], a[rows, 0]]
-    order = np.lexsort(cols)
-    change = np.zeros(len(order), dtype=bool)
-    if len(order):
-        change[0] = True
-    for col in cols[1:]:
-        s = col[order]
-        change[1:] |= s[1:] != s[:-1]
-    return rows[order], change
-
-
-class CanaryConsumer:
-    def __init__(self, canary: str, variants: list[str]) -> None:
-        self.forms = canary_forms(canary)
-        self.keep = max(len(b) for _, b in self.forms) - 1
-        self.variants = variants
-        self.tails: dict[tuple[Any, ...], bytes] = {}
-        self.found: PlaintextHits = {}
-
-    def add(self, parts: Sequence[Part]) -> None:
-        for version in (4, 6):
-            chosen = [(p, np.flatnonzero((p.guest >= 0) & (p.cols.poff >= 0)
-                                         & (p.cols.pend > p.cols.poff)))
-                      for p in parts if p.cols.version == version]
-            chosen = [(p, r) for p, r in chosen if r.size]
-            if not chosen:
-                continue
-            gather = native.gather()
-            payloads = b"".join([gather(buf, c.poff[r], c.pend[r]) for (buf, c, _), r in chosen])
-            cols = IPColumns(version, *(np.concatenate([getattr(p.cols, name)[r]
-                                                        for p, r in chosen])
-                                        for name in IPColumns._fields[1:]))
-            guest = np.concatenate([p.guest[r] for p, r in chosen])
-            self._search(payloads, cols, guest)
-
-    def _search(self, payloads: bytes, c: IPColumns, guest: I64) -> None:
-        """`payloads`: the rows' payloads, joined in row order."""
-        size = c.pend - c.poff
-        after = np.cumsum(size)
-        rows, starts = _flow_order(c, np.arange(len(size)))
-        stream = native.gather()(payloads, (after - size)[rows], after[rows])
-        bounds = np.concatenate(([0], np.cumsum(size[rows])))
-        heads = np.flatnonzero(starts)
-        rowlist = rows.tolist()
-        for label, form in self.forms:
-            at = stream.find(form)
-            while at >= 0:
-                seg = np.searchsorted(bounds, [at, at + len(form) - 1], "right") - 1
-                flow = np.searchsorted(heads, seg, "right") - 1
-                if flow[0] == flow[1]:
-                    self._hit(c, guest, rowlist[int(seg[1])], label)
-                at = stream.find(form, at + len(form))
-        # matches that start in the flow's bytes of earlier batches, and its new tail
-        edges = [*bounds[heads].tolist(), len(stream)]
-        hr = rows[heads]
-        src, dst = c.src[hr].tolist(), c.dst[hr].tolist()
-        if c.version == 6:
-            src, dst = [tuple(a) for a in src], [tuple(a) for a in dst]
-        tails, keep = self.tails, self.keep
-        windows: list[bytes] = []  # each flow's old tail + its first bytes here
-        owners: list[tuple[bytes, int, int]] = []
-        for f, key in enumerate(zip(src, dst, c.proto[hr].tolist(), c.sport[hr].tolist(),
-                                    c.dport[hr].tolist(), strict=True)):
-            lo, hi = edges[f], edges[f + 1]
-            tail = tails.get(key, b"")
-            if tail:
-                windows.append(tail + stream[lo : min(hi, lo + keep)])
-                owners.append((tail, lo, min(hi, lo + keep)))
-            tails[key] = (tail + stream[max(lo, hi - keep) : hi])[-keep:]
-        # only the windows holding a form are searched one by one (in flow order)
-        joined = b"".join(windows)
-        ends = np.cumsum([len(w) for w in windows])
-        hit: set[int] = set()
-        for _, form in self.forms:
-            at = joined.find(form)
-            while at >= 0:
-                span = np.searchsorted(ends, [at, at + len(form) - 1], "right")
-                if span[0] == span[1]:
-                    hit.add(int(span[0]))
-                at = joined.find(form, at + 1)
-        for w in sorted(hit):
-            tail, lo, hi = owners[w]
-            self._across(tail, stream, lo, hi, bounds, c, guest, rows)
-
-    def _across(self, tail: bytes, stream: bytes, lo: int, hi: int, bounds: I64,
-                c: IPColumns, guest: I64, rows: I64) -> None:
-        window = tail + stream[lo:hi]
-        for label, form in self.forms:
-            at = window.find(form, max(0, len(tail) - len(form) + 1))
-            while 0 <= at < len(tail):
-                end = lo + at + len(form) - 1 - len(tail)
-                seg = int(np.searchsorted(bounds, end, "right")) - 1
-                self._hit(c, guest, int(rows[seg]), label)
-                at = window.find(form, at + len(form))
-
-    def _hit(self, c: IPColumns, guest: I64, r: int, label: str) -> None:
-        key = (self.variants[int(guest[r])], packed_address(c.version, c.dst[r]), int(c.proto[r]),
-               int(c.dport[r]), int(c.sport[r]))
-        ts = float(c.ts[r])
-        rec = self.found.get(key)
-        if rec is None:
-            self.found[key] = [ts, 1, packed_address(c.version, c.src[r]), {label}]
-        else:
-            rec[0] = min(rec[0], ts)
-            rec[1] += 1
-            rec[3].add(label)
-
-
-class BurstConsumer:
-    def __init__(self, variants: list[str]) -> None:
-        self.variants = variants
-        self.last: dict[tuple[str, bytes, int, int], float] = {}
-        self.starts: dict[tuple[str, bytes, int, int], list[float]] = {}
-        self.packed: dict[Any, bytes] = {}
-
-    def add(self, parts: Sequence[Part]) -> None:
-        for version in (4, 6):
-            mine = [p for p in parts if p.cols.version == version]
-            rows = [np.flatnonzero((p.guest >= 0) & (p.cols.poff >= 0)) for p in mine]
-            if sum(len(r) for r in rows):
-                self._add(version, mine, rows)
-
-    def _add(self, version: int, parts: list[Part], rows: list[I64]) -> None:
-        def cat(get: Any) -> NDArray[Any]:
-            return np.concatenate([get(p)[r] for p, r in zip(parts, rows, strict=True)])
-
-        index, ts = cat(lambda p: p.cols.order), cat(lambda p: p.cols.ts)
-        variant, proto = cat(lambda p: p.guest), cat(lambda p: p.cols.proto)
-        port, dst = cat(lambda p: p.cols.dport), cat(lambda p: p.cols.dst)
-        syn = (proto == 6) & (cat(lambda p: p.cols.flags) & 0x12 == 0x02)
-        keys: list[NDArray[Any]] = [port, proto, variant]
-        keys[:0] = [dst] if version == 4 else [dst[:, 1], dst[:, 0]]
-        order = np.lexsort([index, *keys])
-        n = len(order)
-        change = np.zeros(n, dtype=bool)
-        change[0] = True
-        for k in keys:
-            s = k[order]
-            change[1:] |= s[1:] != s[:-1]
-        gid = np.cumsum(change) - 1
-        t = ts[order]
-        by_rank = np.argsort(t, kind="stable")
-        rank = np.empty(n, dtype=np.int64)
-        rank[by_rank] = np.arange(n)
-        runmax = np.maximum.accumulate(gid * n + rank) - gid * n  # rank of the latest so far
-        prev = np.full(n, np.nan)
-        prev[1:] = t[by_rank[runmax[:-1]]]
-        heads = np.flatnonzero(change)
-        first = order[heads]
-        dsts = dst[first].tolist()
-        if version == 6:
-            dsts = [tuple(a) for a in dsts]
-        packed = self.packed
-        names = []
-        for v, d, pr, po in zip(variant[first].tolist(), dsts, proto[first].tolist(),
-                                port[first].tolist(), strict=True):
-            p = packed.get(d)
-            if p is None:
-                p = packed[d] = packed_address(version, d)
-            names.append((self.variants[v], p, pr, po))
-        last = self.last
-        carried = np.array([last.get(name, np.nan) for name in names], dtype=float)
-        prev[change] = np.nan
-        prev = np.fmax(prev, carried[gid])
-        start = np.isnan(prev) | (t - prev > BURST_GAP) | syn[order]
-        picked = np.flatnonzero(start)
-        times = t[picked].tolist()
-        cuts = [*np.searchsorted(picked, heads).tolist(), len(picked)]
-        latest = np.fmax(carried, np.maximum.reduceat(t, heads)).tolist()
-        for g, name in enumerate(names):
-            lo, hi = cuts[g], cuts[g + 1]
-            if hi > lo:
-                self.starts.setdefault(name, []).extend(times[lo:hi])
-            last[name] = latest[g]

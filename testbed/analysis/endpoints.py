@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from testbed._errors import AnalysisError
 from testbed.run.endpoints import EndpointRow
 
+from . import native
 from .addrindex import AddrIndex
 from .pcap import Flows, IPColumns, PcapReader, proto_name
 
@@ -161,6 +162,24 @@ _Rows = tuple[list[U64], I64, NDArray[np.float64], NDArray[np.float64]]
 _REDUCE_AT = 1 << 18  # pending rows that trigger a reduction (bounds memory)
 
 
+def _hash_reduce(keys: list[U64], vals: I64, first: NDArray[np.float64],
+                 last: NDArray[np.float64]) -> _Rows:
+    """`_Columns._reduce`'s sort and `reduceat` (its reference) as one hash pass in C; the
+    groups come in order of first appearance, which no reader depends on."""
+    assert native.native_group_reduce is not None
+    m = len(vals)
+    table = np.ascontiguousarray(np.column_stack(keys) if len(keys) > 1 else keys[0],
+                                 dtype=np.uint64)
+    heads = np.empty(m, dtype=np.int64)
+    sums = np.empty((m, 2), dtype=np.int64)
+    lo, hi = np.empty(m), np.empty(m)
+    g = native.native_group_reduce(table, len(keys), np.ascontiguousarray(vals, np.int64),
+                                   np.ascontiguousarray(first, np.float64),
+                                   np.ascontiguousarray(last, np.float64), heads, sums, lo, hi)
+    rows = heads[:g]
+    return [k[rows] for k in keys], sums[:g].copy(), lo[:g].copy(), hi[:g].copy()
+
+
 class _Columns:
     """Vectorised attribution and aggregation of `IPColumns` batches."""
 
@@ -182,6 +201,9 @@ class _Columns:
         if gs is None:
             gs = self.guests.find(c.version, c.src)
         gd = self.guests.find(c.version, c.dst)
+        if native.native_endpoint_rows is not None:
+            self._add_native(c, gs, gd)
+            return
         out = gs >= 0
         inb = gd >= 0
         either = out | inb
@@ -216,6 +238,31 @@ class _Columns:
             keys = [meta, remote[:, 0], remote[:, 1]]
         self._push(c.version, (keys, vals, ts, ts))
 
+    def _add_native(self, c: IPColumns, gs: I64, gd: I64) -> None:
+        """`add`'s rows made and reduced per batch in C (`native.native_endpoint_rows`;
+        the numpy half of `add` is its reference)."""
+        assert native.native_endpoint_rows is not None
+        n = len(gs)
+        aw = 1 if c.version == 4 else 2
+        kw = 1 if c.version == 4 and self.fused4 else (2 if c.version == 4 else 3)
+        isrc = (self.infra.find(c.version, c.src) >= 0).view(np.uint8)
+        idst = (self.infra.find(c.version, c.dst) >= 0).view(np.uint8)
+        keys = np.empty((2 * n, kw), dtype=np.uint64)
+        vals = np.empty((2 * n, 2), dtype=np.int64)
+        first, last = np.empty(2 * n), np.empty(2 * n)
+        g, attributed, infra, unattributed = native.native_endpoint_rows(
+            aw, *(np.ascontiguousarray(a, dtype=np.uint64) for a in (c.src, c.dst)),
+            *(np.ascontiguousarray(a, dtype=np.int64) for a in (c.proto, c.sport, c.dport)),
+            np.ascontiguousarray(c.ts, dtype=np.float64),
+            *(np.ascontiguousarray(a, dtype=np.int64) for a in (c.length, gs, gd)),
+            isrc, idst, c.version == 4 and self.fused4, keys, vals, first, last)
+        self.attributed += attributed
+        self.infrastructure += infra
+        self.unattributed += unattributed
+        if g:  # copies: views would keep each batch's whole buffers alive until a reduction
+            self._push(c.version, ([keys[:g, j].copy() for j in range(kw)], vals[:g].copy(),
+                                   first[:g].copy(), last[:g].copy()))
+
     def _push(self, version: int, rows: _Rows) -> None:
         self.pending[version].append(rows)
         self.npending[version] += len(rows[1])
@@ -236,6 +283,9 @@ class _Columns:
         vals = np.concatenate([p[1] for p in parts])
         first = np.concatenate([p[2] for p in parts])
         last = np.concatenate([p[3] for p in parts])
+        if native.native_group_reduce is not None:
+            self.reduced[version] = _hash_reduce(keys, vals, first, last)
+            return
         order = np.argsort(keys[0]) if len(keys) == 1 else np.lexsort(keys[::-1])
         keys = [k[order] for k in keys]
         change = np.zeros(len(order), dtype=bool)

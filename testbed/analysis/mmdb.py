@@ -52,7 +52,9 @@ def _writer(build_epoch: int | None, **options: Any) -> Any:
 
 def _record(entry: MapEntry, asn_type: bool) -> dict[str, Any]:
     if asn_type:
-        rec: dict[str, Any] = {"autonomous_system_number": entry.asn}
+        rec: dict[str, Any] = {}
+        if entry.asn is not None:
+            rec["autonomous_system_number"] = entry.asn
         if entry.organization is not None:
             rec["autonomous_system_organization"] = entry.organization
         return rec
@@ -81,7 +83,7 @@ def write_mmdb(
 
     The database type must contain "Country", "City" or "Enterprise" (geoip2 checks it
     per method), or "GeoLite2-ASN" for an ASN database (flat records: AS number and
-    organisation; every entry needs `asn`). The file is written atomically.
+    organisation; every entry needs `asn` or `organization`). The file is written atomically.
     `build_epoch` defaults to now (or `SOURCE_DATE_EPOCH`). The same network listed
     twice with different data raises `AnalysisError`.
     """
@@ -111,8 +113,9 @@ def write_mmdb(
         except ValueError as e:
             raise AnalysisError(f"map entry {entry.network!r}: not a network") from e
         if asn_type:
-            if entry.asn is None:
-                raise AnalysisError(f"map entry {entry.network}: an ASN database needs an asn")
+            if entry.asn is None and entry.organization is None:
+                raise AnalysisError(
+                    f"map entry {entry.network}: an ASN database needs an asn or organization")
         elif len(entry.iso_code) != 2 or not entry.iso_code.isalpha():
             raise AnalysisError(f"map entry {entry.network}: bad ISO code {entry.iso_code!r}")
         old = seen.get(net)

@@ -1,9 +1,13 @@
 """The fast path's loops in native code, each beside its Python reference.
 
 Stated speed requirement (issue 10): the whole analyze stage at >= 1 M packets/s and
->= 0.25x `tcpdump -r FILE -w /dev/null`. These are the loops of the fast path that numpy
-cannot express, so they are hand-written in C (`_native.c`, built by setuptools at
-`pip install -e .`, see setup.py):
+>= 0.25x `tcpdump -r FILE -w /dev/null` (~0.44 s for the 1 M-packet benchmark capture, of
+which the interpreter, imports, placement, verdicts and report take ~0.35 s of CPU). These
+are the loops of the fast path that numpy cannot express, or that cost more in numpy's many
+calls per batch than the scan can afford, so they are hand-written in C (`_native.c`,
+`_native_frames.c`, `_native_groups.c`, built by setuptools at `pip install -e .`, see
+setup.py). With them the one scan of a 1 M-packet lab capture takes ~0.23 s of CPU (all
+numpy and Python: ~0.47 s):
 - the record-header walk: each record's offset depends on the previous record's length.
   In Python ~0.5 us per record, 0.2 s of the 1.2 s a 1 M-packet analysis took; in C ~10 ns;
 - the payload gather of the canary search (a flow's payloads joined in capture order):
@@ -30,6 +34,24 @@ Python references are used, with a one-line notice on stderr: slower, never diff
   `buf[s:e]`, `payloads.client_hello_sni` of it ('' when it has none).
 - `first_seen()` -> `first_seen(buf, starts, ends, tags) -> int64 array`: the rows (in
   order) whose `(tags[i], buf[starts[i]:ends[i]])` is not that of an earlier row.
+- `native_pcap_records`: the pcap walk and the record checks of `pcapvec.PcapBatcher.run`
+  (its reference) in one loop, with the header fields;
+- `native_addr_find`: guest and infrastructure look-ups, a binary search per address
+  (reference: `addrindex.AddrIndex.find` with numpy, ~0.03 s a million packets);
+- `native_frame_columns`: a batch's frames to IP columns in one loop (link layer, IPv4/IPv6,
+  ports, TCP flags, payload bounds), used by `pcapvec._native_columns`; its reference is
+  the numpy `pcapvec._numpy_columns` (~0.1 s a million packets; the loop ~0.02 s).
+- `native_group_reduce`, `native_group_ids`: rows of equal keys grouped through a hash table
+  instead of a sort: the endpoint reduction (~0.07 s a million packets with numpy's lexsort,
+  its reference) and the burst groups;
+- `native_endpoint_rows`: a batch's endpoint rows (attribution, keys) made and reduced in
+  one loop (reference: the numpy half of `endpoints._Columns.add`, ~0.03 s a million);
+- `native_burst_starts`: the burst test per row in capture order with each group's latest
+  time (reference: `BurstConsumer`'s numpy running maximum over sorted ranks, ~0.04 s);
+- `native_canary_scan`: the canary search per packet of each flow direction, with the
+  flow's tail, exactly as `evidence.canary_in_pcap` (the payloads searched joined, one
+  memmem per form); the numpy search over flow-ordered streams (~0.07 s a million packets)
+  is its reference in the fast path.
 """
 
 from __future__ import annotations
@@ -114,11 +136,32 @@ native_walk: tuple[Walk, Walk] | None = None
 native_gather: Gather | None = None
 native_snis: Snis | None = None
 native_first_seen: FirstSeen | None = None
+# `pcapvec._native_columns` calls it (its reference: `pcapvec._numpy_columns`)
+native_frame_columns: Callable[..., tuple[int, int, int]] | None = None
+# `pcapvec.PcapBatcher._run_native` (reference: the walk plus `PcapBatcher.run`'s checks)
+native_pcap_records: Callable[..., int] | None = None
+# `endpoints._Columns._reduce` (reference: its sort) and `bursts.BurstConsumer` (reference:
+# its sorts) call these
+native_group_ids: Callable[..., int] | None = None
+native_group_reduce: Callable[..., int] | None = None
+native_endpoint_rows: Callable[..., tuple[int, int, int, int]] | None = None
+native_addr_find: Callable[..., None] | None = None  # reference: `addrindex` with numpy
+native_burst_starts: Callable[..., None] | None = None
+# `canaries.CanaryConsumer` (reference: `evidence.canary_in_pcap`, and its numpy search)
+native_canary_scan: Callable[..., None] | None = None
 
 try:
+    from ._native import addr_find as _addr_find_c
+    from ._native import burst_starts as _burst_starts_c
+    from ._native import canary_scan as _canary_scan_c
+    from ._native import endpoint_rows as _endpoint_rows_c
     from ._native import first_seen as _first_seen_c  # type: ignore[import-not-found]
+    from ._native import frame_columns as _frame_columns_c
     from ._native import gather as _gather_c
+    from ._native import group_ids as _group_ids_c
+    from ._native import group_reduce as _group_reduce_c
     from ._native import pcap_offsets, pcapng_offsets
+    from ._native import pcap_records as _pcap_records_c
     from ._native import snis as _snis_c
 except ImportError:  # not built (no compiler at install time): the references
     NATIVE = False
@@ -146,6 +189,14 @@ else:
                              dtype=np.int64)
 
     native_walk = (_pcap_c, _pcapng_c)
+    native_frame_columns = _frame_columns_c
+    native_pcap_records = _pcap_records_c
+    native_group_ids = _group_ids_c
+    native_group_reduce = _group_reduce_c
+    native_endpoint_rows = _endpoint_rows_c
+    native_addr_find = _addr_find_c
+    native_burst_starts = _burst_starts_c
+    native_canary_scan = _canary_scan_c
     native_first_seen = _first_seen
     native_gather = _gather
     native_snis = _snis

@@ -3,7 +3,7 @@
 `scan_capture(pcap, guests, infrastructure, canary)` reads the file once through
 `PcapReader.scan_batches` and hands each batch to the consumers: `EndpointCounter` takes
 the numpy columns (the odd frames arrive in the reader's per-flow dict); the payload
-consumers of `consumers` (names, canary, bursts) take the columns plus the odd frames,
+consumers (`consumers`: names, `canaries`, `bursts`) take the columns plus the odd frames,
 decoded here by the scalar payload decoder, as `Part`s.
 
 Each consumer gives exactly what its scalar reference gives (`extract_endpoints(...,
@@ -13,6 +13,7 @@ tests compare them. A new consumer (QUIC) is one more class with `add(parts)`.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ from numpy.typing import NDArray
 from testbed.run.evidence import ChatEvidence
 
 from .addrindex import AddrIndex
-from .consumers import BurstConsumer, CanaryConsumer, NameConsumer, Part, address_value
+from .bursts import BurstConsumer
+from .canaries import CanaryConsumer
+from .consumers import NameConsumer, Part, address_value
 from .decode import payload_decoder
 from .endpoints import EndpointCounter, EndpointReport
 from .evidence import BurstKey, named_bursts, plaintext_hits
@@ -53,19 +56,35 @@ class CaptureScan:
             "endpoints": self.endpoints.to_json(),
             "names": self.names.to_json(),
             "canary_hits": [e.to_json() for e in self.canary_hits],
-            "bursts": [[*k, list(v)] for k, v in self.bursts.items()],
+            # the times as base64 of little-endian float64: exact, and ~20x faster to write
+            # and read than JSON numbers (tens of thousands at a million packets)
+            "bursts": [[*k, base64.b64encode(np.asarray(v, dtype="<f8").tobytes()).decode()]
+                       for k, v in self.bursts.items()],
             "stopped": self.stopped,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CaptureScan:
-        bursts = {(str(v), str(a), str(p), int(port)): tuple(float(t) for t in times)
+        bursts = {(str(v), str(a), str(p), int(port)): _times(times)
                   for v, a, p, port, times in data["bursts"]}
         stopped = data.get("stopped")
         return cls(EndpointReport.from_json(data["endpoints"]),
                    NameIndex.from_json(data["names"]),
                    tuple(ChatEvidence.from_json(e) for e in data["canary_hits"]), bursts,
                    None if stopped is None else str(stopped))
+
+
+def _times(data: Any) -> tuple[float, ...]:
+    """Burst times as `CaptureScan.to_json` writes them (or a list of numbers)."""
+    if isinstance(data, str):
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except ValueError as e:
+            raise TypeError(f"burst times: {e}") from e
+        if len(raw) % 8:
+            raise TypeError("burst times: not a whole number of float64 values")
+        return tuple(np.frombuffer(raw, dtype="<f8").tolist())
+    return tuple(float(t) for t in data)
 
 
 def _odd_parts(batch: ScanBatch, guests: AddrIndex,

@@ -158,8 +158,8 @@ def main(
     (0, or 2 after one `testbed: ...` line for a bad address or database)."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
-    databases = list(geoip) if geoip else bundled_databases()
     try:
+        databases = list(geoip) if geoip else bundled_databases()
         _normalise(addresses)
         if not databases:
             wanted = " ".join(b.distribution for b in BUNDLED)

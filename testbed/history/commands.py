@@ -137,6 +137,12 @@ def add_history_parser(sub: Any) -> argparse.ArgumentParser:
 def run_nightly(args: argparse.Namespace) -> int:
     from testbed.history.nightly import nightly
 
+    if getattr(args, "distributed", False):  # on the fleet's workers (testbed.fleet)
+        from testbed.fleet.nightly import run_distributed
+
+        rep = run_distributed(args.scenarios, args.results, args.broker, args.scenarios_root,
+                              history=_index(args))
+        return rep.exit_code
     rep = nightly(args.scenarios, args.results, history=_index(args))
     return rep.exit_code
 
@@ -153,6 +159,9 @@ def add_nightly_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--scenarios", type=Path, default=Path("scenarios"), metavar="DIR",
                    help="where to look for scenarios (default: %(default)s)")
     _add_store_options(p)
+    from testbed.fleet.commands import add_nightly_options
+
+    add_nightly_options(p)
     return p
 
 

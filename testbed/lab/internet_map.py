@@ -33,12 +33,14 @@ class Server:
     address: str
     name: str
     country: str
-    stands_for: str
+    stands_for: str | None  # None: a lab-only site (a download site) stands for no address
     builds: int
     contacted_by: tuple[str, ...]
     proto: str
     role: str = ""
     daemon: Daemon | None = None
+    exit: Path | None = None  # a lab VPN exit: its own WireGuard config (testbed.lab.exits)
+    redirects: dict[str, str] = field(default_factory=dict)  # egress country -> host
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -69,6 +71,10 @@ class InternetMap:
     def __iter__(self) -> Iterator[Server]:
         return iter(self.servers)
 
+    def exits(self) -> tuple[Server, ...]:
+        """The rows that are lab VPN exits."""
+        return tuple(s for s in self.servers if s.exit is not None)
+
     def daemons(self) -> tuple[Server, ...]:
         """The rows that run real server software."""
         return tuple(s for s in self.servers if s.daemon is not None)
@@ -77,7 +83,18 @@ class InternetMap:
         return {s.address: s for s in self.servers}
 
     def stands_for(self) -> dict[str, str]:
-        return {s.address: s.stands_for for s in self.servers}
+        return {s.address: s.stands_for for s in self.servers if s.stands_for is not None}
+
+    def by_name(self, name: str) -> Server | None:
+        """The row answering for DNS name ``name`` (case and a final dot ignored)."""
+        key = name.lower().rstrip(".")
+        return next((s for s in self.servers if key in (n.lower() for n in s.names)), None)
+
+    def egress_country(self, address: str) -> str | None:
+        """The country the map places a client's egress address in (the apparent country of
+        a request's source address), None when the map does not place it."""
+        row = self.by_address().get(address)
+        return row.country if row is not None else None
 
     def country_name(self, code: str) -> str:
         return self.countries.get(code, code)
@@ -93,10 +110,14 @@ def load_internet(path: Path) -> InternetMap:
     countries = {str(k): str(v) for k, v in (data.get("countries") or {}).items()}
     servers = tuple(
         Server(address=str(ipaddress.ip_address(r["address"])), name=str(r["name"]),
-               country=str(r["country"]), stands_for=str(r["stands_for"]),
+               country=str(r["country"]),
+               stands_for=str(r["stands_for"]) if r.get("stands_for") is not None else None,
                builds=int(r["builds"]), contacted_by=tuple(str(b) for b in r["contacted_by"]),
                proto=str(r.get("proto", "tls")), role=str(r.get("role", "")),
-               daemon=_daemon(path, r.get("daemon")))
+               daemon=_daemon(path, r.get("daemon")),
+               exit=(path.parent / str(r["exit"]["wireguard"])).resolve()
+               if isinstance(r.get("exit"), dict) else None,
+               redirects={str(k): str(v) for k, v in (r.get("redirects") or {}).items()})
         for r in data["servers"]
     )
     special = tuple(

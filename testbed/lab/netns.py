@@ -18,14 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from testbed._errors import LabError
-from testbed.lab import mgmt, owners
+from testbed.lab import mgmt, owners, uplink
 from testbed.lab.shell import sh
+from testbed.route import wireguard
 
 NS_PREFIX = "tbed-"
 NS_PATTERN = re.compile(r"^tbed-[0-9a-f]{4}-[a-z0-9]+$")
 # lab management links; the vagrant provider's experiment bridges and their uplinks
-LINK_PATTERN = re.compile(r"^tb[0-9a-f]{4}m\d+$|^tbx[0-9a-f]{6}u?$")
-LAB_LINK = re.compile(r"^tb[0-9a-f]{4}m\d+$")  # a lab guest's management link: tb<tag>m<i>
+LINK_PATTERN = re.compile(r"^tb[0-9a-f]{4}[mu]\d+$|^tbx[0-9a-f]{6}u?$")
+# a lab guest's management link tb<tag>m<i>; an internet route's uplink link tb<tag>u<k>
+LAB_LINK = re.compile(r"^tb[0-9a-f]{4}[mu]\d+$")
 NETNS_ETC = Path("/etc/netns")
 
 
@@ -117,7 +119,7 @@ def run_objects(tag: str) -> list[str]:
     out = [f"netns {ns}" for ns in namespaces() if tag_of(ns) == tag]
     out += [f"process {pid}" for ns in list(out) for pid in pids_in(ns.split()[1])]
     out += [f"link {link}" for link in root_links() if tag_of(link) == tag]
-    return out
+    return out + uplink.objects(tag)
 
 
 def sweep(tag: str | None = None, everything: bool = False, only: str | None = None
@@ -132,7 +134,7 @@ def sweep(tag: str | None = None, everything: bool = False, only: str | None = N
     if tag is not None:
         doomed = {tag}
     else:
-        tags = {t for t in [*map(tag_of, spaces + links), *mgmt.tags()]
+        tags = {t for t in [*map(tag_of, spaces + links), *mgmt.tags(), *uplink.tags()]
                 if t and only in (None, t)}
         doomed, out = judge(tags, spaces, everything)
     for ns in spaces:
@@ -153,6 +155,8 @@ def sweep(tag: str | None = None, everything: bool = False, only: str | None = N
             owners.sweep_stale_claims()
     for t in sorted(doomed):
         out += mgmt.sweep(t)
+        out += uplink.sweep(t)
+        out += wireguard.sweep(t)
     out += sweep_x_locks()
     return out
 

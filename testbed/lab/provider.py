@@ -60,13 +60,17 @@ class LabPool(GuestPool):
     def __init__(self, workdir: Path, gateway: Gateway, python: str = sys.executable,
                  shares: tuple[Path, ...] = (),
                  start_profiles: Mapping[str, Path] | None = None,
-                 nss_dbs: Mapping[str, str] | None = None) -> None:
+                 nss_dbs: Mapping[str, str] | None = None,
+                 server_cas: Mapping[str, Path] | None = None) -> None:
         """``shares``: host folders the guests read at the same path (the scenario's);
         ``start_profiles``: variant -> a folder copied into its fresh home (else empty);
-        ``nss_dbs``: variant -> its app's own NSS database, relative to the home."""
+        ``nss_dbs``: variant -> its app's own NSS database, relative to the home;
+        ``server_cas``: variant -> the lab servers' own certificate, trusted by a guest whose
+        route leaves the gateway uninspected (it stands for a publicly trusted one)."""
         self.workdir, self.gateway, self.python = workdir, gateway, python
         self.start_profiles = dict(start_profiles or {})
         self.nss_dbs = dict(nss_dbs or {})
+        self.server_cas = dict(server_cas or {})
         self.tag = gateway.tag
         self.guests: list[str] = []
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -96,7 +100,8 @@ class LabPool(GuestPool):
         ns = f"{netns.NS_PREFIX}{self.tag}-{index}"
         sh = netns.sh
         clock = timing.Clock(self.workdir, variant)  # (``lap``: each part's time, recorded)
-        cas = labca.guest_cas(self.workdir, trust)
+        cas = labca.guest_cas(self.workdir, trust) + (
+            [self.server_cas[variant]] if variant in self.server_cas else [])
         if cas:
             self.trust.begin(cas)  # made once for the run, beside the guests' network set-up
         sh("ip", "netns", "add", ns)

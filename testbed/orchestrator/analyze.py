@@ -35,6 +35,7 @@ from testbed.lab.internet_map import InternetMap, load_internet
 from testbed.orchestrator.background import Background
 from testbed.orchestrator.rundir import RunDir
 from testbed.orchestrator.scancache import flow_scan_run, scan_run
+from testbed.route.place import place_vantages
 from testbed.run import (
     CanaryFile,
     CaptureCounts,
@@ -141,7 +142,8 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
                         "addresses) cannot be placed")
     if internet is not None:
         stands_for = internet.stands_for()
-        lab_nets = [ipaddress.ip_network(f"{a}/32") for a in stands_for]
+        # every row of the map is placed by it, a lab-only site (standing for nothing) too
+        lab_nets = [ipaddress.ip_network(f"{s.address}/32") for s in internet.servers]
     databases = list(geoip or [])
     if not geoip:  # the lab's map first (it decides), then the real databases we ship
         lab_db = lab_database(run, internet, manifest) if internet is not None else None
@@ -158,6 +160,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
                                  stands_for.get(address), names.names_for(address))
                   for address in sorted(addresses)}
         provenance = [GeoipDatabase.from_json(db) for db in geo.provenance()]
+        vantage = place_vantages(manifest.vantage, geo, stands_for)
 
     def placement(address: str) -> GeoAnswer | None:
         p = places.get(address, Placement())
@@ -171,7 +174,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
         row.organization = p.organization or ""
         row.views = [f"{v.country or '?'} ({v.database}"
                      + (f", for {v.address})" if v.via == "stands_for" else ")")
-                     for v in p.views]
+                     for v in p.views if v.country]
         row.disagree = " ".join(p.countries) if p.disagree else ""
 
     folder(run, f.ANALYSIS_DIR)
@@ -187,7 +190,9 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
     write_csv(rows, run.file(f.ENDPOINTS_CSV), variants)
     table = format_table(rows, variants)
     run.file(f.ENDPOINTS_TXT).write_text(table + "\n")
-    run.update_manifest(geoip=[g.to_json() for g in provenance])
+    run.update_manifest(geoip=[g.to_json() for g in provenance],
+                        **({"vantage": {v: x.to_json() for v, x in vantage.items()}}
+                           if vantage else {}))
     return Analysis(report=report, rows=rows, table=table, places=places, geoip=provenance,
                     chats=chats, warnings=warnings)
 
@@ -280,7 +285,7 @@ def place(geo: Geo, address: str, special: str | None, stands_for: str | None,
     if stands_for:
         views += [(p, "stands_for") for p in geo.place_all(stands_for) if p.known]
     primary = next(((p, via) for p, via in views if p.iso_code), None)
-    owner = next((p for p, _via in views if p.asn), None)
+    owner = next((p for p, _via in views if p.asn or p.organization), None)
     codes = tuple(sorted({p.iso_code for p, _ in views if p.iso_code}))
     return Placement(
         stands_for=stands_for, names=tuple(names),

@@ -76,7 +76,7 @@ class Driver:
         guest = self.guests[step.variant]
         values = {"user": client.user, "password": client.password(), "canary": self.canary,
                   "python": guest.env.get("python", "python3"),
-                  "build": str(client.build_path or "")}
+                  "build": guest.env.get("build", str(client.build_path or ""))}
         params = {k: fill(v, {"canary": self.canary}) for k, v in step.params.items()}
         values.update(params)
         for k, v in step.params.items():

@@ -50,6 +50,7 @@ from testbed.provider import Context, Gateway, GuestHandle, GuestPool, PoolKind,
 from testbed.report import build_report
 from testbed.run import files as f
 from testbed.run.liveness import Owner
+from testbed.run.vantage import RouteDown
 from testbed.scenario import Scenario
 from testbed.verdicts import Verdict
 from testbed.verdicts.check import check_run
@@ -178,6 +179,8 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
         process=Owner.me().to_json(),
     )
     gateway: Gateway = kind.gateway(run.path, internet)
+    gateway.plan_routes({v: scenario.route_of(v) for v in scenario.clients})
+    gateway.on_route_down = lambda down: _route_down(run, progress, down)
     progress(f"run {run.path} (lab tag {gateway.tag})")
     for earlier in mark_abandoned(results / scenario.name, run.path):
         progress(f"earlier run {earlier.name} was abandoned (its process is gone); "
@@ -215,7 +218,8 @@ def _lab_part(scenario: Scenario, run: RunDir, kind: PoolKind, gateway: Gateway,
             handle = call("the gateway", gateway.start, timeout=timeouts.network)
             call(f"the {pool.name} pool's set-up", pool.prepare, timeout=timeouts.network)
             run.update_manifest(infrastructure=handle.infrastructure,
-                                lab={"tag": gateway.tag})
+                                lab={"tag": gateway.tag},
+                                vantage={v: x.to_json() for v, x in gateway.vantages().items()})
         with phases.phase("capture-start"):
             tcpdump = Tcpdump(gateway, handle.capture_interface, run.pcap,
                               run.file(f.TCPDUMP_LOG))
@@ -278,6 +282,13 @@ def _lab_part(scenario: Scenario, run: RunDir, kind: PoolKind, gateway: Gateway,
     if status == "interrupted":
         raise RunInterrupted(run.path, left)
     return status
+
+
+def _route_down(run: RunDir, progress: Callable[[str], None], down: RouteDown) -> None:
+    """A route died (the gateway's watch): its packets are dropped already; say when."""
+    progress(down.sentence())
+    for event in down.events():
+        run.event(**event.to_json())
 
 
 def _leftovers(gateway: Gateway) -> list[str]:

@@ -52,14 +52,33 @@ def _lab(ctx: Context, gateway: Gateway) -> GuestPool:
     starts = {v: c.profile for v, c in scenario.clients.items() if c.profile is not None}
     nss = {v: c.app.nss_db for v, c in scenario.clients.items() if c.app.nss_db}
     return LabPool(ctx.run, gateway, shares=tuple(sorted(folders)), start_profiles=starts,
-                   nss_dbs=nss)
+                   nss_dbs=nss, server_cas=_server_cas(scenario))
+
+
+def _server_cas(scenario: Scenario) -> dict[str, Path]:
+    """Variant -> the lab servers' certificate, for variants whose route is not the simulated
+    internet (the gateway does not intercept them: they meet the servers' own certificate)."""
+    from testbed.lab.internet_map import load_internet
+
+    routed = [v for v in scenario.clients if scenario.route_of(v).kind != "simulated"]
+    if not routed or scenario.internet_path is None:
+        return {}
+    cert = load_internet(scenario.internet_path).tls_cert
+    return {v: cert for v in routed} if cert is not None else {}
 
 
 def _vagrant(ctx: Context, gateway: Gateway) -> GuestPool:
+    """The VMs; with the lab's pool beside them when some clients have no ``vm:``
+    (``testbed.provider.mixed``)."""
+    from testbed.provider.mixed import MixedPool
     from testbed.vagrant.provider import VagrantPool, machines_dir
 
-    return VagrantPool(ctx.run, gateway, ctx.scenario,
-                       machines_dir(ctx.results, ctx.scenario), ctx.progress)
+    vms = VagrantPool(ctx.run, gateway, ctx.scenario, machines_dir(ctx.results, ctx.scenario),
+                      ctx.progress)
+    route = {v: "vagrant" if c.vm else "lab" for v, c in ctx.scenario.clients.items()}
+    if "lab" not in route.values():
+        return vms
+    return MixedPool({"vagrant": vms, "lab": _lab(ctx, gateway)}, route)
 
 
 def _lab_unavailable(scenario: Scenario) -> list[str]:
@@ -71,7 +90,8 @@ def _lab_unavailable(scenario: Scenario) -> list[str]:
 def _vagrant_unavailable(scenario: Scenario) -> list[str]:
     from testbed.vagrant.provider import unavailable
 
-    return unavailable(scenario)
+    lab = [c for c in scenario.clients.values() if not c.vm]
+    return unavailable(scenario) + (_lab_unavailable(scenario) if lab else [])
 
 
 def _with_daemons(check: Callable[[Scenario], list[str]]) -> Callable[[Scenario], list[str]]:
@@ -79,10 +99,16 @@ def _with_daemons(check: Callable[[Scenario], list[str]]) -> Callable[[Scenario]
     whatever the pool)."""
     def unavailable(scenario: Scenario) -> list[str]:
         from testbed.lab.daemons import missing_programs
+        from testbed.lab.exits import missing_programs as exit_programs
         from testbed.lab.internet_map import load_internet
+        from testbed.route.checks import route_checks
 
         internet = scenario.internet_path
-        return check(scenario) + (missing_programs(load_internet(internet)) if internet else [])
+        loaded = load_internet(internet) if internet else None
+        return check(scenario) + (missing_programs(loaded) + exit_programs(loaded)
+                                  if loaded else []) + [
+            f"{c.what}: {c.detail}" + (f" ({c.fix})" if c.fix else "")
+            for c in route_checks(scenario) if not c.ok]
 
     return unavailable
 

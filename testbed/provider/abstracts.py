@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import subprocess
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from testbed.run.vantage import RouteDown, Vantage
+    from testbed.scenario.model import Route
 
 
 class Agent(Protocol):
@@ -57,6 +62,21 @@ class Gateway(ABC):
     """
 
     tag: str  # the run-unique prefix of everything it makes
+    #: told when a route dies during the run (set before ``start``; see ``plan_routes``)
+    on_route_down: Callable[[RouteDown], None] | None = None
+
+    def plan_routes(self, routes: Mapping[str, Route]) -> None:
+        """Each variant's route, in the order its guests are started (before ``start``, which
+        builds and checks them). Default: a gateway with no routes but the simulated one."""
+        other = sorted({r.label for r in routes.values() if r.kind != "simulated"})
+        if other:
+            from testbed._errors import LabError
+
+            raise LabError(f"this gateway cannot route {', '.join(other)}")
+
+    def vantages(self) -> dict[str, Vantage]:
+        """Variant -> where it is measured from, once ``start`` returned (default: none)."""
+        return {}
 
     @abstractmethod
     def start(self) -> GatewayHandle: ...

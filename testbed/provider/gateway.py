@@ -20,12 +20,18 @@ import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
+from testbed._errors import LabError
 from testbed.lab import netns, owners, timing
 from testbed.lab.daemons import Daemons
+from testbed.lab.exits import Exits
 from testbed.lab.internet_map import InternetMap
+from testbed.lab.routes import GatewayRoutes, Leg
 from testbed.provider.abstracts import Gateway, GatewayHandle
+from testbed.run.vantage import Vantage
+from testbed.scenario.model import Route
 
 # The address plan of the experiment network, and the port mitmdump listens on.
 GUEST_NET = "10.77.0.0/24"
@@ -66,6 +72,14 @@ class NetnsGateway(Gateway):
         self.procs: list[subprocess.Popen[bytes]] = []
         self.daemons = Daemons(workdir, internet, self.tag, self.net, WAN_NET, base_env(),
                                resolver=GATEWAY_IP)
+        self.exits = Exits(workdir, internet, self.tag, self.net, WAN_NET, base_env())
+        self.routes = GatewayRoutes(self.ns, self.tag, workdir, [], base_env(), GATEWAY_IP)
+
+    def plan_routes(self, routes: Mapping[str, Route]) -> None:
+        self.routes.legs = [Leg(v, guest_address(i), r) for i, (v, r) in enumerate(routes.items())]
+
+    def vantages(self) -> dict[str, Vantage]:
+        return self.routes.vantages()
 
     def start(self) -> GatewayHandle:
         gw, net, sh = self.ns, self.net, netns.sh
@@ -87,7 +101,7 @@ class NetnsGateway(Gateway):
         # the internet: every server address on its loopback (a daemon row's in the daemon's
         # own namespace, testbed.lab.daemons), no route out
         batch = "".join(f"addr add {s.address}/32 dev lo\n" for s in self.internet.servers
-                        if s.daemon is None)
+                        if s.daemon is None and s.exit is None)
         sh("ip", "-batch", "-", ns=net, input=batch)
         # the guest-facing bridge
         sh("ip", "link", "add", "br0", "type", "bridge", ns=gw)
@@ -127,6 +141,14 @@ class NetnsGateway(Gateway):
         clock = timing.Clock(self.workdir, "gateway")
         self._services()
         clock.lap("services")
+        self.exits.start()
+        self.routes.setup()
+        problems = self.routes.check()
+        if problems:
+            raise LabError("a route is not ready; no guest was started:\n" + "\n".join(problems))
+        if self.on_route_down is not None:
+            self.routes.watch(self.on_route_down)
+        clock.lap("exits and routes")
         return GatewayHandle(capture_interface="br0", guest_network=GUEST_NET,
                              infrastructure={GATEWAY_IP: "gateway (lab resolver)"},
                              mitm_port=MITM_PORT)
@@ -171,7 +193,10 @@ class NetnsGateway(Gateway):
         """The gateway (tcpdump/mitmdump already stopped by the orchestrator) and the internet
         at the same time; then a sweep of anything of this run that is left."""
         clock = timing.Clock(self.workdir, "gateway")
-        netns.delete_all([self.ns, self.net, *self.daemons.namespaces])
+        self.routes.stop()  # before the tunnels go: their end is no route dying
+        netns.delete_all([self.ns, self.net, *self.daemons.namespaces,
+                          *self.exits.namespaces])
+        self.exits.teardown()
         self.daemons.teardown()
         netns.reap(self.procs)
         netns.sweep(self.tag)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from testbed.capture.outcomes import OUTCOMES, TlsOutcome, classify
 from testbed.run import CaptureCounts, ReadStats, TlsRecord, files
+from testbed.run.downloads import downloads_of
 from testbed.run.manifest import ScenarioRef
 
 from . import charts
@@ -124,10 +125,39 @@ class Action:
 
 
 @dataclass(frozen=True)
+class DownloadRow:
+    """One download a variant made: where it was sent and what it was served."""
+
+    variant: str
+    url: str
+    redirects: str  # "302 → http://…" per hop, or "none"
+    final_host: str
+    size: str
+    sha256: str
+    ok: bool
+    error: str
+
+
+@dataclass(frozen=True)
 class Actions:
     problem: str  # what is wrong with events.jsonl when there are none
     failed: int
     items: tuple[Action, ...]
+    downloads: tuple[DownloadRow, ...] = ()
+
+
+def download_rows(data: RunData) -> tuple[DownloadRow, ...]:
+    """The downloads of the run's events (a damaged record is left out: the verdicts on it
+    say why they cannot be judged)."""
+    try:
+        found = downloads_of(data.events)
+    except ValueError:
+        return ()
+    return tuple(DownloadRow(
+        variant=d.variant, url=d.url,
+        redirects="; ".join(f"{h.status} → {h.location}" for h in d.chain[:-1]) or "none",
+        final_host=text(d.final_host), size=text(d.size), sha256=text(d.sha256), ok=d.ok,
+        error=text(d.error)) for d in found)
 
 
 def actions(data: RunData) -> Actions:
@@ -139,7 +169,8 @@ def actions(data: RunData) -> Actions:
             start=fmt_time(ev.start, clock_only=True), took=f"{dur:.1f} s" if dur > 0 else "",
             ok=ev.outcome in (None, "ok"), outcome=text(ev.outcome), error=text(ev.error)))
     return Actions(problem=data.problems.get(files.EVENTS, "empty"),
-                   failed=sum(not a.ok for a in items), items=tuple(items))
+                   failed=sum(not a.ok for a in items), items=tuple(items),
+                   downloads=download_rows(data))
 
 
 @dataclass(frozen=True)

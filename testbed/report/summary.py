@@ -11,6 +11,7 @@ from typing import Any
 
 from testbed import run
 from testbed.run import files
+from testbed.run.vantage import route_downs
 
 from .data import EXPECTED_FILES, RunData
 from .fmt import fmt_time, text
@@ -54,6 +55,8 @@ class Header:
     label: str
     summary: str
     error: str
+    vantage: tuple[str, ...] = ()  # "cn: measured from CN, AS4134, via vpn cn-shanghai.conf"
+    routes_down: tuple[str, ...] = ()  # "cn: route vpn … died at 05:51:02 UTC (…)"
 
 
 def header(data: RunData) -> Header:
@@ -68,7 +71,10 @@ def header(data: RunData) -> Header:
         reanalysis_of=m.reanalysis_of or "",
         reanalysis_databases=", ".join(Path(d).name for d in m.reanalysis_databases),
         status=status, label=label, summary=summary or f"run {m.status or 'status unknown'}",
-        error=m.error or "")
+        error=m.error or "",
+        vantage=tuple(f"{v}: {x.sentence()}" + (f" ({x.details()})" if x.details() else "")
+                      for v, x in m.vantage.items()),
+        routes_down=tuple(f"{v}: {why}" for v, (_, why) in route_downs(data.events).items()))
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ keys default, unknown keys are ignored). A damaged file is one ``RunFileError`` 
     manifest    Manifest, Expectation, Phase, ...       events    Event, TlsRecord
     places      Placement, PlaceView, GeoipDatabase     endpoints EndpointsFile, EndpointRow
     evidence    EvidenceFile, ChatRecord, CanaryFile    verdicts  Verdict, VerdictsFile
+    downloads   Download, Hop (from the events)
 """
 
 from testbed.run.endpoints import CaptureDamage, EndpointRow, EndpointsFile, ReadStats

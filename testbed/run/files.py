@@ -71,6 +71,7 @@ DAEMONS_DIR = "lab/daemons"  # lab/daemons/<row name>/: config/, data/, logs/, t
 VERDICTS = "verdicts.json"
 JUNIT = "junit.xml"
 REPORT = "report.html"
+FLEET = "fleet.json"  # a run made by a fleet worker: job id, attempt, worker, attempts lost
 REANALYSIS_DIR = "reanalysis"
 #: room a live run keeps for its last records: freed when the disk is full (and at the end)
 RESERVE = ".reserve"

@@ -15,6 +15,7 @@ from typing import Any
 from testbed.run.liveness import effective_status
 from testbed.run.places import GeoipDatabase
 from testbed.run.shapes import Record, Shape, obj, optional, other_keys, scalar
+from testbed.run.vantage import Vantage
 
 #: the expectation kinds, defined once: claims about where a variant went, and about a chat
 REACH_KINDS = ("reaches", "never_reaches", "only_reaches")
@@ -23,6 +24,9 @@ CHAT_KINDS = ("passes_through", "does_not_pass_through", "delivered", "not_deliv
 CANARY_KINDS = ("canary_reaches", "canary_never_reaches")
 # claims on where a call's media (its UDP flows during the call) goes (verdicts.call)
 MEDIA_KINDS = ("media_passes_through", "media_does_not_pass_through")
+# claims on what a variant's download got (verdicts.download): redirected to a host (a glob),
+# or not; served a body of a given sha256
+DOWNLOAD_KINDS = ("redirected_to", "not_redirected_to", "served")
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class Expectation(Record):
     description: str = ""
     tls: str = ""  # the TLS outcome the claim expects (one of TLS_OUTCOMES), or none
     call: ChatClaim | None = None  # media claims: the call's parties (``from`` called ``to``)
+    download: str = ""  # download claims: the URL the variant asked for (else any download)
 
     @property
     def all_places(self) -> list[dict[str, Any]]:
@@ -106,7 +111,8 @@ class Expectation(Record):
                 "chat": self.chat.to_json() if self.chat else None,
                 "min_strength": self.min_strength, "description": self.description,
                 **({"tls": self.tls} if self.tls else {}),
-                **({"call": self.call.to_json()} if self.call else {})}
+                **({"call": self.call.to_json()} if self.call else {}),
+                **({"download": self.download} if self.download else {})}
 
     @classmethod
     def read_otherwise(cls, d: Mapping[str, Any]) -> dict[str, Any]:
@@ -141,6 +147,7 @@ class Manifest(Record):
     reanalysis_databases: tuple[str, ...] = ()
     process: dict[str, Any] = field(default_factory=dict)  # the run's owner (run.liveness)
     lab_status: str | None = None  # how the lab part ended, while analysis is still to come
+    vantage: dict[str, Vantage] = field(default_factory=dict)  # variant -> where measured from
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
 
     @property
@@ -166,7 +173,8 @@ class Manifest(Record):
             "geoip": [g.to_json() for g in self.geoip], "finished": self.finished,
             "error": self.error, "reanalysis_of": self.reanalysis_of,
             "reanalysis_databases": list(self.reanalysis_databases),
-            "process": self.process, "lab_status": self.lab_status}
+            "process": self.process, "lab_status": self.lab_status,
+            "vantage": {v: x.to_json() for v, x in self.vantage.items()}}
         return {k: v for k, v in out.items() if v not in (None, [], {})} | self.extra
 
     def updated(self, **fields: Any) -> Manifest:

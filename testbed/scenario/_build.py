@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import testbed.scenario.model as m
 from testbed.scenario._problem import KeyPath, Problem, dotted
+from testbed.scenario._route import build_route
 from testbed.scenario._yaml import YamlDoc
 
 
@@ -64,6 +65,8 @@ def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> m.Scenario:
             vm=dict(c["vm"]) if "vm" in c else None,
             profile=(folder / c["profile"]).resolve() if "profile" in c else None,
             tls=c.get("tls", "intercept"),
+            route=build_route(c["route"], folder, doc.yaml.line(("clients", variant, "route")))
+            if "route" in c else None,
         )
     sessions = [
         m.Session(
@@ -103,6 +106,7 @@ def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> m.Scenario:
                 min_strength=str(e.get("min_strength", "")),
                 tls=str(e.get("tls", "")),
                 call=call,
+                download=str(e.get("download", "")),
             )
         )
     internet = (d.get("lab") or {}).get("internet")
@@ -118,4 +122,6 @@ def build_scenario(doc: Doc, profiles: dict[str, Doc | None]) -> m.Scenario:
         sha256=hashlib.sha256(doc.raw).hexdigest(),
         nightly=bool(d.get("nightly", False)),
         vagrant=dict(d["vagrant"]) if "vagrant" in d else None,
+        route=build_route(d["route"], folder, doc.yaml.line(("route",))) if "route" in d
+        else m.Route(),
     )

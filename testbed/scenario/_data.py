@@ -67,9 +67,15 @@ def check_internet(doc: Doc, roots: Sequence[Path], add: Add, files: bool = True
                            f"line {addresses[str(addr)]})"))
             else:
                 addresses[str(addr)] = line
-        _ip(doc, ("servers", i, "stands_for"), row.get("stands_for"), add)
+        if "stands_for" in row:
+            _ip(doc, ("servers", i, "stands_for"), row.get("stands_for"), add)
         if isinstance(row.get("daemon"), dict):
             _check_daemon(doc, ("servers", i, "daemon"), row["daemon"], roots, add, files)
+        if isinstance(row.get("exit"), dict) and "daemon" in row:
+            add(doc.at(("servers", i, "exit"), "a row is a VPN exit or runs a daemon, not both"))
+        elif isinstance(row.get("exit"), dict) and files:
+            check_file_ref(doc, ("servers", i, "exit", "wireguard"), row["exit"].get("wireguard"),
+                           roots, add)
         name = row.get("name")
         if isinstance(name, str):
             key = name.lower().rstrip(".")

@@ -108,14 +108,30 @@ _INTERNET: dict[str, Any] = {
                 "address": {**_TEXT, "description": "a lab address (documentation block)"},
                 "name": _HOST,
                 "country": _COUNTRY,
-                "stands_for": {**_TEXT, "description": "the real address it stands for"},
+                "stands_for": {**_TEXT, "description": "the real address it stands for (none "
+                               "for a lab-only site, e.g. a download site)"},
                 "builds": {"type": "integer", "minimum": 0, "maximum": 1000},
                 "contacted_by": _BUILDS,
                 "proto": {"enum": list(PROTOS)},
                 "role": {"type": "string"},
                 "daemon": _DAEMON,
+                "exit": {
+                    "type": "object",
+                    "description": "a lab VPN exit on the row's address (docs/routes.md): the "
+                                   "exit's own WireGuard config",
+                    "properties": {"wireguard": {**_TEXT, "description": "relative path"}},
+                    "required": ["wireguard"],
+                    "additionalProperties": False,
+                },
+                "redirects": {
+                    "type": "object",
+                    "description": "country code -> host: a client whose egress address the map "
+                    "places in that country is redirected to the same path on that host",
+                    "propertyNames": _COUNTRY,
+                    "additionalProperties": _HOST,
+                },
             },
-            "required": ["address", "name", "country", "stands_for", "builds", "contacted_by"],
+            "required": ["address", "name", "country", "builds", "contacted_by"],
             "additionalProperties": False,
         },
         "special": {

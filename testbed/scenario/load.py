@@ -28,6 +28,7 @@ from testbed.scenario._profile import (
     launch_placeholders,
     missing_images,
 )
+from testbed.scenario._route import check_route
 from testbed.scenario._trust import check_own_trust, check_start_profile
 from testbed.scenario._yaml import load_yaml
 from testbed.scenario.data_schema import build_schema, internet_schema
@@ -163,9 +164,13 @@ class _Checker:
         clients = data.get("clients")
         clients = clients if isinstance(clients, dict) else {}
         profiles: dict[Any, Doc | None] = {}
+        if "route" in data:
+            check_route(doc, ("route",), data["route"], self.add)
         for variant, client in clients.items():
             if not isinstance(client, dict):
                 continue
+            if "route" in client:
+                check_route(doc, ("clients", variant, "route"), client["route"], self.add)
             app = client.get("app")
             profiles[variant] = None
             if isinstance(app, str) and _is_name(app):

@@ -8,14 +8,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, MEDIA_KINDS, REACH_KINDS
+from testbed.run.manifest import (
+    CANARY_KINDS,
+    CHAT_KINDS,
+    DOWNLOAD_KINDS,
+    MEDIA_KINDS,
+    REACH_KINDS,
+)
 
 ExpectationKind = Literal["reaches", "never_reaches", "only_reaches", "passes_through",
                           "does_not_pass_through", "delivered", "not_delivered",
                           "canary_reaches", "canary_never_reaches",
-                          "media_passes_through", "media_does_not_pass_through"]
+                          "media_passes_through", "media_does_not_pass_through",
+                          "redirected_to", "not_redirected_to", "served"]
 EXPECTATION_KINDS: tuple[ExpectationKind, ...] = (  # type: ignore[assignment]
-    *REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS, *MEDIA_KINDS)
+    *REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS, *MEDIA_KINDS, *DOWNLOAD_KINDS)
 
 
 def placeholders(text: str) -> list[str]:
@@ -43,6 +50,45 @@ class AppProfile:
     nss_db: str | None = None  # where in the home its own NSS database is (else ~/.pki/nssdb)
 
 
+ROUTE_KINDS = ("simulated", "internet", "vpn", "drop")
+RouteKind = Literal["simulated", "internet", "vpn", "drop"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """How a variant's traffic leaves the gateway (docs/routes.md): ``simulated`` (the lab's
+    internet), ``internet`` (NAT out of host interface ``uplink``, DNS forwarded to
+    ``resolver``), ``vpn`` (a WireGuard tunnel from ``config``; DNS through it, to ``resolver``
+    or the config's ``DNS``), ``drop`` (nothing leaves). ``echo``: a URL that answers with the
+    caller's address, for the egress as the outside sees it."""
+
+    kind: RouteKind = "simulated"
+    config: Path | None = None
+    uplink: str = ""
+    resolver: str = ""
+    echo: str = ""
+    line: int = 0
+    gateway: str = ""  # internet: the next hop on the uplink (default: its default route's)
+
+    @property
+    def label(self) -> str:
+        """``vpn cn-shanghai.conf``, ``internet eth1``, ``drop``, ``simulated``."""
+        if self.kind == "vpn" and self.config is not None:
+            return f"vpn {self.config.name}"
+        if self.kind == "internet":
+            return f"internet {self.uplink}"
+        return self.kind
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "label": self.label}
+        for key in ("uplink", "resolver", "gateway", "echo"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        if self.config is not None:
+            out["config"] = str(self.config)
+        return out
+
+
 @dataclass(frozen=True)
 class Client:
     """One variant (one guest): its app profile, build profile and account."""
@@ -55,6 +101,7 @@ class Client:
     vm: dict[str, Any] | None = None  # provider vagrant: box, os, cpus, memory, installer
     profile: Path | None = None  # the app's starting profile (a folder), else a fresh home
     tls: str = "intercept"  # or "passthrough": the gateway leaves its TLS unopened
+    route: Route | None = None  # its own route, else the scenario's
 
     def password(self) -> str:
         """The value of ``password_env`` when set and non-empty, else ``"lab-" + variant``.
@@ -106,12 +153,14 @@ class Expectation:
     min_strength: str = ""
     tls: str = ""  # the TLS outcome the claim expects, or none
     call: dict[str, str] | None = None  # media claims: {from, to}; ``variant`` is the caller
+    download: str = ""  # download claims: the URL asked for (else any download of the variant)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "variant": self.variant, "kind": self.kind, "place": self.place,
                 "places": self.places, "chat": self.chat, "min_strength": self.min_strength,
                 "description": self.description, **({"tls": self.tls} if self.tls else {}),
-                **({"call": self.call} if self.call else {})}
+                **({"call": self.call} if self.call else {}),
+                **({"download": self.download} if self.download else {})}
 
 
 def default_expectation_id(variant: str, kind: str, place: Any,
@@ -139,3 +188,8 @@ class Scenario:
     sha256: str = ""
     nightly: bool = False
     vagrant: dict[str, Any] | None = None  # provider vagrant: hypervisor, gateway, networks
+    route: Route = field(default_factory=Route)  # every client's, unless it names its own
+
+    def route_of(self, variant: str) -> Route:
+        """The route of ``variant``: its own, else the scenario's."""
+        return self.clients[variant].route or self.route

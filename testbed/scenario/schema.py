@@ -12,7 +12,13 @@ from typing import Any
 
 from testbed.agent.verbs import VERBS
 from testbed.run.events import TLS_OUTCOMES
-from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, MEDIA_KINDS, REACH_KINDS
+from testbed.run.manifest import (
+    CANARY_KINDS,
+    CHAT_KINDS,
+    DOWNLOAD_KINDS,
+    MEDIA_KINDS,
+    REACH_KINDS,
+)
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -56,6 +62,14 @@ OWN_TRUST = "own"
 #: how the gateway treats a client's TLS (scenario client ``tls``)
 CLIENT_TLS = ("intercept", "passthrough")
 
+_SITE = {
+    "type": "object",
+    "description": "where a download ended: the host that served it",
+    "properties": {"host": {"type": "string", "minLength": 1,
+                            "description": "a host-name pattern, e.g. *.tom.*"}},
+    "required": ["host"],
+    "additionalProperties": False,
+}
 _PLACE = {
     "type": "object",
     "description": "a place an endpoint is in; several keys must all hold",
@@ -94,6 +108,10 @@ _CALL = {
     "additionalProperties": False,
 }
 
+#: a route's shape is checked by testbed.scenario._route (its messages say what is expected)
+_ROUTE = {"description": "how the traffic leaves the gateway: simulated, drop, "
+                         "{vpn: {config: FILE}} or {internet: {uplink: IF, resolver: IP}}"}
+
 _SCENARIO: dict[str, Any] = {
     "$schema": DIALECT,
     "$id": "urn:testbed:scenario:v1",
@@ -106,6 +124,7 @@ _SCENARIO: dict[str, Any] = {
         "nightly": {"type": "boolean",
                     "description": "run by `testbed nightly` and compared with the last good run"},
         "provider": {"enum": ["lab", "vagrant"]},
+        "route": _ROUTE,
         "lab": {
             "type": "object",
             "properties": {"internet": {**_TEXT, "description": "lab data file, relative path"}},
@@ -150,6 +169,7 @@ _SCENARIO: dict[str, Any] = {
                 "build": {**_TEXT, "description": "build profile file, relative path"},
                 "profile": {**_TEXT, "description": "a folder, relative path: the app's "
                             "starting profile, copied into the guest's fresh home"},
+                "route": _ROUTE,
                 "tls": {"enum": list(CLIENT_TLS),
                         "description": "intercept (default) or passthrough: the gateway leaves "
                         "this client's TLS unopened"},
@@ -159,6 +179,11 @@ _SCENARIO: dict[str, Any] = {
                     "properties": {
                         "box": _TEXT,
                         "os": {"enum": ["windows", "linux"]},
+                        "communicator": {
+                            "enum": ["ssh", "winssh", "winrm"],
+                            "description": "how vagrant reaches the guest: ssh (Linux), "
+                                           "winssh (Windows' OpenSSH; the default there) or "
+                                           "winrm (needs vagrant's WinRM gems)"},
                         "cpus": {"type": "integer", "minimum": 1, "maximum": 256},
                         "memory": {"type": "integer", "minimum": 256, "maximum": 1 << 20,
                                    "description": "MiB"},
@@ -237,15 +262,29 @@ _SCENARIO: dict[str, Any] = {
                 "canary_never_reaches": {**_PLACE, "description": "the run's canary, typed by "
                                          "the variant, never shows up in its traffic to the "
                                          "place"},
+                "download": {**_TEXT, "description": "download claims: the URL the variant "
+                             "asked for (default: every download the variant made)"},
+                "redirected_to": {**_SITE, "description": "the variant's download was "
+                                  "redirected to a host matching the pattern"},
+                "not_redirected_to": {**_SITE, "description": "the variant's download was not "
+                                      "redirected to a host matching the pattern"},
+                "served": {
+                    "type": "object",
+                    "description": "the variant's download was served a body of this sha256",
+                    "properties": {"sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+                    "required": ["sha256"],
+                    "additionalProperties": False,
+                },
                 "tls": {"enum": list(TLS_OUTCOMES),
                         "description": "the TLS outcome expected of the variant's connections "
                         "(e.g. untrusted for an app that brings its own trust store)"},
             },
             "additionalProperties": False,
             "oneOf": [{"required": [k]} for k in (*REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS,
-                                                      *MEDIA_KINDS)],
+                                                      *MEDIA_KINDS, *DOWNLOAD_KINDS)],
             "allOf": [
-                {"if": {"anyOf": [{"required": [k]} for k in (*REACH_KINDS, *CANARY_KINDS)]},
+                {"if": {"anyOf": [{"required": [k]} for k in (*REACH_KINDS, *CANARY_KINDS,
+                                                              *DOWNLOAD_KINDS)]},
                  "then": {"required": ["variant"]}},
                 {"if": {"anyOf": [{"required": [k]} for k in CHAT_KINDS]},
                  "then": {"required": ["chat"]}},
@@ -297,6 +336,7 @@ _APP_STEP = {
         _verb("hotkey", {"type": "array", "minItems": 1, "items": _TEXT}),
         _verb("screenshot", _NAME),
         _verb("sleep", {"type": "number", "minimum": 0, "maximum": MAX_SECONDS}),
+        _verb("download", _TEXT, timeout=_SECONDS),
     ],
 }
 

@@ -62,6 +62,15 @@ class Names:
         return f"52:54:00:{k[0:2]}:{k[2:4]}:{(0x10 + index) & 0xff:02x}"
 
 
+COMMUNICATORS = {"linux": ("ssh",), "windows": ("winssh", "winrm")}  # the first: default
+
+
+def communicator(vm: dict[str, Any]) -> str:
+    """How vagrant talks to a guest: ``ssh`` (Linux), ``winssh`` (Windows' own OpenSSH, in
+    every vagrant) or ``winrm`` (needs vagrant's WinRM gems, which Debian's lacks)."""
+    return str(vm.get("communicator") or COMMUNICATORS[str(vm.get("os", "linux"))][0])
+
+
 def machine_list(scenario: Scenario, names: Names, management: str,
                  driver: str = "kvm") -> dict[str, Any]:
     """The machine list; ``management`` is the management network's CIDR, ``driver`` the
@@ -70,10 +79,14 @@ def machine_list(scenario: Scenario, names: Names, management: str,
     mgmt = ipaddress.ip_network(management)
     guests = []
     for index, (variant, client) in enumerate(scenario.clients.items()):
-        vm = client.vm or {}
+        if client.vm is None:
+            continue  # a lab guest on the same gateway (testbed.provider.mixed)
+        vm = client.vm
         inst = vm.get("installer") or {}
+        os_name = vm.get("os", "linux")
         guests.append({
-            "name": variant, "box": vm.get("box"), "os": vm.get("os", "linux"),
+            "name": variant, "box": vm.get("box"), "os": os_name,
+            "communicator": communicator(vm),
             "cpus": vm.get("cpus", 2), "memory": vm.get("memory", 2048),
             "experiment_ip": guest_address(index), "experiment_mac": names.mac(index),
             "agent_port": AGENT_PORT,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from pathlib import Path
 
 from testbed.agent.verbs import IMAGE_VERBS
 from testbed.scenario import Scenario
+from testbed.vagrant.machines import COMMUNICATORS as COMMUNICATORS_BY_OS
+from testbed.vagrant.machines import communicator
 
 PLACEHOLDER_SHA256 = "0" * 64
 LINUX_BOX = "testbed/debian12"  # built here by vms/box/build-debian-box.sh
@@ -43,19 +46,71 @@ def _run(*argv: str, timeout: float = 30) -> str | None:
     return res.stdout if res.returncode == 0 else None
 
 
-def vagrant_checks(hypervisor: str = "libvirt", windows: bool = True) -> list[Check]:
-    """The host side: vagrant, its plugins and WinRM support, the hypervisor."""
+COMMUNICATORS = {  # how vagrant reaches a guest -> which guests need it
+    "ssh": "Linux guests",
+    "winssh": "Windows guests over their OpenSSH server (Windows 10 1809+, Server 2019+)",
+    "winrm": "Windows guests over WinRM (boxes without OpenSSH)",
+}
+VAGRANT_GEMS = (Path("/usr/share/rubygems-integration/all/gems"),    # Debian's vagrant
+                HASHICORP_VAGRANT / "gems" / "gems")                 # HashiCorp's build
+
+
+def _gem_dirs(name: str) -> list[Path]:
+    return sorted(d for root in VAGRANT_GEMS if root.is_dir() for d in root.glob(f"{name}-[0-9]*"))
+
+
+def communicator_check(name: str, have_vagrant: bool = True) -> Check:
+    """Whether this machine's vagrant (and ssh client) can use communicator ``name``."""
+    what = f"vagrant communicator {name} for {COMMUNICATORS[name]}"
+    ssh = shutil.which("ssh") is not None
+    if name == "winrm":
+        gems = bool(_gem_dirs("winrm")) or HASHICORP_VAGRANT.exists()
+        return Check(what, have_vagrant and gems,
+                     "WinRM gems present" if gems else "Debian's vagrant has no WinRM gems",
+                     "use the box's OpenSSH (communicator: winssh), or install HashiCorp's "
+                     "vagrant package (developer.hashicorp.com/vagrant/install)")
+    plugin = name == "ssh" or any((d / "plugins" / "communicators" / name).is_dir()
+                                  for d in _gem_dirs("vagrant"))
+    ok = have_vagrant and plugin and ssh
+    detail = ("" if ok else "no ssh client" if not ssh else
+              f"this vagrant has no {name} communicator" if have_vagrant else "no vagrant")
+    return Check(what, ok, detail, "apt-get install openssh-client vagrant (2.2 or later)")
+
+
+def box_communicators(home: Path | None = None) -> dict[str, str]:
+    """The communicator each box added to vagrant asks for (its Vagrantfile; ssh if it says
+    nothing), by box name."""
+    home = home or Path(os.environ.get("VAGRANT_HOME", Path.home() / ".vagrant.d"))
+    out: dict[str, str] = {}
+    for vf in sorted((home / "boxes").glob("*/*/*/Vagrantfile")):
+        name = vf.parents[2].name.replace("-VAGRANTSLASH-", "/")
+        text = vf.read_text(errors="replace")
+        found = [c for c in ("winrm", "winssh") if re.search(
+            rf"communicator\s*=\s*[\"':]{c}\b", text)]
+        windows = re.search(r"guest\s*=\s*[\"':]windows", text) is not None
+        out[name] = found[0] if found else "winssh" if windows else "ssh"
+    return out
+
+
+def box_checks(home: Path | None = None) -> list[Check]:
+    """Each box added to vagrant: the communicator it needs, and whether this machine has it."""
+    out = []
+    for box, name in box_communicators(home).items():
+        c = communicator_check(name)
+        out.append(Check(f"box {box}: needs communicator {name}", c.ok,
+                         "usable here" if c.ok else c.detail, c.fix))
+    return out
+
+
+def vagrant_checks(hypervisor: str = "libvirt",
+                   communicators: tuple[str, ...] = ("ssh", "winssh")) -> list[Check]:
+    """The host side: vagrant, the communicators the guests need, the hypervisor."""
     checks = []
     version = _run("vagrant", "--version")
     checks.append(Check("vagrant", version is not None, (version or "not found").strip(),
-                        "apt-get install vagrant (Linux guests) or HashiCorp's vagrant package "
-                        "(Windows guests need its WinRM support)"))
-    if version is not None and windows:
-        checks.append(Check("vagrant WinRM support (Windows guests)", HASHICORP_VAGRANT.exists(),
-                            "HashiCorp's build" if HASHICORP_VAGRANT.exists() else
-                            "Debian's vagrant has no WinRM gems",
-                            "install HashiCorp's vagrant package "
-                            "(developer.hashicorp.com/vagrant/install)"))
+                        "apt-get install vagrant vagrant-libvirt"))
+    for name in communicators:
+        checks.append(communicator_check(name, version is not None))
     plugins = (_run("vagrant", "plugin", "list") or "") if version is not None else ""
     if hypervisor == "libvirt":
         debian_plugin = Path("/usr/share/vagrant-plugins/plugins.d/vagrant-libvirt.json").exists()
@@ -93,8 +148,15 @@ def scenario_checks(scenario: Scenario) -> list[Check]:
 
     config = scenario.vagrant or {}
     hypervisor = str(config.get("hypervisor", "libvirt"))
-    windows = any((c.vm or {}).get("os") == "windows" for c in scenario.clients.values())
-    checks = vagrant_checks(hypervisor, windows)
+    vms = {v: c.vm for v, c in scenario.clients.items() if c.vm}
+    needed = tuple(sorted({communicator(vm) for vm in vms.values()}))
+    checks = vagrant_checks(hypervisor, needed)
+    for variant, spec in vms.items():
+        name, os_name = communicator(spec), str(spec.get("os", "linux"))
+        if name not in COMMUNICATORS_BY_OS[os_name]:
+            checks.append(Check(f"{variant}: communicator {name}", False,
+                                f"not one for {os_name} guests",
+                                f"use one of {', '.join(COMMUNICATORS_BY_OS[os_name])}"))
     checks.append(Check(f"hypervisor {hypervisor}: experiment network wiring",
                         hypervisor == "libvirt", "" if hypervisor == "libvirt" else
                         "vms/Vagrantfile wires the experiment bridge for libvirt only",
@@ -106,33 +168,30 @@ def scenario_checks(scenario: Scenario) -> list[Check]:
                         f"simulated: {scenario.internet_path.name}" if scenario.internet_path
                         else "the real internet through the gateway is not built yet",
                         "give the scenario a lab: {internet: FILE} (the simulated internet)"))
-    if windows:
-        checks.append(Check("Windows guests: per-run set-up over WinRM", False,
-                            "not built yet (provisioning scripts: vms/provision/windows)",
-                            "use Linux guests (os: linux) with this version"))
     have = _run("vagrant", "box", "list") or ""
     boxes = {str((c.vm or {}).get("box")) for c in scenario.clients.values() if c.vm}
     for box in sorted(b for b in boxes if b):
         fix = (f"bash vms/box/build-debian-box.sh debian12.box && vagrant box add --name {box} "
                "debian12.box" if box == LINUX_BOX else
                f"vagrant box add {box} --provider {hypervisor}")
-        checks.append(Check(f"box {box}", box in have.split(), "", fix))
+        needs = sorted({communicator(vm) for vm in vms.values() if vm.get("box") == box})
+        checks.append(Check(f"box {box}", box in have.split(),
+                            f"communicator {', '.join(needs)}", fix))
     folder = scenario.path.parent
     for variant, client in scenario.clients.items():
         vm = client.vm
-        if not vm:
-            checks.append(Check(f"{variant}: vm", False, "no vm section",
-                                "give the client a vm: {box, os, installer}"))
+        if not vm:  # testbed.provider.mixed: a lab guest beside the VMs
+            checks.append(Check(f"{variant}: a lab guest (no vm:) on the VMs' gateway", True))
             continue
         inst = vm.get("installer")
         if inst:
             checks.append(_installer(variant, folder, inst))
         images = client.app.images_dir
-        needed = sorted({str(s[v]) for steps in client.app.actions.values() for s in steps
-                         for v in IMAGE_VERBS if v in s})
-        absent = [n for n in needed if not (images / n).is_file()]
+        used = sorted({str(s[v]) for steps in client.app.actions.values() for s in steps
+                       for v in IMAGE_VERBS if v in s})
+        absent = [n for n in used if not (images / n).is_file()]
         checks.append(Check(f"{variant}: reference images of app {client.app.name}",
-                            not absent, f"{len(absent)} of {len(needed)} missing"
+                            not absent, f"{len(absent)} of {len(used)} missing"
                             + (f" ({', '.join(absent[:4])}...)" if absent else ""),
                             f"take them on a provisioned guest: see {images}/README.md"))
     return checks

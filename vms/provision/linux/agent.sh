@@ -2,9 +2,10 @@
 # A Linux guest, provisioned once (before the clean snapshot); needs nothing from a network.
 #   - the experiment NIC (found by MAC): fixed address, default route and DNS via the gateway;
 #     the management NIC (vagrant's, DHCP) keeps no default route;
-#   - the agent as a systemd service, run as the vagrant user. testbed copies the agent's code
-#     to /opt/testbed and its token and listen address to /etc/testbed/agent.env before every
-#     run, then starts the service: the snapshot holds no token.
+#   - the agent is not a service: the box's desktop session (autologin on tty1, X, openbox)
+#     starts its launcher from the session's autostart. testbed copies the agent's code to
+#     /opt/testbed and its token and listen address to ~vagrant/.config/testbed/agent.env
+#     before every run (run-setup.sh): the snapshot holds no token.
 set -eu
 MAC="$1"; ADDRESS="$2"; GATEWAY="$3"
 IFACE=""
@@ -25,19 +26,6 @@ UNIT
 # glibc asks A and AAAA at once; one at a time, with fast retries (see lab/provider.py)
 printf 'nameserver %s\noptions single-request-reopen timeout:1 attempts:3\n' "$GATEWAY" > /etc/resolv.conf
 systemctl restart systemd-networkd   # (networkctl needs D-Bus, which the box has not)
-install -d -m 755 /opt/testbed /etc/testbed
-cat > /etc/systemd/system/testbed-agent.service <<'UNIT'
-[Unit]
-Description=testbed agent (management network only)
-After=network.target
-
-[Service]
-User=vagrant
-EnvironmentFile=/etc/testbed/agent.env
-Environment=PYTHONPATH=/opt/testbed PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-StateDirectory=testbed-agent
-WorkingDirectory=/var/lib/testbed-agent
-ExecStart=/usr/bin/python3 -m testbed.agent --listen ${AGENT_LISTEN} --workdir /var/lib/testbed-agent
-UNIT
-systemctl daemon-reload
-echo "testbed: $IFACE ($MAC) is $ADDRESS via $GATEWAY; agent service installed"
+install -d -m 755 /opt/testbed /opt/testbed/vendor
+systemctl disable --now testbed-agent.service >/dev/null 2>&1 || true   # (an older box's)
+echo "testbed: $IFACE ($MAC) is $ADDRESS via $GATEWAY; the agent starts in the desktop session"

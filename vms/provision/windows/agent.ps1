@@ -1,4 +1,4 @@
-# The agent must run in the logged-on user's desktop session (a WinRM session has no desktop):
+# The agent must run in the logged-on user's desktop session (an SSH or WinRM session has none):
 # auto-logon for the vagrant user, and a scheduled task at logon that starts the agent.
 # The experiment NIC (found by its MAC) gets its fixed address, the gateway as its default
 # route and DNS server; the management NIC keeps vagrant's DHCP address and no default route.
@@ -13,16 +13,21 @@ $exp = Get-NetAdapter | Where-Object { $_.MacAddress -eq ($Mac.ToUpper() -replac
 if (-not $exp) { throw "testbed: no network adapter with MAC $Mac" }
 $mgmt = Get-NetAdapter | Where-Object { $_.ifIndex -ne $exp.ifIndex -and $_.Status -eq "Up" } |
         Select-Object -First 1
-# The token arrives in C:\testbed\agent-token before each run (written by testbed, readable
-# by the user only); the agent listens on the management NIC's address.
-$cmd = @"
-powershell -ExecutionPolicy Bypass -File C:\testbed\set-resolution.ps1
-set /p TESTBED_AGENT_TOKEN=<C:\testbed\agent-token
-for /f %%a in ('powershell -Command "(Get-NetIPAddress -InterfaceIndex $($mgmt.ifIndex) -AddressFamily IPv4).IPAddress"') do set MGMT=%%a
-python -m testbed.agent --listen %MGMT%:$Port --workdir C:\testbed\agent
-"@
-Set-Content -Path C:\testbed\start-agent.cmd -Value $cmd
-$action = New-ScheduledTaskAction -Execute "cmd.exe" -Argument "/c C:\testbed\start-agent.cmd"
+# The agent starts in the logged-on session, from a scheduled task at logon: its launcher
+# (python -m testbed.agent.launch) imports the agent, then waits for C:\testbed\agent.env, the
+# run's token and listen address, which run-setup.ps1 writes over SSH after every snapshot
+# restore; the loop starts it again when it ends.
+$session = @'
+& powershell -ExecutionPolicy Bypass -File C:\testbed\set-resolution.ps1
+New-Item -ItemType Directory -Force -Path C:\testbed\agent | Out-Null
+while ($true) {
+    & python -m testbed.agent.launch C:\testbed\agent.env --workdir C:\testbed\agent *>> C:\testbed\agent.log
+    Start-Sleep -Milliseconds 200
+}
+'@
+Set-Content -Path C:\testbed\session-agent.ps1 -Value $session
+$action = New-ScheduledTaskAction -Execute "powershell.exe" `
+    -Argument "-NoProfile -WindowStyle Hidden -ExecutionPolicy Bypass -File C:\testbed\session-agent.ps1"
 $trigger = New-ScheduledTaskTrigger -AtLogOn -User "vagrant"
 $principal = New-ScheduledTaskPrincipal -UserId "vagrant" -LogonType Interactive -RunLevel Highest
 Register-ScheduledTask -TaskName "testbed-agent" -Action $action -Trigger $trigger -Principal $principal -Force | Out-Null

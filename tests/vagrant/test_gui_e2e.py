@@ -1,13 +1,15 @@
-"""The vagrant provider end to end on a real VM (Debian 12 under qemu, no KVM needed).
+"""The GUI study on a real VM, end to end (Debian 12 under qemu, no KVM needed).
 
-scenarios/vagrant-linux-lab.yaml runs three times through ``run_scenario``. The first is
+scenarios/skype-2013-vm.yaml — the reference client's regular build in a VM, its TOM peer a
+lab guest on the same gateway — runs three times through ``run_scenario``. The first is
 interrupted (Ctrl-C) after ``vagrant up``, and its half-made machine must go; the next brings
-the machine up, provisions it and saves its clean snapshot; the last restores it. In each
-complete run the agent is reached over the management network, a headless probe produces
-traffic on the experiment network, the gateway captures it and the results place its
-endpoints. Then ``testbed vagrant destroy``, and nothing of it remains. Before any guest
-starts, the test checks for itself that the networks are isolated. Timings are printed
-(``pytest -s``) and recorded as junit properties.
+the machine up, waits for the agent's launcher in its desktop session and saves the clean
+snapshot; the last reverts it. In each complete run the agent, started by the VM's desktop
+session, drives the client's GUI (sign in, About, a call, chats with the canary), the
+screenshots come from inside the VM, the gateway captures it all and the verdicts pass as in
+the lab. Then ``testbed vagrant destroy``, and nothing of it remains. Before any guest
+starts, the test checks for itself that the networks are isolated. Timings per phase and per
+guest step are printed (``pytest -s``) and recorded as junit properties.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+import testbed.vagrant.provider as provider_module
 from testbed._errors import VmError
 from testbed.orchestrator.run import run_scenario
 from testbed.scenario import load_scenario
@@ -33,8 +37,9 @@ from tests.lab.conftest import processes_mentioning
 from tests.vagrant.conftest import ROOT, names, needs_vms, virsh
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, needs_vms]
-SCENARIO = ROOT / "scenarios" / "vagrant-linux-lab.yaml"
-APP_LOG = "/var/lib/testbed-agent/app-0.log"
+SCENARIO = ROOT / "scenarios" / "skype-2013-vm.yaml"
+APP_LOG = "/home/vagrant/agent/app-0.log"  # the reference client's log (the agent's workdir)
+PHASES = ("launch", "login", "about", "call", "hang_up", "chat_send")  # screenshots of the VM
 
 
 def sh(*argv: str) -> str:
@@ -67,11 +72,11 @@ class Watch:
         elif line.endswith("] sessions"):
             self.guest_is_clean()
         elif line.endswith("] capture-stop"):
-            self.probe_ran()
+            self.gui_ran()
 
     def guest(self, command: str) -> str:
         m = Machinery(self.project, vagrant_env(), self.log)  # (outside the results)
-        return m.run("probe", command)
+        return m.run("regular", command)
 
     def isolated_before_guests(self) -> None:
         n = self.n
@@ -92,26 +97,32 @@ class Watch:
     def guest_is_clean(self) -> None:
         if self.first:
             return
-        # restored: the previous run's probe log (written after the snapshot) is gone
+        # restored: the previous run's client log (written after the snapshot) is gone
         assert "GONE" in self.guest(f"test -e {APP_LOG} && echo THERE || echo GONE")
         self.checks["restored"] = time.time()
 
-    def probe_ran(self) -> None:
-        log = self.guest(f"cat {APP_LOG}")
-        assert "cn.lab.example/: HTTP 200" in log and "lu.lab.example/: HTTP 200" in log, log
-        assert "bytes back from" in log, log  # UDP echo
+    def gui_ran(self) -> None:
+        # the client ran in the VM's desktop session, started by the agent the session started
+        procs = self.guest("ps -eo user,args")
+        assert any(p.startswith("vagrant") and "testbed.lab.refclient" in p
+                   for p in procs.splitlines()), procs
+        assert any(p.startswith("vagrant") and "testbed.agent.launch" in p
+                   for p in procs.splitlines()), procs
+        assert "Xvfb :0 -screen 0 1024x768x24" in procs and "openbox" in procs, procs
+        assert self.guest(f"test -s {APP_LOG} && echo written") == "written\n"
+        # the run's environment was consumed: no token left on the guest's disk
+        assert "GONE" in self.guest("test -e ~/.config/testbed/agent.env && echo THERE || "
+                                    "echo GONE")
         # the VM's port on the experiment bridge is isolated (guests reach only the gateway)
         ports = sh("ip", "-o", "link", "show", "master", self.n.bridge)
         taps = [p.split(":")[1].strip().split("@")[0] for p in ports.splitlines()
                 if self.n.uplink not in p]
         assert len(taps) == 1, ports
         assert "isolated on" in sh("bridge", "-d", "link", "show", "dev", taps[0])
-        env = self.guest("sudo cat /etc/testbed/agent.env")
-        self.tokens.append(env.split("TESTBED_AGENT_TOKEN=")[1].split()[0])
         # a failing command is an error with its own output (python-vagrant's ssh is not)
-        with pytest.raises(VmError, match="ssh probe"):
+        with pytest.raises(VmError, match="ssh regular"):
             self.guest("echo to-stderr >&2; exit 3")
-        self.checks["probe"] = time.time()
+        self.checks["gui"] = time.time()
 
 
 def run_once(scenario, results: Path, watch: Watch, record_property, label: str):
@@ -119,24 +130,39 @@ def run_once(scenario, results: Path, watch: Watch, record_property, label: str)
     outcome = run_scenario(scenario, results, progress=watch)
     seconds = round(time.monotonic() - t0, 1)
     record_property(f"seconds_{label}", seconds)
-    print(f"[vagrant-e2e] {label}: {seconds} s", flush=True)
     manifest = json.loads((outcome.run.path / "manifest.json").read_text())
+    phases = {k: v.get("seconds") for k, v in manifest.get("phases", {}).items()}
+    timings = outcome.run.path / "vagrant" / "timings.json"
+    guest = json.loads(timings.read_text()) if timings.exists() else {}
+    print(f"[vagrant-gui-e2e] {label}: {seconds} s; phases {phases}; VM {guest}", flush=True)
+    for phase, value in phases.items():
+        record_property(f"{label}_{phase}", value)
+    for step, value in guest.get("regular", {}).items():
+        record_property(f"{label}_guest_{step}", value)
     assert outcome.status == "complete", manifest.get("error")
-    assert {"isolated", "probe"} <= watch.checks.keys(), watch.checks
+    assert {"isolated", "gui"} <= watch.checks.keys(), watch.checks
     assert manifest["capture"]["complete"] and manifest["capture"]["dropped"] == 0
+    # screenshots of the reference client from inside the VM, at the VM's fixed resolution
+    shots = outcome.run.path / "screenshots" / "regular"
+    for phase in PHASES:
+        with Image.open(shots / f"{phase}.png") as img:
+            assert img.size == (1024, 768), (phase, img.size)
     with (outcome.run.path / "analysis" / "endpoints.csv").open() as f:
         rows = list(csv.DictReader(f))
-    placed = {(r["address"], r["country"]) for r in rows if r.get("probe") == "x"}
-    assert placed == {("203.0.113.15", "CN"), ("198.51.100.16", "LU")}, rows
-    assert [(v.id, v.status) for v in outcome.verdicts] == [
-        ("probe-reaches-country-CN", "pass"), ("probe-reaches-country-LU", "pass"),
-        ("probe-only-where-it-was-sent", "pass")], [v.reason for v in outcome.verdicts]
+    assert {r["country"] for r in rows if r.get("tom-zh") == "x"} >= {"CN"}
+    assert "CN" not in {r["country"] for r in rows if r.get("regular") == "x"}
+    verdicts = {v.id: (v.status, v.reason) for v in outcome.verdicts}
+    assert {k: s for k, (s, _) in verdicts.items()} == {
+        "regular-never_reaches-country-CN": "pass", "tom-zh-reaches-country-CN": "pass",
+        "chat-with-tom-user-reaches-china": "pass",
+        "tom-user-never-sees-censored-word": "pass"}, verdicts
+    assert "canary" in verdicts["chat-with-tom-user-reaches-china"][1]
     assert (outcome.run.path / "report.html").is_file()
     return outcome, manifest
 
 
-def test_vagrant_provider_end_to_end(tmp_path, monkeypatch, libvirtd, vagrant_home,
-                                     record_property):
+def test_gui_study_on_a_vm_end_to_end(tmp_path, monkeypatch, libvirtd, vagrant_home,
+                                      record_property):
     monkeypatch.setenv("VAGRANT_HOME", str(vagrant_home))
     monkeypatch.setenv("TESTBED_LIBVIRT_DRIVER", os.environ.get("TESTBED_LIBVIRT_DRIVER",
                                                                 "qemu"))
@@ -146,6 +172,14 @@ def test_vagrant_provider_end_to_end(tmp_path, monkeypatch, libvirtd, vagrant_ho
     n = Names.of(project)
     watch = Watch(n, project, tmp_path / "test-ssh.log")
     secrets_seen: list[str] = []
+    real_token = provider_module.secrets.token_urlsafe
+
+    def token(nbytes: int) -> str:  # the pool's tokens, seen by the test (the real ones)
+        value = real_token(nbytes)
+        watch.tokens.append(value)
+        return value
+
+    monkeypatch.setattr(provider_module.secrets, "token_urlsafe", token)
     try:
         # Ctrl-C in a first run, once the machine is up but before its clean snapshot: the
         # half-made machine goes, so that the next run starts afresh
@@ -157,27 +191,36 @@ def test_vagrant_provider_end_to_end(tmp_path, monkeypatch, libvirtd, vagrant_ho
                    for line in watch.lines), watch.lines
         assert not [d for d in names("list", "--all") if d.startswith(n.prefix)]
         assert not Path(f"/sys/class/net/{n.bridge}").exists()
-        assert not (project / ".vagrant" / "machines" / "probe").exists()
+        assert not (project / ".vagrant" / "machines" / "regular").exists()
         interrupted = json.loads((watch.run_dir / "manifest.json").read_text())
         assert interrupted["status"] == "interrupted"
         assert f"tbed-{interrupted['lab']['tag']}-gw" not in sh("ip", "netns", "list")
-        watch.lines, watch.checks = [], {}
+        watch.lines, watch.checks, watch.tokens = [], {}, []
         _, first = run_once(scenario, results, watch, record_property, "first_run")
         assert any("first run: vagrant up" in line for line in watch.lines)
-        assert CLEAN in virsh("snapshot-list", f"{n.prefix}probe", "--name")
-        assert virsh("domstate", f"{n.prefix}probe").strip() == "shut off"  # powered off
+        assert CLEAN in virsh("snapshot-list", f"{n.prefix}regular", "--name")
+        assert virsh("domstate", f"{n.prefix}regular").strip() == "shut off"  # powered off
         watch.first, watch.checks = False, {}  # (the tokens are kept)
         _, second = run_once(scenario, results, watch, record_property, "second_run")
-        assert any("restoring the clean snapshot" in line for line in watch.lines)
+        assert any("restored the clean snapshot" in line for line in watch.lines)
         assert "restored" in watch.checks
-        record_property("seconds_guest_restore", second["phases"]["guests"]["seconds"])
-        record_property("seconds_guest_first_up", first["phases"]["guests"]["seconds"])
+        # the restore path: one revert, no vagrant CLI, one ssh; the agent's overhead above
+        # the guest's own resume (the revert) is measured, and bounded loosely here (CI's load)
+        restore = json.loads((second_run(results) / "vagrant" / "timings.json").read_text())
+        overhead = restore["regular"]["total"] - restore["regular"]["revert"]
+        record_property("seconds_restore_overhead", round(overhead, 2))
+        assert overhead < 30, restore
+        log = (second_run(results) / "vagrant" / "vagrant.log").read_text()
+        assert "$ vagrant" not in log, log  # vagrant's CLI did not start once
         status = subprocess.run([sys.executable, "-m", "testbed", "vagrant", "status",
                                  str(SCENARIO), "--results", str(results)],
                                 capture_output=True, text=True, timeout=120)
-        assert f"{n.prefix}probe: shut off; snapshots: {CLEAN}" in status.stdout, status
+        assert f"{n.prefix}regular: shut off; snapshots: {CLEAN}" in status.stdout, status
         # a fresh token per run, in no file of the runs or of the machines' folder
-        assert len(set(watch.tokens)) == 2 and all(len(t) >= 32 for t in watch.tokens)
+        # (the lab guest's token too: every guest's is fresh and kept out of the results)
+        assert len(set(watch.tokens)) == len(watch.tokens) >= 2
+        assert all(len(t) >= 32 for t in watch.tokens)
+        assert first and second
         for path in results.rglob("*"):
             if path.is_file() and any(t.encode() in path.read_bytes() for t in watch.tokens):
                 secrets_seen.append(str(path))
@@ -190,7 +233,7 @@ def test_vagrant_provider_end_to_end(tmp_path, monkeypatch, libvirtd, vagrant_ho
         print(out.stdout + out.stderr, flush=True)
         record_property("seconds_destroy", round(time.monotonic() - t0, 1))
     assert out.returncode == 0, out.stderr
-    assert f"removed domain {n.prefix}probe" in out.stdout or "vagrant machines" in out.stdout
+    assert f"removed domain {n.prefix}regular" in out.stdout or "vagrant machines" in out.stdout
     # nothing of it remains: VM, snapshot, volume, pool, network, bridge, namespace, process
     assert not [d for d in names("list", "--all") if d.startswith(n.prefix)]
     assert n.network not in names("net-list", "--all")
@@ -207,3 +250,8 @@ def test_vagrant_provider_end_to_end(tmp_path, monkeypatch, libvirtd, vagrant_ho
         assert f"tbed-{tag}-gw" not in sh("ip", "netns", "list")
     assert not processes_mentioning(str(results)), processes_mentioning(str(results))
     assert not project.exists()
+
+
+def second_run(results: Path) -> Path:
+    """The newest run's folder."""
+    return sorted((results / "skype-2013-vm").glob("2*"))[-1]
