@@ -7,12 +7,13 @@ neutral message to guest 2k+1, every pair at once. One reach expectation per gue
 
     .venv/bin/python benchmarks/lab_scenario.py N OUT_FOLDER    # prints the scenario's path
 
-The scenario is written into OUT_FOLDER beside links to the repository's ``apps`` and ``lab``
-folders, which it names relative to itself.
+The scenario is written into OUT_FOLDER beside copies of the repository's ``apps`` and ``lab``
+folders, which it names relative to itself (a scenario's references stay inside its folder).
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -56,9 +57,8 @@ def write(n: int, folder: Path, root: Path = ROOT) -> Path:
     """The scenario in ``folder``, using the app profiles and lab files of checkout ``root``."""
     folder.mkdir(parents=True, exist_ok=True)
     for sub in ("apps", "lab"):
-        link = folder / sub
-        if not link.exists():
-            link.symlink_to(root / "scenarios" / sub)
+        if not (folder / sub).exists():
+            shutil.copytree(root / "scenarios" / sub, folder / sub, symlinks=True)
     path = folder / f"lab-bench-{n}.yaml"
     path.write_text(yaml.safe_dump(scenario(n), sort_keys=False, allow_unicode=True))
     return path

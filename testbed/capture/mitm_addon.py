@@ -27,6 +27,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, tcp, tls
@@ -38,6 +39,7 @@ from mitmproxy.proxy.layers.tls import parse_client_hello
 from testbed.capture.outcomes import RETRY, RULE, classify
 from testbed.capture.tlsstream import RecordScan, judge
 from testbed.run import TlsRecord
+from testbed.run.files import append_line
 
 
 class TlsLog:
@@ -59,9 +61,8 @@ class TlsLog:
         with self._lock:
             self.records.append(record)
             path = ctx.options.testbed_tls_log
-            if path:
-                with open(path, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(record) + "\n")
+            if path:  # whole lines only: a full disk leaves no half line to misread
+                append_line(Path(path), record)
 
     @staticmethod
     def _where(context: Any) -> dict[str, Any]:

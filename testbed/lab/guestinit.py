@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 READY_SECONDS = 20.0
@@ -33,6 +34,11 @@ def wait_for(path: Path, proc: subprocess.Popen[bytes], what: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    t0 = time.monotonic()
+
+    def note(what: str) -> None:  # into the session's log: how long the start took, part by part
+        print(f"guest session: {what} after {time.monotonic() - t0:.2f} s", flush=True)
+
     p = argparse.ArgumentParser(prog="testbed-guest-session")
     p.add_argument("--screen", required=True)
     p.add_argument("--listen", required=True)
@@ -44,9 +50,27 @@ def main(argv: list[str] | None = None) -> int:
     display = os.environ["DISPLAY"]
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     children: list[subprocess.Popen[bytes]] = []
+    running: list[subprocess.Popen[bytes]] = []  # the agent, once started
+    stopped: list[bool] = []
+    secret = [token]  # handed on, then gone from this frame too
+    del token
 
     def stop(*_: object) -> None:
+        stopped.append(True)
+        # Signals only: this handler may interrupt the main thread inside ``agent.wait()``,
+        # which holds that child's wait lock — a wait here would spin until its timeout.
         for child in reversed(children):  # the agent first: it stops the app it started
+            if child.poll() is None:
+                child.terminate()
+        if not running:  # still starting: the ``finally`` below waits for what did start
+            raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        code = _session(args, secret, display, tmp, children, running, note)
+        return 0 if stopped else code
+    finally:
+        for child in reversed(children):
             if child.poll() is None:
                 child.terminate()
         for child in reversed(children):
@@ -54,9 +78,13 @@ def main(argv: list[str] | None = None) -> int:
                 child.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 child.kill()
-        raise SystemExit(0)
+                child.wait()
 
-    signal.signal(signal.SIGTERM, stop)
+
+def _session(args: argparse.Namespace, secret: list[str], display: str, tmp: Path,
+             children: list[subprocess.Popen[bytes]], running: list[subprocess.Popen[bytes]],
+             note: Callable[[str], None]) -> int:
+    """Xvfb, the session bus, then the agent; returns the agent's exit status."""
     number = display.lstrip(":")
     for stale in (tmp / f".X{number}-lock", tmp / ".X11-unix" / f"X{number}"):
         stale.unlink(missing_ok=True)  # a private /tmp: whatever is there is from before
@@ -65,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                               "-noreset"], stdout=log, stderr=subprocess.STDOUT)
     children.append(x)
     wait_for(tmp / ".X11-unix" / f"X{number}", x, f"Xvfb {display}")
+    note(f"Xvfb {display} ready")
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and shutil.which("dbus-daemon"):
         bus = Path(runtime) / "bus"
@@ -74,22 +103,19 @@ def main(argv: list[str] | None = None) -> int:
                                  stderr=subprocess.STDOUT)
         children.append(d)
         wait_for(bus, d, "the session D-Bus")
+        note("the session D-Bus ready")
         os.environ["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={bus}"
     read, write = os.pipe()
-    os.write(write, token.encode() + b"\n")
+    os.write(write, secret.pop().encode() + b"\n")
     os.close(write)
     agent = subprocess.Popen([sys.executable, "-m", "testbed.agent", "--listen", args.listen,
                               "--workdir", os.environ["HOME"], "--token-fd", str(read)],
                              pass_fds=(read,), stdin=subprocess.DEVNULL)
     os.close(read)
     children.append(agent)
-    del token
-    code = agent.wait()
-    for child in children:
-        if child.poll() is None:
-            child.terminate()
-    return code
-
+    running.append(agent)
+    note("the agent started")
+    return agent.wait()
 
 if __name__ == "__main__":
     sys.exit(main())

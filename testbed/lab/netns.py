@@ -41,13 +41,17 @@ def pids_in(ns: str) -> list[int]:
     return [int(p) for p in out.split() if p.isdigit()]
 
 
-def kill_all_in(ns: str, grace: float = 3.0) -> None:
-    """SIGTERM every process in ``ns`` (tcpdump and mitmdump flush on it), then SIGKILL."""
+def kill_all_in(ns: str, grace: float = 3.0) -> list[str]:
+    """SIGTERM every process in ``ns`` (tcpdump and mitmdump flush on it), then SIGKILL what
+    is left after ``grace`` seconds; returns those (``pid command``)."""
+    killed: list[str] = []
     for sig in (signal.SIGTERM, signal.SIGKILL):
         pids = pids_in(ns)
         if not pids:
-            return
+            return killed
         for pid in pids:
+            if sig == signal.SIGKILL:
+                killed.append(f"{pid} {_command(pid)}")
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
@@ -55,23 +59,32 @@ def kill_all_in(ns: str, grace: float = 3.0) -> None:
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and pids_in(ns):
             time.sleep(0.05)
+    return killed
 
 
-def delete_ns(ns: str) -> None:
-    kill_all_in(ns)
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace").strip()[:120]
+    except OSError:
+        return "?"
+
+
+def delete_ns(ns: str) -> list[str]:
+    """Namespace ``ns`` and its processes; returns those that needed SIGKILL."""
+    killed = kill_all_in(ns)
     sh("ip", "netns", "delete", ns, check=False)
     shutil.rmtree(NETNS_ETC / ns, ignore_errors=True)
+    return killed
 
 
-def delete_all(names: Iterable[str]) -> None:
+def delete_all(names: Iterable[str]) -> list[str]:
     """``delete_ns`` on every namespace at the same time (each waits for its processes)."""
     names = list(names)
     if len(names) <= 1:
-        for ns in names:
-            delete_ns(ns)
-        return
+        return [k for ns in names for k in delete_ns(ns)]
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        list(pool.map(delete_ns, names))
+        return [k for killed in pool.map(delete_ns, names) for k in killed]
 
 
 def reap(procs: Iterable[subprocess.Popen[bytes]], grace: float = 1.0) -> None:

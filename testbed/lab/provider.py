@@ -28,7 +28,8 @@ from pathlib import Path
 
 from testbed._errors import LabError
 from testbed.agent.client import AGENT_PORT, AgentClient
-from testbed.lab import labca, mgmt, netns, sandbox
+from testbed.lab import labca, mgmt, netns, sandbox, timing
+from testbed.lab.trusttemplates import TrustTemplates
 from testbed.provider import gateway as gw
 from testbed.provider.abstracts import Gateway, GuestHandle, GuestPool
 from testbed.run import files
@@ -75,8 +76,10 @@ class LabPool(GuestPool):
         self.procs: list[subprocess.Popen[bytes]] = []
         self.filesystems: list[sandbox.GuestFs] = []
         self.shares = sandbox.shares(list(shares))
+        self.trust = TrustTemplates(workdir / files.LAB_TRUST, timing.Clock(workdir, "pool"))
         self.mgmt_base = ""
         self.guarded = False
+        self.killed: list[str] = []  # what teardown had to SIGKILL (none: all stopped on SIGTERM)
         self._lock = threading.Lock()
 
     def _mgmt_subnet(self, index: int) -> tuple[str, str]:
@@ -96,6 +99,11 @@ class LabPool(GuestPool):
     def start_guest(self, variant: str, index: int, trust: Path | None) -> GuestHandle:
         ns = f"{netns.NS_PREFIX}{self.tag}-{index}"
         sh = netns.sh
+        clock = timing.Clock(self.workdir, variant)  # (``lap``: each part's time, recorded)
+        cas = labca.guest_cas(self.workdir, trust) + (
+            [self.server_cas[variant]] if variant in self.server_cas else [])
+        if cas:
+            self.trust.begin(cas)  # made once for the run, beside the guests' network set-up
         sh("ip", "netns", "add", ns)
         self.guests.append(ns)
         (netns.NETNS_ETC / ns).mkdir(parents=True, exist_ok=True)
@@ -111,6 +119,7 @@ class LabPool(GuestPool):
         sh("ip", "addr", "add", f"{address}/24", "dev", "eth0", ns=ns)
         sh("ip", "link", "set", "eth0", "up", ns=ns)
         sh("ip", "route", "add", "default", "via", gw.GATEWAY_IP, ns=ns)
+        clock.lap("network")
         # management: a point-to-point link to the host, never bridged, never captured,
         # filtered on both ends before anything runs in the guest
         host_ip, guest_ip = self._mgmt_subnet(index)
@@ -123,21 +132,24 @@ class LabPool(GuestPool):
         sh("ip", "link", "set", link, "up")
         sh("ip", "addr", "add", f"{guest_ip}/30", "dev", "mgmt0", ns=ns)
         sh("ip", "link", "set", "mgmt0", "up", ns=ns)
-        # the desktop session, in the guest's sandbox: Xvfb, a session bus, the agent
-        fs = sandbox.prepare(files.guest_dir(self.workdir, variant),
-                             sandbox.guest_uid(self.tag, index),
-                             labca.guest_cas(self.workdir, trust)
-                             + ([self.server_cas[variant]] if variant in self.server_cas
-                                else []),
-                             self.start_profiles.get(variant),
-                             nss_db=self.nss_dbs.get(variant))
+        clock.lap("management link")
+        # the desktop session, in the guest's sandbox: Xvfb, a session bus, the agent; it
+        # starts on the guest's /etc/ssl while the run's other trust stores are being made
+        fs = sandbox.folders(files.guest_dir(self.workdir, variant),
+                             sandbox.guest_uid(self.tag, index), self.start_profiles.get(variant))
         self.filesystems.append(fs)
+        sandbox.system_store(fs, cas, self.trust)
+        clock.lap("folders")
         token = secrets.token_urlsafe(24)
         env = sandbox.guest_env(fs, gw.base_env())
         session = sandbox.start(ns, fs, self.shares,
                                 [self.python, "-m", "testbed.lab.guestinit", "--screen", SCREEN,
                                  "--listen", f"{guest_ip}:{AGENT_PORT}"], env, token)
         self.procs.append(session)
+        clock.lap("session started")
+        # in place before its agent answers: until its first step, only our programs run there
+        sandbox.app_stores(fs, cas, self.nss_dbs.get(variant), self.trust)
+        clock.lap("trust stores")
         client = AgentClient(f"http://{guest_ip}:{AGENT_PORT}", token)
         try:
             client.wait_ready(timeout=AGENT_READY_SECONDS)
@@ -146,6 +158,7 @@ class LabPool(GuestPool):
                 raise LabError(f"the session of {variant} exited ({session.returncode}); "
                                f"see {fs.log}") from e
             raise
+        clock.lap("agent answers")
         return GuestHandle(variant=variant, address=address, agent=client, workdir=fs.home,
                            env={"python": self.python})
 
@@ -157,12 +170,16 @@ class LabPool(GuestPool):
 
     def teardown(self) -> None:
         """Every guest namespace at the same time (its processes, its links go with it)."""
+        clock = timing.Clock(self.workdir, "pool")
         guests, self.guests = self.guests, []
-        netns.delete_all(guests)
+        self.killed = netns.delete_all(guests)
         netns.reap(self.procs)
         self.procs.clear()
+        clock.lap("guest namespaces deleted")
         mgmt.drop_host(self.tag)
         self.guarded = False
+        self.trust.close()
         for fs in self.filesystems:
             sandbox.release(fs)
         self.filesystems.clear()
+        clock.lap("host filter removed, guest folders handed back")

@@ -5,8 +5,9 @@ the app under test) run in a bubblewrap sandbox:
 
 * their own mount namespace: the system (``/usr``, ``/etc``) read-only; a private ``/tmp``,
   a home ``/home/guest`` and a runtime directory ``/run/user/<uid>``, each a folder of the
-  run (``<run>/guests/<variant>/…``, kept for inspection); the guest's own ``/etc/ssl`` (the
-  system bundle plus the gateway's CA), ``/etc/passwd`` and ``/etc/group``; read-only, the
+  run (``<run>/guests/<variant>/…``, kept for inspection); an ``/etc/ssl`` with the system
+  bundle plus the gateway's CA (the run's, read-only: ``trusttemplates``; or the guest's own),
+  its own ``/etc/passwd`` and ``/etc/group``; read-only, the
   Python that runs the agent, the ``testbed`` package and the folders the scenario's files are
   in (``shares``). Nothing else of the host — no other guest, no other run — is visible;
 * their own PID, IPC and UTS namespaces: the host's processes are invisible, ``/proc/1`` is
@@ -31,6 +32,7 @@ from pathlib import Path
 import testbed
 from testbed._errors import LabError
 from testbed.lab import netns, truststores, uids
+from testbed.lab.trusttemplates import TrustTemplates
 from testbed.run.files import GUEST_HOME
 
 UID_BASE = uids.GUESTS.base
@@ -39,7 +41,7 @@ USER = "guest"
 HOME = f"/home/{USER}"
 DISPLAY = ":99"           # every guest has its own /tmp and network namespace: no clash
 TOOLS = {"bwrap": "bubblewrap", "setpriv": "util-linux", "nft": "nftables"}
-SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+SYSTEM_BUNDLE = truststores.SYSTEM_BUNDLE
 # the system's top-level folders that are links into /usr on a merged-/usr system
 _USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # read-only parts of /var that desktop programs read (the rest of /var is an empty tmpfs)
@@ -89,12 +91,23 @@ class GuestFs:
 
 
 def prepare(root: Path, uid: int, trust: Path | Sequence[Path] | None,
-            start_profile: Path | None = None, nss_db: str | None = None) -> GuestFs:
+            start_profile: Path | None = None, nss_db: str | None = None,
+            templates: TrustTemplates | None = None) -> GuestFs:
+    """The guest's folders (``folders``), then its trust stores (``system_store``,
+    ``app_stores``). ``trust``: the CAs to trust (`testbed.lab.labca.guest_cas`), put into
+    every store an app may read (``truststores``; ``nss_db``: the app's own NSS database,
+    relative to the home, besides ``~/.pki/nssdb``); with ``templates``, the run's stores made
+    once for these CAs."""
+    fs = folders(root, uid, start_profile)
+    system_store(fs, trust, templates)
+    app_stores(fs, trust, nss_db, templates)
+    return fs
+
+
+def folders(root: Path, uid: int, start_profile: Path | None = None) -> GuestFs:
     """The guest's folders: home (a copy of ``start_profile`` if given, else fresh; with the
     XDG folders), /tmp, its runtime folder, and its /etc files; the writable ones owned by the
-    guest's user, mode 0700. ``trust``: the CAs to trust (`testbed.lab.labca.guest_cas`), put
-    into every store an app may read (``truststores``; ``nss_db``: the app's own NSS database,
-    relative to the home, besides ``~/.pki/nssdb``)."""
+    guest's user, mode 0700. Its session can start once its /etc/ssl is made too."""
     fs = GuestFs(root.resolve(), uid)
     if start_profile is not None:
         if fs.home.exists():
@@ -113,36 +126,46 @@ def prepare(root: Path, uid: int, trust: Path | Sequence[Path] | None,
     (fs.etc / "passwd").write_text(f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
                                    f"{USER}:x:{uid}:{uid}:lab guest:{HOME}:/bin/sh\n")
     (fs.etc / "group").write_text(f"root:x:0:\n{USER}:x:{uid}:\n")
-    _trust_store(fs.etc / "ssl", trust)
-    truststores.install(fs.home, fs.etc / "ssl", trust, fs.trust_record, nss_db)
     for d in (fs.home, fs.tmp, fs.runtime):
         _own(d, uid)
         d.chmod(0o700)
     return fs
 
 
-def _trust_store(ssl: Path, trust: Path | Sequence[Path] | None) -> None:
-    """The guest's /etc/ssl: the system's (its keys left out), the bundle plus ``trust``."""
-    cas = [trust] if isinstance(trust, Path) else list(trust or [])
-    if ssl.exists():
+def _cas(trust: Path | Sequence[Path] | None) -> list[Path]:
+    return [trust] if isinstance(trust, Path) else list(trust or [])
+
+
+def system_store(fs: GuestFs, trust: Path | Sequence[Path] | None,
+                 templates: TrustTemplates | None = None) -> None:
+    """The guest's /etc/ssl (``truststores.system_store``); with ``templates``, a link to the
+    run's, made once for these CAs (read-only in every guest, as the host's /etc is)."""
+    cas, ssl = _cas(trust), fs.etc / "ssl"
+    if ssl.is_symlink() or ssl.is_file():
+        ssl.unlink()
+    elif ssl.exists():
         shutil.rmtree(ssl)
-    if Path("/etc/ssl").is_dir():
-        shutil.copytree("/etc/ssl", ssl, symlinks=True,
-                        ignore=lambda d, names: ["private"] if d == "/etc/ssl" else [])
-    certs = ssl / "certs"
-    certs.mkdir(parents=True, exist_ok=True)
-    bundle = certs / SYSTEM_BUNDLE.name
-    if bundle.is_symlink():
-        bundle.unlink()
-    system = SYSTEM_BUNDLE.read_text() if SYSTEM_BUNDLE.is_file() else ""
-    pems = [ca.read_text() for ca in cas]
-    bundle.write_text(system + ("\n" if system and not system.endswith("\n") else "")
-                      + "".join(p if p.endswith("\n") else p + "\n" for p in pems))
-    for i, pem in enumerate(pems):
-        (certs / ("testbed-lab-ca.pem" if i == 0 else f"testbed-lab-ca-{i}.pem")).write_text(pem)
-    if pems and shutil.which("openssl"):  # hashed names, for programs that look up a CApath
-        subprocess.run(["openssl", "rehash", str(certs)], capture_output=True,
-                       check=False, timeout=60)
+    if templates is None or not cas:
+        truststores.system_store(ssl, cas)
+    else:
+        ssl.symlink_to(os.path.relpath(templates.ssl(cas), fs.etc))
+
+
+def app_stores(fs: GuestFs, trust: Path | Sequence[Path] | None, nss_db: str | None = None,
+               templates: TrustTemplates | None = None) -> truststores.TrustRecord:
+    """The CAs in the NSS databases of the guest's home and Java's store (``truststores``),
+    owned by the guest; with ``templates``, copies of the run's. Safe while the guest's
+    session runs: nothing but our own programs runs in it before its first step."""
+    cas = _cas(trust)
+    template = templates.get(cas) if templates is not None and cas else None
+    record = truststores.install(fs.home, fs.etc / "ssl", cas, fs.trust_record, nss_db,
+                                 template)
+    for store in record.stores:
+        if store.store == "nss" and store.installed:
+            top = fs.home / store.where.removeprefix("~/").split("/")[0]
+            if not top.is_symlink():  # (a link is owned as it is: never followed)
+                _own(top, fs.uid)
+    return record
 
 
 def _own(path: Path, uid: int) -> None:
@@ -199,10 +222,9 @@ def bwrap_argv(fs: GuestFs, ns: str, shared: list[Path], argv: list[str]) -> lis
     cmd += ["--ro-bind", "/sys", "/sys", "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--tmpfs", "/dev/shm",  # POSIX shared memory (browsers)
             "--tmpfs", "/run", "--tmpfs", "/var", "--symlink", "/tmp", "/var/tmp"]
-    for var in _VAR_SHARES:
-        cmd += ["--ro-bind-try", var, var]
     made: set[Path] = {Path("/run"), Path("/var")}
-    mounts = [("--bind", fs.tmp, Path("/tmp")), ("--bind", fs.home, Path(HOME)),
+    mounts = [*[("--ro-bind-try", Path(var), Path(var)) for var in _VAR_SHARES],
+              ("--bind", fs.tmp, Path("/tmp")), ("--bind", fs.home, Path(HOME)),
               ("--bind", fs.runtime, Path(fs.runtime_dir)),
               *[("--ro-bind", p, p) for p in shared]]
     for how, source, target in mounts:

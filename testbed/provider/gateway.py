@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from testbed._errors import LabError
-from testbed.lab import netns, owners
+from testbed.lab import netns, owners, timing
 from testbed.lab.daemons import Daemons
 from testbed.lab.exits import Exits
 from testbed.lab.internet_map import InternetMap
@@ -138,7 +138,9 @@ class NetnsGateway(Gateway):
         ]
         for rule in rules:
             sh("iptables", "-w", *rule, ns=gw)
+        clock = timing.Clock(self.workdir, "gateway")
         self._services()
+        clock.lap("services")
         if any(leg.route.kind == "vpn" for leg in self.routes.legs):
             self.exits.start()  # a lab VPN exit is the far end of a vpn route: none without one
         self.routes.setup()
@@ -147,6 +149,7 @@ class NetnsGateway(Gateway):
             raise LabError("a route is not ready; no guest was started:\n" + "\n".join(problems))
         if self.on_route_down is not None:
             self.routes.watch(self.on_route_down)
+        clock.lap("exits and routes")
         return GatewayHandle(capture_interface="br0", guest_network=GUEST_NET,
                              infrastructure={GATEWAY_IP: "gateway (lab resolver)"},
                              mitm_port=MITM_PORT)
@@ -190,6 +193,7 @@ class NetnsGateway(Gateway):
     def teardown(self) -> None:
         """The gateway (tcpdump/mitmdump already stopped by the orchestrator) and the internet
         at the same time; then a sweep of anything of this run that is left."""
+        clock = timing.Clock(self.workdir, "gateway")
         self.routes.stop()  # before the tunnels go: their end is no route dying
         netns.delete_all([self.ns, self.net, *self.daemons.namespaces,
                           *self.exits.namespaces])
@@ -197,6 +201,7 @@ class NetnsGateway(Gateway):
         self.daemons.teardown()
         netns.reap(self.procs)
         netns.sweep(self.tag)
+        clock.lap("namespaces deleted")
         if not self.leftovers():
             owners.release(self.tag)  # kept otherwise: cleanup knows the run is gone
 

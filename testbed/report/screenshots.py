@@ -3,7 +3,10 @@ image with what the action did."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from testbed.run import Event
 
@@ -15,6 +18,7 @@ from .images import thumbnail_data_uri
 
 PHASE_ORDER = ("launch", "login", "about", "call", "incoming_call", "answer", "hang_up",
                "chat_send", "chat_wait", "chat")
+THUMBNAIL_THREADS = min(4, os.cpu_count() or 1)  # thumbnails made side by side (8 guests: 32)
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ def phase_order(data: RunData) -> list[str]:
     return [p for p in seen if any(p in shots for shots in data.screenshots.values())]
 
 
-def _shot(data: RunData, variant: str, phase: str, ev: Event | None) -> Shot | None:
+def _shot(data: RunData, variant: str, phase: str, ev: Event | None,
+          uris: dict[Path, str | None]) -> Shot | None:
     """The screenshot of ``phase``, captioned by the action that took it (``ev``)."""
     path = data.screenshots.get(variant, {}).get(phase)
     if path is None:
@@ -62,7 +67,7 @@ def _shot(data: RunData, variant: str, phase: str, ev: Event | None) -> Shot | N
         dur = duration(ev.start, ev.end)
         caption = f"{ev.action}: {text(ev.outcome)}" + (f", {dur:.1f} s" if dur > 0 else "")
     rel = path.relative_to(data.path) if path.is_relative_to(data.path) else path
-    return Shot(uri=thumbnail_data_uri(path) or "", alt=f"{variant}: {phase}", file=str(rel),
+    return Shot(uri=uris.get(path) or "", alt=f"{variant}: {phase}", file=str(rel),
                 failed=phase.endswith("-failure") or bool(ev and ev.outcome not in (None, "ok")),
                 caption=caption, error=(ev.error or "") if ev else "")
 
@@ -71,8 +76,11 @@ def screenshots(data: RunData) -> Screenshots:
     variants = [v for v in data.variants if v in data.screenshots]
     variants += [v for v in data.screenshots if v not in variants]
     by_shot = {(ev.variant, name): ev for ev in data.events for name in ev.screenshots}
+    paths = [p for v in variants for p in data.screenshots[v].values()]
+    with ThreadPoolExecutor(max_workers=THUMBNAIL_THREADS) as pool:  # Pillow frees the GIL
+        uris = dict(zip(paths, pool.map(thumbnail_data_uri, paths), strict=True))
     phases = tuple(Phase(p.replace("_", " "),
-                         tuple(_shot(data, v, p, by_shot.get((v, p))) for v in variants))
+                         tuple(_shot(data, v, p, by_shot.get((v, p)), uris) for v in variants))
                    for p in phase_order(data))
     columns = tuple(Column(v, colour=charts.variant_colour(data.variants.index(v))
                                   if v in data.variants else "") for v in variants)

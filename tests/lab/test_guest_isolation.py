@@ -175,6 +175,7 @@ def test_teardown_leaves_nothing_of_the_guests(lab):
     pool, tag = lab["pool"], lab["tag"]
     pool.teardown()
     lab["pool"].gateway.teardown()
+    assert pool.killed == [], f"a guest's programs did not stop on SIGTERM: {pool.killed}"
     assert not [ns for ns in netns.namespaces() if ns.startswith(f"{netns.NS_PREFIX}{tag}-")]
     assert not [link for link in netns.root_links() if link.startswith(f"tb{tag}m")]
     assert mgmt.host_table(tag) not in mgmt.tables()

@@ -150,3 +150,39 @@ def test_a_profile_goes_into_a_fresh_home_only(tmp_path, ca, start):
 def test_an_unreadable_profile_is_one_clear_error(tmp_path, ca):
     with pytest.raises(LabError, match="cannot copy the starting profile"):
         _guest(tmp_path / "run", "v", 0, ca, tmp_path / "no-such-profile")
+
+
+# the system's read-only parts of /var a desktop reads: fontconfig's cache (without it every
+# guest rebuilt the font cache in its home at its app's first start), dbus's machine id, xkb
+VAR_SHARES = [v for v in ("/var/cache/fontconfig", "/var/lib/dbus", "/var/lib/xkb")
+              if Path(v).is_dir() and os.listdir(v)]
+
+
+@pytest.mark.parametrize("folder", VAR_SHARES)
+def test_the_system_folders_of_var_a_desktop_reads_are_there_read_only(tmp_path, folder):
+    fs = _guest(tmp_path / "run", "v", 5, None)
+    out = _sh(fs, f"ls -A {folder} | wc -l; touch {folder}/x 2>/dev/null && echo wrote "
+                  "|| echo refused").split()
+    assert out == [str(len(os.listdir(folder))), "refused"], (
+        f"the guest sees {out[0]} of the {len(os.listdir(folder))} entries of {folder} "
+        f"(and {out[1]} a new file there)")
+
+
+def _host_font_cache_is_current(tmp: Path) -> bool:
+    """Whether fontconfig on the host, with an empty home, needs no cache of its own."""
+    home = tmp / "host-home"
+    home.mkdir()
+    subprocess.run(["fc-list"], env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
+                   capture_output=True, timeout=120)
+    return not list(home.rglob("*cache*"))
+
+
+@pytest.mark.skipif(shutil.which("fc-list") is None or "/var/cache/fontconfig" not in VAR_SHARES,
+                    reason="needs fontconfig and its system cache")
+def test_a_fresh_guest_uses_the_systems_font_cache(tmp_path):
+    if not _host_font_cache_is_current(tmp_path):
+        pytest.skip("this host's font cache is out of date (`fc-cache` renews it)")
+    fs = _guest(tmp_path / "run", "v", 6, None)
+    _sh(fs, "fc-list > /dev/null")
+    written = sorted(p.name for p in (fs.home / ".cache" / "fontconfig").glob("*cache*"))
+    assert written == [], f"a fresh guest rebuilt the font cache in its home: {written}"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from testbed.lab import sandbox, truststores
+from testbed.lab.trusttemplates import TrustTemplates
 
 from . import tlskit
 
@@ -30,10 +31,17 @@ HAS_JAVA = shutil.which("keytool") is not None and truststores.Path(
     "/etc/ssl/certs/java/cacerts").is_file()
 
 
-@pytest.fixture(scope="module")
-def guest(tmp_path_factory: pytest.TempPathFactory, pki) -> sandbox.GuestFs:  # type: ignore[no-untyped-def]
-    root = tmp_path_factory.mktemp("run") / "guests" / "v"
-    return sandbox.prepare(root, sandbox.guest_uid("00aa", 3), pki["ca"])
+@pytest.fixture(scope="module", params=["made alone", "from the run's stores"])
+def guest(request, tmp_path_factory: pytest.TempPathFactory, pki) -> sandbox.GuestFs:  # type: ignore[no-untyped-def]
+    """A guest with its stores made for it, or copied from the run's (as the lab does)."""
+    run = tmp_path_factory.mktemp("run")
+    templates = (TrustTemplates(run / "lab" / "trust") if request.param != "made alone"
+                 else None)
+    fs = sandbox.prepare(run / "guests" / "v", sandbox.guest_uid("00aa", 3), pki["ca"],
+                         templates=templates)
+    if templates is not None:
+        templates.close()
+    return fs
 
 
 def _java_sha() -> str:

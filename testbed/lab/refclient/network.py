@@ -93,15 +93,28 @@ class Network:
 
     def __init__(self, pins: dict[str, Path] | None = None) -> None:
         self.pins = pins or {}
+        self._contexts: dict[str, ssl.SSLContext] = {}  # "" (the trust store) or a pinned host
+        self._lock = threading.Lock()
+
+    def context(self, host: str) -> ssl.SSLContext:
+        """The TLS settings for ``host``, made once, as an app does: reading the trust store
+        (~150 CAs) costs tens of ms, and every connection is still a full handshake (Python
+        resumes no session unless asked)."""
+        key = host if host in self.pins else ""
+        with self._lock:
+            if key not in self._contexts:
+                if key:
+                    ctx = ssl.create_default_context(cafile=str(self.pins[key]))
+                    ctx.check_hostname = False  # the pinned certificate itself is the identity
+                else:
+                    ctx = ssl.create_default_context()
+                self._contexts[key] = ctx
+            return self._contexts[key]
 
     def connection(self, scheme: str, host: str, port: int | None) -> http.client.HTTPConnection:
         if scheme in ("tls", "https"):
-            if host in self.pins:
-                ctx = ssl.create_default_context(cafile=str(self.pins[host]))
-                ctx.check_hostname = False  # the pinned certificate itself is the identity
-            else:
-                ctx = ssl.create_default_context()
-            return http.client.HTTPSConnection(host, port or 443, timeout=TIMEOUT, context=ctx)
+            return http.client.HTTPSConnection(host, port or 443, timeout=TIMEOUT,
+                                               context=self.context(host))
         return http.client.HTTPConnection(host, port or 80, timeout=TIMEOUT)
 
     def request(self, url: str, method: str = "GET", body: bytes | None = None) -> bytes:
