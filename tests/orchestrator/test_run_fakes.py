@@ -32,7 +32,8 @@ def test_a_run_goes_through_every_phase_and_tears_down(tmp_path):
     assert all(p["status"] == "ok" for p in m["phases"].values())
     assert m["lab"] == {"tag": "fa4e"}
     assert m["guests"] == {"regular": "10.77.0.10", "tom-en": "10.77.0.11",
-                           "tom-zh": "10.77.0.12", "control": "10.77.0.13"}
+                           "tom-zh": "10.77.0.12", "control": "10.77.0.13",
+                           "cn-visitor": "10.77.0.14"}
     assert m["capture"]["complete"]  # tcpdump (the stand-in) was stopped cleanly
     steps = [s for session in load_scenario(SEED).sessions for s in session.steps]
     assert len(events(outcome)) == len(steps)
@@ -137,7 +138,7 @@ def test_a_guest_that_never_comes_up_times_out_and_is_torn_down(tmp_path):
     m = manifest(outcome)
     assert m["status"] == "failed"
     assert "guest control (fake) did not finish within 0.5 s" in m["error"]
-    assert sorted(roles.pool.started) == sorted(["regular", "tom-en", "tom-zh", "control"])
+    assert sorted(roles.pool.started) == sorted(["regular", "tom-en", "tom-zh", "control", "cn-visitor"])
     assert roles.torn_down()
 
 

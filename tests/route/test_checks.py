@@ -68,4 +68,4 @@ def test_doctor_lists_the_routes(scenarios):
 
 
 def test_a_simulated_scenario_has_no_route_checks():
-    assert route_checks(load_scenario(ROOT / "scenarios" / "skype-2013-lab.yaml")) == []
+    assert route_checks(load_scenario(ROOT / "scenarios" / "firefox-lab.yaml")) == []

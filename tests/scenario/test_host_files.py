@@ -98,7 +98,8 @@ def test_allow_outside_lets_the_user_name_a_place(name: str, seed_tree: Path,
     target, edit, key, _ = CASES[name]
     if key == "lab.internet":
         inet = (seed_tree / "lab" / "internet-2013.yaml").read_text()
-        outside.write_text(inet.replace("certs/", "scenarios/lab/certs/"))
+        outside.write_text(inet.replace("certs/", "scenarios/lab/certs/")
+                           .replace("exits/", "scenarios/lab/exits/"))
     change(seed_tree / target, edit)
     scenario = seed_tree / SCENARIO
     assert_refused(validate(scenario), key, "--allow-outside")

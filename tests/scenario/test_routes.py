@@ -181,4 +181,4 @@ def test_a_lab_exit_row_names_its_config(tree):
     internet.write_text(internet.read_text().replace("exits/cn-shanghai-exit.conf",
                                                      "exits/missing.conf"))
     found = [p for p in problems(str(internet)) if "exit" in p]
-    assert len(found) == 1 and "servers[61].exit.wireguard: file not found" in found[0]
+    assert len(found) == 1 and "servers[63].exit.wireguard: file not found" in found[0]

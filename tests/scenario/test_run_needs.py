@@ -143,7 +143,7 @@ def test_every_placeholder_the_seed_uses_is_filled_by_the_driver(seed_tree: Path
             assert all(p.is_file() for p in images.values())
             assert not any("{" in str(s.get("type", "")) for s in steps)
             resolved += 1
-    assert resolved == 28
+    assert resolved == 29
 
 
 @pytest.mark.parametrize("kind", ["fifo", "folder", "huge"])

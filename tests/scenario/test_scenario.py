@@ -96,7 +96,7 @@ def test_seed_scenario_loads_into_the_model() -> None:
     assert s.provider == "lab"
     assert s.path == (SEED / "skype-2013-lab.yaml").resolve()
     assert s.internet_path == (SEED / "lab" / "internet-2013.yaml").resolve()
-    assert list(s.clients) == ["regular", "tom-en", "tom-zh", "control"]
+    assert list(s.clients) == ["regular", "tom-en", "tom-zh", "control", "cn-visitor"]
     assert s.clients["tom-zh"].app.name == "refclient-zh"
     tom = s.clients["tom-en"]
     assert tom.user == "bob"
@@ -113,7 +113,7 @@ def test_seed_scenario_loads_into_the_model() -> None:
     chat = s.sessions[5].steps[0]
     assert (chat.variant, chat.action) == ("regular", "chat_send")
     assert chat.params == {"to": "tom-zh", "text": "see you at lunch tomorrow"}
-    assert chat.line == 66
+    assert chat.line == 72
     download = s.sessions[7].steps[0]
     assert (download.variant, download.action) == ("regular", "download")
     assert download.params == {"url": "http://www.skype.lab.example/SkypeSetup.exe"}

@@ -147,7 +147,7 @@ def test_an_app_with_its_own_store_unhandled_is_refused(seed_tree: Path, tmp_pat
 
 def _handled(how: str) -> Any:
     def edit(d: Any) -> None:
-        for variant in ("regular", "tom-en", "control"):
+        for variant in ("regular", "tom-en", "control", "cn-visitor"):
             if how == "passthrough":
                 d["clients"][variant]["tls"] = "passthrough"
             else:
