@@ -128,7 +128,8 @@ def test_seed_scenario_loads_into_the_model() -> None:
         "tom-user-never-sees-censored-word",
         "regular-peer-sees-censored-word",
         "default-vantage-download-not-redirected",
-        "default-vantage-gets-skypes-build",
+        "default-vantage-gets-skypes-build", "china-vantage-download-redirected-to-tom",
+        "china-vantage-gets-toms-build",
     ]
     assert s.expectations[0].kind == "never_reaches"
     assert s.expectations[0].place == {"country": "CN"}
