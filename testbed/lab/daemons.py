@@ -181,21 +181,10 @@ class Daemons:
         return root
 
     def _plumb(self, i: int, row: Server) -> str:
-        sh, ns, link = netns.sh, f"{netns.NS_PREFIX}{self.tag}-s{i}", f"s{i}"
-        sh("ip", "netns", "add", ns)
-        self.namespaces.append(ns)
-        sh("ip", "link", "set", "lo", "up", ns=ns)
-        for key in ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
-                    "net.ipv4.ip_unprivileged_port_start=0"):
-            sh("sysctl", "-qw", key, ns=ns)
-        sh("ip", "link", "add", link, "netns", self.internet_ns, "type", "veth", "peer", "eth0",
-           "netns", ns)
-        sh("ip", "link", "set", link, "up", ns=self.internet_ns)
-        sh("ip", "route", "add", f"{row.address}/32", "dev", link, ns=self.internet_ns)
-        sh("ip", "addr", "add", f"{row.address}/32", "dev", "eth0", ns=ns)
-        sh("ip", "link", "set", "eth0", "up", ns=ns)
-        sh("ip", "route", "add", self.router, "dev", "eth0", ns=ns)
-        sh("ip", "route", "add", "default", "via", self.router, "dev", "eth0", ns=ns)
+        ns = f"{netns.NS_PREFIX}{self.tag}-s{i}"
+        self.namespaces.append(ns)  # before it exists: teardown removes what was half-made
+        netns.internet_host(ns, self.internet_ns, f"s{i}", row.address, self.router,
+                            ("net.ipv4.ip_unprivileged_port_start=0",))
         return ns
 
     def _argv(self, row: Server, root: Path, uid: int) -> list[str]:

@@ -60,21 +60,10 @@ class Exits:
         config = wg.read_config(row.exit, server=True)
         if config.problems:
             raise LabError(f"lab VPN exit {row.name}: " + "; ".join(config.problems))
-        sh, ns, link = netns.sh, f"{netns.NS_PREFIX}{self.tag}-x{i}", f"x{i}"
-        sh("ip", "netns", "add", ns)
-        self.namespaces.append(ns)
-        sh("ip", "link", "set", "lo", "up", ns=ns)
-        for key in ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
-                    "net.ipv4.ip_forward=1"):
-            sh("sysctl", "-qw", key, ns=ns)
-        sh("ip", "link", "add", link, "netns", self.internet_ns, "type", "veth", "peer", "eth0",
-           "netns", ns)
-        sh("ip", "link", "set", link, "up", ns=self.internet_ns)
-        sh("ip", "route", "add", f"{row.address}/32", "dev", link, ns=self.internet_ns)
-        sh("ip", "addr", "add", f"{row.address}/32", "dev", "eth0", ns=ns)
-        sh("ip", "link", "set", "eth0", "up", ns=ns)
-        sh("ip", "route", "add", self.router, "dev", "eth0", ns=ns)
-        sh("ip", "route", "add", "default", "via", self.router, "dev", "eth0", ns=ns)
+        sh, ns = netns.sh, f"{netns.NS_PREFIX}{self.tag}-x{i}"
+        self.namespaces.append(ns)  # before it exists: teardown removes what was half-made
+        netns.internet_host(ns, self.internet_ns, f"x{i}", row.address, self.router,
+                            ("net.ipv4.ip_forward=1",))
         folder = self.run / "lab" / "exits" / row.name
         folder.mkdir(parents=True, exist_ok=True)
         link = wg.link_name(self.tag, "x", i)

@@ -196,6 +196,26 @@ def sweep_x_locks() -> list[str]:
     return removed
 
 
+def internet_host(ns: str, internet_ns: str, link: str, address: str, router: str,
+                  sysctls: tuple[str, ...] = ()) -> None:
+    """Make ``ns`` one host of the simulated internet (a daemon's, a lab VPN exit's):
+    ``eth0`` holds ``address``/32, a veth to ``internet_ns`` (its end named ``link``) that
+    routes the address here, and the default route back via ``router``; IPv6 off."""
+    sh("ip", "netns", "add", ns)
+    sh("ip", "link", "set", "lo", "up", ns=ns)
+    for key in ("net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+                *sysctls):
+        sh("sysctl", "-qw", key, ns=ns)
+    sh("ip", "link", "add", link, "netns", internet_ns, "type", "veth", "peer", "eth0",
+       "netns", ns)
+    sh("ip", "link", "set", link, "up", ns=internet_ns)
+    sh("ip", "route", "add", f"{address}/32", "dev", link, ns=internet_ns)
+    sh("ip", "addr", "add", f"{address}/32", "dev", "eth0", ns=ns)
+    sh("ip", "link", "set", "eth0", "up", ns=ns)
+    sh("ip", "route", "add", router, "dev", "eth0", ns=ns)
+    sh("ip", "route", "add", "default", "via", router, "dev", "eth0", ns=ns)
+
+
 def spawn(ns: str, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start ``argv`` inside ``ns`` with exactly ``env``; output goes to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
