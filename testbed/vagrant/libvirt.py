@@ -19,6 +19,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from testbed import _command as command
 from testbed._errors import VmError
 from testbed.vagrant.machines import Names
 
@@ -27,14 +28,8 @@ POOLS = Path("/var/lib/libvirt/images")
 
 
 def virsh(*args: str, check: bool = True, timeout: float = 120) -> str:
-    try:
-        res = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True,
-                             timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise VmError(f"virsh {args[0]} failed: {e}") from e
-    if check and res.returncode != 0:
-        raise VmError(f"virsh {' '.join(args)} failed: {res.stderr.strip() or res.stdout}")
-    return res.stdout
+    return command.run(["virsh", "-q", "-c", URI, *args], VmError, timeout, check=check,
+                       label=f"virsh {' '.join(args)}")
 
 
 def listed(*args: str) -> set[str]:
