@@ -118,62 +118,57 @@ done:
 
 static PyObject *pcapng_offsets(PyObject *self, PyObject *args) { return walk(args, 1); }
 
-/* The (buf, starts, ends) arguments of gather and snis: starts and ends are native int64
- * buffers of one length. Returns how many ranges; NO_ARGS (nothing held) or BAD_RANGES (the
- * buffers held, to be released) with the error set. */
-enum { NO_ARGS = -2, BAD_RANGES = -1 };
+/* The (buf, starts, ends) calls (gather, snis): starts and ends are native int64 buffers of
+ * one length; ``body`` gets them with the buffer and its length, and the buffers are released
+ * whatever it returns. */
+typedef PyObject *(*ranges_body)(const unsigned char *buf, int64_t len, const int64_t *st,
+                                 const int64_t *en, Py_ssize_t n);
 
-static Py_ssize_t ranges(PyObject *args, Py_buffer *view, Py_buffer *sv, Py_buffer *ev) {
-    if (!PyArg_ParseTuple(args, "y*y*y*", view, sv, ev))
-        return NO_ARGS;
-    if (ev->len != sv->len || sv->len % (Py_ssize_t)sizeof(int64_t)) {
+static PyObject *with_ranges(PyObject *args, ranges_body body) {
+    Py_buffer view, sv, ev;
+    if (!PyArg_ParseTuple(args, "y*y*y*", &view, &sv, &ev))
+        return NULL;
+    PyObject *result = NULL;
+    if (ev.len != sv.len || sv.len % (Py_ssize_t)sizeof(int64_t))
         PyErr_SetString(PyExc_ValueError, "starts and ends must be int64 arrays of one length");
-        return BAD_RANGES;
-    }
-    return sv->len / (Py_ssize_t)sizeof(int64_t);
+    else
+        result = body(view.buf, view.len, sv.buf, ev.buf, sv.len / (Py_ssize_t)sizeof(int64_t));
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&sv);
+    PyBuffer_Release(&ev);
+    return result;
 }
 
-static void release_ranges(Py_buffer *view, Py_buffer *sv, Py_buffer *ev) {
-    PyBuffer_Release(view);
-    PyBuffer_Release(sv);
-    PyBuffer_Release(ev);
-}
+/* An offset clipped to [0, len], as Python slicing clips. */
+static inline int64_t clip(int64_t x, int64_t len) { return x < 0 ? 0 : (x > len ? len : x); }
 
 /* gather(buf, starts, ends) -> bytes: buf[starts[0]:ends[0]] + buf[starts[1]:ends[1]] + ...
  * (starts, ends: native int64 buffers of offsets >= 0; an empty or inverted range adds
  * nothing, and a range is clipped to the buffer, as Python slicing does). */
-static PyObject *gather(PyObject *self, PyObject *args) {
-    Py_buffer view, sv, ev;
-    Py_ssize_t n = ranges(args, &view, &sv, &ev);
-    if (n == NO_ARGS)
-        return NULL;
-    PyObject *result = NULL;
-    if (n < 0)
-        goto done;
-    const int64_t *st = sv.buf, *en = ev.buf;
-    int64_t len = view.len, total = 0;
+static PyObject *gather_body(const unsigned char *buf, int64_t len, const int64_t *st,
+                             const int64_t *en, Py_ssize_t n) {
+    int64_t total = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t a = st[i] < 0 ? 0 : (st[i] > len ? len : st[i]);
-        int64_t b = en[i] < 0 ? 0 : (en[i] > len ? len : en[i]);
+        int64_t a = clip(st[i], len), b = clip(en[i], len);
         if (b > a)
             total += b - a;
     }
-    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
     if (result == NULL)
-        goto done;
+        return NULL;
     char *out = PyBytes_AS_STRING(result);
-    const char *buf = view.buf;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t a = st[i] < 0 ? 0 : (st[i] > len ? len : st[i]);
-        int64_t b = en[i] < 0 ? 0 : (en[i] > len ? len : en[i]);
+        int64_t a = clip(st[i], len), b = clip(en[i], len);
         if (b > a) {
             memcpy(out, buf + a, (size_t)(b - a));
             out += b - a;
         }
     }
-done:
-    release_ranges(&view, &sv, &ev);
     return result;
+}
+
+static PyObject *gather(PyObject *self, PyObject *args) {
+    return with_ranges(args, gather_body);
 }
 
 /* The host_name SNI of one ClientHello handshake message b[0:n], exactly as
@@ -224,39 +219,31 @@ static int hello_sni(const unsigned char *b, int64_t n, int64_t *at, int64_t *le
 
 /* snis(buf, starts, ends) -> list: for each handshake message buf[start:end] (clipped to
  * the buffer, as slicing), its SNI's bytes, or None when it has none. */
-static PyObject *snis(PyObject *self, PyObject *args) {
-    Py_buffer view, sv, ev;
-    Py_ssize_t n = ranges(args, &view, &sv, &ev);
-    if (n == NO_ARGS)
-        return NULL;
-    PyObject *result = NULL;
-    if (n < 0)
-        goto done;
-    const int64_t *st = sv.buf, *en = ev.buf;
-    const unsigned char *buf = view.buf;
-    int64_t len = view.len;
-    result = PyList_New(n);
+static PyObject *snis_body(const unsigned char *buf, int64_t len, const int64_t *st,
+                           const int64_t *en, Py_ssize_t n) {
+    PyObject *result = PyList_New(n);
     if (result == NULL)
-        goto done;
+        return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t a = st[i] < 0 ? 0 : (st[i] > len ? len : st[i]);
-        int64_t b = en[i] < 0 ? 0 : (en[i] > len ? len : en[i]);
+        int64_t a = clip(st[i], len), b = clip(en[i], len);
         int64_t at = 0, size = 0;
         PyObject *item;
         if (b > a && hello_sni(buf + a, b - a, &at, &size)) {
             item = PyBytes_FromStringAndSize((const char *)buf + a + at, (Py_ssize_t)size);
             if (item == NULL) {
-                Py_CLEAR(result);
-                goto done;
+                Py_DECREF(result);
+                return NULL;
             }
         } else {
             item = Py_NewRef(Py_None);
         }
         PyList_SET_ITEM(result, i, item);
     }
-done:
-    release_ranges(&view, &sv, &ev);
     return result;
+}
+
+static PyObject *snis(PyObject *self, PyObject *args) {
+    return with_ranges(args, snis_body);
 }
 
 /* first_seen(buf, starts, ends, tags) -> bytes of native int64 row numbers: the rows whose
