@@ -140,6 +140,8 @@ def test_endpoints_carry_names_and_every_databases_view(seed_run):
     monitor = places[MONITOR]
     assert monitor["names"] == ["srv-211-100-41-76.cn.lab.example"]
     assert {v["via"] for v in monitor["views"]} == {"address", "stands_for"}
-    assert len(monitor["views"]) == 3 and not monitor["disagree"]  # lab map, DB-IP, GeoLite2
+    countries = [v for v in monitor["views"] if v["country"]]
+    assert len(countries) == 3 and not monitor["disagree"]  # lab map, DB-IP, GeoLite2
+    assert any(v["organization"] for v in monitor["views"])  # the bundled AS database
     assert places["239.255.255.250"]["views"] == []
     assert any(p["disagree"] for p in places.values())  # the seed's non-China rows moved
