@@ -11,6 +11,7 @@ from netaddr import IPSet
 from testbed._errors import AnalysisError
 from testbed.analysis.bundled import (
     DBIP_ATTRIBUTION,
+    IP_LOCATION_DB_ATTRIBUTION,
     attribution_for,
     bundled_databases,
     c_extension_available,
@@ -259,6 +260,9 @@ def test_provenance_records_reader_and_attribution(mmdb: Path) -> None:
     assert attribution_for("DBIP-City-Lite") == DBIP_ATTRIBUTION
     assert "CC BY-SA 4.0" in (attribution_for("GeoLite2-City", 1_577_209_301) or "")
     assert "End User License" in (attribution_for("GeoLite2-City", 1_714_521_600) or "")
+    # the bundled ASN database has GeoLite2-ASN's layout, not MaxMind's data or licence
+    assert attribution_for("GeoLite2-ASN-compatible", 1_781_654_400) == IP_LOCATION_DB_ATTRIBUTION
+    assert "End User License" in (attribution_for("GeoLite2-ASN", 1_781_654_400) or "")
 
 
 def test_bundled_databases_place_google_dns() -> None:
