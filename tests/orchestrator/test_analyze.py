@@ -35,8 +35,8 @@ def test_capture_becomes_the_seed_table(run):
     lab = f"lab-seed-2013.mmdb ({(run.manifest().geoip[0].build_date or '')[:10]})"
     assert rows["203.0.113.15"] == {
         "address": "203.0.113.15", "country": "CN", "country_name": "China",
-        "stands_for": "211.100.40.15", "names": "", "asn": "",
-        "organization": "IDC, China Telecommunications Corporation",  # bundled GeoLite2 ASN
+        "stands_for": "211.100.40.15", "names": "", "asn": "23724",
+        "organization": "IDC, China Telecommunications Corporation",  # the bundled ASN database
         "databases": f"CN ({lab}); CN (dbip-city-lite-latest.mmdb "
                      "(2023-04-01), for 211.100.40.15); CN (GeoLite2-City.mmdb (2019-12-24), "
                      "for 211.100.40.15)",

@@ -1,8 +1,8 @@
 """A run on real addresses is analysed without a lab map: the recorded seed run with every lab
 server's address replaced by the real address it stands for (in the pcap's IP headers and DNS
 answers, the flow file and the TLS log) and the map removed. Offline: no packet is sent. Its
-endpoints are placed by the bundled databases alone, with country and AS organisation and
-their provenance, and the seed's verdicts come out as for the simulated run."""
+endpoints are placed by the bundled databases alone, with country, AS number and organisation
+and their provenance, and the seed's verdicts come out as for the simulated run."""
 
 from __future__ import annotations
 
@@ -26,6 +26,22 @@ ORG_EXPECTATIONS = [  # the manifest's form of two scenario expectations on orga
     {"id": "regular-never-reaches-chinanet", "variant": "regular", "kind": "never_reaches",
      "place": {"organization": "chinanet"}, "places": [{"organization": "chinanet"}],
      "chat": None, "min_strength": "", "description": ""},
+]
+
+
+def asn_expectation(variant: str, kind: str, asn: int) -> dict[str, object]:
+    """The manifest's form of a scenario expectation on an AS number (`asn:` place)."""
+    return {"id": f"{variant}-{kind}-as{asn}", "variant": variant, "kind": kind,
+            "place": {"asn": asn}, "places": [{"asn": asn}], "chat": None,
+            "min_strength": "", "description": ""}
+
+
+# (variant, kind, AS number, the verdict on real addresses): tom-en reaches Chinanet's
+# AS4134 (110.81.238.33) and regular does not; nobody reaches AS64496 (documentation ASN).
+ASN_CASES = [
+    ("tom-en", "reaches", 4134, "pass"), ("regular", "never_reaches", 4134, "pass"),
+    ("regular", "reaches", 4134, "fail"), ("tom-en", "never_reaches", 4134, "fail"),
+    ("tom-en", "reaches", 64496, "fail"), ("regular", "never_reaches", 64496, "pass"),
 ]
 
 
@@ -100,9 +116,10 @@ def internet_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     shutil.rmtree(run / "analysis")
     manifest = run / f.MANIFEST
     doc = json.loads(manifest.read_text())
-    doc["expectations"] += ORG_EXPECTATIONS
+    doc["expectations"] += ORG_EXPECTATIONS + [asn_expectation(v, k, a)
+                                               for v, k, a, _ in ASN_CASES]
     manifest.write_text(json.dumps(doc))
-    assert main(["analyze", str(run)]) == 0
+    assert main(["analyze", str(run)]) == 1  # 1: ASN_CASES holds expectations that fail
     return seed, run
 
 
@@ -128,6 +145,16 @@ def test_organisation_places_work_on_real_addresses(internet_run: tuple[Path, Pa
     assert v["status"] == "pass", v
 
 
+@pytest.mark.parametrize(("variant", "kind", "asn", "status"), ASN_CASES)
+def test_asn_places_pass_and_fail_on_real_addresses(internet_run: tuple[Path, Path],
+                                                    variant: str, kind: str, asn: int,
+                                                    status: str) -> None:
+    _, run = internet_run
+    v = verdicts(run)[f"{variant}-{kind}-as{asn}"]
+    assert v["status"] == status, (
+        f"{variant} {kind.replace('_', ' ')} AS{asn}: expected {status}, got {v['status']}: {v}")
+
+
 def test_endpoints_carry_country_organisation_and_provenance(
         internet_run: tuple[Path, Path]) -> None:
     _, run = internet_run
@@ -135,13 +162,15 @@ def test_endpoints_carry_country_organisation_and_provenance(
     places = doc["places"]
     chinanet = places["110.81.238.33"]
     assert chinanet["country"] == "CN" and chinanet["organization"] == "Chinanet"
+    assert chinanet["asn"] == 4134
     assert chinanet["database"].startswith("dbip-city-lite-latest.mmdb")
     assert not chinanet.get("stands_for")
     types = [g["database_type"] for g in doc["geoip"]]
-    assert types == ["DBIP-City-Lite", "GeoLite2-City", "GeoLite2-ASN"]
+    assert types == ["DBIP-City-Lite", "GeoLite2-City", "GeoLite2-ASN-compatible"]
     asn = doc["geoip"][2]
-    assert asn["build_date"].startswith("2024-06-18") and len(asn["sha256"]) == 64
-    assert "MaxMind" in asn["attribution"]
+    assert Path(asn["file"]).name == "GeoLite2-ASN-ip-location-db-2.3.2026061719.mmdb"
+    assert asn["build_date"].startswith("2026-06-17") and len(asn["sha256"]) == 64
+    assert "RouteViews" in asn["attribution"] and "DB-IP" in asn["attribution"]
     csv = (run / f.ENDPOINTS_CSV).read_text()
     assert "110.81.238.33,CN,China,,", csv
-    assert "Chinanet" in csv
+    assert "Chinanet" in csv and ",4134,Chinanet," in csv

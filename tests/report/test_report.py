@@ -96,11 +96,19 @@ def test_chat_paths_escaped_and_strongest_first(run_dir: Path) -> None:
 
 def test_self_contained(run_dir: Path) -> None:
     html, dom = _page(run_dir)
+    # The only way out is a link a reader follows: the GeoIP attributions' sources (DB-IP
+    # asks for a link back), in the provenance section, without a referrer. Nothing loads.
+    attribution_links = {id(a) for a in dom.find(id="provenance").find_all("a")}
     for node in dom.iter():
         for attr in ("src", "href"):
             value = node.attrs.get(attr)
-            if value is not None:
-                assert value.startswith(("data:", "#")), (node.tag, value[:60])
+            if value is None or value.startswith(("data:", "#")):
+                continue
+            assert (node.tag, attr) == ("a", "href") and id(node) in attribution_links, (
+                node.tag, value[:60])
+            assert value.startswith("https://") and "noreferrer" in (node.attrs.get("rel") or "")
+    assert [a.attrs["href"] for a in dom.find(id="provenance").find_all("a")] == [
+        "https://db-ip.com"]  # the attribution of the run's one database links back
     assert not dom.find_all("link")
     assert not re.search(r"url\((?!#)", html)  # no CSS fetches
     meta = json.loads(dom.find("script", id="report-meta").text)
