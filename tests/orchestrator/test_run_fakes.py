@@ -138,7 +138,8 @@ def test_a_guest_that_never_comes_up_times_out_and_is_torn_down(tmp_path):
     m = manifest(outcome)
     assert m["status"] == "failed"
     assert "guest control (fake) did not finish within 0.5 s" in m["error"]
-    assert sorted(roles.pool.started) == sorted(["regular", "tom-en", "tom-zh", "control", "cn-visitor"])
+    assert sorted(roles.pool.started) == sorted(
+        ["regular", "tom-en", "tom-zh", "control", "cn-visitor"])
     assert roles.torn_down()
 
 
