@@ -316,7 +316,7 @@ def _analysis_part(run: RunDir, phases: Phases, status: str,
                 verdicts = check_run(run.path)
         run.update_manifest(finished=time.time())
         with phases.phase("report"):  # also for a run without capture: it says what is missing
-            build_report(run.path)
+            build_report(run.path, status=status)
     except KeyboardInterrupt:
         during = f" during {phases.current}"
         phases.save(status="interrupted",

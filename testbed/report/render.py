@@ -18,6 +18,7 @@ legend, the filter and the alerts) comes from the scenario's expectations: see
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import os
@@ -134,17 +135,23 @@ def render_html(data: RunData) -> str:
         raise TestbedError(f"report template: {err}") from err
 
 
-def build_report(run_dir: Path, data: RunData | None = None) -> Path:
+def build_report(run_dir: Path, data: RunData | None = None, status: str | None = None) -> Path:
     """Write ``run_dir/report.html``: one self-contained page (inline CSS, SVG charts and
     screenshots as data URIs) describing the run, and return its path.
 
     Missing or damaged files (a crashed run) are reported on the page, never raised. Raises
     :class:`TestbedError` only when ``run_dir`` is not a directory or cannot be written.
-    ``data`` is the run as already read by :func:`load_run`, if the caller has it."""
+    ``data`` is the run as already read by :func:`load_run`, if the caller has it; ``status``
+    the run's status once the report is written (a run writes its report while it is still
+    ``analyzing``, and records its final status after)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise TestbedError(f"{run_dir}: not a run directory")
-    html = render_html(data if data is not None else load_run(run_dir))
+    data = data if data is not None else load_run(run_dir)
+    if status is not None:
+        data = dataclasses.replace(data, manifest=dataclasses.replace(data.manifest,
+                                                                      status=status))
+    html = render_html(data)
     out = run_dir / files.REPORT
     tmp = run_dir / f".report.html.{os.getpid()}.tmp"
     try:

@@ -39,6 +39,8 @@ def test_a_run_goes_through_every_phase_and_tears_down(tmp_path):
     assert len(events(outcome)) == len(steps)
     assert all(e["outcome"] == "ok" for e in events(outcome))
     assert (outcome.run.path / "screenshots" / "tom-zh" / "chat_absent.png").is_file()
+    # the report, written while the run is still analyzing, shows the status it ends with
+    assert "<dt>Run status</dt><dd>complete</dd>" in (outcome.run.path / "report.html").read_text()
     verdicts = {v.id: v.status for v in outcome.verdicts}
     # the screens: tom-zh's did not show the message, but with nothing captured of either
     # party nothing shows it was kept out rather than never sent; control's showed it
