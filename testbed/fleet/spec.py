@@ -15,7 +15,6 @@ scenario whose file differs from the submitter's (sha256).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import secrets
@@ -25,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from testbed._digest import file_sha256
 from testbed.fleet.engine import FleetInputError, queue_name
 
 CONSTRAINT_KEYS = ("provider", "route", "exit")
@@ -65,10 +65,6 @@ def new_job_id() -> str:
     return secrets.token_hex(6)
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _relative(path: Path, root: Path) -> str:
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
@@ -102,7 +98,7 @@ def for_scenario(path: Path, root: Path, constraints: dict[str, str | None] | No
     boxes = sorted({str((cl.vm or {}).get("box")) for cl in scenario.clients.values()
                     if cl.vm and (cl.vm or {}).get("box")})
     rel = _relative(scenario.path, root)
-    return JobSpec(job_id=new_job_id(), scenario=rel, sha256=_sha(scenario.path),
+    return JobSpec(job_id=new_job_id(), scenario=rel, sha256=file_sha256(scenario.path),
                    provider=scenario.provider, route=c.get("route"), exit=c.get("exit"),
                    build=build, boxes=tuple(boxes), nightly=nightly,
                    label=label or rel + (f" build={build}" if build else ""))

@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from testbed._digest import file_sha256
 from testbed._errors import TestbedError
 from testbed.fleet.bundle import FLEET_DIR, pack, sha256
 from testbed.fleet.capabilities import Capabilities, Probe, WorkerConfig, probe
@@ -223,7 +224,7 @@ class Worker:
         path = self.scenarios / spec.scenario
         if not path.is_file():
             raise FleetInputError(f"{path}: no such scenario on worker {self.config.name}")
-        if sha256(path.read_bytes()) != spec.sha256:
+        if file_sha256(path) != spec.sha256:
             raise FleetInputError(f"{path}: differs from the submitted scenario on worker "
                                   f"{self.config.name} (update its checkout)")
         if spec.build is None:

@@ -10,28 +10,18 @@ the run: ``{"time", "client", "name", "type", "rcode", "answers": [...]}``.
 from __future__ import annotations
 
 import argparse
-import json
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from dnslib import QTYPE, RCODE, DNSRecord
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+from testbed.run.files import append_line
 
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 UPSTREAM_SECONDS = 3.0
-
-
-class Log:
-    def __init__(self, path: Path) -> None:
-        self.out = path.open("a", encoding="utf-8")
-        self.lock = threading.Lock()
-
-    def write(self, **record: Any) -> None:
-        with self.lock:
-            self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            self.out.flush()
 
 
 def forward(data: bytes, upstream: str, device: str) -> bytes | None:
@@ -46,32 +36,33 @@ def forward(data: bytes, upstream: str, device: str) -> bytes | None:
             return None
 
 
-def answer(server: socket.socket, data: bytes, client: tuple[str, int], upstream: str,
-           device: str, log: Log) -> None:
-    try:
-        query = DNSRecord.parse(data)
-    except Exception:  # not DNS: nothing to forward
-        log.write(time=time.time(), client=client[0], error="not a DNS query")
-        return
-    q = query.q
-    record: dict[str, Any] = {"time": time.time(), "client": client[0],
-                              "name": str(q.qname).rstrip("."),
-                              "type": QTYPE.get(q.qtype, str(q.qtype))}
-    reply = forward(data, upstream, device)
-    if reply is None:
-        record["rcode"] = "no answer (upstream unreachable through the route)"
-        failed = query.reply()
-        failed.header.rcode = RCODE.SERVFAIL
-        reply = failed.pack()
-    else:
-        try:
-            parsed = DNSRecord.parse(reply)
-            record["rcode"] = RCODE.get(parsed.header.rcode, str(parsed.header.rcode))
-            record["answers"] = [str(rr.rdata) for rr in parsed.rr]
-        except Exception:
-            record["rcode"] = "unparsable answer"
-    log.write(**record)
-    server.sendto(reply, client)
+class Forwarder(BaseResolver):  # type: ignore[misc]
+    """Served by dnslib's threaded server, as the lab's own resolver (`lab.services.dns`)."""
+
+    def __init__(self, upstream: str, device: str, log: Path) -> None:
+        self.upstream, self.device, self.log = upstream, device, log
+
+    def resolve(self, request: Any, handler: Any) -> Any:
+        q = request.q
+        record: dict[str, Any] = {"time": time.time(), "client": handler.client_address[0],
+                                  "name": str(q.qname).rstrip("."),
+                                  "type": QTYPE.get(q.qtype, str(q.qtype))}
+        data = forward(request.pack(), self.upstream, self.device)
+        reply = None
+        if data is None:
+            record["rcode"] = "no answer (upstream unreachable through the route)"
+        else:
+            try:
+                reply = DNSRecord.parse(data)
+                record["rcode"] = RCODE.get(reply.header.rcode, str(reply.header.rcode))
+                record["answers"] = [str(rr.rdata) for rr in reply.rr]
+            except Exception:  # dnslib raises several kinds on a damaged answer
+                record["rcode"] = "unparsable answer"
+        if reply is None:
+            reply = request.reply()
+            reply.header.rcode = RCODE.SERVFAIL
+        append_line(self.log, record)
+        return reply
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,14 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ready", required=True, type=Path)
     args = p.parse_args(argv)
     host, port = args.listen.rsplit(":", 1)
-    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    server.bind((host, int(port)))
-    log = Log(args.log)
+    server = DNSServer(Forwarder(args.upstream, args.device, args.log), address=host,
+                       port=int(port), logger=DNSLogger("-request,-reply,-truncated,-data,"
+                                                        "-recv,-send"))
     args.ready.write_text("ready\n")
-    while True:
-        data, client = server.recvfrom(65535)
-        threading.Thread(target=answer, args=(server, data, client, args.upstream,
-                                              args.device, log), daemon=True).start()
+    server.server.serve_forever()
+    return 0
 
 
 if __name__ == "__main__":
