@@ -4,6 +4,7 @@ reads null until a database with ASN data is among them)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping
 
 from testbed.analysis.geo import Consensus, Geo
@@ -35,5 +36,7 @@ def place_vantages(vantage: Mapping[str, Vantage], geo: Geo,
     for variant, v in vantage.items():
         country, asn, org, db = _best(found.get(v.egress or ""))
         r_country, r_asn, _, _ = _best(found.get(v.resolver or ""))
-        out[variant] = v.placed(country, asn, org, db, r_country, r_asn)
+        out[variant] = dataclasses.replace(v, country=country, asn=asn, organization=org,
+                                           database=db, resolver_country=r_country,
+                                           resolver_asn=r_asn)
     return out

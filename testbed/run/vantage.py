@@ -34,12 +34,6 @@ class Vantage(Record):
     resolver_country: str | None = None
     resolver_asn: int | None = None
 
-    def placed(self, country: str | None, asn: int | None, organization: str | None,
-               database: str | None, resolver_country: str | None,
-               resolver_asn: int | None) -> Vantage:
-        return Vantage(self.route, self.label, self.egress, self.egress_from, country, asn,
-                       organization, database, self.resolver, resolver_country, resolver_asn)
-
     def details(self) -> str:
         """``egress 203.0.113.80 (echo …), resolver 10.99.0.1 (CN, AS4134)``: what backs the
         sentence, for the report's header."""
