@@ -58,7 +58,7 @@ def run_dirs(results: Path) -> list[Path]:
     return sorted(p.parent for p in results.glob("*/*/manifest.json"))
 
 
-def wait_for_phase(results: Path, phase: str, timeout: float = 60) -> Path:
+def wait_for_phase(results: Path, phase: str, timeout: float = 60, every: float = 0.1) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for run in run_dirs(results):
@@ -68,7 +68,7 @@ def wait_for_phase(results: Path, phase: str, timeout: float = 60) -> Path:
                 continue
             if phase in m.get("phases", {}):
                 return run
-        time.sleep(0.1)
+        time.sleep(every)
     raise AssertionError(f"no run reached phase {phase!r} within {timeout} s")
 
 
