@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from testbed._errors import ScenarioError, TestbedError
-from testbed._subcommand import add_json_flag
+from testbed._subcommand import add_allow_outside_flag, add_json_flag
 from testbed.run.files import DEFAULT_RESULTS, ENDPOINTS, ENDPOINTS_CSV, REPORT
 
 __all__ = ["build_parser", "main"]
@@ -60,18 +60,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from testbed.orchestrator.analyze import analyze_run, derived_run
-    from testbed.orchestrator.guard import (
-        RunFailed,
-        describe,
-        discard_partial_analysis,
-        disk_full,
-        settle_status,
-    )
     from testbed.orchestrator.rundir import RunDir
-    from testbed.report import build_report
+    from testbed.orchestrator.scancache import Scans
     from testbed.run.store import withdraw_derived
-    from testbed.verdicts.check import check_run
 
     for db in args.geoip or []:
         if not db.is_file():
@@ -81,22 +72,39 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     withdrawn = [] if args.geoip else withdraw_derived(args.run)
     try:
         run = RunDir.open(args.run)
-        target = derived_run(run, args.geoip) if args.geoip else run
-        try:
-            analysis = analyze_run(target, args.geoip)
-            _print_warnings(analysis.warnings)
-            print(analysis.table)
-            verdicts = check_run(target.path)
-            _print_verdicts(verdicts)
-            build_report(target.path)
-            settle_status(target)
-        except (OSError, TestbedError) as e:
-            full = disk_full(e)
-            if full is None and not isinstance(e, OSError):
-                raise
-            discard_partial_analysis(target.path)
-            why = describe(full) if full is not None else str(e)
-            raise RunFailed(f"{target.path}: analysis failed: {why}") from e
+        if args.geoip:
+            from testbed.orchestrator.analyze import derived_run
+
+            target = derived_run(run, args.geoip)
+        else:
+            target = run
+        with Scans(target) as scans:  # first: the imports below run beside the scans
+            from testbed.orchestrator.analyze import analyze_run
+            from testbed.orchestrator.guard import (
+                RunFailed,
+                describe,
+                discard_partial_analysis,
+                disk_full,
+                settle_status,
+            )
+            from testbed.report import build_report
+            from testbed.verdicts.check import check_run
+
+            try:
+                analysis = analyze_run(target, args.geoip, scans)
+                _print_warnings(analysis.warnings)
+                print(analysis.table)
+                verdicts = check_run(target.path)
+                _print_verdicts(verdicts)
+                build_report(target.path)
+                settle_status(target)
+            except (OSError, TestbedError) as e:
+                full = disk_full(e)
+                if full is None and not isinstance(e, OSError):
+                    raise
+                discard_partial_analysis(target.path)
+                why = describe(full) if full is not None else str(e)
+                raise RunFailed(f"{target.path}: analysis failed: {why}") from e
     except TestbedError as e:
         if withdrawn:
             e.args = (f"{e}; the run is not judged (its earlier results were removed: "
@@ -151,15 +159,6 @@ def cmd_geo_update(args: argparse.Namespace) -> int:
     return update.run(args)
 
 
-def _allow_outside(p: argparse.ArgumentParser) -> None:
-    from testbed.scenario._checks import ALLOW_OUTSIDE_FLAG
-
-    p.add_argument(ALLOW_OUTSIDE_FLAG, type=Path, action="append", metavar="PATH",
-                   help="let the scenario name files under PATH (a file or folder outside the "
-                   "scenario's folder: build profiles, data files, images, installers; "
-                   "repeatable). Without it such references are refused.")
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="testbed",
@@ -175,14 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("scenario", type=Path, help="scenario file, e.g. scenarios/skype-2013-lab.yaml")
     r.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
                    help="where runs are written (default: %(default)s)")
-    _allow_outside(r)
+    add_allow_outside_flag(r)
     r.set_defaults(func=cmd_run, starts_lab=True)
 
     v = sub.add_parser("validate", help="check scenario and app-profile files",
                        description="Check files; each problem is printed as FILE:LINE: KEY: "
                        "MESSAGE. Exit 2 when any file is invalid.")
     v.add_argument("files", nargs="+", help="scenario or app profile files (or folders)")
-    _allow_outside(v)
+    add_allow_outside_flag(v)
     v.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")

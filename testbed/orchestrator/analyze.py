@@ -6,12 +6,12 @@ Reads only the run directory (manifest, ``lab/internet.yaml``, ``capture/gateway
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from testbed._errors import AnalysisError, CaptureFormatError, RunFileError, ScenarioError
 from testbed.analysis import (
@@ -32,9 +32,8 @@ from testbed.analysis.geo import bundled_databases
 from testbed.analysis.names import NameIndex
 from testbed.analysis.scan import CaptureScan
 from testbed.lab.internet_map import InternetMap, load_internet
-from testbed.orchestrator.background import Background
 from testbed.orchestrator.rundir import RunDir
-from testbed.orchestrator.scancache import flow_scan_run, scan_run
+from testbed.orchestrator.scancache import Scans
 from testbed.route.place import place_vantages
 from testbed.run import (
     CanaryFile,
@@ -105,20 +104,28 @@ def lab_database(run: RunDir, internet: InternetMap | None = None,
     return out
 
 
-def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
+def analyze_run(run: RunDir, geoip: list[Path] | None = None,
+                scans: Scans | None = None) -> Analysis:
+    """The run's analysis, written into it. ``scans``: the run's scans when already started
+    (`testbed analyze` starts them before its imports); else they start here."""
     manifest = run.manifest()
-    guests = manifest.guests
-    variants = list(guests)
+    variants = list(manifest.guests)
     infrastructure = list(manifest.infrastructure)
     if not run.pcap.exists():
         raise AnalysisError(f"{run.pcap}: no capture in this run")
-    by_address = {a: v for v, a in guests.items()}
     canary = manifest.canary or ""
-    with Background(lambda: flow_scan_run(run, by_address, canary) if run.file(f.FLOWS).exists()
-                    else None, _flows_json, _flows_record) as flow_scan:  # beside the capture's
-        scan = scan_run(run, by_address, infrastructure, canary)
+    with contextlib.ExitStack() as stack:
+        scans = scans or stack.enter_context(Scans(run))
+        # while the scans run: the lab's map and the databases, which do not depend on them
+        internet_file = run.file(f.INTERNET)
+        internet = read_internet(internet_file) if internet_file.exists() else None
+        databases = list(geoip or [])
+        if not geoip:  # the lab's map first (it decides), then the real databases we ship
+            lab_db = lab_database(run, internet, manifest) if internet is not None else None
+            databases = ([lab_db] if lab_db else []) + bundled_databases()
+        scan = scans.capture.result()
         try:
-            flows = flow_scan.result()
+            flows = scans.flows.result()
             names = find_names(scan, flows)
             chats = find_chat_paths(run, scan, flows, canary, infrastructure)
             hits = canary_hits(scan, flows, canary)
@@ -135,8 +142,6 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
 
     stands_for: dict[str, str] = {}
     lab_nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-    internet_file = run.file(f.INTERNET)
-    internet = read_internet(internet_file) if internet_file.exists() else None
     if internet is None and (manifest.provider == "lab" or manifest.lab):
         warnings.append(f"{f.INTERNET} is missing: the lab's servers (documentation "
                         "addresses) cannot be placed")
@@ -144,10 +149,6 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None) -> Analysis:
         stands_for = internet.stands_for()
         # every row of the map is placed by it, a lab-only site (standing for nothing) too
         lab_nets = [ipaddress.ip_network(f"{s.address}/32") for s in internet.servers]
-    databases = list(geoip or [])
-    if not geoip:  # the lab's map first (it decides), then the real databases we ship
-        lab_db = lab_database(run, internet, manifest) if internet is not None else None
-        databases = ([lab_db] if lab_db else []) + bundled_databases()
     if not databases:
         raise AnalysisError("no GeoIP database to place endpoints with (use --geoip FILE.mmdb)")
 
@@ -263,14 +264,6 @@ def capture_damage(run: RunDir, manifest: Manifest, scan: CaptureScan,
 
 def _reason(warning: str, path: Path) -> str:
     return warning.removeprefix(f"{path.name}: ")
-
-
-def _flows_json(scan: FlowScan | None) -> object:
-    return scan.to_json() if scan is not None else None
-
-
-def _flows_record(data: Any) -> FlowScan | None:
-    return FlowScan.from_json(data) if data is not None else None
 
 
 def place(geo: Geo, address: str, special: str | None, stands_for: str | None,

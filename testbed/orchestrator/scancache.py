@@ -23,18 +23,22 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from testbed import analysis
-from testbed import run as run_records
 from testbed._errors import AnalysisError
-from testbed.analysis.flowscan import FlowScan, scan_flows
-from testbed.analysis.scan import CaptureScan, scan_capture
+from testbed.orchestrator.background import Background
 from testbed.orchestrator.rundir import RunDir
 from testbed.run import files
 
-__all__ = ["flow_scan_run", "scan_run"]
+if TYPE_CHECKING:  # the scanners (numpy and all) are imported where they run: see `Scans`
+    from testbed.analysis.flowscan import FlowScan
+    from testbed.analysis.scan import CaptureScan
 
+__all__ = ["Scans", "flow_scan_run", "scan_run"]
+
+#: the packages whose code makes and writes a scan (their sources key a saved scan)
+_CODE = ("analysis", "run")
 _EDGE = 1 << 20
 
 
@@ -50,10 +54,10 @@ def _code() -> str:
     """The sha256 of the code that makes and writes a scan: a saved scan made by other code
     (an upgrade, a fix) is not reused. About a millisecond, once per process."""
     h = hashlib.sha256()
-    for package in (analysis, run_records):
-        folder = Path(package.__file__ or "").parent
+    for package in _CODE:
+        folder = Path(__file__).resolve().parents[1] / package
         for source in sorted([*folder.glob("*.py"), *folder.glob("*.c")]):
-            h.update(f"{package.__name__}/{source.name}".encode() + b"\0" + source.read_bytes())
+            h.update(f"testbed.{package}/{source.name}".encode() + b"\0" + source.read_bytes())
     return h.hexdigest()
 
 
@@ -96,6 +100,8 @@ def _reuse(source: Path, name: str, inputs: dict[str, Any], scan: Callable[[], S
 
 def scan_run(run: RunDir, guests: Mapping[str, str], infrastructure: Sequence[str],
              canary: str) -> CaptureScan:
+    from testbed.analysis.scan import CaptureScan, scan_capture
+
     inputs = {"guests": dict(guests), "infrastructure": list(infrastructure), "canary": canary}
     scan = _reuse(run.pcap, files.CAPTURE_SCAN, inputs,
                   lambda: scan_capture(run.pcap, guests, infrastructure, canary),
@@ -106,7 +112,55 @@ def scan_run(run: RunDir, guests: Mapping[str, str], infrastructure: Sequence[st
     return replace(scan, endpoints=replace(scan.endpoints, capture=str(run.pcap)))
 
 
-def flow_scan_run(run: RunDir, guests: Mapping[str, str], canary: str) -> FlowScan:
+def flow_scan_run(run: RunDir, guests: Mapping[str, str], canary: str) -> FlowScan | None:
+    """The flow file's scan; None for a run without one."""
+    from testbed.analysis.flowscan import FlowScan, scan_flows
+
     flows = run.file(files.FLOWS)
+    if not flows.exists():
+        return None
     return _reuse(flows, files.FLOWS_SCAN, {"guests": dict(guests), "canary": canary},
                   lambda: scan_flows(flows, guests, canary), FlowScan.from_json)
+
+
+class Scans:
+    """Both scans of a run, each started at once in a forked child (`Background`): the
+    capture's and the flow file's run on the machine's cores while this process goes on
+    with what does not need them (imports, the lab's map, the databases), and the results
+    come back as JSON. Made before the analysis stage's heavy imports, the children import
+    the scanners themselves (issue 10's speed target: `testbed analyze` at >= 0.25x
+    `tcpdump -r`). A context manager: leaving it reaps (on Ctrl-C kills) the children."""
+
+    def __init__(self, run: RunDir) -> None:
+        manifest = run.manifest()
+        guests = {a: v for v, a in manifest.guests.items()}
+        canary = manifest.canary or ""
+        infrastructure = list(manifest.infrastructure)
+        self._stack = contextlib.ExitStack()
+        self.capture: Background[CaptureScan] = self._stack.enter_context(Background(
+            lambda: scan_run(run, guests, infrastructure, canary), _dump, _capture_scan))
+        self.flows: Background[FlowScan | None] = self._stack.enter_context(Background(
+            lambda: flow_scan_run(run, guests, canary), _dump, _flow_scan))
+
+    def __enter__(self) -> Scans:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stack.__exit__(kind, error, tb)
+
+
+def _dump(scan: _Saved | None) -> object:
+    return scan.to_json() if scan is not None else None
+
+
+def _capture_scan(data: Any) -> CaptureScan:
+    from testbed.analysis.scan import CaptureScan
+
+    return CaptureScan.from_json(data)
+
+
+def _flow_scan(data: Any) -> FlowScan | None:
+    from testbed.analysis.flowscan import FlowScan
+
+    return FlowScan.from_json(data) if data is not None else None

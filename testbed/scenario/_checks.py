@@ -12,11 +12,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from testbed._subcommand import ALLOW_OUTSIDE_FLAG
 from testbed.scenario._problem import KeyPath
 
 PLAIN = re.compile(r"[a-z_][a-z0-9_]*")
 SECRET = "password"  # the one placeholder whose value must never be logged
-ALLOW_OUTSIDE_FLAG = "--allow-outside"
 # free text: a description, a note, a chat message, typed text; may span lines
 MULTILINE_KEYS = frozenset({"description", "note", "text", "type"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")

@@ -188,19 +188,25 @@ def test_the_capture_is_read_once_per_analysis(tmp_path: Path,
 
     run_path = tmp_path / "run"
     shutil.copytree(SEED.parents[1], run_path, ignore=shutil.ignore_patterns("expected"))
-    reads: list[int] = []
-    flow_log = tmp_path / "flow-reads"  # a file: the flow file may be read in a forked child
+    # logged in files: the files are read in forked children
+    pcap_log, flow_log = tmp_path / "pcap-reads", tmp_path / "flow-reads"
     real_open = open
 
     class Counted:
+        """The capture file, counting the bytes read from it; logged when closed."""
+
         def __init__(self, f: object) -> None:
-            self.f = f
-            reads.append(0)
+            self.f, self.bytes = f, 0
 
         def read(self, n: int = -1) -> bytes:
             data: bytes = self.f.read(n)  # type: ignore[attr-defined]
-            reads[-1] += len(data)
+            self.bytes += len(data)
             return data
+
+        def close(self) -> None:
+            self.f.close()  # type: ignore[attr-defined]
+            with real_open(pcap_log, "a") as log:
+                log.write(f"{self.bytes}\n")
 
         def __getattr__(self, name: str) -> object:
             return getattr(self.f, name)
@@ -209,7 +215,7 @@ def test_the_capture_is_read_once_per_analysis(tmp_path: Path,
             return self
 
         def __exit__(self, *exc: object) -> None:
-            self.f.close()  # type: ignore[attr-defined]
+            self.close()
 
     def counting_open(file: object, mode: str = "r", *args: object, **kw: object) -> object:
         f = real_open(file, mode, *args, **kw)  # type: ignore[call-overload]
@@ -218,19 +224,22 @@ def test_the_capture_is_read_once_per_analysis(tmp_path: Path,
                 log.write(f"{file}\n")
         return Counted(f) if Path(str(file)).name == "gateway.pcap" else f
 
+    def reads() -> list[int]:
+        return [int(n) for n in pcap_log.read_text().split()] if pcap_log.exists() else []
+
     monkeypatch.setattr(pcap, "open", counting_open, raising=False)
     monkeypatch.setattr(flows, "open", counting_open, raising=False)
     run = RunDir(run_path)
     analyze_run(run)
     size = SEED.stat().st_size
-    assert [n for n in reads if n > 4] == [size]  # the format sniff reads 4 bytes
+    assert [n for n in reads() if n > 4] == [size]  # the format sniff reads 4 bytes
     assert len(flow_log.read_text().splitlines()) == 1
-    reads.clear()
+    pcap_log.unlink()
     flow_log.unlink()
     other = derived_run(run, [Path("unused.mmdb")])
     lab_db = run_path / "analysis" / "geo"
     analyze_run(other, sorted(lab_db.glob("*.mmdb")))
-    assert reads == [] and not flow_log.exists()
+    assert reads() == [] and not flow_log.exists()
     assert (other.path / "analysis" / "endpoints.csv").exists()
     saved = json.loads((other.path / "analysis" / "endpoints.json").read_text())
     assert saved["capture"] == str(other.pcap)  # as before: the re-analysis's own link

@@ -9,6 +9,9 @@ import errno
 import io
 import json
 import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,13 +83,29 @@ class FullDisk:
     """The results folder's disk fills up: from the moment ``trigger`` says so, every write
     under ``root`` fails with ENOSPC (``transient``: only the first one, as when space is
     freed at once). ``trigger`` sees each event: ``("progress", line)`` and
-    ``("write", path relative to root)``, before the write."""
+    ``("write", path relative to root)``, before the write. As a real disk, it is one for
+    every process: its state is kept in files, so a forked child (the analysis's scans)
+    fills it and finds it full as this process does."""
 
     def __init__(self, root: Path, trigger: Callable[[str, str], bool],
                  transient: bool = False) -> None:
         self.root, self.trigger, self.transient = root, trigger, transient
-        self.full = False
-        self.failed: list[str] = []
+        self._state = Path(tempfile.mkdtemp(prefix="fulldisk-"))
+        weakref.finalize(self, shutil.rmtree, self._state, True)
+        self._open = io.open  # the real one: the state is written however open is patched
+
+    @property
+    def full(self) -> bool:
+        return (self._state / "full").exists()
+
+    @full.setter
+    def full(self, value: bool) -> None:
+        self._open(self._state / "full", "w").close()
+
+    @property
+    def failed(self) -> list[str]:
+        log = self._state / "failed"
+        return log.read_text().splitlines() if log.exists() else []
 
     def progress(self, line: str) -> None:
         if not self.full and self.trigger("progress", line):
@@ -102,7 +121,8 @@ class FullDisk:
         if not self.full and self.trigger("write", rel):
             self.full = True
         if self.full and (not self.transient or not self.failed):
-            self.failed.append(rel)
+            with self._open(self._state / "failed", "a") as log:
+                log.write(rel + "\n")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(p))
 
     def install(self, monkeypatch: Any) -> None:
