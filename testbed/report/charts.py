@@ -26,6 +26,7 @@ def variant_colour(index: int) -> str:
 
 #: a value of an SVG attribute: a ``float`` is written with one decimal, the rest as they are
 Value = float | int | str
+#: the texts' font (Markup: our own constant, written with its quotes as they are)
 FONT = Markup("system-ui, -apple-system, 'Segoe UI', 'DejaVu Sans', sans-serif")
 
 
