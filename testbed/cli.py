@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from testbed._errors import ScenarioError, TestbedError
-from testbed._subcommand import add_allow_outside_flag, add_json_flag
+from testbed._subcommand import (
+    add_allow_outside_flag,
+    add_command,
+    add_group,
+    add_json_flag,
+    add_run_argument,
+)
 from testbed.run.files import DEFAULT_RESULTS, ENDPOINTS, ENDPOINTS_CSV, REPORT
 
 __all__ = ["build_parser", "main"]
@@ -168,69 +174,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    r = sub.add_parser("run", help="run a scenario end to end",
-                       description="Run a scenario: bring up guests and the gateway, drive the "
-                       "sessions, capture, analyse, judge. Exit 0 when every verdict passes.")
+    r = add_command(sub, "run", cmd_run, help="run a scenario end to end",
+                    description="Run a scenario: bring up guests and the gateway, drive the "
+                    "sessions, capture, analyse, judge. Exit 0 when every verdict passes.")
     r.add_argument("scenario", type=Path, help="scenario file, e.g. scenarios/skype-2013-lab.yaml")
     r.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
                    help="where runs are written (default: %(default)s)")
     add_allow_outside_flag(r)
-    r.set_defaults(func=cmd_run, starts_lab=True)
+    r.set_defaults(starts_lab=True)
 
-    v = sub.add_parser("validate", help="check scenario and app-profile files",
-                       description="Check files; each problem is printed as FILE:LINE: KEY: "
-                       "MESSAGE. Exit 2 when any file is invalid.")
+    v = add_command(sub, "validate", cmd_validate, help="check scenario and app-profile files",
+                    description="Check files; each problem is printed as FILE:LINE: KEY: "
+                    "MESSAGE. Exit 2 when any file is invalid.")
     v.add_argument("files", nargs="+", help="scenario or app profile files (or folders)")
     add_allow_outside_flag(v)
-    v.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
     s.add_argument("--kind", choices=["scenario", "app", "internet", "build"],
                    default="scenario")
     s.set_defaults(func=cmd_schema)
 
-    a = sub.add_parser("analyze", help="rebuild a run's analysis and verdicts from its capture",
-                       description="Rebuild analysis/ and the verdicts of a run from its "
-                       "capture. With --geoip, re-score it with other databases into "
-                       "RUN/reanalysis/<id>/, leaving the run's own files untouched.")
-    a.add_argument("run", type=Path, help="a run directory: results/<scenario>/<run-id>")
+    a = add_command(sub, "analyze", cmd_analyze,
+                    help="rebuild a run's analysis and verdicts from its capture",
+                    description="Rebuild analysis/ and the verdicts of a run from its "
+                    "capture. With --geoip, re-score it with other databases into "
+                    "RUN/reanalysis/<id>/, leaving the run's own files untouched.")
+    add_run_argument(a)
     a.add_argument("--geoip", type=Path, action="append",
                    help="place endpoints with this MaxMind-format database instead of the "
                    "run's own (repeatable)")
-    a.set_defaults(func=cmd_analyze)
 
-    lab = sub.add_parser("lab", help="the embedded lab")
-    lab_sub = lab.add_subparsers(dest="lab_command", required=True, metavar="COMMAND")
-    c = lab_sub.add_parser("cleanup", help="remove leftovers (namespaces, links, processes) "
-                           "of lab runs that were killed",
-                           description="Remove the namespaces, links and processes of lab "
-                           "runs whose process is gone; runs still going on are left alone.")
+    lab = add_group(sub, "lab", help="the embedded lab")
+    c = add_command(lab, "cleanup", cmd_lab_cleanup,
+                    help="remove leftovers (namespaces, links, processes) of lab runs that "
+                    "were killed",
+                    description="Remove the namespaces, links and processes of lab runs "
+                    "whose process is gone; runs still going on are left alone.")
     c.add_argument("--all", action="store_true",
                    help="remove every lab's objects, those of live runs too")
     c.add_argument("--tag", default=None, metavar="TAG",
                    help="only the objects of the run with this lab tag (its manifest's "
                    "lab.tag)")
-    c.set_defaults(func=cmd_lab_cleanup)
 
-    geo = sub.add_parser("geo", help="GeoIP databases: look addresses up, update the databases")
-    geo_sub = geo.add_subparsers(dest="geo_command", required=True, metavar="COMMAND")
-    gl = geo_sub.add_parser("lookup", help="place addresses with every database, side by side",
-                            description="Place each address with every database (the bundled "
-                            "DB-IP City Lite and GeoLite2 City unless --geoip is given); "
-                            "special-purpose addresses are classified, never placed. Marks "
-                            "addresses the databases disagree on.")
+    geo = add_group(sub, "geo", help="GeoIP databases: look addresses up, update the databases")
+    gl = add_command(geo, "lookup", cmd_geo_lookup,
+                     help="place addresses with every database, side by side",
+                     description="Place each address with every database (the bundled "
+                     "DB-IP City Lite and GeoLite2 City unless --geoip is given); "
+                     "special-purpose addresses are classified, never placed. Marks "
+                     "addresses the databases disagree on.")
     gl.add_argument("addresses", nargs="+", metavar="ADDRESS", help="IPv4 or IPv6 address")
     gl.add_argument("--geoip", type=Path, action="append", metavar="FILE",
                     help="use this MaxMind-format database instead of the bundled ones "
                     "(repeatable; the first is primary)")
     add_json_flag(gl)
-    gl.set_defaults(func=cmd_geo_lookup)
-    gu = geo_sub.add_parser("update", help="download current DB-IP City Lite (and GeoLite2 "
-                            "with a MaxMind license key), verified",
-                            description="Download DB-IP City Lite for this month (or the "
-                            "previous one) and, with a MaxMind license key, GeoLite2-City and "
-                            "GeoLite2-ASN; verify checksums, integrity, type and a sample "
-                            "lookup; install atomically into --dest.")
+    gu = add_command(geo, "update", cmd_geo_update,
+                     help="download current DB-IP City Lite (and GeoLite2 with a MaxMind "
+                     "license key), verified",
+                     description="Download DB-IP City Lite for this month (or the "
+                     "previous one) and, with a MaxMind license key, GeoLite2-City and "
+                     "GeoLite2-ASN; verify checksums, integrity, type and a sample "
+                     "lookup; install atomically into --dest.")
     gu.add_argument("--dest", type=Path, default=None, metavar="DIR",
                     help="where to write the databases (default: ~/.local/share/testbed/geoip)")
     gu.add_argument("--license-key", default=None, metavar="KEY",
@@ -244,7 +248,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="MaxMind download base URL (default: %(default)s)")
     gu.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                     help="network timeout per request (default: %(default)s)")
-    gu.set_defaults(func=cmd_geo_update)
 
     # The rest of the active set: each module adds its own subcommands.
     from testbed import doctor, scaffold

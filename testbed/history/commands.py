@@ -3,7 +3,8 @@
 
     add_parser(sub)              all four, on an argparse subparsers object
     add_diff_parser(sub) / add_history_parser(sub) / add_nightly_parser(sub) /
-    add_schedule_parser(sub)     one each; every parser sets ``func`` to a run_*(args) -> int
+    add_schedule_parser(sub)     one each; every parser sets ``func`` to a run_*(args) -> int,
+                                 whose docstring's first paragraph is the command's description
 
 Errors are ``TestbedError`` subclasses with one-line messages (bad input: exit 2).
 """
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from testbed._subcommand import add_command, add_json_flag
+from testbed._subcommand import RUN_PATH, add_command, add_group, add_json_flag, add_run_argument
 from testbed.history.diff import diff_runs, format_diff
 from testbed.history.errors import BadInput
 from testbed.history.index import History, RunRecord, default_index
@@ -37,7 +38,12 @@ def _add_store_options(p: argparse.ArgumentParser) -> None:
 
 # -- diff ----------------------------------------------------------------------------------
 def run_diff(args: argparse.Namespace) -> int:
-    """Exit 0: no change; 1: changed; 2: bad input (raised)."""
+    """Compare two runs of a scenario: per variant, the endpoints, countries, organisations
+    and ASNs that appeared or disappeared, and every verdict whose status changed (with both
+    reasons). Special-purpose addresses count as endpoints, never as countries. Exit 0 when
+    nothing changed, 1 when something did, 2 for bad input.
+
+    Bad input is raised (BadInput)."""
     d = diff_runs(args.run_a, args.run_b)
     if args.json:
         print(json.dumps(d.to_json(), indent=2))
@@ -48,14 +54,9 @@ def run_diff(args: argparse.Namespace) -> int:
 
 def add_diff_parser(sub: Any) -> argparse.ArgumentParser:
     p = add_command(
-        sub, "diff", run_diff, help="what changed between two runs",
-        description="Compare two runs of a scenario: per variant, the endpoints, countries, "
-        "organisations and ASNs that appeared or disappeared, and every verdict whose status "
-        "changed (with both reasons). Special-purpose addresses count as endpoints, never as "
-        "countries. Exit 0 when nothing changed, 1 when something did, 2 for bad input.")
-    p.add_argument("run_a", type=Path, metavar="RUN_A",
-                   help="the older run (the baseline): results/<scenario>/<run-id>")
-    p.add_argument("run_b", type=Path, metavar="RUN_B", help="the newer run")
+        sub, "diff", run_diff, help="what changed between two runs")
+    add_run_argument(p, "run_a", help=f"the older run (the baseline): {RUN_PATH}")
+    add_run_argument(p, "run_b", help="the newer run")
     add_json_flag(p)
     return p
 
@@ -94,6 +95,9 @@ def format_history(records: list[RunRecord]) -> str:
 
 
 def run_history(args: argparse.Namespace) -> int:
+    """List the runs of a scenario from the history index (RESULTS/history.sqlite): date, run
+    id, status, pass/fail/inconclusive counts, countries reached per variant, and for nightly
+    runs the regression outcome. Runs not yet in the index are added first."""
     if args.limit is not None and args.limit < 1:
         raise BadInput(f"--limit {args.limit}: expected a positive number")
     index = _index(args)
@@ -119,11 +123,7 @@ def run_history(args: argparse.Namespace) -> int:
 
 def add_history_parser(sub: Any) -> argparse.ArgumentParser:
     p = add_command(
-        sub, "history", run_history, help="the runs of a scenario, newest first",
-        description="List the runs of a scenario from the history index (RESULTS/"
-        "history.sqlite): date, run id, status, pass/fail/inconclusive counts, countries "
-        "reached per variant, and for nightly runs the regression outcome. Runs not yet in the "
-        "index are added first.")
+        sub, "history", run_history, help="the runs of a scenario, newest first")
     p.add_argument("scenario", metavar="SCENARIO", help="scenario name, e.g. skype-2013-lab")
     add_json_flag(p)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the N newest")
@@ -135,6 +135,11 @@ def add_history_parser(sub: Any) -> argparse.ArgumentParser:
 
 # -- nightly -------------------------------------------------------------------------------
 def run_nightly(args: argparse.Namespace) -> int:
+    """Run every scenario marked 'nightly: true' under --scenarios, compare each new run with
+    the scenario's last good run (complete, every verdict passing), print what changed and
+    record it in the history index. Exit 1 on a regression (a verdict that passed and no
+    longer does, or a run that failed or was interrupted) or a failing verdict; new endpoints
+    and countries are always printed."""
     from testbed.history.nightly import nightly
 
     if getattr(args, "distributed", False):  # on the fleet's workers (testbed.fleet)
@@ -150,12 +155,7 @@ def run_nightly(args: argparse.Namespace) -> int:
 def add_nightly_parser(sub: Any) -> argparse.ArgumentParser:
     p = add_command(
         sub, "nightly", run_nightly,
-        help="run every nightly scenario and compare with its last good run",
-        description="Run every scenario marked 'nightly: true' under --scenarios, compare each "
-        "new run with the scenario's last good run (complete, every verdict passing), print "
-        "what changed and record it in the history index. Exit 1 on a regression (a verdict "
-        "that passed and no longer does, or a run that failed or was interrupted) or a "
-        "failing verdict; new endpoints and countries are always printed.")
+        help="run every nightly scenario and compare with its last good run")
     p.add_argument("--scenarios", type=Path, default=Path("scenarios"), metavar="DIR",
                    help="where to look for scenarios (default: %(default)s)")
     _add_store_options(p)
@@ -167,6 +167,10 @@ def add_nightly_parser(sub: Any) -> argparse.ArgumentParser:
 
 # -- schedule ------------------------------------------------------------------------------
 def run_schedule_install(args: argparse.Namespace) -> int:
+    """Write testbed-nightly.service and testbed-nightly.timer into --unit-dir and enable the
+    timer (systemctl daemon-reload; systemctl enable --now) unless --no-enable is given or
+    systemd is not running. Always prints the equivalent crontab line for machines without
+    systemd."""
     from testbed.history.schedule import install
 
     res = install(args.at, unit_dir=args.unit_dir, enable=not args.no_enable,
@@ -176,6 +180,8 @@ def run_schedule_install(args: argparse.Namespace) -> int:
 
 
 def run_schedule_remove(args: argparse.Namespace) -> int:
+    """Disable the timer (systemctl disable --now) and delete both unit files from
+    --unit-dir."""
     from testbed.history.schedule import remove
 
     res = remove(unit_dir=args.unit_dir, disable=not args.no_disable)
@@ -183,20 +189,15 @@ def run_schedule_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_schedule_parser(sub: Any) -> argparse.ArgumentParser:
+def add_schedule_parser(sub: Any) -> None:
     from testbed.history.schedule import DEFAULT_UNIT_DIR, REPO
 
-    p: argparse.ArgumentParser = sub.add_parser(
-        "schedule", help="run 'testbed nightly' every day (systemd timer or cron)",
+    ss = add_group(
+        sub, "schedule", help="run 'testbed nightly' every day (systemd timer or cron)",
         description="Install or remove a systemd timer that runs the nightly regression runs.")
-    ss = p.add_subparsers(dest="schedule_command", required=True, metavar="COMMAND")
     i = add_command(
         ss, "install", run_schedule_install,
-        help="write and enable testbed-nightly.service and .timer",
-        description="Write testbed-nightly.service and testbed-nightly.timer into --unit-dir "
-        "and enable the timer (systemctl daemon-reload; systemctl enable --now) unless "
-        "--no-enable is given or systemd is not running. Always prints the equivalent "
-        "crontab line for machines without systemd.")
+        help="write and enable testbed-nightly.service and .timer")
     i.add_argument("--at", default="02:00", metavar="HH:MM",
                    help="time of day, 24-hour clock, local time (default: %(default)s)")
     i.add_argument("--unit-dir", type=Path, default=DEFAULT_UNIT_DIR, metavar="DIR",
@@ -209,14 +210,11 @@ def add_schedule_parser(sub: Any) -> argparse.ArgumentParser:
                    help="run 'make nightly' (sets up first) or '.venv/bin/testbed nightly' "
                    "(default: make when available)")
     r = add_command(ss, "remove", run_schedule_remove,
-                    help="disable and delete the nightly timer",
-                    description="Disable the timer (systemctl disable --now) and delete "
-                    "both unit files from --unit-dir.")
+                    help="disable and delete the nightly timer")
     r.add_argument("--unit-dir", type=Path, default=DEFAULT_UNIT_DIR, metavar="DIR",
                    help="where the units are (default: %(default)s)")
     r.add_argument("--no-disable", action="store_true",
                    help="only delete the files; do not call systemctl")
-    return p
 
 
 def add_parser(sub: Any) -> None:

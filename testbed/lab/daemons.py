@@ -66,9 +66,9 @@ def missing_programs(internet: InternetMap, path: str | None = None) -> list[str
             and shutil.which(row.daemon.command[0], path=path) is None]
 
 
-def daemon_uid(tag: str, index: int) -> int:
-    """The uid of run ``tag``'s ``index``-th daemon: unique across daemons and runs."""
-    return uids.DAEMONS.uid(tag, index)
+#: ``daemon_uid(tag, index)``: the uid of run ``tag``'s ``index``-th daemon, unique across
+#: daemons and runs
+daemon_uid = uids.DAEMONS.uid
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Xvfb, a session D-Bus (where ``dbus-daemon`` is installed), then the agent.
 
 The agent's token comes on standard input and goes on to the agent through a pipe: it is
 never in an environment, a command line or a file. On SIGTERM the session stops its programs
-(the agent first) and exits. Standard library only.
+(the agent first) and exits. Standard library only (and ``testbed.lab.readyfile``).
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from testbed._errors import LabError
+from testbed.lab import readyfile
+
 READY_SECONDS = 20.0
 
 
 def wait_for(path: Path, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + READY_SECONDS
-    while not path.exists():
-        if proc.poll() is not None:
-            raise SystemExit(f"guest session: {what} exited ({proc.returncode})")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"guest session: {what} not ready after {READY_SECONDS:g} s")
-        time.sleep(0.05)
+    try:
+        readyfile.wait_for(path, proc, what, READY_SECONDS)
+    except LabError as e:
+        raise SystemExit(f"guest session: {e}") from e
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from testbed._errors import LabError
 from testbed.lab import mgmt, owners, uplink
+from testbed.lab.readyfile import wait_for as wait_for  # the lab's callers' name for it
 from testbed.lab.shell import sh
 from testbed.route import wireguard
 
@@ -228,11 +229,3 @@ def spawn(ns: str, argv: list[str], log: Path, env: dict[str, str]) -> subproces
             raise LabError(f"cannot start {argv[0]} in {ns}: {e}") from e
 
 
-def wait_for(path: Path, proc: subprocess.Popen[bytes], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if proc.poll() is not None:
-            raise LabError(f"{what} exited with status {proc.returncode} before it was ready")
-        if time.monotonic() > deadline:
-            raise LabError(f"{what} was not ready after {timeout:g} s")
-        time.sleep(0.05)

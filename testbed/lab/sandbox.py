@@ -48,9 +48,9 @@ _USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _VAR_SHARES = ("/var/lib/dbus", "/var/cache/fontconfig", "/var/lib/xkb")
 
 
-def guest_uid(tag: str, index: int) -> int:
-    """The uid of run ``tag``'s ``index``-th guest: unique across guests and runs."""
-    return uids.GUESTS.uid(tag, index)
+#: ``guest_uid(tag, index)``: the uid of run ``tag``'s ``index``-th guest, unique across
+#: guests and runs
+guest_uid = uids.GUESTS.uid
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed._errors import TestbedError
-from testbed._subcommand import add_command
+from testbed._subcommand import add_command, add_run_argument
 from testbed.run import files
 
 
@@ -30,8 +30,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "screenshots of every phase side by side, chat paths, capture and TLS notes, GeoIP "
         "provenance and tool versions, in one file that needs no network. A crashed run gets "
         "a report too, saying what is missing.")
-    p.add_argument("run", type=Path, metavar="RUN",
-                   help="a run directory: results/<scenario>/<run-id>")
+    add_run_argument(p)
     p.add_argument("--open", action="store_true",
                    help="open the report in the desktop's web browser afterwards")
     return p
