@@ -56,13 +56,17 @@ Python references are used, with a one-line notice on stderr: slower, never diff
 
 from __future__ import annotations
 
+import functools
 import struct
 import sys
 from array import array
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+
+T = TypeVar("T")
 
 __all__ = ["NATIVE", "FirstSeen", "Gather", "Snis", "Walk", "first_seen", "gather", "snis",
            "walks"]
@@ -74,31 +78,24 @@ Snis = Callable[[bytes, I64, I64], list[str]]
 FirstSeen = Callable[[bytes, I64, I64, I64], I64]
 
 
-def _pcap_py(buf: bytes, pos: int, count: int, big: bool) -> I64:
+def _walk_py(buf: bytes, pos: int, count: int, big: bool, pcapng: bool) -> I64:
+    """The reference of `_native.c`'s walk: record offsets from `pos`, classic pcap (each
+    offset taken, then its 16-byte header read) or a run of pcapng enhanced packet blocks
+    (type 6, taken once its 8-byte head is read); a header past the data ends the walk
+    (pcapvec checks every offset)."""
     offs = array("q")
-    app = offs.append
-    incl = struct.Struct(">8xI" if big else "<8xI").unpack_from
-    p = pos
-    try:
-        for _ in range(count):
-            app(p)
-            p += 16 + incl(buf, p)[0]
-    except struct.error:  # header past the data: pcapvec checks every offset
-        pass
-    return np.frombuffer(offs, dtype=np.int64)
-
-
-def _pcapng_py(buf: bytes, pos: int, count: int, big: bool) -> I64:
-    offs = array("q")
-    app = offs.append
     head = struct.Struct(">II" if big else "<II").unpack_from
     p = pos
     try:
         for _ in range(count):
+            if not pcapng:
+                offs.append(p)
+                p += 16 + head(buf, p + 4)[1]  # the captured length, at +8
+                continue
             btype, tlen = head(buf, p)
             if btype != 6:
                 break
-            app(p)
+            offs.append(p)
             p += tlen
     except struct.error:
         pass
@@ -128,7 +125,8 @@ def _first_seen_py(buf: bytes, starts: I64, ends: I64, tags: I64) -> I64:
     return np.array(out, dtype=np.int64)
 
 
-python_walk: tuple[Walk, Walk] = (_pcap_py, _pcapng_py)
+python_walk: tuple[Walk, Walk] = (functools.partial(_walk_py, pcapng=False),
+                                   functools.partial(_walk_py, pcapng=True))
 python_gather: Gather = _gather_py
 python_snis: Snis = _snis_py
 python_first_seen: FirstSeen = _first_seen_py
@@ -212,33 +210,29 @@ def _notice() -> None:
               "the Python headers); reading captures in pure Python, slower", file=sys.stderr)
 
 
-def walks() -> tuple[Walk, Walk]:
-    """(pcap walk, pcapng walk): native when built; else the references, said once."""
-    if native_walk is not None:
-        return native_walk
+def _either(fast: T | None, reference: T) -> T:
+    """`fast` when the native loops are built; else `reference`, said once."""
+    if fast is not None:
+        return fast
     _notice()
-    return python_walk
+    return reference
+
+
+def walks() -> tuple[Walk, Walk]:
+    """(pcap walk, pcapng walk)."""
+    return _either(native_walk, python_walk)
 
 
 def gather() -> Gather:
-    """The payload gather: native when built; else the reference, said once."""
-    if native_gather is not None:
-        return native_gather
-    _notice()
-    return python_gather
+    """The payload gather."""
+    return _either(native_gather, python_gather)
 
 
 def snis() -> Snis:
-    """The ClientHello SNI walk: native when built; else the reference, said once."""
-    if native_snis is not None:
-        return native_snis
-    _notice()
-    return python_snis
+    """The ClientHello SNI walk."""
+    return _either(native_snis, python_snis)
 
 
 def first_seen() -> FirstSeen:
-    """The first-seen filter: native when built; else the reference, said once."""
-    if native_first_seen is not None:
-        return native_first_seen
-    _notice()
-    return python_first_seen
+    """The first-seen filter."""
+    return _either(native_first_seen, python_first_seen)

@@ -140,19 +140,24 @@ def _l4_columns(
     return np.where(tcp, flags, 0), poff
 
 
-def _numpy_columns(
-    buf: bytes,
-    rows: NDArray[np.uint8],
-    hoff: int,
-    starts: I64,
-    ends: I64,
-    ts: NDArray[np.float64],
-    orig: I64,
-    linktype: int,
-    index: I64,
-) -> tuple[list[IPColumns], I64]:
-    """The columns of a batch of frames of one link type, and the frames for the scalar
-    decoder (in batch order): the reference of `_native_columns`."""
+class Frames(NamedTuple):
+    """A batch's frames of one link type: their bounds in `buf`, timestamps, wire lengths
+    and their positions in the batch."""
+
+    buf: bytes
+    linktype: int
+    starts: I64
+    ends: I64
+    ts: NDArray[np.float64]
+    orig: I64
+    position: I64
+
+
+def _numpy_columns(frames: Frames, rows: NDArray[np.uint8],
+                   hoff: int) -> tuple[list[IPColumns], I64]:
+    """The columns of `frames` (`rows[:, hoff:]`: each one's first bytes), and the frames for
+    the scalar decoder (in batch order): the reference of `_native_columns`."""
+    buf, linktype, starts, ends, ts, orig, index = frames
     flen = ends - starts
     l3 = link_offsets(linktype, rows[:, hoff : hoff + LINK_BYTES], flen)
     base = hoff + LINKS[linktype].ip_at
@@ -240,16 +245,9 @@ _LINK_TABLES = (_VLAN_TABLE.tobytes(), _IP_ETHERTYPE.tobytes(), _V6_SLOW.tobytes
                 _PORT_PROTO.tobytes())
 
 
-def _native_columns(
-    buf: bytes,
-    starts: I64,
-    ends: I64,
-    ts: NDArray[np.float64],
-    orig: I64,
-    linktype: int,
-    index: I64,
-) -> tuple[list[IPColumns], I64]:
+def _native_columns(frames: Frames) -> tuple[list[IPColumns], I64]:
     """`_numpy_columns` in one C loop over the frames (`native.native_frame_columns`)."""
+    buf, linktype, starts, ends, ts, orig, index = frames
     assert native.native_frame_columns is not None
     link = LINKS.get(linktype)
     n = len(starts)
@@ -277,30 +275,20 @@ def _native_columns(
     return columns, slow[:ns]
 
 
-def _frame_columns(
-    buf: bytes,
-    rows: NDArray[np.uint8] | None,
-    hoff: int,
-    starts: I64,
-    ends: I64,
-    ts: NDArray[np.float64],
-    orig: I64,
-    linktype: int,
-    decode: Callable[..., Any],
-    flows: Flows,
-    index: I64,
-    odd: list[OddFrame] | None,
-) -> tuple[list[IPColumns], int, int]:
+def _frame_columns(frames: Frames, rows: NDArray[np.uint8] | None, hoff: int,
+                   decode: Callable[..., Any], flows: Flows,
+                   odd: list[OddFrame] | None) -> tuple[list[IPColumns], int, int]:
     """Decode a batch of frames of one link type: (columns, IP packets, skipped frames).
-    `rows[:, hoff:]` holds each frame's first LINK_BYTES + _IP_BYTES bytes, `starts` /
-    `ends` its bounds in `buf`. Frames the columns cannot express go through `decode`
-    (the scalar decoder) into `flows` (and, when `odd` is a list, onto it)."""
+    `rows[:, hoff:]` holds each frame's first LINK_BYTES + _IP_BYTES bytes (needed by the
+    numpy columns only). Frames the columns cannot express go through `decode` (the scalar
+    decoder) into `flows` (and, when `odd` is a list, onto it)."""
+    buf, linktype, starts, ends, ts, orig, index = frames
     flen = ends - starts
     if native.native_frame_columns is not None:
-        columns, slow = _native_columns(buf, starts, ends, ts, orig, linktype, index)
+        columns, slow = _native_columns(frames)
     else:
         assert rows is not None, "the numpy columns read the frames' first bytes from rows"
-        columns, slow = _numpy_columns(buf, rows, hoff, starts, ends, ts, orig, linktype, index)
+        columns, slow = _numpy_columns(frames, rows, hoff)
     packets = sum(len(c.proto) for c in columns)
     skipped = len(flen) - packets - len(slow)
     if len(slow):
@@ -335,6 +323,7 @@ def _first_bad(good: NDArray[np.bool_]) -> int:
 
 # (new position, records, IP packets, skipped frames, columns)
 _PcapBatch = tuple[int, int, int, int, list[IPColumns]]
+_Records = tuple[I64, I64, I64, I64, NDArray[np.uint8] | None]
 
 
 class PcapBatcher:
@@ -358,8 +347,22 @@ class PcapBatcher:
     ) -> _PcapBatch | None:
         """Read the complete, sane records from `pos`; None when the record at `pos`
         needs the scalar loop."""
-        if native.native_pcap_records is not None and native.native_frame_columns is not None:
-            return self._run_native(buf, pos, blen, decode, flows, odd)
+        native_loops = (native.native_pcap_records is not None
+                        and native.native_frame_columns is not None)
+        found = self._native_records(buf, pos, blen) if native_loops else \
+            self._numpy_records(buf, pos, blen)
+        if found is None:
+            return None
+        o, ends, stamps, orig, rows = found
+        ts = stamps[:, 0].astype(np.float64) + stamps[:, 1].astype(np.float64) * self.scale
+        k = len(o)
+        frames = Frames(buf, self.linktype, o + 16, ends, ts, orig, np.arange(k, dtype=np.int64))
+        columns, packets, skipped = _frame_columns(frames, rows, 16, decode, flows, odd)
+        return int(ends[-1]), k, packets, skipped, columns
+
+    def _numpy_records(self, buf: bytes, pos: int, blen: int) -> _Records | None:
+        """The run of complete, sane records at `pos`: (offsets, ends, seconds and fractions,
+        wire lengths, the header rows the numpy columns read); None when there is none."""
         o = native.walks()[0](buf, pos, _BATCH, self.big)
         width = 16 + LINK_BYTES + _IP_BYTES
         rows = _take(buf, np.minimum(o, blen), width)
@@ -368,26 +371,11 @@ class PcapBatcher:
         k = _first_bad((hdr[:, 2] <= self.limit) & (ends <= blen))
         if k == 0:
             return None
-        if k < len(o):
-            o, rows, hdr, ends = o[:k], rows[:k], hdr[:k], ends[:k]
-        ts = hdr[:, 0].astype(np.float64) + hdr[:, 1].astype(np.float64) * self.scale
-        columns, packets, skipped = _frame_columns(
-            buf, rows, 16, o + 16, ends, ts, hdr[:, 3], self.linktype, decode, flows,
-            np.arange(k, dtype=np.int64), odd,
-        )
-        return int(ends[-1]), k, packets, skipped, columns
+        return o[:k], ends[:k], hdr[:k, :2], hdr[:k, 3], rows[:k]
 
-    def _run_native(
-        self,
-        buf: bytes,
-        pos: int,
-        blen: int,
-        decode: Callable[..., Any],
-        flows: Flows,
-        odd: list[OddFrame] | None,
-    ) -> _PcapBatch | None:
-        """`run` with the walk and the record checks in one C loop (`run`'s numpy checks are
-        its reference) and the frames through `_native_columns` (no header rows taken)."""
+    def _native_records(self, buf: bytes, pos: int, blen: int) -> _Records | None:
+        """`_numpy_records` with the walk and the record checks in one C loop (the numpy
+        checks are its reference); no header rows (the native columns need none)."""
         assert native.native_pcap_records is not None
         fields = np.empty((5, _BATCH), dtype=np.int64)
         k = native.native_pcap_records(memoryview(buf)[:blen], pos, _BATCH, self.big,
@@ -395,13 +383,7 @@ class PcapBatcher:
         if k == 0:
             return None
         o, sec, frac, incl, orig = fields[:, :k]
-        ends = o + 16 + incl
-        ts = sec.astype(np.float64) + frac.astype(np.float64) * self.scale
-        columns, packets, skipped = _frame_columns(
-            buf, None, 16, o + 16, ends, ts, orig, self.linktype, decode, flows,
-            np.arange(k, dtype=np.int64), odd,
-        )
-        return int(ends[-1]), k, packets, skipped, columns
+        return o, o + 16 + incl, np.stack([sec, frac], axis=1), orig, None
 
 
 class PcapngBatcher:
@@ -456,20 +438,9 @@ class PcapngBatcher:
         everything = np.arange(k, dtype=np.int64)
         for lt in kinds.tolist():
             sel = slice(None) if len(kinds) == 1 else np.flatnonzero(links == lt)
-            cols, npk, nsk = _frame_columns(
-                buf,
-                rows[sel],
-                28,
-                starts[sel],
-                fends[sel],
-                ts[sel],
-                orig[sel],
-                lt,
-                decoders[lt],
-                flows,
-                everything[sel],
-                odd,
-            )
+            frames = Frames(buf, lt, starts[sel], fends[sel], ts[sel], orig[sel],
+                            everything[sel])
+            cols, npk, nsk = _frame_columns(frames, rows[sel], 28, decoders[lt], flows, odd)
             columns += cols
             packets += npk
             skipped += nsk

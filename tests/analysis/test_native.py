@@ -224,9 +224,9 @@ def test_native_frame_columns_match_numpy(linktype: int) -> None:
     index = np.arange(n, dtype=np.int64)
     width = pcapvec.LINK_BYTES + pcapvec._IP_BYTES
     rows = pcapvec._take(buf, starts, width)
-    want, want_slow = pcapvec._numpy_columns(buf, rows, 0, starts, ends, ts, orig, linktype,
-                                             index)
-    got, got_slow = pcapvec._native_columns(buf, starts, ends, ts, orig, linktype, index)
+    batch = pcapvec.Frames(buf, linktype, starts, ends, ts, orig, index)
+    want, want_slow = pcapvec._numpy_columns(batch, rows, 0)
+    got, got_slow = pcapvec._native_columns(batch)
     assert got_slow.tolist() == want_slow.tolist(), "other frames go to the scalar decoder"
     assert [c.version for c in got] == [c.version for c in want]
     for g, w in zip(got, want, strict=True):
