@@ -19,7 +19,6 @@ from testbed.analysis import (
     Geo,
     MapEntry,
     Row,
-    classify,
     format_table,
     seed_table,
     write_csv,
@@ -27,6 +26,7 @@ from testbed.analysis import (
 )
 from testbed.analysis import Placement as GeoAnswer
 from testbed.analysis.chatpath import ChatPath, chat_paths, messages_from_events
+from testbed.analysis.classify import classify
 from testbed.analysis.flowscan import FlowScan
 from testbed.analysis.geo import bundled_databases
 from testbed.analysis.names import NameIndex

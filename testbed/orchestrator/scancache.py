@@ -132,6 +132,9 @@ class Scans:
     `tcpdump -r`). A context manager: leaving it reaps (on Ctrl-C kills) the children."""
 
     def __init__(self, run: RunDir) -> None:
+        import testbed.analysis.flowscan
+        import testbed.analysis.scan  # noqa: F401
+
         manifest = run.manifest()
         guests = {a: v for v, a in manifest.guests.items()}
         canary = manifest.canary or ""

@@ -8,12 +8,12 @@ from pathlib import Path
 from testbed.analysis import (
     Geo,
     MapEntry,
-    classify,
     extract_endpoints,
     format_table,
     seed_table,
     write_mmdb,
 )
+from testbed.analysis.classify import classify
 
 from . import pcapbuild as pb
 
