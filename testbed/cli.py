@@ -94,8 +94,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                 settle_status,
             )
             from testbed.report import build_report
+            from testbed.report.render import warm
             from testbed.verdicts.check import check_run
 
+            warm()
             try:
                 analysis = analyze_run(target, args.geoip, scans)
                 _print_warnings(analysis.warnings)
