@@ -10,11 +10,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .classify import KINDS, is_special  # noqa: F401
-    from .endpoints import CaptureStats, Endpoint, EndpointReport, by_address, extract_endpoints  # noqa: F401
-    from .geo import Geo, GeoDatabase, MapEntry, Placement, write_mmdb  # noqa: F401
-    from .pcap import Packet, PcapReader, read_packets  # noqa: F401
-    from .table import Row, format_table, seed_table, write_csv  # noqa: F401
+    from .classify import KINDS, is_special
+    from .endpoints import CaptureStats, Endpoint, EndpointReport, by_address, extract_endpoints
+    from .geo import Geo, GeoDatabase, MapEntry, Placement, write_mmdb
+    from .pcap import Packet, PcapReader, read_packets
+    from .table import Row, format_table, seed_table, write_csv
 
 #: each public name -> the module that defines it
 _HOME = {
@@ -27,7 +27,27 @@ _HOME = {
     **dict.fromkeys(("Row", "format_table", "seed_table", "write_csv"), "table"),
 }
 
-__all__ = sorted(_HOME)
+__all__ = [
+    "KINDS",
+    "CaptureStats",
+    "Endpoint",
+    "EndpointReport",
+    "Geo",
+    "GeoDatabase",
+    "MapEntry",
+    "Packet",
+    "PcapReader",
+    "Placement",
+    "Row",
+    "by_address",
+    "extract_endpoints",
+    "format_table",
+    "is_special",
+    "read_packets",
+    "seed_table",
+    "write_csv",
+    "write_mmdb",
+]
 
 
 def __getattr__(name: str) -> Any:

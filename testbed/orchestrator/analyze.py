@@ -94,7 +94,7 @@ def lab_database(run: RunDir, internet: InternetMap | None = None,
     if internet is None:
         if not internet_file.exists():
             return None
-        internet = read_internet(internet_file)
+        internet = read_internet(internet_file, manifest)
     out = folder(run, f.GEO_DIR) / f"lab-{internet.name}.mmdb"
     started = (manifest or run.manifest()).started  # a re-analysis writes the same database
     write_mmdb(out, [MapEntry(f"{s.address}/32", s.country, internet.country_name(s.country))
@@ -118,7 +118,7 @@ def analyze_run(run: RunDir, geoip: list[Path] | None = None,
         scans = scans or stack.enter_context(Scans(run))
         # while the scans run: the lab's map and the databases, which do not depend on them
         internet_file = run.file(f.INTERNET)
-        internet = read_internet(internet_file) if internet_file.exists() else None
+        internet = read_internet(internet_file, manifest) if internet_file.exists() else None
         databases = list(geoip or [])
         if not geoip:  # the lab's map first (it decides), then the real databases we ship
             lab_db = lab_database(run, internet, manifest) if internet is not None else None
@@ -210,11 +210,13 @@ def folder(run: RunDir, name: str) -> Path:
     return path
 
 
-def read_internet(path: Path) -> InternetMap:
-    """The run's copy of the simulated internet's data; a file that cannot be read is the
+def read_internet(path: Path, manifest: Manifest | None = None) -> InternetMap:
+    """The run's copy of the simulated internet's data (not checked again when it is the file
+    checked as the run started: ``manifest.internet``); a file that cannot be read is the
     run's damaged file (one line naming it)."""
+    checked = manifest.internet.sha256 if manifest is not None and manifest.internet else None
     try:
-        return load_internet(path)
+        return load_internet(path, checked)
     except (ScenarioError, OSError, UnicodeDecodeError, ValueError) as e:
         text = " ".join(str(e).split())
         prefix = f"{path}: "

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from testbed._digest import file_sha256
 from testbed._errors import LabError, ProviderUnavailable, TestbedError
 from testbed.capture import CaptureStats, Mitmdump, Tcpdump
 from testbed.lab.internet_map import load_internet
@@ -174,6 +175,8 @@ def run_scenario(scenario: Scenario, results: Path, progress: Callable[[str], No
     run.update_manifest(
         testbed_run=1, run_id=run.run_id, status="running", started=time.time(),
         scenario={"name": scenario.name, "path": str(scenario.path), "sha256": scenario.sha256},
+        internet={"name": internet.name, "path": str(internet.path),
+                  "sha256": file_sha256(run.file(f.INTERNET))},
         provider=scenario.provider, canary=canary, tools=tool_versions(),
         expectations=[e.to_json() for e in scenario.expectations],
         process=Owner.me().to_json(),

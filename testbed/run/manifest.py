@@ -132,6 +132,8 @@ class Manifest(Record):
     started: float | None = None
     finished: float | None = None
     scenario: ScenarioRef | None = None
+    # the simulated internet's data file, validated as the run started (sha256: its copy's)
+    internet: ScenarioRef | None = None
     provider: str | None = None
     canary: str | None = None
     tools: dict[str, str] = field(default_factory=dict)
@@ -165,6 +167,7 @@ class Manifest(Record):
             "testbed_run": self.testbed_run, "run_id": self.run_id, "status": self.status,
             "started": self.started,
             "scenario": self.scenario.to_json() if self.scenario else None,
+            "internet": self.internet.to_json() if self.internet else None,
             "provider": self.provider, "canary": self.canary, "tools": self.tools,
             "expectations": [e.to_json() for e in self.expectations],
             "phases": {k: p.to_json() for k, p in self.phases.items()},

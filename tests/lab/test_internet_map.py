@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from testbed._digest import file_sha256
 from testbed._errors import ScenarioError
 from testbed.lab.internet_map import load_internet
 from testbed.lab.refclient.network import BuildProfile
@@ -100,4 +101,22 @@ def test_duplicate_addresses_are_refused(tmp_path):
            "builds: 1, contacted_by: [regular]}\n")
     bad.write_text("servers:\n" + row + row)
     with pytest.raises(ScenarioError, match="duplicate address"):
+        load_internet(bad)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "scenarios" / "lab").glob("internet-*.yaml")),
+                         ids=lambda p: p.name)
+def test_a_checked_file_reads_the_same_without_checking_it_again(path: Path) -> None:
+    assert load_internet(path, file_sha256(path)) == load_internet(path)
+
+
+def test_a_file_changed_since_it_was_checked_is_checked_again(tmp_path: Path) -> None:
+    """A run's copy read with the digest the run recorded is trusted as checked; edited
+    since (another digest), it is checked, and what is wrong is said."""
+    bad = tmp_path / "internet.yaml"
+    bad.write_text(INTERNET.read_text().replace("address: 198.51.100.", "address: 8.8.8.", 1))
+    checked_then = file_sha256(INTERNET)
+    with pytest.raises(ScenarioError, match="documentation"):
+        load_internet(bad, checked_then)
+    with pytest.raises(ScenarioError, match="documentation"):
         load_internet(bad)

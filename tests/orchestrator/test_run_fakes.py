@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from testbed import cli
+from testbed._digest import file_sha256
 from testbed.orchestrator.backend import Timeouts
 from testbed.orchestrator.run import run_scenario
 from testbed.provider import POOLS, PoolKind
@@ -35,6 +36,9 @@ def test_a_run_goes_through_every_phase_and_tears_down(tmp_path):
                            "tom-zh": "10.77.0.12", "control": "10.77.0.13",
                            "cn-visitor": "10.77.0.14"}
     assert m["capture"]["complete"]  # tcpdump (the stand-in) was stopped cleanly
+    # the lab's map, checked as the run started: the digest of the run's copy (an analysis
+    # reads that copy without checking it again)
+    assert m["internet"]["sha256"] == file_sha256(outcome.run.path / "lab" / "internet.yaml")
     steps = [s for session in load_scenario(SEED).sessions for s in session.steps]
     assert len(events(outcome)) == len(steps)
     assert all(e["outcome"] == "ok" for e in events(outcome))
