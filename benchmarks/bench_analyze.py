@@ -49,13 +49,7 @@ TESTBED = Path(sys.executable).with_name("testbed")
 TARGET_PPS = 1_000_000
 TARGET_RATIO = 0.25
 TARGET_RSS_MB = 200
-# Runs a command and prints the child's peak RSS (KiB) on stderr's last line.
-_RSS = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], "
-        "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-        "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
-        "print(r.returncode, u.ru_maxrss, u.ru_utime + u.ru_stime)")
-
-
+VERDICTS_DONE = (0, 1)  # `testbed analyze`: 1 is some verdict not passing, which is fine here
 # `testbed` from the source tree in argv[1], not the installed (editable) one.
 _FROM = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in "
          "str(getattr(f, '__module__', f))]; sys.path.insert(0, sys.argv.pop(1)); "
@@ -80,24 +74,18 @@ def make_run(base: Path, packets: int) -> Path:
 Timing = tuple[float, int, float]  # wall seconds, peak RSS KiB, CPU seconds (user + system)
 
 
-def timed(cmd: list[str], shell: bool = False) -> Timing:
-    """One run of `cmd`: (seconds, peak RSS KiB, CPU seconds of its process tree); RSS 0 for
-    shell commands."""
+def timed(cmd: list[str], ok: tuple[int, ...] = (0,)) -> Timing:
+    """One run of `cmd`, its output discarded: (seconds, peak RSS KiB, CPU seconds of its
+    process tree), from `wait4` on the command itself (no shell or wrapper process whose
+    own start would be counted); an exit status outside `ok` stops the benchmark."""
     t = time.perf_counter()
-    if shell:
-        before = os.times()
-        subprocess.run(" ".join(cmd), shell=True, check=True, stderr=subprocess.DEVNULL)
-        after = os.times()
-        cpu = (after.children_user - before.children_user
-               + after.children_system - before.children_system)
-        return time.perf_counter() - t, 0, cpu
-    out = subprocess.run([sys.executable, "-c", _RSS, *cmd], capture_output=True, text=True,
-                         check=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t
-    code, rss, cpu = out.stdout.split()
-    if int(code) not in (0, 1):  # 1: some verdict did not pass, which is fine here
+    proc.returncode = code = os.waitstatus_to_exitcode(status)  # reaped: Popen must not wait
+    if code not in ok:
         raise SystemExit(f"{' '.join(cmd)} failed with exit status {code}")
-    return seconds, int(rss), float(cpu)
+    return seconds, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def bench(run: Path, repeat: int, reference: Path | None) -> dict[str, Timing]:
@@ -111,15 +99,16 @@ def bench(run: Path, repeat: int, reference: Path | None) -> dict[str, Timing]:
             for s in saved:
                 s.unlink(missing_ok=True)
             rows["ref"].append(timed([sys.executable, "-c", _FROM, str(reference), "analyze",
-                                      str(run)]))
+                                      str(run)], VERDICTS_DONE))
         for s in saved:
             s.unlink(missing_ok=True)
-        rows["analyze"].append(timed([str(TESTBED), "analyze", str(run)]))
+        rows["analyze"].append(timed([str(TESTBED), "analyze", str(run)], VERDICTS_DONE))
         lab_db = sorted((run / files.GEO_DIR).glob("lab-*.mmdb"))  # another database
         rows["reuse"].append(timed([str(TESTBED), "analyze", str(run),
-                                    *(a for db in lab_db for a in ("--geoip", str(db)))]))
-        rows["w"].append(timed(["tcpdump", "-r", str(pcap), "-w", "/dev/null"], shell=True))
-        rows["nn"].append(timed(["tcpdump", "-nn", "-r", str(pcap), ">/dev/null"], shell=True))
+                                    *(a for db in lab_db for a in ("--geoip", str(db)))],
+                                   VERDICTS_DONE))
+        rows["w"].append(timed(["tcpdump", "-r", str(pcap), "-w", "/dev/null"]))
+        rows["nn"].append(timed(["tcpdump", "-nn", "-r", str(pcap)]))
     return {k: (statistics.median(t[0] for t in v), max(t[1] for t in v),
                 statistics.median(t[2] for t in v)) for k, v in rows.items()}
 
