@@ -2,22 +2,17 @@
 
     build_report(run_dir) -> Path     write run_dir/report.html and return its path
     commands.add_parser(sub)          the ``testbed report RUN [--open]`` subcommand
+
+The renderer (Jinja2, every section) loads on first use, not with the CLI's parser.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .render import build_report
+from testbed._lazy import lazy_exports
 
-__all__ = ["build_report"]
+if TYPE_CHECKING:  # the name, for the type checker (exported through `__all__`)
+    from .render import build_report as build_report
 
-
-def __getattr__(name: str) -> Any:
-    # The renderer (Jinja2, every section) loads on first use, not with the CLI's parser.
-    if name == "build_report":
-        from .render import build_report
-
-        return build_report
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports(__name__, {"render": ("build_report",)})

@@ -9,12 +9,14 @@ The names load with their module on first use: a module that needs only the sche
 constants (``data_schema.LAB_BLOCKS``) does not load the validator (jsonschema, ~30 ms).
 """
 
+# ruff: noqa: F401  (the names imported for the type checker only are the package's exports)
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+from testbed._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the names, for the type checker (exported through `__all__`)
     from testbed.scenario._problem import Problem
     from testbed.scenario.load import (
         ScenarioProblems,
@@ -34,37 +36,10 @@ if TYPE_CHECKING:
     )
     from testbed.scenario.schema import app_profile_schema, scenario_schema
 
-#: each public name -> the module that defines it
-_HOME = {
-    "Problem": "_problem",
-    **dict.fromkeys(("ScenarioProblems", "check_files", "load_app_profile", "load_scenario"),
-                    "load"),
-    **dict.fromkeys(("AppProfile", "Client", "Expectation", "Scenario", "Session", "Step",
-                     "fill", "placeholders"), "model"),
-    **dict.fromkeys(("app_profile_schema", "scenario_schema"), "schema"),
-}
-
-__all__ = [
-    "AppProfile",
-    "Client",
-    "Expectation",
-    "Problem",
-    "Scenario",
-    "ScenarioProblems",
-    "Session",
-    "Step",
-    "app_profile_schema",
-    "check_files",
-    "fill",
-    "load_app_profile",
-    "load_scenario",
-    "placeholders",
-    "scenario_schema",
-]
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{home}", __name__), name)
+__all__, __getattr__ = lazy_exports(__name__, {
+    "_problem": ("Problem",),
+    "load": ("ScenarioProblems", "check_files", "load_app_profile", "load_scenario"),
+    "model": ("AppProfile", "Client", "Expectation", "Scenario", "Session", "Step", "fill",
+              "placeholders"),
+    "schema": ("app_profile_schema", "scenario_schema"),
+})
