@@ -16,16 +16,19 @@ import datetime
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testbed._subcommand import RUN_PATH, add_command, add_group, add_json_flag, add_run_argument
-from testbed.history.diff import diff_runs, format_diff
 from testbed.history.errors import BadInput
-from testbed.history.index import History, RunRecord, default_index
 from testbed.run.files import DEFAULT_RESULTS
+
+if TYPE_CHECKING:  # (the handlers import them: the parser is built for every command)
+    from testbed.history.index import History, RunRecord
 
 
 def _index(args: argparse.Namespace) -> History:
+    from testbed.history.index import History, default_index
+
     return History(args.index or default_index(args.results))
 
 
@@ -44,6 +47,8 @@ def run_diff(args: argparse.Namespace) -> int:
     nothing changed, 1 when something did, 2 for bad input.
 
     Bad input is raised (BadInput)."""
+    from testbed.history.diff import diff_runs, format_diff
+
     d = diff_runs(args.run_a, args.run_b)
     if args.json:
         print(json.dumps(d.to_json(), indent=2))
