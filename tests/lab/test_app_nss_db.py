@@ -25,17 +25,6 @@ HERE = Path(__file__).resolve().parent
 FOLDERS = [".mozilla/firefox/testbed", "profile"]
 
 
-def _start(tmp_path: Path, folder: str, with_db: bool) -> Path:
-    """A starting profile holding the app's folder with its settings (and a database)."""
-    start = tmp_path / "start"
-    (start / folder).mkdir(parents=True)
-    (start / folder / "user.js").write_text('user_pref("a.b", true);\n')
-    if with_db:
-        subprocess.run(["certutil", "-N", "-d", f"sql:{start / folder}", "--empty-password"],
-                       check=True, capture_output=True)
-    return start
-
-
 def _nicknames(db: Path) -> dict[str, str]:
     out = subprocess.run(["certutil", "-L", "-d", f"sql:{db}"], capture_output=True,
                          text=True, check=True).stdout
@@ -54,7 +43,7 @@ def _tstclnt(fs: sandbox.GuestFs, folder: str, port: int) -> subprocess.Complete
 @pytest.mark.parametrize("folder", FOLDERS)
 def test_the_apps_own_database_trusts_the_ca(tmp_path, pki, folder, with_db):
     fs = sandbox.prepare(tmp_path / "guests" / "v", sandbox.guest_uid("00ab", 1), pki["ca"],
-                         _start(tmp_path, folder, with_db), nss_db=folder)
+                         tlskit.starting_profile(tmp_path, folder, with_db), nss_db=folder)
     db = fs.home / folder
     assert _nicknames(db) == {truststores.NICKNAME: "C,,"}
     assert (db / "user.js").read_text() == 'user_pref("a.b", true);\n'
@@ -71,7 +60,7 @@ def test_the_apps_own_database_trusts_the_ca(tmp_path, pki, folder, with_db):
 def test_without_nss_db_the_apps_folder_is_left_alone_and_refuses(tmp_path, pki, folder):
     """The difference that shows which store an app reads: the same profile, no ``nss_db``."""
     fs = sandbox.prepare(tmp_path / "guests" / "v", sandbox.guest_uid("00ab", 2), pki["ca"],
-                         _start(tmp_path, folder, True))
+                         tlskit.starting_profile(tmp_path, folder, True))
     assert _nicknames(fs.home / folder) == {}
     with tlskit.tls_server(pki["cert"], pki["key"]) as port:
         done = _tstclnt(fs, folder, port)

@@ -36,16 +36,6 @@ def _marker(folder: Path) -> Path:
     return ca
 
 
-def _start(tmp: Path, with_db: bool) -> Path:
-    start = tmp / "start"
-    (start / APP_DB).mkdir(parents=True)
-    (start / APP_DB / "user.js").write_text('user_pref("a.b", true);\n')
-    if with_db:
-        subprocess.run(["certutil", "-N", "-d", f"sql:{start / APP_DB}", "--empty-password"],
-                       check=True, capture_output=True)
-    return start
-
-
 #: name -> (the CAs, the app's own database, whether the starting profile brings one)
 CASES = {
     "the gateway's CA": (["ca"], None, None),
@@ -84,7 +74,8 @@ def _pair(tmp: Path, cas: dict[str, Path], case: str
     templates = TrustTemplates(tmp / "run" / "lab" / "trust")
     out = []
     for i, shared in enumerate((None, templates)):
-        start = _start(tmp / f"s{i}", with_db) if with_db is not None else None
+        start = (tlskit.starting_profile(tmp / f"s{i}", APP_DB, with_db)
+                 if with_db is not None else None)
         out.append(sandbox.prepare(tmp / "run" / "guests" / f"v{i}",
                                    sandbox.guest_uid("00cc", i), trust, start, nss_db, shared))
     templates.close()

@@ -1,5 +1,5 @@
-"""Test helpers: a CA and a server certificate made with openssl, and an openssl TLS server on
-loopback that presents it."""
+"""Test helpers: a CA and a server certificate made with openssl, an openssl TLS server on
+loopback that presents it, and a starting profile holding an app's NSS folder."""
 
 from __future__ import annotations
 
@@ -61,3 +61,15 @@ def tls_server(cert: Path, key: Path) -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def starting_profile(tmp: Path, folder: str, with_db: bool) -> Path:
+    """A starting profile holding the app's folder with its settings (and, ``with_db``, an
+    empty NSS database made by certutil)."""
+    start = tmp / "start"
+    (start / folder).mkdir(parents=True)
+    (start / folder / "user.js").write_text('user_pref("a.b", true);\n')
+    if with_db:
+        subprocess.run(["certutil", "-N", "-d", f"sql:{start / folder}", "--empty-password"],
+                       check=True, capture_output=True)
+    return start
