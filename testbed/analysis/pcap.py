@@ -322,10 +322,7 @@ def _refill(f: BinaryIO, buf: bytes, pos: int, size: int) -> bytes | None:
     tail = len(buf) - pos
     f.seek(-tail, os.SEEK_CUR)
     data = f.read(size)
-    if len(data) <= tail:
-        f.seek(len(data) - tail, os.SEEK_CUR)  # (as it was: the file ends there)
-        return None
-    return data
+    return data if len(data) > tail else None
 
 
 def _refill_appending(f: BinaryIO, buf: bytes, pos: int, size: int) -> bytes | None:

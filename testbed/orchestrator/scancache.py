@@ -24,16 +24,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from testbed._errors import AnalysisError
+from testbed.analysis.flowscan import FlowScan, scan_flows
+from testbed.analysis.scan import CaptureScan, scan_capture
 from testbed.orchestrator.background import Background
 from testbed.orchestrator.rundir import RunDir
 from testbed.run import files
-
-if TYPE_CHECKING:  # the scanners (numpy and all) are imported where they run: see `Scans`
-    from testbed.analysis.flowscan import FlowScan
-    from testbed.analysis.scan import CaptureScan
 
 __all__ = ["Scans", "flow_scan_run", "scan_run"]
 
@@ -100,8 +98,6 @@ def _reuse(source: Path, name: str, inputs: dict[str, Any], scan: Callable[[], S
 
 def scan_run(run: RunDir, guests: Mapping[str, str], infrastructure: Sequence[str],
              canary: str) -> CaptureScan:
-    from testbed.analysis.scan import CaptureScan, scan_capture
-
     inputs = {"guests": dict(guests), "infrastructure": list(infrastructure), "canary": canary}
     scan = _reuse(run.pcap, files.CAPTURE_SCAN, inputs,
                   lambda: scan_capture(run.pcap, guests, infrastructure, canary),
@@ -114,8 +110,6 @@ def scan_run(run: RunDir, guests: Mapping[str, str], infrastructure: Sequence[st
 
 def flow_scan_run(run: RunDir, guests: Mapping[str, str], canary: str) -> FlowScan | None:
     """The flow file's scan; None for a run without one."""
-    from testbed.analysis.flowscan import FlowScan, scan_flows
-
     flows = run.file(files.FLOWS)
     if not flows.exists():
         return None
@@ -127,21 +121,19 @@ class Scans:
     """Both scans of a run, each started at once in a forked child (`Background`): the
     capture's and the flow file's run on the machine's cores while this process goes on
     with what does not need them (imports, the lab's map, the databases), and the results
-    come back as JSON. Made before the analysis stage's heavy imports, the children import
-    the scanners themselves (issue 10's speed target: `testbed analyze` at >= 0.25x
-    `tcpdump -r`). A context manager: leaving it reaps (on Ctrl-C kills) the children."""
+    come back as JSON. `testbed analyze` makes it before the stage's other imports, which
+    then run beside the scans; the scanners (this module's imports) are loaded once, before
+    the children fork (issue 10's speed target: `testbed analyze` at >= 0.25x `tcpdump -r`).
+    A context manager: leaving it reaps (on Ctrl-C kills) the children."""
 
     def __init__(self, run: RunDir) -> None:
-        import testbed.analysis.flowscan
-        import testbed.analysis.scan  # noqa: F401
-
         manifest = run.manifest()
-        guests = {a: v for v, a in manifest.guests.items()}
+        guests = manifest.address_to_variant
         canary = manifest.canary or ""
         infrastructure = list(manifest.infrastructure)
         self._stack = contextlib.ExitStack()
         self.capture: Background[CaptureScan] = self._stack.enter_context(Background(
-            lambda: scan_run(run, guests, infrastructure, canary), _dump, _capture_scan))
+            lambda: scan_run(run, guests, infrastructure, canary), _dump, CaptureScan.from_json))
         self.flows: Background[FlowScan | None] = self._stack.enter_context(Background(
             lambda: flow_scan_run(run, guests, canary), _dump, _flow_scan))
 
@@ -157,13 +149,5 @@ def _dump(scan: _Saved | None) -> object:
     return scan.to_json() if scan is not None else None
 
 
-def _capture_scan(data: Any) -> CaptureScan:
-    from testbed.analysis.scan import CaptureScan
-
-    return CaptureScan.from_json(data)
-
-
 def _flow_scan(data: Any) -> FlowScan | None:
-    from testbed.analysis.flowscan import FlowScan
-
     return FlowScan.from_json(data) if data is not None else None

@@ -98,8 +98,7 @@ class FullDisk:
     def full(self) -> bool:
         return (self._state / "full").exists()
 
-    @full.setter
-    def full(self, value: bool) -> None:
+    def _fill(self) -> None:
         self._open(self._state / "full", "w").close()
 
     @property
@@ -109,7 +108,7 @@ class FullDisk:
 
     def progress(self, line: str) -> None:
         if not self.full and self.trigger("progress", line):
-            self.full = True
+            self._fill()
 
     def _check(self, path: Any, writing: bool) -> None:
         if not writing:
@@ -119,7 +118,7 @@ class FullDisk:
             return
         rel = str(p.relative_to(self.root))
         if not self.full and self.trigger("write", rel):
-            self.full = True
+            self._fill()
         if self.full and (not self.transient or not self.failed):
             with self._open(self._state / "failed", "a") as log:
                 log.write(rel + "\n")
